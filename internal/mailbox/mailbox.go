@@ -1,0 +1,119 @@
+// Package mailbox holds mailbox keys and the signatures that authenticate
+// requests on a mailbox. A mailbox ID is the Ed25519 public key of its key
+// pair; whoever holds the secret may read and delete the mailbox.
+package mailbox
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ID is a 32-byte mailbox identifier.
+type ID [32]byte
+
+// String is the lowercase hex form.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseID parses a 64-character hex mailbox ID.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("mailbox ID must be 64 hex characters, got %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Key is a mailbox key pair.
+type Key struct {
+	priv ed25519.PrivateKey
+}
+
+// NewKey makes a fresh random mailbox key.
+func NewKey() (*Key, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: generate key: %w", err)
+	}
+	return &Key{priv: priv}, nil
+}
+
+// KeyFromSeed builds a key from a 32-byte seed (derived keys use this).
+func KeyFromSeed(seed []byte) (*Key, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("mailbox: seed must be %d bytes", ed25519.SeedSize)
+	}
+	return &Key{priv: ed25519.NewKeyFromSeed(seed)}, nil
+}
+
+// ParseSecret parses the hex seed printed by `umbra mailbox new`.
+func ParseSecret(s string) (*Key, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != ed25519.SeedSize {
+		return nil, errors.New("mailbox secret must be 64 hex characters")
+	}
+	return KeyFromSeed(b)
+}
+
+// ID returns the mailbox ID (the public key).
+func (k *Key) ID() ID {
+	var id ID
+	copy(id[:], k.priv.Public().(ed25519.PublicKey))
+	return id
+}
+
+// Secret is the hex seed.
+func (k *Key) Secret() string { return hex.EncodeToString(k.priv.Seed()) }
+
+// Methods that can be authenticated.
+const (
+	MethodRetrieve = "retrieve"
+	MethodDelete   = "delete"
+)
+
+// SignedBytes is what a request signature covers: a domain tag, the method,
+// the mailbox, the timestamp and a digest of the method's own fields.
+func SignedBytes(method string, mbox ID, ts int64, fields []byte) []byte {
+	h := sha256.Sum256(fields)
+	b := make([]byte, 0, 64+len(method)+len(mbox)+8+len(h))
+	b = append(b, "umbra/auth/v1\x00"...)
+	b = append(b, method...)
+	b = append(b, 0)
+	b = append(b, mbox[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(ts))
+	return append(b, h[:]...)
+}
+
+// Sign signs a request at time now.
+func (k *Key) Sign(method string, now time.Time, fields []byte) (ts int64, sig []byte) {
+	ts = now.UnixMilli()
+	return ts, ed25519.Sign(k.priv, SignedBytes(method, k.ID(), ts, fields))
+}
+
+// MaxSkew is how far a request timestamp may be from the node's clock.
+const MaxSkew = 60 * time.Second
+
+// ErrAuth is returned for any failed request authentication.
+var ErrAuth = errors.New("mailbox signature invalid or expired")
+
+// Verify checks a request signature and its freshness against now.
+func Verify(method string, mbox ID, ts int64, fields, sig []byte, now time.Time) error {
+	d := now.Sub(time.UnixMilli(ts))
+	if d > MaxSkew || d < -MaxSkew {
+		return fmt.Errorf("%w: timestamp %s off the node clock", ErrAuth, d.Round(time.Second))
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return ErrAuth
+	}
+	if !ed25519.Verify(ed25519.PublicKey(mbox[:]), SignedBytes(method, mbox, ts, fields), sig) {
+		return ErrAuth
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+// Package member holds signed node records, their admission proof-of-work
+// and the table of live nodes that every node keeps and gossips.
+package member
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// Limits on what a record may hold.
+const (
+	MaxAddrs       = 8
+	MaxVersionLen  = 64
+	MaxRecordBytes = 2048
+	// MaxRecordTTL bounds how far in the future a record may claim to live.
+	MaxRecordTTL = 10 * time.Minute
+)
+
+// Record is a node's self-description, signed with its libp2p identity key.
+type Record struct {
+	Network  string   `cbor:"1,keyasint"`
+	Node     []byte   `cbor:"2,keyasint"` // peer ID bytes
+	OnionKey []byte   `cbor:"3,keyasint"` // X25519 public key
+	Addrs    [][]byte `cbor:"4,keyasint"` // multiaddr bytes
+	Version  string   `cbor:"5,keyasint"`
+	Seq      uint64   `cbor:"6,keyasint"`
+	Expires  int64    `cbor:"7,keyasint"` // unix ms
+	PoW      uint64   `cbor:"8,keyasint"` // admission proof nonce
+}
+
+type signed struct {
+	Record []byte `cbor:"1,keyasint"`
+	Sig    []byte `cbor:"2,keyasint"`
+}
+
+// Node is a verified record with its parsed fields.
+type Node struct {
+	ID     peer.ID
+	Record Record
+	Addrs  []ma.Multiaddr
+	Raw    []byte // the signed encoding, as gossiped
+}
+
+// AddrInfo is the libp2p dialing information of the node.
+func (n *Node) AddrInfo() peer.AddrInfo { return peer.AddrInfo{ID: n.ID, Addrs: n.Addrs} }
+
+// Sign encodes and signs r with key.
+func Sign(r Record, key crypto.PrivKey) ([]byte, error) {
+	body, err := wire.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("member: encode record: %w", err)
+	}
+	sig, err := key.Sign(recordSigBytes(body))
+	if err != nil {
+		return nil, fmt.Errorf("member: sign record: %w", err)
+	}
+	return wire.Marshal(signed{Record: body, Sig: sig})
+}
+
+func recordSigBytes(body []byte) []byte {
+	return append([]byte("umbra/record/v1\x00"), body...)
+}
+
+// ErrInvalid wraps every reason a record is refused.
+var ErrInvalid = errors.New("invalid node record")
+
+// Open verifies a signed record against the network parameters and now.
+func Open(raw []byte, p wire.Params, now time.Time) (*Node, error) {
+	if len(raw) > MaxRecordBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrInvalid, len(raw))
+	}
+	var s signed
+	if err := wire.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var r Record
+	if err := wire.Unmarshal(s.Record, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if r.Network != p.Network {
+		return nil, fmt.Errorf("%w: network %q, want %q", ErrInvalid, r.Network, p.Network)
+	}
+	id, err := peer.IDFromBytes(r.Node)
+	if err != nil {
+		return nil, fmt.Errorf("%w: peer ID: %v", ErrInvalid, err)
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: peer ID carries no key: %v", ErrInvalid, err)
+	}
+	ok, err := pub.Verify(recordSigBytes(s.Record), s.Sig)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: bad signature", ErrInvalid)
+	}
+	if !CheckPoW(p.Network, r.Node, r.PoW, p.PoWBits) {
+		return nil, fmt.Errorf("%w: admission proof-of-work below %d bits", ErrInvalid, p.PoWBits)
+	}
+	exp := time.UnixMilli(r.Expires)
+	if !exp.After(now) {
+		return nil, fmt.Errorf("%w: expired", ErrInvalid)
+	}
+	if exp.Sub(now) > MaxRecordTTL {
+		return nil, fmt.Errorf("%w: expiry too far ahead", ErrInvalid)
+	}
+	if len(r.OnionKey) != 32 {
+		return nil, fmt.Errorf("%w: onion key must be 32 bytes", ErrInvalid)
+	}
+	if len(r.Version) > MaxVersionLen {
+		return nil, fmt.Errorf("%w: version too long", ErrInvalid)
+	}
+	if len(r.Addrs) == 0 || len(r.Addrs) > MaxAddrs {
+		return nil, fmt.Errorf("%w: %d addresses", ErrInvalid, len(r.Addrs))
+	}
+	n := &Node{ID: id, Record: r, Raw: raw}
+	for _, b := range r.Addrs {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: address: %v", ErrInvalid, err)
+		}
+		n.Addrs = append(n.Addrs, a)
+	}
+	return n, nil
+}
+
+func powHash(network string, node []byte, nonce uint64) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("umbra/pow/v1\x00"))
+	h.Write([]byte(network))
+	h.Write([]byte{0})
+	h.Write(node)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], nonce)
+	h.Write(b[:])
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+func leadingZeros(h [32]byte) int {
+	n := 0
+	for _, b := range h {
+		if b == 0 {
+			n += 8
+			continue
+		}
+		return n + bits.LeadingZeros8(b)
+	}
+	return n
+}
+
+// CheckPoW reports whether nonce proves bits of work for node on network.
+func CheckPoW(network string, node []byte, nonce uint64, bits int) bool {
+	if bits <= 0 {
+		return true
+	}
+	return leadingZeros(powHash(network, node, nonce)) >= bits
+}
+
+// SolvePoW finds a nonce for node. Expected work is 2^bits hashes; it stops
+// early (returning an error) when stop is closed.
+func SolvePoW(network string, node []byte, bits int, stop <-chan struct{}) (uint64, error) {
+	for nonce := uint64(0); ; nonce++ {
+		if nonce&0xffff == 0 {
+			select {
+			case <-stop:
+				return 0, errors.New("member: proof-of-work interrupted")
+			default:
+			}
+		}
+		if CheckPoW(network, node, nonce, bits) {
+			return nonce, nil
+		}
+	}
+}

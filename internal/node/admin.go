@@ -1,0 +1,145 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func newReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+type metrics struct {
+	storeLatency prometheus.Histogram
+	storeOK      prometheus.Counter
+	storeFail    prometheus.Counter
+	retrieves    prometheus.Counter
+	authFail     prometheus.Counter
+	replicated   prometheus.Counter
+	repairPushed prometheus.Counter
+	repairPulled prometheus.Counter
+	syncRounds   prometheus.Counter
+	syncSeconds  prometheus.Histogram
+	badRecords   prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
+	f := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "umbra", Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	m := &metrics{
+		storeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "umbra", Name: "store_seconds",
+			Help: "Time from a store request to its quorum ack.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "umbra", Name: "sync_round_seconds",
+			Help: "Duration of an anti-entropy round.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		storeOK:      f("stores_total", "Store requests acknowledged by a write quorum."),
+		storeFail:    f("store_failures_total", "Store requests refused or short of quorum."),
+		retrieves:    f("retrieves_total", "Authenticated retrieve requests."),
+		authFail:     f("auth_failures_total", "Requests with a bad, stale or replayed mailbox signature."),
+		replicated:   f("replicas_received_total", "Messages received from other nodes (writes and repair)."),
+		repairPushed: f("repair_pushed_total", "Messages pushed to peers by anti-entropy."),
+		repairPulled: f("repair_pulled_total", "Messages pulled from peers by anti-entropy."),
+		syncRounds:   f("sync_rounds_total", "Anti-entropy rounds run."),
+		badRecords:   f("bad_records_total", "Node records refused (bad signature, proof-of-work, expiry...)."),
+	}
+	reg.MustRegister(m.storeLatency, m.syncSeconds)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "live_nodes",
+		Help: "Live nodes in this node's view, itself included."}, func() float64 { return float64(len(n.table.Live())) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "stored_messages",
+		Help: "Messages held on disk."}, func() float64 { return float64(n.store.Stats().Messages) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "stored_bytes",
+		Help: "Bytes of message data held on disk."}, func() float64 { return float64(n.store.Stats().Bytes) }))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Status is the JSON served at /status.
+type Status struct {
+	PeerID         string   `json:"peer_id"`
+	Addrs          []string `json:"addrs"`
+	Network        string   `json:"network"`
+	Replication    int      `json:"replication"`
+	Version        string   `json:"version"`
+	LiveNodes      int      `json:"live_nodes"`
+	KnownNodes     int      `json:"known_nodes"`
+	StoredMessages int64    `json:"stored_messages"`
+	StoredBytes    int64    `json:"stored_bytes"`
+	Mailboxes      int      `json:"mailboxes"`
+	UptimeSeconds  int64    `json:"uptime_seconds"`
+}
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	st := n.store.Stats()
+	return Status{
+		PeerID: n.host.ID().String(), Addrs: n.Addrs(), Network: n.cfg.Params.Network,
+		Replication: n.cfg.Params.Replication, Version: n.cfg.Version,
+		LiveNodes: len(n.table.Live()), KnownNodes: n.table.Len(),
+		StoredMessages: st.Messages, StoredBytes: st.Bytes, Mailboxes: st.Mailboxes,
+		UptimeSeconds: int64(n.cfg.Now().Sub(n.started).Seconds()),
+	}
+}
+
+func (n *Node) startAdmin(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("node: admin address %q: want host:port", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("node: admin address %q must be a loopback IP (127.0.0.1 or ::1)", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: admin listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(n.Status())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+	n.adminL = l
+	n.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.admin.Serve(l); err != nil && err != http.ErrServerClosed {
+			n.log.Error("admin server", "err", err)
+		}
+	}()
+	return writeFileAtomic(filepath.Join(n.cfg.DataDir, "admin"), []byte("http://"+l.Addr().String()+"\n"))
+}
+
+// maintainLoop deletes expired messages periodically.
+func (n *Node) maintainLoop(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.ExpireInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			n.savePeers()
+			return
+		case <-tick.C:
+			if k, err := n.store.ExpireNow(); err != nil {
+				n.log.Error("expire messages", "err", err)
+			} else if k > 0 {
+				n.log.Info("expired messages deleted", "count", k)
+			}
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/store"
+	"github.com/umbra-im/umbra/internal/swarm"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// maxRetrieveBytes bounds the data in one retrieve answer, under MaxFrame.
+const maxRetrieveBytes = wire.MaxFrame - 256<<10
+
+func (n *Node) registerHandlers() {
+	p2p.Handle(n.host, wire.ProtoStore, MaxLongPoll+10*time.Second, MaxMessageSize+4096, n.serveClient)
+	p2p.Handle(n.host, wire.ProtoReplicate, 30*time.Second, wire.MaxFrame, n.serveReplicate)
+	p2p.Handle(n.host, wire.ProtoMembers, 10*time.Second, wire.MaxFrame, n.serveMembers)
+	p2p.Handle(n.host, wire.ProtoSync, 30*time.Second, wire.MaxFrame, n.serveSync)
+}
+
+// serveClient answers client requests: store, retrieve, delete, node list.
+func (n *Node) serveClient(s *p2p.Stream, kind wire.Kind, body []byte) error {
+	switch kind {
+	case wire.KindStoreReq:
+		var req wire.StoreReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		}
+		resp, werr := n.Store(n.ctx, &req)
+		if werr != nil {
+			return s.Fail(werr)
+		}
+		return s.Reply(wire.KindStoreResp, resp)
+	case wire.KindRetrieveReq:
+		var req wire.RetrieveReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		}
+		resp, werr := n.Retrieve(n.ctx, &req)
+		if werr != nil {
+			return s.Fail(werr)
+		}
+		return s.Reply(wire.KindRetrieveResp, resp)
+	case wire.KindDeleteReq:
+		var req wire.DeleteReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		}
+		resp, werr := n.Delete(n.ctx, &req)
+		if werr != nil {
+			return s.Fail(werr)
+		}
+		return s.Reply(wire.KindDeleteResp, resp)
+	case wire.KindNodesReq:
+		return s.Reply(wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: n.table.LiveRaw()})
+	default:
+		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+	}
+}
+
+func mailboxID(b []byte) (mailbox.ID, *wire.Error) {
+	var id mailbox.ID
+	if len(b) != len(id) {
+		return id, wire.Errorf(wire.CodeBadRequest, "mailbox must be 32 bytes, got %d", len(b))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Store validates a client's message and writes it to a quorum of its swarm.
+// It is the entry point for direct clients and, later, onion exits.
+func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, *wire.Error) {
+	start := time.Now()
+	mb, werr := mailboxID(req.Mailbox)
+	if werr != nil {
+		return nil, werr
+	}
+	if len(req.Data) == 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "empty message")
+	}
+	if len(req.Data) > MaxMessageSize {
+		return nil, wire.Errorf(wire.CodeTooLarge, "message is %d bytes; the limit is %d", len(req.Data), MaxMessageSize)
+	}
+	ttl := time.Duration(req.TTL) * time.Millisecond
+	if req.TTL == 0 {
+		ttl = DefaultTTL
+	}
+	if ttl < time.Second || ttl > MaxTTL {
+		return nil, wire.Errorf(wire.CodeBadRequest, "TTL must be between 1s and %s", MaxTTL)
+	}
+	now := n.cfg.Now()
+	ts := req.Timestamp
+	if ts == 0 {
+		ts = now.UnixMilli()
+	}
+	if time.UnixMilli(ts).Sub(now) > MaxFutureSkew {
+		return nil, wire.Errorf(wire.CodeBadRequest, "timestamp is in the future; check the clock")
+	}
+	expiry := ts + ttl.Milliseconds()
+	if expiry <= now.UnixMilli() {
+		return nil, wire.Errorf(wire.CodeBadRequest, "message already expired")
+	}
+	h := swarm.MessageHash(mb, req.Namespace, ts, expiry, req.Data)
+	msg := store.Message{Hash: h, Mailbox: mb, Namespace: req.Namespace, Timestamp: ts, Expiry: expiry, Data: req.Data}
+	receipts, werr := n.writeQuorum(ctx, msg)
+	n.m.storeLatency.Observe(time.Since(start).Seconds())
+	if werr != nil {
+		n.m.storeFail.Inc()
+		return nil, werr
+	}
+	n.m.storeOK.Inc()
+	return &wire.StoreResp{Hash: h[:], Expiry: expiry, Receipts: receipts}, nil
+}
+
+// checkAuth verifies a mailbox signature and rejects replays.
+func (n *Node) checkAuth(method string, mb mailbox.ID, a wire.Auth, fields []byte) *wire.Error {
+	now := n.cfg.Now()
+	if err := mailbox.Verify(method, mb, a.Timestamp, fields, a.Sig, now); err != nil {
+		n.m.authFail.Inc()
+		return wire.Errorf(wire.CodeUnauthorized, "%v", err)
+	}
+	if !n.seen.Add(sha256.Sum256(a.Sig), now.Add(2*mailbox.MaxSkew), now) {
+		n.m.authFail.Inc()
+		return wire.Errorf(wire.CodeUnauthorized, "replayed request")
+	}
+	return nil
+}
+
+// Retrieve answers an authenticated read, long-polling when asked.
+func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq) (*wire.RetrieveResp, *wire.Error) {
+	mb, werr := mailboxID(req.Mailbox)
+	if werr != nil {
+		return nil, werr
+	}
+	if werr := n.checkAuth(mailbox.MethodRetrieve, mb, req.Auth, req.AuthFields()); werr != nil {
+		return nil, werr
+	}
+	var after *store.Hash
+	if len(req.After) > 0 {
+		if len(req.After) != 32 {
+			return nil, wire.Errorf(wire.CodeBadRequest, "cursor must be a 32-byte hash")
+		}
+		var h store.Hash
+		copy(h[:], req.After)
+		after = &h
+	}
+	limit := req.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	wait := time.Duration(req.WaitMs) * time.Millisecond
+	if wait > MaxLongPoll {
+		wait = MaxLongPoll
+	}
+	if wait > 0 {
+		select {
+		case n.pollSem <- struct{}{}:
+			defer func() { <-n.pollSem }()
+		default:
+			wait = 0 // too many waiting: answer now
+		}
+	}
+	n.m.retrieves.Inc()
+	var timer <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
+	for {
+		ch, cancel := n.store.Watch(mb)
+		msgs, more, err := n.store.Get(mb, after, limit, maxRetrieveBytes)
+		if err != nil || len(msgs) > 0 || timer == nil {
+			cancel()
+			if err != nil {
+				n.log.Error("retrieve", "err", err)
+				return nil, wire.Errorf(wire.CodeInternal, "storage error")
+			}
+			return &wire.RetrieveResp{Messages: toWire(msgs), More: more}, nil
+		}
+		select {
+		case <-ch:
+		case <-timer:
+			timer = nil
+		case <-ctx.Done():
+			cancel()
+			return nil, wire.Errorf(wire.CodeUnavailable, "node shutting down")
+		}
+		cancel()
+	}
+}
+
+// Delete removes messages from the swarm, authenticated by the mailbox key.
+func (n *Node) Delete(ctx context.Context, req *wire.DeleteReq) (*wire.DeleteResp, *wire.Error) {
+	mb, werr := mailboxID(req.Mailbox)
+	if werr != nil {
+		return nil, werr
+	}
+	if len(req.Hashes) == 0 || len(req.Hashes) > 1000 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "delete takes 1 to 1000 hashes")
+	}
+	hashes := make([]store.Hash, len(req.Hashes))
+	for i, b := range req.Hashes {
+		if len(b) != 32 {
+			return nil, wire.Errorf(wire.CodeBadRequest, "hash %d is not 32 bytes", i)
+		}
+		copy(hashes[i][:], b)
+	}
+	if werr := n.checkAuth(mailbox.MethodDelete, mb, req.Auth, req.AuthFields()); werr != nil {
+		return nil, werr
+	}
+	deleted, err := n.deleteQuorum(ctx, mb, hashes)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.DeleteResp{Deleted: deleted}, nil
+}
+
+func toWire(msgs []store.Message) []wire.Message {
+	out := make([]wire.Message, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		out[i] = wire.Message{Hash: m.Hash[:], Mailbox: m.Mailbox[:], Namespace: m.Namespace,
+			Timestamp: m.Timestamp, Expiry: m.Expiry, Data: m.Data}
+	}
+	return out
+}
+
+// fromWire validates a replicated message: sizes, a hash that matches its
+// content, and an expiry within bounds.
+func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
+	var m store.Message
+	if len(w.Hash) != 32 || len(w.Mailbox) != 32 {
+		return m, errors.New("bad hash or mailbox length")
+	}
+	if len(w.Data) == 0 || len(w.Data) > MaxMessageSize {
+		return m, errors.New("bad data size")
+	}
+	copy(m.Mailbox[:], w.Mailbox)
+	if swarm.MessageHash(m.Mailbox, w.Namespace, w.Timestamp, w.Expiry, w.Data) != [32]byte(w.Hash) {
+		return m, errors.New("hash does not match content")
+	}
+	if time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > MaxTTL+MaxFutureSkew {
+		return m, errors.New("expiry too far ahead")
+	}
+	copy(m.Hash[:], w.Hash)
+	m.Namespace, m.Timestamp, m.Expiry, m.Data = w.Namespace, w.Timestamp, w.Expiry, w.Data
+	return m, nil
+}

@@ -1,0 +1,273 @@
+package node
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+const peersKey = "peers"
+
+// publishSelf signs a fresh record of this node (new sequence, new expiry)
+// and puts it in the table, from where gossip spreads it.
+func (n *Node) publishSelf() error {
+	now := n.cfg.Now()
+	n.mu.Lock()
+	seq := uint64(now.UnixNano())
+	if seq <= n.seq {
+		seq = n.seq + 1
+	}
+	n.seq = seq
+	n.mu.Unlock()
+	rec := member.Record{
+		Network:  n.cfg.Params.Network,
+		Node:     []byte(n.host.ID()),
+		OnionKey: n.onion.PublicKey().Bytes(),
+		Version:  n.cfg.Version,
+		Seq:      seq,
+		Expires:  now.Add(n.cfg.RecordTTL).UnixMilli(),
+		PoW:      n.pow,
+	}
+	for _, a := range n.host.Addrs() {
+		if len(rec.Addrs) < member.MaxAddrs {
+			rec.Addrs = append(rec.Addrs, a.Bytes())
+		}
+	}
+	raw, err := member.Sign(rec, n.priv)
+	if err != nil {
+		return err
+	}
+	if _, err := n.table.Upsert(raw); err != nil {
+		return err
+	}
+	return nil
+}
+
+// loadPeers restores the records cached at the last run, so that a node
+// restarted after a crash can rejoin even if its bootstrap nodes are gone.
+// Expired records are refused by the table as usual.
+func (n *Node) loadPeers() {
+	b, ok, err := n.store.GetKV(peersKey)
+	if err != nil || !ok {
+		return
+	}
+	var recs [][]byte
+	if err := wire.Unmarshal(b, &recs); err != nil {
+		return
+	}
+	for _, r := range recs {
+		_, _ = n.table.Upsert(r)
+	}
+}
+
+func (n *Node) savePeers() {
+	b, err := wire.Marshal(n.table.LiveRaw())
+	if err == nil {
+		err = n.store.SetKV(peersKey, b)
+	}
+	if err != nil {
+		n.log.Warn("cache peer records", "err", err)
+	}
+}
+
+func (n *Node) bootstrapPeers() []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, s := range n.cfg.Bootstrap {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			n.log.Warn("bad bootstrap address", "addr", s, "err", err)
+			continue
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			n.log.Warn("bootstrap address needs /p2p/<id>", "addr", s)
+			continue
+		}
+		if ai.ID != n.host.ID() {
+			out = append(out, *ai)
+		}
+	}
+	return out
+}
+
+// gossipLoop exchanges records with a few random live peers every
+// GossipInterval, and with the bootstrap nodes while the table is small.
+// It also refreshes this node's own record before it expires.
+func (n *Node) gossipLoop(ctx context.Context) {
+	boot := n.bootstrapPeers()
+	tick := time.NewTicker(n.cfg.GossipInterval)
+	defer tick.Stop()
+	lastPublish := n.cfg.Now()
+	lastSave := time.Time{}
+	round := 0
+	for {
+		if n.table.Len() <= 1 || round%30 == 0 {
+			for _, b := range boot {
+				n.host.Peerstore().AddAddrs(b.ID, b.Addrs, time.Hour)
+				n.gossipWith(ctx, b.ID)
+			}
+		}
+		live := n.table.Live()
+		for _, i := range rand.Perm(len(live)) {
+			if live[i].ID != n.host.ID() {
+				n.gossipWith(ctx, live[i].ID)
+				break
+			}
+		}
+		if now := n.cfg.Now(); now.Sub(lastPublish) >= n.cfg.RecordTTL/3 {
+			if err := n.publishSelf(); err != nil {
+				n.log.Error("refresh own record", "err", err)
+			}
+			lastPublish = now
+		}
+		if now := n.cfg.Now(); now.Sub(lastSave) >= 10*time.Second {
+			n.savePeers()
+			lastSave = now
+		}
+		round++
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// gossipWith runs one push-pull exchange: our versions, their delta and
+// wants, our push.
+func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if rec, ok := n.table.Get(p); ok {
+		n.host.Peerstore().AddAddrs(p, rec.Addrs, n.cfg.RecordTTL)
+	}
+	s, err := n.host.NewStream(ctx, p, wire.ProtoMembers)
+	if err != nil {
+		n.requestProbe(p)
+		return
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+	ps := &p2p.Stream{Stream: s, R: newReader(s)}
+	if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: n.cfg.Params, Versions: n.table.Versions()}); err != nil {
+		s.Reset()
+		return
+	}
+	var delta wire.MembersDelta
+	if err := wire.Read(ps.R, wire.MaxFrame, wire.KindMembersDelta, &delta); err != nil {
+		n.log.Debug("gossip", "peer", p2p.ShortID(p), "err", err)
+		s.Reset()
+		return
+	}
+	n.absorb(delta.Records)
+	if err := wire.WriteFrame(s, wire.KindMembersPush, &wire.MembersPush{Records: n.table.Raw(delta.Want)}); err != nil {
+		s.Reset()
+		return
+	}
+	_ = s.CloseWrite()
+	n.table.SetDown(p, false)
+}
+
+func (n *Node) absorb(recs [][]byte) {
+	for _, r := range recs {
+		if _, err := n.table.Upsert(r); err != nil {
+			n.m.badRecords.Inc()
+		}
+	}
+}
+
+func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
+	if kind != wire.KindMembersDigest {
+		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+	}
+	var d wire.MembersDigest
+	if err := wire.Unmarshal(body, &d); err != nil {
+		return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+	}
+	if d.Params != n.cfg.Params {
+		return s.Fail(wire.Errorf(wire.CodeBadRequest, "network mismatch: peer has %+v, this node %+v", d.Params, n.cfg.Params))
+	}
+	give, want := n.table.Delta(d.Versions)
+	if err := s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Records: give, Want: want}); err != nil {
+		return err
+	}
+	var push wire.MembersPush
+	if err := wire.Read(s.R, wire.MaxFrame, wire.KindMembersPush, &push); err != nil {
+		return err
+	}
+	n.absorb(push.Records)
+	return nil
+}
+
+func (n *Node) requestProbe(p peer.ID) {
+	select {
+	case n.probeReq <- p:
+	default:
+	}
+}
+
+// probeLoop keeps the live set honest: a node whose connection dropped or
+// whose call failed is probed, marked down if it cannot be reached (so it no
+// longer takes placements), and marked up when it answers again.
+func (n *Node) probeLoop(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-n.probeReq:
+			if p != n.host.ID() && n.host.Network().Connectedness(p) != network.Connected {
+				n.probe(ctx, p)
+			}
+		case <-tick.C:
+			n.table.Sweep()
+			for _, p := range n.downNodes() {
+				n.probe(ctx, p)
+			}
+		}
+	}
+}
+
+func (n *Node) downNodes() []peer.ID {
+	var out []peer.ID
+	for _, v := range n.table.Versions() {
+		id := peer.ID(v.Node)
+		if n.table.IsDown(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (n *Node) probe(ctx context.Context, p peer.ID) {
+	rec, ok := n.table.Get(p)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n.host.Network().Peerstore().AddAddrs(p, rec.Addrs, n.cfg.RecordTTL)
+	// A forced direct dial skips the dial backoff, so a restarted node is
+	// seen at once.
+	err := n.host.Connect(network.WithForceDirectDial(ctx, "probe"), rec.AddrInfo())
+	if err != nil && n.ctx.Err() == nil {
+		if !n.table.IsDown(p) {
+			n.log.Info("node unreachable; marked down", "peer", p2p.ShortID(p))
+		}
+		n.table.SetDown(p, true)
+		return
+	}
+	if err == nil && n.table.IsDown(p) {
+		n.log.Info("node reachable again", "peer", p2p.ShortID(p))
+		n.table.SetDown(p, false)
+	}
+}

@@ -1,0 +1,316 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/replay"
+	"github.com/umbra-im/umbra/internal/store"
+)
+
+// Node is a running service node.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	host  host.Host
+	priv  crypto.PrivKey
+	onion *ecdh.PrivateKey
+	pow   uint64
+	store *store.Store
+	table *member.Table
+	seen  *replay.Cache
+	m     *metrics
+	reg   *prometheus.Registry
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the node starts
+	lock   *os.File
+	admin  *http.Server
+	adminL net.Listener
+
+	pollSem  chan struct{} // bounds concurrent long-polls
+	probeReq chan peer.ID
+	started  time.Time
+
+	mu  sync.Mutex
+	seq uint64 // last record sequence signed
+}
+
+// New opens the data directory, the store and the libp2p host, and starts
+// the node's loops. Close stops it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: create data dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, lock: lock, seen: replay.New(1 << 16),
+		pollSem: make(chan struct{}, 2048), probeReq: make(chan peer.ID, 256), started: cfg.Now()}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeResources()
+		}
+	}()
+	n.store, err = store.Open(store.Config{
+		Path:               filepath.Join(cfg.DataDir, "store.db"),
+		MaxMailboxMessages: cfg.MaxMailboxMessages,
+		MaxMailboxBytes:    cfg.MaxMailboxBytes,
+		MaxTotalBytes:      cfg.MaxStoreBytes,
+		Now:                cfg.Now,
+		Logger:             cfg.Logger.With("sub", "store"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	if n.priv, err = loadIdentity(filepath.Join(cfg.DataDir, "identity.key")); err != nil {
+		return nil, err
+	}
+	if n.onion, err = n.loadOnionKey(); err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(n.priv)
+	if err != nil {
+		return nil, fmt.Errorf("node: peer ID: %w", err)
+	}
+	if n.pow, err = n.loadPoW(id); err != nil {
+		return nil, err
+	}
+	n.reg = prometheus.NewRegistry()
+	n.m = newMetrics(n.reg, n)
+	if n.host, err = p2p.NewNodeHost(n.priv, cfg.Listen, n.reg); err != nil {
+		return nil, err
+	}
+	n.table = member.NewTable(cfg.Params, cfg.Now)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	if err := n.publishSelf(); err != nil {
+		return nil, err
+	}
+	n.loadPeers()
+	n.registerHandlers()
+	if cfg.Admin != "" {
+		if err := n.startAdmin(cfg.Admin); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.writeAddrFile(); err != nil {
+		return nil, err
+	}
+	n.host.Network().Notify(&network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
+		select {
+		case n.probeReq <- c.RemotePeer():
+		default:
+		}
+	}})
+	n.goLoop("gossip", n.gossipLoop)
+	n.goLoop("sync", n.syncLoop)
+	n.goLoop("probe", n.probeLoop)
+	n.goLoop("maintain", n.maintainLoop)
+	ok = true
+	n.log.Info("node started", "peer", id, "addrs", n.Addrs(), "network", cfg.Params.Network)
+	return n, nil
+}
+
+func (n *Node) goLoop(name string, f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+		n.log.Debug("loop stopped", "loop", name)
+	}()
+}
+
+// Close stops the node gracefully: loops end, in-flight requests are cut,
+// the store is closed cleanly.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = n.admin.Shutdown(ctx)
+		cancel()
+	}
+	var err error
+	if n.host != nil {
+		err = n.host.Close()
+	}
+	n.wg.Wait()
+	return errors.Join(err, n.closeResources())
+}
+
+func (n *Node) closeResources() error {
+	var err error
+	if n.store != nil {
+		err = n.store.Close()
+		n.store = nil
+	}
+	if n.lock != nil {
+		n.lock.Close()
+		n.lock = nil
+	}
+	return err
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host exposes the libp2p host (tests and the onion layer use it).
+func (n *Node) Host() host.Host { return n.host }
+
+// Table is the node's view of the network.
+func (n *Node) Table() *member.Table { return n.table }
+
+// MessageStore is the node's message store.
+func (n *Node) MessageStore() *store.Store { return n.store }
+
+// Addrs are the node's full dialable multiaddrs, each ending in /p2p/<id>.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.host.ID().String())
+	}
+	return out
+}
+
+// AdminAddr is the address the admin server listens on ("" if none).
+func (n *Node) AdminAddr() string {
+	if n.adminL == nil {
+		return ""
+	}
+	return n.adminL.Addr().String()
+}
+
+func (n *Node) writeAddrFile() error {
+	addrs := n.Addrs()
+	if len(addrs) == 0 {
+		return errors.New("node: no listen address")
+	}
+	return writeFileAtomic(filepath.Join(n.cfg.DataDir, "addr"), []byte(strings.Join(addrs, "\n")+"\n"))
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("node: lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("node: data dir %s is in use by another node process", dir)
+	}
+	return f, nil
+}
+
+func loadIdentity(path string) (crypto.PrivKey, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := crypto.UnmarshalPrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("node: identity key %s is corrupt: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("node: read identity key: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("node: generate identity key: %w", err)
+	}
+	b, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, fmt.Errorf("node: write identity key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("node: write identity key: %w", err)
+	}
+	return k, nil
+}
+
+// loadOnionKey returns the node's X25519 onion key, kept in the store.
+// (Rotation arrives with onion routing.)
+func (n *Node) loadOnionKey() (*ecdh.PrivateKey, error) {
+	b, ok, err := n.store.GetKV("onion_key")
+	if err != nil {
+		return nil, fmt.Errorf("node: read onion key: %w", err)
+	}
+	if ok {
+		return ecdh.X25519().NewPrivateKey(b)
+	}
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("node: generate onion key: %w", err)
+	}
+	if err := n.store.SetKV("onion_key", k.Bytes()); err != nil {
+		return nil, fmt.Errorf("node: save onion key: %w", err)
+	}
+	return k, nil
+}
+
+// loadPoW returns the admission proof for this key and network, solving and
+// caching it on first start.
+func (n *Node) loadPoW(id peer.ID) (uint64, error) {
+	key := fmt.Sprintf("pow/%s/%d", n.cfg.Params.Network, n.cfg.Params.PoWBits)
+	if b, ok, err := n.store.GetKV(key); err == nil && ok && len(b) == 8 {
+		nonce := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+			uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+		if member.CheckPoW(n.cfg.Params.Network, []byte(id), nonce, n.cfg.Params.PoWBits) {
+			return nonce, nil
+		}
+	}
+	if n.cfg.Params.PoWBits > 16 {
+		n.log.Info("solving admission proof-of-work", "bits", n.cfg.Params.PoWBits)
+	}
+	nonce, err := member.SolvePoW(n.cfg.Params.Network, []byte(id), n.cfg.Params.PoWBits, nil)
+	if err != nil {
+		return 0, err
+	}
+	b := []byte{byte(nonce >> 56), byte(nonce >> 48), byte(nonce >> 40), byte(nonce >> 32),
+		byte(nonce >> 24), byte(nonce >> 16), byte(nonce >> 8), byte(nonce)}
+	if err := n.store.SetKV(key, b); err != nil {
+		return 0, fmt.Errorf("node: save proof-of-work: %w", err)
+	}
+	return nonce, nil
+}

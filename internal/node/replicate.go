@@ -1,0 +1,369 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/store"
+	"github.com/umbra-im/umbra/internal/swarm"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+const (
+	replicaTimeout = 5 * time.Second  // one replica write
+	quorumTimeout  = 10 * time.Second // the whole fan-out, including fallbacks
+	maxFetchBytes  = wire.MaxFrame - 256<<10
+)
+
+// rank returns the live nodes ordered by rendezvous weight for mailbox: the
+// first R are its swarm, the rest fallbacks.
+func (n *Node) rank(mb [32]byte) []peer.ID {
+	live := n.table.Live()
+	ids := make([][]byte, len(live))
+	for i, l := range live {
+		ids[i] = []byte(l.ID)
+	}
+	ranked := swarm.Rank(mb, ids)
+	out := make([]peer.ID, len(ranked))
+	for i, r := range ranked {
+		out[i] = peer.ID(r)
+	}
+	return out
+}
+
+// swarmOf returns the first R of rank.
+func (n *Node) swarmOf(mb [32]byte) []peer.ID {
+	r := n.rank(mb)
+	if len(r) > n.cfg.Params.Replication {
+		r = r[:n.cfg.Params.Replication]
+	}
+	return r
+}
+
+type replicaResult struct {
+	target  peer.ID
+	receipt []byte
+	code    int
+	err     error
+}
+
+type quorumOutcome struct {
+	receipts []wire.Receipt
+	werr     *wire.Error
+}
+
+// writeQuorum writes msg to the R highest-ranked live nodes and returns as
+// soon as W of them hold it on disk. A replica that fails is replaced by the
+// next-ranked node (repair moves the data home later). The fan-out goes on
+// in the background after the answer so that all R replicas are written.
+func (n *Node) writeQuorum(ctx context.Context, msg store.Message) ([]wire.Receipt, *wire.Error) {
+	ranked := n.rank(msg.Mailbox)
+	r := n.cfg.Params.Replication
+	w := swarm.Quorum(r)
+	if len(ranked) < w {
+		return nil, wire.Errorf(wire.CodeUnavailable, "only %d live nodes; a write needs %d", len(ranked), w)
+	}
+	out := make(chan quorumOutcome, 1)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.fanOut(msg, ranked, r, w, out)
+	}()
+	select {
+	case o := <-out:
+		return o.receipts, o.werr
+	case <-ctx.Done():
+		return nil, wire.Errorf(wire.CodeUnavailable, "node shutting down")
+	}
+}
+
+func (n *Node) fanOut(msg store.Message, ranked []peer.ID, r, w int, out chan<- quorumOutcome) {
+	ctx, cancel := context.WithTimeout(n.ctx, quorumTimeout)
+	defer cancel()
+	results := make(chan replicaResult, len(ranked))
+	next, inflight := 0, 0
+	launch := func() bool {
+		if next >= len(ranked) {
+			return false
+		}
+		t := ranked[next]
+		next++
+		inflight++
+		go func() { results <- n.replicateOne(ctx, t, msg) }()
+		return true
+	}
+	for i := 0; i < r; i++ {
+		launch()
+	}
+	var receipts []wire.Receipt
+	decided := false
+	lastCode := wire.CodeUnavailable
+	for inflight > 0 {
+		res := <-results
+		inflight--
+		if res.err == nil {
+			receipts = append(receipts, wire.Receipt{Node: []byte(res.target), Sig: res.receipt})
+			if len(receipts) == w && !decided {
+				out <- quorumOutcome{receipts: append([]wire.Receipt(nil), receipts...)}
+				decided = true
+			}
+			continue
+		}
+		if res.code != 0 && res.code != wire.CodeUnavailable {
+			lastCode = res.code
+		}
+		n.log.Debug("replica write failed", "target", p2p.ShortID(res.target), "err", res.err)
+		if len(receipts)+inflight < r {
+			launch()
+		}
+		if !decided && len(receipts)+inflight < w {
+			out <- quorumOutcome{werr: wire.Errorf(lastCode, "write quorum not reached (%d of %d replicas): %v", len(receipts), w, res.err)}
+			decided = true
+		}
+	}
+	if !decided {
+		out <- quorumOutcome{werr: wire.Errorf(lastCode, "write quorum not reached (%d of %d replicas)", len(receipts), w)}
+	}
+}
+
+// replicateOne writes msg at target (this node or a peer) and returns its receipt.
+func (n *Node) replicateOne(ctx context.Context, target peer.ID, msg store.Message) replicaResult {
+	res := replicaResult{target: target}
+	if target == n.host.ID() {
+		res.receipt, res.code, res.err = n.storeLocal(ctx, msg)
+		return res
+	}
+	cctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+	defer cancel()
+	var resp wire.ReplicateResp
+	req := wire.ReplicateReq{Messages: toWire([]store.Message{msg})}
+	if err := n.call(cctx, target, wire.ProtoReplicate, wire.KindReplicateReq, &req, wire.KindReplicateResp, &resp); err != nil {
+		res.err = err
+		return res
+	}
+	if len(resp.Results) != 1 {
+		res.err = errors.New("malformed replicate response")
+		return res
+	}
+	if resp.Results[0].Code != 0 {
+		res.code = resp.Results[0].Code
+		res.err = wire.Errorf(res.code, "replica refused the message")
+		return res
+	}
+	res.receipt = resp.Results[0].Receipt
+	return res
+}
+
+// storeLocal writes msg durably here and signs a receipt.
+func (n *Node) storeLocal(ctx context.Context, msg store.Message) ([]byte, int, error) {
+	rs, err := n.store.Put(ctx, msg)
+	if err != nil {
+		return nil, wire.CodeInternal, err
+	}
+	code, err := putCode(rs[0])
+	if err != nil {
+		return nil, code, err
+	}
+	sig, err := n.signReceipt(&msg)
+	return sig, 0, err
+}
+
+func putCode(r store.PutResult) (int, error) {
+	switch r.Status {
+	case store.Stored, store.Duplicate:
+		return 0, nil
+	case store.Deleted:
+		return wire.CodeBadRequest, errors.New("message was deleted")
+	case store.Expired:
+		return wire.CodeBadRequest, errors.New("message expired")
+	default:
+		if errors.Is(r.Err, store.ErrMailboxFull) {
+			return wire.CodeMailboxFull, r.Err
+		}
+		if errors.Is(r.Err, store.ErrStoreFull) {
+			return wire.CodeStoreFull, r.Err
+		}
+		return wire.CodeInternal, r.Err
+	}
+}
+
+func (n *Node) signReceipt(m *store.Message) ([]byte, error) {
+	return n.priv.Sign(swarm.ReceiptBytes(m.Hash, m.Mailbox, m.Expiry))
+}
+
+// call is p2p.Call from this node, teaching the peerstore the target's
+// addresses from its record first and marking it down if it cannot be reached.
+func (n *Node) call(ctx context.Context, target peer.ID, proto string, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	if rec, ok := n.table.Get(target); ok {
+		n.host.Peerstore().AddAddrs(target, rec.Addrs, n.cfg.RecordTTL)
+	}
+	err := p2p.Call(ctx, n.host, target, proto, reqKind, req, respKind, resp, wire.MaxFrame)
+	if err != nil && !isRemoteError(err) && n.ctx.Err() == nil {
+		select {
+		case n.probeReq <- target:
+		default:
+		}
+	}
+	return err
+}
+
+func isRemoteError(err error) bool {
+	var we *wire.Error
+	return errors.As(err, &we)
+}
+
+// deleteQuorum applies a deletion here and at the swarm, waiting for a
+// majority. Tombstones keep replicas from resurrecting the messages.
+func (n *Node) deleteQuorum(ctx context.Context, mb [32]byte, hashes []store.Hash) (int, *wire.Error) {
+	members := n.swarmOf(mb)
+	w := swarm.Quorum(n.cfg.Params.Replication)
+	tomb := wire.Tomb{Mailbox: mb[:]}
+	for _, h := range hashes {
+		tomb.Hashes = append(tomb.Hashes, h[:])
+	}
+	type res struct {
+		deleted int
+		err     error
+	}
+	results := make(chan res, len(members)+1)
+	cctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+	defer cancel()
+	self := false
+	for _, m := range members {
+		if m == n.host.ID() {
+			self = true
+			continue
+		}
+		go func() {
+			var resp wire.ReplicateResp
+			err := n.call(cctx, m, wire.ProtoReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Deletes: []wire.Tomb{tomb}}, wire.KindReplicateResp, &resp)
+			results <- res{err: err}
+		}()
+	}
+	local, err := n.store.Delete(cctx, mb, hashes)
+	if err != nil {
+		return 0, wire.Errorf(wire.CodeInternal, "storage error")
+	}
+	acks := 0
+	if self {
+		acks++
+	}
+	for i := 0; i < len(members)-btoi(self); i++ {
+		if r := <-results; r.err == nil {
+			acks++
+		}
+	}
+	if acks < w {
+		return local, wire.Errorf(wire.CodeUnavailable, "delete reached %d of %d swarm nodes; it will be retried by repair", acks, w)
+	}
+	return local, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// serveReplicate answers node-to-node writes, deletions and fetches. Only
+// nodes in the table may use it.
+func (n *Node) serveReplicate(s *p2p.Stream, kind wire.Kind, body []byte) error {
+	if !n.table.Known(s.Conn().RemotePeer()) {
+		return s.Fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
+	}
+	switch kind {
+	case wire.KindReplicateReq:
+		var req wire.ReplicateReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		}
+		resp, werr := n.applyReplicas(&req)
+		if werr != nil {
+			return s.Fail(werr)
+		}
+		return s.Reply(wire.KindReplicateResp, resp)
+	case wire.KindFetchReq:
+		var req wire.FetchReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		}
+		hashes := make([]store.Hash, 0, len(req.Hashes))
+		for _, h := range req.Hashes {
+			if len(h) == 32 {
+				hashes = append(hashes, store.Hash(h))
+			}
+		}
+		msgs, err := n.store.GetByHash(hashes)
+		if err != nil {
+			return s.Fail(wire.Errorf(wire.CodeInternal, "storage error"))
+		}
+		size := 0
+		for i := range msgs {
+			size += len(msgs[i].Data) + 128
+			if size > maxFetchBytes {
+				msgs = msgs[:i]
+				break
+			}
+		}
+		return s.Reply(wire.KindFetchResp, &wire.FetchResp{Messages: toWire(msgs)})
+	default:
+		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+	}
+}
+
+func (n *Node) applyReplicas(req *wire.ReplicateReq) (*wire.ReplicateResp, *wire.Error) {
+	for _, t := range req.Deletes {
+		mb, werr := mailboxID(t.Mailbox)
+		if werr != nil {
+			return nil, werr
+		}
+		hashes := make([]store.Hash, 0, len(t.Hashes))
+		for _, h := range t.Hashes {
+			if len(h) == 32 {
+				hashes = append(hashes, store.Hash(h))
+			}
+		}
+		if _, err := n.store.Delete(n.ctx, mb, hashes); err != nil {
+			return nil, wire.Errorf(wire.CodeInternal, "storage error")
+		}
+	}
+	resp := &wire.ReplicateResp{Results: make([]wire.ReplicaResult, len(req.Messages))}
+	msgs := make([]store.Message, 0, len(req.Messages))
+	idx := make([]int, 0, len(req.Messages))
+	for i := range req.Messages {
+		m, err := n.fromWire(&req.Messages[i])
+		if err != nil {
+			resp.Results[i].Code = wire.CodeBadRequest
+			continue
+		}
+		msgs = append(msgs, m)
+		idx = append(idx, i)
+	}
+	if len(msgs) == 0 {
+		return resp, nil
+	}
+	rs, err := n.store.Put(n.ctx, msgs...)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "storage error")
+	}
+	n.m.replicated.Add(float64(len(msgs)))
+	for j, r := range rs {
+		i := idx[j]
+		if code, err := putCode(r); err != nil {
+			resp.Results[i].Code = code
+			continue
+		}
+		sig, err := n.signReceipt(&msgs[j])
+		if err != nil {
+			resp.Results[i].Code = wire.CodeInternal
+			continue
+		}
+		resp.Results[i].Receipt = sig
+	}
+	return resp, nil
+}

@@ -1,0 +1,51 @@
+// Package replay is a bounded, time-limited set of seen tags, used to reject
+// replayed signed requests and (later) onion layers.
+package replay
+
+import (
+	"sync"
+	"time"
+)
+
+// Cache remembers tags until their expiry. When full, the oldest-expiring
+// entries are dropped first by a sweep; a full cache of live entries refuses
+// new tags (returns false), failing closed.
+type Cache struct {
+	mu   sync.Mutex
+	max  int
+	seen map[[32]byte]time.Time
+}
+
+// New makes a cache holding at most max tags.
+func New(max int) *Cache {
+	return &Cache{max: max, seen: make(map[[32]byte]time.Time)}
+}
+
+// Add records tag until expires and reports whether it was new. A tag seen
+// before (and not yet expired) returns false.
+func (c *Cache) Add(tag [32]byte, expires, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if exp, ok := c.seen[tag]; ok && exp.After(now) {
+		return false
+	}
+	if len(c.seen) >= c.max {
+		for k, exp := range c.seen {
+			if !exp.After(now) {
+				delete(c.seen, k)
+			}
+		}
+		if len(c.seen) >= c.max {
+			return false
+		}
+	}
+	c.seen[tag] = expires
+	return true
+}
+
+// Len is the number of tags held.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}

@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+const msgColumns = "hash, mailbox, namespace, ts, expiry, seq, data"
+
+func scanMessage(rows *sql.Rows) (Message, error) {
+	var m Message
+	var h, mb []byte
+	if err := rows.Scan(&h, &mb, &m.Namespace, &m.Timestamp, &m.Expiry, &m.Seq, &m.Data); err != nil {
+		return m, err
+	}
+	var err error
+	m.Hash, m.Mailbox, err = twoHashes(h, mb)
+	if m.Data == nil {
+		m.Data = []byte{}
+	}
+	return m, err
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Get returns live messages of mailbox in local arrival order (Seq
+// ascending). If after is non-nil and names a message of this mailbox held by
+// this node, only messages that arrived after it are returned; an unknown
+// hash returns from the start. At most limit messages (limit <= 0 or above
+// MaxGetLimit means MaxGetLimit) and at most maxBytes of Data (maxBytes <= 0
+// means DefaultGetBytes) are returned, but always at least one message if
+// there is any; more reports whether messages were left out.
+func (s *Store) Get(mailbox Hash, after *Hash, limit int, maxBytes int) (msgs []Message, more bool, err error) {
+	if s.closed.Load() {
+		return nil, false, fmt.Errorf("store: get: %w", ErrClosed)
+	}
+	if limit <= 0 || limit > MaxGetLimit {
+		limit = MaxGetLimit
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultGetBytes
+	}
+	var afterArg []byte // NULL when no cursor: the subquery then yields 0
+	if after != nil {
+		afterArg = after[:]
+	}
+	rows, err := s.rdb.QueryContext(context.Background(), `SELECT `+msgColumns+` FROM messages
+		WHERE mailbox = ?1 AND expiry >= ?2
+		  AND seq > coalesce((SELECT seq FROM messages WHERE hash = ?3 AND mailbox = ?1), 0)
+		ORDER BY seq LIMIT ?4`,
+		mailbox[:], s.nowMs(), afterArg, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: get: %w", err)
+	}
+	defer rows.Close()
+	size := 0
+	for rows.Next() {
+		if len(msgs) == limit {
+			more = true
+			break
+		}
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("store: get: %w", err)
+		}
+		if len(msgs) > 0 && size+len(m.Data) > maxBytes {
+			more = true
+			break
+		}
+		size += len(m.Data)
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: get: %w", err)
+	}
+	return msgs, more, nil
+}
+
+// GetByHash returns the live messages among hashes (of any mailbox), in the
+// order of hashes, skipping unknown ones and repeats. At most MaxGetLimit
+// hashes may be asked for at once.
+func (s *Store) GetByHash(hashes []Hash) ([]Message, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: get by hash: %w", ErrClosed)
+	}
+	if len(hashes) > MaxGetLimit {
+		return nil, fmt.Errorf("store: get by hash: %d hashes requested, limit is %d", len(hashes), MaxGetLimit)
+	}
+	if len(hashes) == 0 {
+		return nil, nil
+	}
+	now := s.nowMs()
+	found := make(map[Hash]Message, len(hashes))
+	const chunk = 250 // well under SQLite's host-parameter limit
+	for start := 0; start < len(hashes); start += chunk {
+		part := hashes[start:min(start+chunk, len(hashes))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, now)
+		for i := range part {
+			args = append(args, part[i][:])
+		}
+		q := `SELECT ` + msgColumns + ` FROM messages WHERE expiry >= ? AND hash IN (?` +
+			strings.Repeat(",?", len(part)-1) + `)`
+		if err := func() error {
+			rows, err := s.rdb.QueryContext(context.Background(), q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				m, err := scanMessage(rows)
+				if err != nil {
+					return err
+				}
+				found[m.Hash] = m
+			}
+			return rows.Err()
+		}(); err != nil {
+			return nil, fmt.Errorf("store: get by hash: %w", err)
+		}
+	}
+	out := make([]Message, 0, len(found))
+	for _, h := range hashes {
+		if m, ok := found[h]; ok {
+			out = append(out, m)
+			delete(found, h)
+		}
+	}
+	return out, nil
+}
+
+// Entries returns the anti-entropy set of mailbox: every message this node
+// holds for it (including expired ones ExpireNow has not removed yet, so that
+// Entries always agrees with Digest) and every tombstone (Deleted=true),
+// sorted by hash.
+func (s *Store) Entries(mailbox Hash) ([]Entry, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: entries: %w", ErrClosed)
+	}
+	// One statement, so both tables are read from the same snapshot.
+	rows, err := s.rdb.QueryContext(context.Background(),
+		`SELECT hash, 0 FROM messages WHERE mailbox = ?1
+		 UNION ALL
+		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1
+		 ORDER BY 1`, mailbox[:])
+	if err != nil {
+		return nil, fmt.Errorf("store: entries: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var h []byte
+		var e Entry
+		if err := rows.Scan(&h, &e.Deleted); err != nil {
+			return nil, fmt.Errorf("store: entries: %w", err)
+		}
+		if len(h) != 32 {
+			return nil, fmt.Errorf("store: entries: corrupt hash of length %d", len(h))
+		}
+		e.Hash = Hash(h)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: entries: %w", err)
+	}
+	// SQLite orders BLOBs with memcmp, but keep the contract independent of that.
+	if !slices.IsSortedFunc(out, func(a, b Entry) int { return bytes.Compare(a.Hash[:], b.Hash[:]) }) {
+		slices.SortFunc(out, func(a, b Entry) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+	}
+	return out, nil
+}
+
+// GetKV returns the value stored under key.
+func (s *Store) GetKV(key string) ([]byte, bool, error) {
+	if s.closed.Load() {
+		return nil, false, fmt.Errorf("store: getkv %q: %w", key, ErrClosed)
+	}
+	var val []byte
+	err := s.rdb.QueryRowContext(context.Background(), "SELECT val FROM kv WHERE key = ?", key).Scan(&val)
+	switch {
+	case isNoRows(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("store: getkv %q: %w", key, err)
+	}
+	if val == nil {
+		val = []byte{}
+	}
+	return val, true, nil
+}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// migrations is the ordered list of schema versions. migrations[i] upgrades a
+// database from user_version i to i+1. Never edit an entry once released;
+// append a new one instead.
+var migrations = []string{
+	// v1: initial schema.
+	`
+CREATE TABLE messages (
+	seq       INTEGER PRIMARY KEY AUTOINCREMENT, -- local arrival order
+	hash      BLOB    NOT NULL UNIQUE,
+	mailbox   BLOB    NOT NULL,
+	namespace INTEGER NOT NULL,
+	ts        INTEGER NOT NULL,
+	expiry    INTEGER NOT NULL,
+	data      BLOB    NOT NULL                   -- last: keeps overflow pages off the other columns' path
+);
+CREATE INDEX messages_mailbox_seq ON messages(mailbox, seq);
+CREATE INDEX messages_expiry ON messages(expiry);
+
+CREATE TABLE tombstones (
+	hash    BLOB    NOT NULL PRIMARY KEY,
+	mailbox BLOB    NOT NULL,
+	expiry  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tombstones_mailbox ON tombstones(mailbox);
+CREATE INDEX tombstones_expiry ON tombstones(expiry);
+
+CREATE TABLE kv (
+	key TEXT NOT NULL PRIMARY KEY,
+	val BLOB NOT NULL
+) WITHOUT ROWID;
+`,
+}
+
+// dsn builds a modernc.org/sqlite DSN for path with the given pragmas.
+func dsn(path string, pragmas ...string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	// url.Values.Encode escapes the parentheses, which the driver decodes again.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// writerPragmas apply to the single writer connection. journal_mode is
+// persistent in the file; synchronous=FULL makes every COMMIT fsync the WAL so
+// an acknowledged write survives power loss.
+var writerPragmas = []string{
+	"busy_timeout(5000)",
+	"journal_mode(WAL)",
+	"synchronous(FULL)",
+	"foreign_keys(OFF)",
+	"cache_size(-16384)", // 16 MiB page cache
+	"temp_store(MEMORY)",
+}
+
+// readerPragmas apply to every connection of the read pool.
+var readerPragmas = []string{
+	"busy_timeout(5000)",
+	"foreign_keys(OFF)",
+	"query_only(1)",
+	"cache_size(-8192)",
+}
+
+// migrate brings the schema on conn up to len(migrations). Each step runs in
+// its own transaction together with the user_version bump.
+func migrate(ctx context.Context, conn *sql.Conn) (from, to int, err error) {
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&from); err != nil {
+		return 0, 0, fmt.Errorf("store: migrate: read user_version: %w", err)
+	}
+	if from > len(migrations) {
+		return from, from, fmt.Errorf("store: migrate: database schema version %d is newer than this binary supports (%d)", from, len(migrations))
+	}
+	for v := from; v < len(migrations); v++ {
+		if err := migrateStep(ctx, conn, v); err != nil {
+			return from, v, err
+		}
+	}
+	return from, len(migrations), nil
+}
+
+func migrateStep(ctx context.Context, conn *sql.Conn, v int) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("store: migrate to v%d: begin: %w", v+1, err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	for _, stmt := range splitSQL(migrations[v]) {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("store: migrate to v%d: %w", v+1, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+		return fmt.Errorf("store: migrate to v%d: set user_version: %w", v+1, err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("store: migrate to v%d: commit: %w", v+1, err)
+	}
+	return nil
+}
+
+// splitSQL splits a migration script into statements on ';' at line ends.
+// Migration scripts must not contain ';' inside literals or triggers.
+func splitSQL(script string) []string {
+	var out []string
+	for _, s := range strings.Split(script, ";") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

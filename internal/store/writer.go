@@ -1,0 +1,383 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// opKind is the kind of a write request.
+type opKind uint8
+
+const (
+	opPut opKind = iota
+	opDelete
+	opExpire
+	opSetKV
+	opDeleteKV
+)
+
+func (k opKind) String() string {
+	return [...]string{"put", "delete", "expire", "setkv", "deletekv"}[k]
+}
+
+// request is one write handed to the writer goroutine. The writer fills in
+// the result fields and then closes done; the submitter reads them only after
+// done is closed.
+type request struct {
+	op      opKind
+	msgs    []Message   // opPut
+	res     []PutResult // opPut
+	mailbox Hash        // opDelete
+	hashes  []Hash      // opDelete
+	key     string      // opSetKV, opDeleteKV
+	val     []byte      // opSetKV
+	limit   int         // opExpire: max rows per table
+
+	n, n2 int // opDelete: live messages removed; opExpire: messages, tombstones removed
+	err   error
+	done  chan struct{}
+}
+
+// weight is the request's share of a batch's BatchMax budget.
+func (r *request) weight() int {
+	switch r.op {
+	case opPut:
+		return max(1, len(r.msgs))
+	case opDelete:
+		return max(1, len(r.hashes))
+	case opExpire:
+		return r.limit
+	}
+	return 1
+}
+
+// submit hands r to the writer and waits until its transaction has committed
+// (or failed). If ctx is done first, submit returns ctx.Err(); the request may
+// still be applied.
+func (s *Store) submit(ctx context.Context, r *request) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	r.done = make(chan struct{})
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.writerDone:
+		// The writer exited; it may have answered r just before.
+		select {
+		case <-r.done:
+			return r.err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// Put writes messages durably: it returns only after the transaction holding
+// them has committed. Concurrent calls are group-committed by the writer
+// goroutine. Result i belongs to msgs[i]. Put does not modify msgs and does
+// not retain msgs[i].Data. Per-message outcomes (duplicates, tombstoned,
+// expired, quota) are reported in the results; the error is non-nil only if
+// nothing was written: ErrClosed, ctx.Err() (the write may still land), or a
+// database failure (the whole transaction was rolled back).
+func (s *Store) Put(ctx context.Context, msgs ...Message) ([]PutResult, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	// Copy the payloads so a caller that gives up waiting may reuse its buffers.
+	total := 0
+	for i := range msgs {
+		if len(msgs[i].Data) <= MaxDataSize {
+			total += len(msgs[i].Data)
+		}
+	}
+	buf := make([]byte, 0, total)
+	own := make([]Message, len(msgs))
+	for i, m := range msgs {
+		if len(m.Data) <= MaxDataSize {
+			start := len(buf)
+			buf = append(buf, m.Data...)
+			m.Data = buf[start:len(buf):len(buf)]
+		}
+		own[i] = m
+	}
+	r := &request{op: opPut, msgs: own, res: make([]PutResult, len(msgs))}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, fmt.Errorf("store: put: %w", err)
+	}
+	return r.res, nil
+}
+
+// Delete removes the given messages of mailbox and records tombstones for
+// them so that replication never resurrects them. A tombstone is kept until
+// the deleted message's expiry, or UnknownTombstoneTTL if this node did not
+// hold the message. Hashes that belong to a message of another mailbox are
+// ignored (neither removed nor tombstoned). Returns how many live messages
+// were removed. Durable on return.
+func (s *Store) Delete(ctx context.Context, mailbox Hash, hashes []Hash) (int, error) {
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	r := &request{op: opDelete, mailbox: mailbox, hashes: append([]Hash(nil), hashes...)}
+	if err := s.submit(ctx, r); err != nil {
+		return 0, fmt.Errorf("store: delete: %w", err)
+	}
+	return r.n, nil
+}
+
+// expireChunk is how many rows per table one expiry transaction removes, so
+// that a large expiry backlog does not hold up concurrent Puts.
+const expireChunk = 2048
+
+// ExpireNow deletes expired messages and expired tombstones and returns the
+// number of messages removed. It works in chunks, each its own transaction.
+func (s *Store) ExpireNow() (int, error) {
+	total := 0
+	for {
+		r := &request{op: opExpire, limit: expireChunk}
+		if err := s.submit(context.Background(), r); err != nil {
+			return total, fmt.Errorf("store: expire: %w", err)
+		}
+		total += r.n
+		if r.n < expireChunk && r.n2 < expireChunk {
+			return total, nil
+		}
+	}
+}
+
+// SetKV stores val under key in the node-state table. Durable on return.
+func (s *Store) SetKV(key string, val []byte) error {
+	if val == nil {
+		val = []byte{}
+	}
+	r := &request{op: opSetKV, key: key, val: append([]byte{}, val...)}
+	if err := s.submit(context.Background(), r); err != nil {
+		return fmt.Errorf("store: setkv %q: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteKV removes key from the node-state table (no error if absent).
+// Durable on return.
+func (s *Store) DeleteKV(key string) error {
+	r := &request{op: opDeleteKV, key: key}
+	if err := s.submit(context.Background(), r); err != nil {
+		return fmt.Errorf("store: deletekv %q: %w", key, err)
+	}
+	return nil
+}
+
+// writer owns the write connection. Its run method is the package's only
+// goroutine.
+type writer struct {
+	s    *Store
+	conn *sql.Conn
+
+	begin, commit, rollback *sql.Stmt
+	insert, lookup          *sql.Stmt
+	delMsg, insTomb         *sql.Stmt
+	expireMsgs, expireTombs *sql.Stmt
+	setKV, delKV            *sql.Stmt
+	stmts                   []*sql.Stmt
+	batch                   []*request
+	pend                    map[Hash]*delta // per-mailbox changes of the open transaction
+	pendBytes               int64           // total bytes added by the open transaction
+	notify                  []Hash          // mailboxes that got a new message
+}
+
+func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
+	w := &writer{s: s, conn: conn, pend: make(map[Hash]*delta)}
+	prep := []struct {
+		dst *(*sql.Stmt)
+		q   string
+	}{
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.commit, "COMMIT"},
+		{&w.rollback, "ROLLBACK"},
+		{&w.insert, `INSERT INTO messages(hash, mailbox, namespace, ts, expiry, data)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE hash = ?1)
+			ON CONFLICT(hash) DO NOTHING`},
+		{&w.lookup, `SELECT EXISTS(SELECT 1 FROM tombstones WHERE hash = ?1),
+			EXISTS(SELECT 1 FROM messages WHERE hash = ?1)`},
+		{&w.delMsg, `DELETE FROM messages WHERE hash = ?1 AND mailbox = ?2 RETURNING expiry, length(data)`},
+		{&w.insTomb, `INSERT INTO tombstones(hash, mailbox, expiry)
+			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE hash = ?1)
+			ON CONFLICT(hash) DO NOTHING`},
+		{&w.expireMsgs, `DELETE FROM messages WHERE seq IN
+			(SELECT seq FROM messages WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox, length(data)`},
+		{&w.expireTombs, `DELETE FROM tombstones WHERE hash IN
+			(SELECT hash FROM tombstones WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox`},
+		{&w.setKV, `INSERT INTO kv(key, val) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET val = excluded.val`},
+		{&w.delKV, `DELETE FROM kv WHERE key = ?1`},
+	}
+	for _, p := range prep {
+		st, err := conn.PrepareContext(ctx, p.q)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("store: prepare %q: %w", p.q, err)
+		}
+		*p.dst = st
+		w.stmts = append(w.stmts, st)
+	}
+	return w, nil
+}
+
+// close releases the statements and the connection.
+func (w *writer) close() {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	_ = w.conn.Close()
+}
+
+// run is the writer goroutine: it collects queued requests into a batch of up
+// to BatchMax messages, executes them in one transaction, commits, and then
+// answers every request of the batch.
+func (w *writer) run() {
+	s := w.s
+	defer close(s.writerDone)
+	defer w.close()
+	for {
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.quit:
+			w.drain()
+			return
+		}
+		w.batch = append(w.batch[:0], first)
+		n := first.weight()
+	collect:
+		for n < s.cfg.BatchMax {
+			select {
+			case r := <-s.reqs:
+				w.batch = append(w.batch, r)
+				n += r.weight()
+			default:
+				break collect
+			}
+		}
+		w.execBatch(w.batch)
+		clear(w.batch) // drop references for the GC
+	}
+}
+
+// drain fails every request still queued at shutdown.
+func (w *writer) drain() {
+	for {
+		select {
+		case r := <-w.s.reqs:
+			r.err = ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+func (w *writer) execBatch(batch []*request) {
+	s := w.s
+	now := s.nowMs()
+	clear(w.pend)
+	w.pendBytes = 0
+	w.notify = w.notify[:0]
+
+	start := time.Now()
+	err := w.execTx(batch, now)
+	if err != nil {
+		s.log.Error("write transaction failed", "requests", len(batch), "err", err)
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+		return
+	}
+	s.st.apply(w.pend)
+	for _, mb := range w.notify {
+		s.fire(mb)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+	if d := time.Since(start); d > time.Second {
+		s.log.Warn("slow write transaction", "requests", len(batch), "took", d)
+	}
+}
+
+// execTx runs batch in one transaction. On error the transaction has been
+// rolled back and the caller discards w.pend.
+func (w *writer) execTx(batch []*request, now int64) (err error) {
+	ctx := context.Background()
+	if _, err := w.begin.ExecContext(ctx); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := w.rollback.ExecContext(ctx); rerr != nil {
+				w.s.log.Debug("rollback", "err", rerr)
+			}
+		}
+	}()
+	for _, r := range batch {
+		if err := w.do(ctx, r, now); err != nil {
+			return fmt.Errorf("%v: %w", r.op, err)
+		}
+	}
+	if _, err := w.commit.ExecContext(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (w *writer) do(ctx context.Context, r *request, now int64) error {
+	switch r.op {
+	case opPut:
+		for i := range r.msgs {
+			res, err := w.putOne(ctx, &r.msgs[i], now)
+			if err != nil {
+				return err
+			}
+			r.res[i] = res
+		}
+	case opDelete:
+		for _, h := range r.hashes {
+			removed, err := w.deleteOne(ctx, r.mailbox, h, now)
+			if err != nil {
+				return err
+			}
+			if removed {
+				r.n++
+			}
+		}
+	case opExpire:
+		return w.expire(ctx, r, now)
+	case opSetKV:
+		_, err := w.setKV.ExecContext(ctx, r.key, r.val)
+		return err
+	case opDeleteKV:
+		_, err := w.delKV.ExecContext(ctx, r.key)
+		return err
+	}
+	return nil
+}
+
+// delta returns the pending delta of mailbox mb, creating it.
+func (w *writer) delta(mb Hash) *delta {
+	d := w.pend[mb]
+	if d == nil {
+		d = &delta{}
+		w.pend[mb] = d
+	}
+	return d
+}

@@ -1,0 +1,469 @@
+// Package swarmclient talks to the swarms of the node network directly: it
+// learns the node list from bootstrap nodes, stores messages with verified
+// quorum receipts, and reads mailboxes from their swarms. Onion routing
+// wraps the same requests; this direct mode stays for debugging and tests.
+package swarmclient
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/swarm"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// Client is a direct swarm client. It is safe for concurrent use.
+type Client struct {
+	h         host.Host
+	bootstrap []peer.AddrInfo
+
+	mu     sync.RWMutex
+	params wire.Params
+	nodes  map[peer.ID]*member.Node
+	ids    [][]byte
+}
+
+// ReadNetworkFile reads a bootstrap file: one multiaddr per line; blank
+// lines and lines starting with # are skipped.
+func ReadNetworkFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read network file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read network file: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("network file %s lists no node addresses", path)
+	}
+	return out, nil
+}
+
+// ParseBootstrap turns multiaddrs with /p2p/<id> into dial information.
+func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w", s, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q must end in /p2p/<peer id>", s)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// Dial makes a client with a fresh random libp2p identity and loads the
+// node list from the bootstrap nodes.
+func Dial(ctx context.Context, bootstrap []string) (*Client, error) {
+	boot, err := ParseBootstrap(bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	h, err := p2p.NewClientHost()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{h: h, bootstrap: boot}
+	if err := c.Refresh(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases the client's host.
+func (c *Client) Close() error { return c.h.Close() }
+
+// Host is the client's libp2p host.
+func (c *Client) Host() host.Host { return c.h }
+
+// Params are the network's parameters as agreed by the bootstrap nodes.
+func (c *Client) Params() wire.Params {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.params
+}
+
+// Nodes returns the verified live node list.
+func (c *Client) Nodes() []*member.Node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*member.Node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Refresh asks up to three nodes for the node list and keeps the records
+// that a majority of the answers carry (like Session, so one lying node
+// cannot steer the client). Each record's signature and proof-of-work are
+// checked.
+func (c *Client) Refresh(ctx context.Context) error {
+	sources := append([]peer.AddrInfo(nil), c.bootstrap...)
+	for _, n := range c.Nodes() {
+		sources = append(sources, n.AddrInfo())
+	}
+	rand.Shuffle(len(sources), func(i, j int) { sources[i], sources[j] = sources[j], sources[i] })
+	type answer struct {
+		resp wire.NodesResp
+	}
+	var answers []answer
+	var errs []error
+	seen := map[peer.ID]bool{}
+	for _, s := range sources {
+		if len(answers) == 3 {
+			break
+		}
+		if seen[s.ID] {
+			continue
+		}
+		seen[s.ID] = true
+		c.h.Peerstore().AddAddrs(s.ID, s.Addrs, time.Hour)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var resp wire.NodesResp
+		err := p2p.Call(cctx, c.h, s.ID, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, wire.MaxFrame)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		answers = append(answers, answer{resp})
+	}
+	if len(answers) == 0 {
+		return fmt.Errorf("no node answered for the node list: %w", errors.Join(errs...))
+	}
+	// Parameters: the majority's.
+	pcount := map[wire.Params]int{}
+	for _, a := range answers {
+		pcount[a.resp.Params]++
+	}
+	var params wire.Params
+	best := 0
+	for p, k := range pcount {
+		if k > best {
+			params, best = p, k
+		}
+	}
+	need := len(answers)/2 + 1
+	votes := map[peer.ID]int{}
+	newest := map[peer.ID]*member.Node{}
+	now := time.Now()
+	for _, a := range answers {
+		if a.resp.Params != params {
+			continue
+		}
+		for _, raw := range a.resp.Records {
+			n, err := member.Open(raw, params, now)
+			if err != nil {
+				continue
+			}
+			votes[n.ID]++
+			if o, ok := newest[n.ID]; !ok || o.Record.Seq < n.Record.Seq {
+				newest[n.ID] = n
+			}
+		}
+	}
+	nodes := map[peer.ID]*member.Node{}
+	var ids [][]byte
+	for id, k := range votes {
+		if k >= need {
+			nodes[id] = newest[id]
+			ids = append(ids, []byte(id))
+		}
+	}
+	if len(nodes) == 0 {
+		return errors.New("the nodes asked agree on no live node")
+	}
+	c.mu.Lock()
+	c.params, c.nodes, c.ids = params, nodes, ids
+	c.mu.Unlock()
+	return nil
+}
+
+// ranked returns the node list ordered by rendezvous weight for mb.
+func (c *Client) ranked(mb mailbox.ID) []*member.Node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r := swarm.Rank(mb, c.ids)
+	out := make([]*member.Node, len(r))
+	for i, id := range r {
+		out[i] = c.nodes[peer.ID(id)]
+	}
+	return out
+}
+
+// Swarm returns the mailbox's swarm as the client sees it.
+func (c *Client) Swarm(mb mailbox.ID) []*member.Node {
+	r := c.ranked(mb)
+	if rr := c.Params().Replication; len(r) > rr {
+		r = r[:rr]
+	}
+	return r
+}
+
+func (c *Client) call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	c.h.Peerstore().AddAddrs(n.ID, n.Addrs, time.Hour)
+	return p2p.Call(ctx, c.h, n.ID, wire.ProtoStore, reqKind, req, respKind, resp, wire.MaxFrame)
+}
+
+// PutResult is the outcome of an acknowledged store.
+type PutResult struct {
+	Hash     [32]byte
+	Expiry   time.Time
+	Receipts int // verified receipts from distinct nodes
+}
+
+// Put stores data in mb's swarm and returns once a write quorum holds it,
+// having checked the nodes' signed receipts. It tries swarm members in
+// random order and fails over to the next on errors.
+func (c *Client) Put(ctx context.Context, mb mailbox.ID, namespace int32, ttl time.Duration, data []byte) (*PutResult, error) {
+	req := &wire.StoreReq{Mailbox: mb[:], Namespace: namespace, Timestamp: time.Now().UnixMilli(), TTL: ttl.Milliseconds(), Data: data}
+	return c.PutReq(ctx, req)
+}
+
+// PutReq is Put with a prepared request (a fixed timestamp makes retries
+// idempotent: the same message gets the same hash).
+func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, error) {
+	mb := mailbox.ID(req.Mailbox)
+	members := c.Swarm(mb)
+	if len(members) == 0 {
+		return nil, errors.New("no live nodes known")
+	}
+	order := rand.Perm(len(members))
+	var errs []error
+	for _, i := range order {
+		n := members[i]
+		var resp wire.StoreResp
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := c.call(cctx, n, wire.KindStoreReq, req, wire.KindStoreResp, &resp)
+		cancel()
+		if err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) && we.Code != wire.CodeUnavailable && we.Code != wire.CodeInternal {
+				return nil, err
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		return c.checkAck(mb, &resp)
+	}
+	return nil, fmt.Errorf("store failed on every swarm node: %w", errors.Join(errs...))
+}
+
+func (c *Client) checkAck(mb mailbox.ID, resp *wire.StoreResp) (*PutResult, error) {
+	if len(resp.Hash) != 32 {
+		return nil, errors.New("malformed store answer")
+	}
+	res := &PutResult{Hash: [32]byte(resp.Hash), Expiry: time.UnixMilli(resp.Expiry)}
+	msg := swarm.ReceiptBytes(res.Hash, mb, resp.Expiry)
+	seen := map[peer.ID]bool{}
+	c.mu.RLock()
+	for _, r := range resp.Receipts {
+		id, err := peer.IDFromBytes(r.Node)
+		if err != nil || seen[id] {
+			continue
+		}
+		if _, ok := c.nodes[id]; !ok {
+			continue
+		}
+		pub, err := id.ExtractPublicKey()
+		if err != nil {
+			continue
+		}
+		if ok, err := pub.Verify(msg, r.Sig); err == nil && ok {
+			seen[id] = true
+			res.Receipts++
+		}
+	}
+	c.mu.RUnlock()
+	if w := swarm.Quorum(c.Params().Replication); res.Receipts < w {
+		return nil, fmt.Errorf("store answer carries %d valid receipts; %d needed", res.Receipts, w)
+	}
+	return res, nil
+}
+
+// Message is a retrieved message.
+type Message struct {
+	Hash      [32]byte
+	Namespace int32
+	Timestamp time.Time
+	Expiry    time.Time
+	Data      []byte
+}
+
+// Get reads every message of the mailbox from its swarm, merging the
+// answers of all reachable members (a replica that is behind cannot hide a
+// message). If there is none and wait > 0, it long-polls the members until
+// one has a message or wait passes. Messages come sorted by sender
+// timestamp, then hash.
+func (c *Client) Get(ctx context.Context, key *mailbox.Key, wait time.Duration) ([]Message, error) {
+	msgs, err := c.gather(ctx, key, 0)
+	if err != nil || len(msgs) > 0 || wait <= 0 {
+		return msgs, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, nil
+		}
+		msgs, err := c.gather(ctx, key, min(left, 25*time.Second))
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// gather asks up to R reachable swarm members in parallel. With wait > 0 it
+// returns as soon as one answers with messages.
+func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duration) ([]Message, error) {
+	ranked := c.ranked(key.ID())
+	r := c.Params().Replication
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		msgs []wire.Message
+		err  error
+	}
+	results := make(chan result, len(ranked))
+	next, inflight, answered := 0, 0, 0
+	launch := func() {
+		n := ranked[next]
+		next++
+		inflight++
+		go func() {
+			msgs, err := c.retrieveAll(ctx, n, key, wait)
+			results <- result{msgs, err}
+		}()
+	}
+	for next < len(ranked) && next < r {
+		launch()
+	}
+	byHash := map[[32]byte]Message{}
+	var errs []error
+	for inflight > 0 {
+		res := <-results
+		inflight--
+		if res.err != nil {
+			errs = append(errs, res.err)
+			if next < len(ranked) && answered+inflight < r {
+				launch() // a member is down: ask the next in rank
+			}
+			continue
+		}
+		answered++
+		for _, m := range res.msgs {
+			if len(m.Hash) != 32 {
+				continue
+			}
+			byHash[[32]byte(m.Hash)] = Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
+				Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: m.Data}
+		}
+		if wait > 0 && len(byHash) > 0 {
+			break
+		}
+	}
+	if answered == 0 {
+		return nil, fmt.Errorf("no swarm node answered: %w", errors.Join(errs...))
+	}
+	out := make([]Message, 0, len(byHash))
+	for _, m := range byHash {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Timestamp.Equal(out[j].Timestamp) {
+			return out[i].Timestamp.Before(out[j].Timestamp)
+		}
+		return string(out[i].Hash[:]) < string(out[j].Hash[:])
+	})
+	return out, nil
+}
+
+// retrieveAll pages through one node's copy of the mailbox.
+func (c *Client) retrieveAll(ctx context.Context, n *member.Node, key *mailbox.Key, wait time.Duration) ([]wire.Message, error) {
+	var all []wire.Message
+	var after []byte
+	for page := 0; page < 1000; page++ {
+		resp, err := c.Retrieve(ctx, n, key, after, wait)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, resp.Messages...)
+		if !resp.More || len(resp.Messages) == 0 {
+			return all, nil
+		}
+		after = resp.Messages[len(resp.Messages)-1].Hash
+		wait = 0
+	}
+	return all, nil
+}
+
+// Retrieve sends one signed retrieve request to node n.
+func (c *Client) Retrieve(ctx context.Context, n *member.Node, key *mailbox.Key, after []byte, wait time.Duration) (*wire.RetrieveResp, error) {
+	id := key.ID()
+	req := &wire.RetrieveReq{Mailbox: id[:], After: after, WaitMs: wait.Milliseconds()}
+	req.Auth.Timestamp, req.Auth.Sig = key.Sign(mailbox.MethodRetrieve, time.Now(), req.AuthFields())
+	cctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
+	defer cancel()
+	var resp wire.RetrieveResp
+	if err := c.call(cctx, n, wire.KindRetrieveReq, req, wire.KindRetrieveResp, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Delete removes messages from the mailbox's swarm.
+func (c *Client) Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte) (int, error) {
+	id := key.ID()
+	req := &wire.DeleteReq{Mailbox: id[:]}
+	for _, h := range hashes {
+		req.Hashes = append(req.Hashes, h[:])
+	}
+	var errs []error
+	for _, n := range c.Swarm(id) {
+		req.Auth.Timestamp, req.Auth.Sig = key.Sign(mailbox.MethodDelete, time.Now(), req.AuthFields())
+		var resp wire.DeleteResp
+		if err := c.call(ctx, n, wire.KindDeleteReq, req, wire.KindDeleteResp, &resp); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return resp.Deleted, nil
+	}
+	return 0, fmt.Errorf("delete failed on every swarm node: %w", errors.Join(errs...))
+}

@@ -1,0 +1,267 @@
+package wire
+
+import "fmt"
+
+// Protocol IDs. Client-facing requests share one protocol; node-to-node
+// protocols are only served to peers in the node list.
+const (
+	ProtoStore     = "/umbra/store/1"     // client: store, retrieve, delete, node list
+	ProtoReplicate = "/umbra/replicate/1" // node: write replicas, fetch by hash
+	ProtoMembers   = "/umbra/members/1"   // node: record gossip
+	ProtoSync      = "/umbra/sync/1"      // node: anti-entropy digests
+)
+
+// Kind names the body type of a frame.
+type Kind uint8
+
+const (
+	KindError Kind = iota + 1
+	KindStoreReq
+	KindStoreResp
+	KindRetrieveReq
+	KindRetrieveResp
+	KindDeleteReq
+	KindDeleteResp
+	KindNodesReq
+	KindNodesResp
+	KindReplicateReq
+	KindReplicateResp
+	KindFetchReq
+	KindFetchResp
+	KindMembersDigest
+	KindMembersDelta
+	KindMembersPush
+	KindSyncReq
+	KindSyncResp
+)
+
+var kindNames = map[Kind]string{
+	KindError: "error", KindStoreReq: "store-req", KindStoreResp: "store-resp",
+	KindRetrieveReq: "retrieve-req", KindRetrieveResp: "retrieve-resp",
+	KindDeleteReq: "delete-req", KindDeleteResp: "delete-resp",
+	KindNodesReq: "nodes-req", KindNodesResp: "nodes-resp",
+	KindReplicateReq: "replicate-req", KindReplicateResp: "replicate-resp",
+	KindFetchReq: "fetch-req", KindFetchResp: "fetch-resp",
+	KindMembersDigest: "members-digest", KindMembersDelta: "members-delta",
+	KindMembersPush: "members-push", KindSyncReq: "sync-req", KindSyncResp: "sync-resp",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Error codes carried in an Error frame.
+const (
+	CodeBadRequest   = 400
+	CodeUnauthorized = 401
+	CodeTooLarge     = 413
+	CodeRateLimited  = 429
+	CodeInternal     = 500
+	CodeUnavailable  = 503 // quorum not reached
+	CodeMailboxFull  = 507
+	CodeStoreFull    = 508
+)
+
+// Error is the body of an error frame. It implements error.
+type Error struct {
+	Code int    `cbor:"1,keyasint"`
+	Msg  string `cbor:"2,keyasint"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("node error %d: %s", e.Code, e.Msg) }
+
+// Errorf builds an Error.
+func Errorf(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Auth proves control of a mailbox key: an Ed25519 signature by the mailbox
+// key over the method, the mailbox, the timestamp and the request's own fields.
+type Auth struct {
+	Timestamp int64  `cbor:"1,keyasint"` // unix ms
+	Sig       []byte `cbor:"2,keyasint"`
+}
+
+// StoreReq asks a node to store a message in a mailbox's swarm.
+type StoreReq struct {
+	Mailbox   []byte `cbor:"1,keyasint"`
+	Namespace int32  `cbor:"2,keyasint"`
+	Timestamp int64  `cbor:"3,keyasint"` // unix ms, chosen by the sender
+	TTL       int64  `cbor:"4,keyasint"` // ms
+	Data      []byte `cbor:"5,keyasint"`
+}
+
+// Receipt is a node's signed statement that it holds a message on disk.
+type Receipt struct {
+	Node []byte `cbor:"1,keyasint"` // peer ID bytes
+	Sig  []byte `cbor:"2,keyasint"`
+}
+
+// StoreResp acknowledges a quorum write.
+type StoreResp struct {
+	Hash     []byte    `cbor:"1,keyasint"`
+	Expiry   int64     `cbor:"2,keyasint"`
+	Receipts []Receipt `cbor:"3,keyasint"`
+}
+
+// Message is a stored message as it travels between nodes and to clients.
+type Message struct {
+	Hash      []byte `cbor:"1,keyasint"`
+	Mailbox   []byte `cbor:"2,keyasint"`
+	Namespace int32  `cbor:"3,keyasint"`
+	Timestamp int64  `cbor:"4,keyasint"`
+	Expiry    int64  `cbor:"5,keyasint"`
+	Data      []byte `cbor:"6,keyasint"`
+}
+
+// RetrieveReq reads a mailbox, optionally after a cursor, optionally waiting.
+type RetrieveReq struct {
+	Mailbox []byte `cbor:"1,keyasint"`
+	After   []byte `cbor:"3,keyasint,omitempty"`
+	Limit   int    `cbor:"4,keyasint,omitempty"`
+	WaitMs  int64  `cbor:"5,keyasint,omitempty"`
+	Auth    Auth   `cbor:"6,keyasint"`
+}
+
+// RetrieveResp returns messages in the node's arrival order.
+type RetrieveResp struct {
+	Messages []Message `cbor:"1,keyasint"`
+	More     bool      `cbor:"2,keyasint"`
+}
+
+// DeleteReq deletes messages from a mailbox's swarm.
+type DeleteReq struct {
+	Mailbox []byte   `cbor:"1,keyasint"`
+	Hashes  [][]byte `cbor:"2,keyasint"`
+	Auth    Auth     `cbor:"3,keyasint"`
+}
+
+// DeleteResp says how many live messages were removed at the answering node.
+type DeleteResp struct {
+	Deleted int `cbor:"1,keyasint"`
+}
+
+// NodesReq asks for the node list.
+type NodesReq struct{}
+
+// Params are the network parameters every node and client must agree on.
+type Params struct {
+	Network     string `cbor:"1,keyasint"`
+	Replication int    `cbor:"2,keyasint"`
+	PoWBits     int    `cbor:"3,keyasint"`
+}
+
+// NodesResp carries the answering node's view of the live node list.
+type NodesResp struct {
+	Params  Params   `cbor:"1,keyasint"`
+	Records [][]byte `cbor:"2,keyasint"` // signed node records
+}
+
+// ReplicateReq writes replicas (from a coordinator or from repair), or,
+// when Deletes is set, applies signed-off deletions (tombstones).
+type ReplicateReq struct {
+	Messages []Message `cbor:"1,keyasint"`
+	Deletes  []Tomb    `cbor:"2,keyasint,omitempty"`
+}
+
+// Tomb is a deletion to replicate.
+type Tomb struct {
+	Mailbox []byte   `cbor:"1,keyasint"`
+	Hashes  [][]byte `cbor:"2,keyasint"`
+}
+
+// ReplicateResp answers per message: a receipt when stored (or already held),
+// else an error code.
+type ReplicateResp struct {
+	Results []ReplicaResult `cbor:"1,keyasint"`
+}
+
+// ReplicaResult is the outcome for one replicated message.
+type ReplicaResult struct {
+	Receipt []byte `cbor:"1,keyasint,omitempty"` // signature
+	Code    int    `cbor:"2,keyasint,omitempty"`
+}
+
+// FetchReq asks a node for messages by hash (repair).
+type FetchReq struct {
+	Hashes [][]byte `cbor:"1,keyasint"`
+}
+
+// FetchResp returns the live messages among those asked for.
+type FetchResp struct {
+	Messages []Message `cbor:"1,keyasint"`
+}
+
+// MemberVersion names a record by node and sequence.
+type MemberVersion struct {
+	Node []byte `cbor:"1,keyasint"`
+	Seq  uint64 `cbor:"2,keyasint"`
+}
+
+// MembersDigest opens a gossip exchange: the versions the sender holds.
+type MembersDigest struct {
+	Params   Params          `cbor:"1,keyasint"`
+	Versions []MemberVersion `cbor:"2,keyasint"`
+}
+
+// MembersDelta answers with records the sender lacks or has older, and the
+// nodes whose records the answerer wants.
+type MembersDelta struct {
+	Records [][]byte `cbor:"1,keyasint"`
+	Want    [][]byte `cbor:"2,keyasint"`
+}
+
+// MembersPush closes the exchange with the wanted records.
+type MembersPush struct {
+	Records [][]byte `cbor:"1,keyasint"`
+}
+
+// MailboxDigest summarises a mailbox's set of hashes (live and deleted).
+type MailboxDigest struct {
+	Mailbox []byte `cbor:"1,keyasint"`
+	Count   uint32 `cbor:"2,keyasint"`
+	XOR     []byte `cbor:"3,keyasint"`
+}
+
+// SyncReq offers digests of mailboxes both sides should hold.
+type SyncReq struct {
+	Digests []MailboxDigest `cbor:"1,keyasint"`
+}
+
+// SyncEntry is one hash of a mailbox's set.
+type SyncEntry struct {
+	Hash    []byte `cbor:"1,keyasint"`
+	Deleted bool   `cbor:"2,keyasint,omitempty"`
+}
+
+// MailboxEntries lists a mailbox's full set at the answering node.
+type MailboxEntries struct {
+	Mailbox []byte      `cbor:"1,keyasint"`
+	Entries []SyncEntry `cbor:"2,keyasint"`
+}
+
+// SyncResp lists, for each mailbox whose digest differed, the answerer's set.
+type SyncResp struct {
+	Diffs []MailboxEntries `cbor:"1,keyasint"`
+}
+
+// AuthFields is what a retrieve signature covers besides method, mailbox and
+// timestamp.
+func (r *RetrieveReq) AuthFields() []byte {
+	b := append([]byte{}, r.After...)
+	return append(b, byte(r.Limit>>24), byte(r.Limit>>16), byte(r.Limit>>8), byte(r.Limit),
+		byte(r.WaitMs>>24), byte(r.WaitMs>>16), byte(r.WaitMs>>8), byte(r.WaitMs))
+}
+
+// AuthFields is what a delete signature covers besides method, mailbox and
+// timestamp: the hashes, in order.
+func (r *DeleteReq) AuthFields() []byte {
+	var b []byte
+	for _, h := range r.Hashes {
+		b = append(b, h...)
+	}
+	return b
+}
