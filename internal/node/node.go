@@ -89,7 +89,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
-	if n.priv, err = loadIdentity(filepath.Join(cfg.DataDir, "identity.key")); err != nil {
+	if n.priv, err = LoadIdentity(filepath.Join(cfg.DataDir, "identity.key")); err != nil {
 		return nil, err
 	}
 	if n.onion, err = n.loadOnionKey(); err != nil {
@@ -239,7 +239,9 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func loadIdentity(path string) (crypto.PrivKey, error) {
+// LoadIdentity reads the node's libp2p identity key at path, creating it if
+// missing. The devnet calls it to learn peer IDs before starting nodes.
+func LoadIdentity(path string) (crypto.PrivKey, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		k, err := crypto.UnmarshalPrivateKey(b)

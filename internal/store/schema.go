@@ -15,7 +15,7 @@ var migrations = []string{
 	// v1: initial schema.
 	`
 CREATE TABLE messages (
-	seq       INTEGER PRIMARY KEY AUTOINCREMENT, -- local arrival order
+	seq       INTEGER PRIMARY KEY,   -- local arrival order (rowid)
 	hash      BLOB    NOT NULL UNIQUE,
 	mailbox   BLOB    NOT NULL,
 	namespace INTEGER NOT NULL,
@@ -59,8 +59,9 @@ var writerPragmas = []string{
 	"journal_mode(WAL)",
 	"synchronous(FULL)",
 	"foreign_keys(OFF)",
-	"cache_size(-16384)", // 16 MiB page cache
+	"cache_size(-16384)", // page cache
 	"temp_store(MEMORY)",
+	"wal_autocheckpoint(10000)",
 }
 
 // readerPragmas apply to every connection of the read pool.

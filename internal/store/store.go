@@ -150,6 +150,8 @@ type Store struct {
 
 	st state // in-memory counters and digests
 
+	commits, committedReqs atomic.Int64 // group-commit effectiveness (benchmarks, debugging)
+
 	wmu      sync.Mutex
 	watchers map[Hash]*watcher
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -269,7 +271,42 @@ func (w *writer) run() {
 			}
 		}
 		w.execBatch(w.batch)
+		k := len(w.batch)
 		clear(w.batch) // drop references for the GC
+		t2 := time.Now()
+		w.linger(k)
+		DbgLinger.Add(int64(time.Since(t2)))
+	}
+}
+
+// maxLinger bounds how long the writer waits for the callers it has just
+// answered to come back before it starts the next transaction.
+var DbgDo, DbgCommit, DbgLinger, DbgCycle atomic.Int64
+
+const maxLinger = 500 * time.Microsecond
+
+// linger runs after a batch of k requests has been answered. Under
+// concurrent load those k callers typically submit again within
+// microseconds; starting the next transaction before they do splits the
+// callers into two cohorts that alternate commits, halving the batch size.
+// So the writer yields while the queue is still growing towards
+// (already queued + k), for at most maxLinger. A lone caller (k == 1) never
+// waits.
+func (w *writer) linger(k int) {
+	if k < 2 {
+		return
+	}
+	q := w.s.reqs
+	target := min(len(q)+k, cap(q))
+	deadline := time.Now().Add(maxLinger)
+	prev, stalls := len(q), 0
+	for prev < target && stalls < 3 && time.Now().Before(deadline) {
+		runtime.Gosched()
+		if n := len(q); n == prev {
+			stalls++
+		} else {
+			prev, stalls = n, 0
+		}
 	}
 }
 
@@ -304,6 +341,8 @@ func (w *writer) execBatch(batch []*request) {
 		return
 	}
 	s.st.apply(w.pend)
+	s.commits.Add(1)
+	s.committedReqs.Add(int64(len(batch)))
 	for _, mb := range w.notify {
 		s.fire(mb)
 	}
@@ -329,11 +368,15 @@ func (w *writer) execTx(batch []*request, now int64) (err error) {
 			}
 		}
 	}()
+	t0 := time.Now()
 	for _, r := range batch {
 		if err := w.do(ctx, r, now); err != nil {
 			return fmt.Errorf("%v: %w", r.op, err)
 		}
 	}
+	t1 := time.Now()
+	DbgDo.Add(int64(t1.Sub(t0)))
+	defer func() { DbgCommit.Add(int64(time.Since(t1))) }()
 	if _, err := w.commit.ExecContext(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/umbra-im/umbra/internal/node"
+	"github.com/umbra-im/umbra/internal/swarm"
+	"github.com/umbra-im/umbra/internal/swarmclient"
+)
+
+func nodeCmd() *cobra.Command {
+	var (
+		cfg       node.Config
+		bootstrap []string
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a service node",
+		Long: `Run an Umbra service node. It stores the mailboxes of the swarms it belongs
+to, replicates every write to a quorum of its swarm before acknowledging it,
+repairs replicas by anti-entropy, and gossips the signed list of live nodes.
+
+On start it writes its full dialable address to DIR/addr (and, with --admin,
+its admin URL to DIR/admin). SIGTERM or Ctrl-C stops it gracefully; an
+acknowledged message is on disk, so even kill -9 loses none.`,
+		Example: `  umbra node --data ./n1 --admin 127.0.0.1:7001
+  umbra node --data ./n2 --bootstrap ./n1/addr --admin 127.0.0.1:7002`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			cfg.Version = version
+			for _, b := range bootstrap {
+				addrs, err := expandBootstrap(b)
+				if err != nil {
+					return err
+				}
+				cfg.Bootstrap = append(cfg.Bootstrap, addrs...)
+			}
+			n, err := node.New(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "umbra node %s running\n  peer:  %s\n", version, n.ID())
+			for _, a := range n.Addrs() {
+				fmt.Fprintf(cmd.OutOrStdout(), "  addr:  %s\n", a)
+			}
+			if a := n.AdminAddr(); a != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "  admin: http://%s/status\n", a)
+			}
+			<-cmd.Context().Done()
+			log.Info("stopping")
+			return n.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "", "data directory for keys and the database (created if missing; required)")
+	f.StringSliceVar(&cfg.Listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "multiaddr to listen on (repeatable)")
+	f.StringSliceVar(&bootstrap, "bootstrap", nil, "node multiaddr with /p2p/<id>, or a file of them one per line, e.g. a devnet's bootstrap.txt (repeatable)")
+	f.StringVar(&cfg.Admin, "admin", "", "serve /healthz, /status and /metrics on this loopback host:port")
+	f.StringVar(&cfg.Params.Network, "network", node.DefaultNetwork, "network name; nodes of other networks are refused")
+	f.IntVar(&cfg.Params.Replication, "replication", swarm.DefaultReplication, "swarm size R (a network parameter: every node must agree)")
+	f.IntVar(&cfg.Params.PoWBits, "pow-bits", 20, "admission proof-of-work difficulty in bits (a network parameter)")
+	f.DurationVar(&cfg.RecordTTL, "record-ttl", 60*time.Second, "lifetime of this node's record unless refreshed")
+	f.DurationVar(&cfg.GossipInterval, "gossip-interval", time.Second, "node-record gossip period")
+	f.DurationVar(&cfg.SyncInterval, "sync-interval", 5*time.Second, "anti-entropy period")
+	f.DurationVar(&cfg.ProbeInterval, "probe-interval", 2*time.Second, "how often unreachable nodes are probed")
+	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", 8<<30, "refuse new messages once this many bytes are stored")
+	return cmd
+}
+
+// expandBootstrap turns a --bootstrap value into multiaddrs: a value that
+// starts with "/" is a multiaddr; anything else is a file of them.
+func expandBootstrap(v string) ([]string, error) {
+	if strings.HasPrefix(v, "/ip4/") || strings.HasPrefix(v, "/ip6/") {
+		if !strings.Contains(v, "/p2p/") {
+			return nil, fmt.Errorf("--bootstrap %q: a multiaddr must end in /p2p/<peer id>", v)
+		}
+		return []string{v}, nil
+	}
+	return swarmclient.ReadNetworkFile(v)
+}

@@ -1,0 +1,331 @@
+// Package devnet runs a local network of `umbra node` processes on
+// 127.0.0.1 for development and tests: fixed ports chosen up front, node
+// identities created before start so the bootstrap file is complete, and
+// per-node kill -9 and restart.
+package devnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-im/umbra/internal/node"
+)
+
+// Config describes a devnet.
+type Config struct {
+	Dir      string   // root folder; node-<i>/ and bootstrap.txt go here
+	Nodes    int      // how many nodes (default 12)
+	Binary   string   // the umbra binary (default: this executable)
+	Network  string   // network name (default "umbra-devnet")
+	PoWBits  int      // admission difficulty (default 8: fast to solve)
+	NodeArgs []string // extra flags for every node
+}
+
+// Proc is one node process.
+type Proc struct {
+	Index     int
+	Dir       string
+	ID        peer.ID
+	Addr      string // full multiaddr with /p2p/
+	AdminAddr string // 127.0.0.1:port
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// AdminURL is the node's admin base URL.
+func (p *Proc) AdminURL() string { return "http://" + p.AdminAddr }
+
+// Pid is the running process ID, or 0.
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Running reports whether the process is alive.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Devnet is a running local network.
+type Devnet struct {
+	cfg   Config
+	Procs []*Proc
+}
+
+// BootstrapFile is the path of the network file (one multiaddr per line).
+func (d *Devnet) BootstrapFile() string { return filepath.Join(d.cfg.Dir, "bootstrap.txt") }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start prepares the folders and identities, writes bootstrap.txt and starts
+// every node. It returns once all processes are started; use WaitReady to
+// wait for the network to converge.
+func Start(cfg Config) (*Devnet, error) {
+	if cfg.Nodes <= 0 {
+		cfg.Nodes = 12
+	}
+	if cfg.Network == "" {
+		cfg.Network = "umbra-devnet"
+	}
+	if cfg.PoWBits == 0 {
+		cfg.PoWBits = 8
+	}
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("devnet: find umbra binary: %w", err)
+		}
+		cfg.Binary = exe
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	d := &Devnet{cfg: cfg}
+	var boot []string
+	for i := 1; i <= cfg.Nodes; i++ {
+		dir := filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("devnet: %w", err)
+		}
+		key, err := node.LoadIdentity(filepath.Join(dir, "identity.key"))
+		if err != nil {
+			return nil, err
+		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		// A restarted devnet keeps each node's ports, so bootstrap.txt stays true.
+		port, admin, err := loadPorts(dir)
+		if err != nil {
+			return nil, err
+		}
+		p := &Proc{Index: i, Dir: dir, ID: id,
+			Addr:      fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id),
+			AdminAddr: fmt.Sprintf("127.0.0.1:%d", admin)}
+		d.Procs = append(d.Procs, p)
+		boot = append(boot, p.Addr)
+	}
+	if err := os.WriteFile(d.BootstrapFile(), []byte(strings.Join(boot, "\n")+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("devnet: write bootstrap file: %w", err)
+	}
+	for _, p := range d.Procs {
+		if err := d.start(p); err != nil {
+			d.Stop()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func loadPorts(dir string) (int, int, error) {
+	path := filepath.Join(dir, "ports")
+	if b, err := os.ReadFile(path); err == nil {
+		var p2pPort, admin int
+		if _, err := fmt.Sscanf(string(b), "%d %d", &p2pPort, &admin); err == nil {
+			return p2pPort, admin, nil
+		}
+	}
+	p2pPort, err := freePort()
+	if err != nil {
+		return 0, 0, fmt.Errorf("devnet: pick port: %w", err)
+	}
+	admin, err := freePort()
+	if err != nil {
+		return 0, 0, fmt.Errorf("devnet: pick port: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d %d\n", p2pPort, admin)), 0o644); err != nil {
+		return 0, 0, fmt.Errorf("devnet: %w", err)
+	}
+	return p2pPort, admin, nil
+}
+
+func (d *Devnet) start(p *Proc) error {
+	port := strings.Split(p.Addr, "/")[4]
+	args := []string{"node",
+		"--data", p.Dir,
+		"--listen", "/ip4/127.0.0.1/tcp/" + port,
+		"--bootstrap", d.BootstrapFile(),
+		"--admin", p.AdminAddr,
+		"--network", d.cfg.Network,
+		"--pow-bits", strconv.Itoa(d.cfg.PoWBits),
+		"--gossip-interval", "500ms",
+		"--sync-interval", "2s",
+		"--probe-interval", "500ms",
+		"--record-ttl", "30s",
+	}
+	args = append(args, d.cfg.NodeArgs...)
+	logf, err := os.OpenFile(filepath.Join(p.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("devnet: node log: %w", err)
+	}
+	cmd := exec.Command(d.cfg.Binary, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("devnet: start node %d: %w", p.Index, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	_ = os.WriteFile(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+	return nil
+}
+
+// Kill sends SIGKILL to node i (1-based) and waits for it to die.
+func (d *Devnet) Kill(i int) error { return d.signal(i, syscall.SIGKILL, 5*time.Second) }
+
+// Terminate sends SIGTERM to node i and waits for it to exit.
+func (d *Devnet) Terminate(i int) error { return d.signal(i, syscall.SIGTERM, 15*time.Second) }
+
+func (d *Devnet) signal(i int, sig syscall.Signal, wait time.Duration) error {
+	p := d.Procs[i-1]
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("devnet: node %d did not exit within %s after %s; killed", i, wait, sig)
+	}
+}
+
+// Restart starts node i again from its data folder.
+func (d *Devnet) Restart(i int) error {
+	p := d.Procs[i-1]
+	if p.Running() {
+		return fmt.Errorf("devnet: node %d is running", i)
+	}
+	return d.start(p)
+}
+
+// Stop terminates every node gracefully (SIGTERM, then SIGKILL after 15 s).
+func (d *Devnet) Stop() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(d.Procs))
+	for i := range d.Procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Terminate(i + 1)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Status fetches node i's /status.
+func (d *Devnet) Status(ctx context.Context, i int) (*node.Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.Procs[i-1].AdminURL()+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st node.Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// WaitReady waits until every running node reports want live nodes
+// (want <= 0 means the number of running nodes).
+func (d *Devnet) WaitReady(ctx context.Context, want int) error {
+	for {
+		running, ready := 0, 0
+		for _, p := range d.Procs {
+			if !p.Running() {
+				continue
+			}
+			running++
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			st, err := d.Status(cctx, p.Index)
+			cancel()
+			w := want
+			if w <= 0 {
+				w = d.runningCount()
+			}
+			if err == nil && st.LiveNodes == w {
+				ready++
+			}
+		}
+		if running > 0 && ready == running {
+			return nil
+		}
+		if running == 0 {
+			return errors.New("devnet: no node is running; see node-*/node.log")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("devnet: %d of %d nodes ready: %w", ready, running, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Devnet) runningCount() int {
+	n := 0
+	for _, p := range d.Procs {
+		if p.Running() {
+			n++
+		}
+	}
+	return n
+}

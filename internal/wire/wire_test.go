@@ -1,0 +1,438 @@
+package wire_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+func b32(c byte) []byte { return bytes.Repeat([]byte{c}, 32) }
+
+// sample is one example body of every frame kind, every field set to a
+// non-zero value, and a constructor for an empty value of the same type.
+type sample struct {
+	kind wire.Kind
+	v    any
+	zero func() any
+}
+
+func samples() []sample {
+	msg := wire.Message{Hash: b32(1), Mailbox: b32(2), Namespace: -7, Timestamp: 1700000000000, Expiry: 1700000060000, Data: []byte("hello")}
+	params := wire.Params{Network: "test", Replication: 5, PoWBits: 12}
+	return []sample{
+		{wire.KindError, &wire.Error{Code: wire.CodeTooLarge, Msg: "too big"}, func() any { return new(wire.Error) }},
+		{wire.KindStoreReq, &wire.StoreReq{Mailbox: b32(3), Namespace: 42, Timestamp: 1, TTL: 60000, Data: []byte{0, 1, 2}}, func() any { return new(wire.StoreReq) }},
+		{wire.KindStoreResp, &wire.StoreResp{Hash: b32(4), Expiry: 99, Receipts: []wire.Receipt{{Node: []byte("node-a"), Sig: b32(5)}, {Node: []byte("node-b"), Sig: b32(6)}}}, func() any { return new(wire.StoreResp) }},
+		{wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: b32(7), After: b32(8), Limit: 10, WaitMs: 2500, Auth: wire.Auth{Timestamp: 123, Sig: bytes.Repeat([]byte{9}, 64)}}, func() any { return new(wire.RetrieveReq) }},
+		{wire.KindRetrieveResp, &wire.RetrieveResp{Messages: []wire.Message{msg, msg}, More: true}, func() any { return new(wire.RetrieveResp) }},
+		{wire.KindDeleteReq, &wire.DeleteReq{Mailbox: b32(10), Hashes: [][]byte{b32(11), b32(12)}, Auth: wire.Auth{Timestamp: -5, Sig: []byte{1}}}, func() any { return new(wire.DeleteReq) }},
+		{wire.KindDeleteResp, &wire.DeleteResp{Deleted: 3}, func() any { return new(wire.DeleteResp) }},
+		{wire.KindNodesReq, &wire.NodesReq{}, func() any { return new(wire.NodesReq) }},
+		{wire.KindNodesResp, &wire.NodesResp{Params: params, Records: [][]byte{[]byte("r1"), []byte("r2")}}, func() any { return new(wire.NodesResp) }},
+		{wire.KindReplicateReq, &wire.ReplicateReq{Messages: []wire.Message{msg}, Deletes: []wire.Tomb{{Mailbox: b32(13), Hashes: [][]byte{b32(14)}}}}, func() any { return new(wire.ReplicateReq) }},
+		{wire.KindReplicateResp, &wire.ReplicateResp{Results: []wire.ReplicaResult{{Receipt: b32(15)}, {Code: wire.CodeMailboxFull}}}, func() any { return new(wire.ReplicateResp) }},
+		{wire.KindFetchReq, &wire.FetchReq{Hashes: [][]byte{b32(16), b32(17)}}, func() any { return new(wire.FetchReq) }},
+		{wire.KindFetchResp, &wire.FetchResp{Messages: []wire.Message{msg}}, func() any { return new(wire.FetchResp) }},
+		{wire.KindMembersDigest, &wire.MembersDigest{Params: params, Versions: []wire.MemberVersion{{Node: []byte("n1"), Seq: 1 << 62}}}, func() any { return new(wire.MembersDigest) }},
+		{wire.KindMembersDelta, &wire.MembersDelta{Records: [][]byte{[]byte("rec")}, Want: [][]byte{[]byte("want")}}, func() any { return new(wire.MembersDelta) }},
+		{wire.KindMembersPush, &wire.MembersPush{Records: [][]byte{[]byte("rec1"), []byte("rec2")}}, func() any { return new(wire.MembersPush) }},
+		{wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: b32(18), Count: 4, XOR: b32(19)}}}, func() any { return new(wire.SyncReq) }},
+		{wire.KindSyncResp, &wire.SyncResp{Diffs: []wire.MailboxEntries{{Mailbox: b32(20), Entries: []wire.SyncEntry{{Hash: b32(21)}, {Hash: b32(22), Deleted: true}}}}}, func() any { return new(wire.SyncResp) }},
+	}
+}
+
+func TestSamplesCoverEveryKind(t *testing.T) {
+	seen := map[wire.Kind]bool{}
+	for _, s := range samples() {
+		seen[s.kind] = true
+	}
+	for k := wire.KindError; k <= wire.KindSyncResp; k++ {
+		if !seen[k] {
+			t.Errorf("no round-trip sample for %s", k)
+		}
+		if strings.HasPrefix(k.String(), "kind(") {
+			t.Errorf("kind %d has no name", k)
+		}
+	}
+	if got := wire.Kind(200).String(); got != "kind(200)" {
+		t.Errorf("unknown kind String = %q", got)
+	}
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.kind.String(), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := wire.WriteFrame(&buf, s.kind, s.v); err != nil {
+				t.Fatalf("WriteFrame: %v", err)
+			}
+			// Two frames back to back: reading must not over-consume.
+			if err := wire.WriteFrame(&buf, s.kind, s.v); err != nil {
+				t.Fatalf("WriteFrame: %v", err)
+			}
+			r := bufio.NewReader(&buf)
+			for i := 0; i < 2; i++ {
+				got := s.zero()
+				if err := wire.Read(r, 0, s.kind, got); err != nil {
+					if s.kind == wire.KindError {
+						// Read decodes an error frame into v only when asked for KindError.
+						t.Fatalf("Read: %v", err)
+					}
+					t.Fatalf("Read #%d: %v", i, err)
+				}
+				if !reflect.DeepEqual(got, s.v) {
+					t.Fatalf("round trip #%d:\n got %#v\nwant %#v", i, got, s.v)
+				}
+			}
+			if _, _, err := wire.ReadFrame(r, 0); err != io.EOF {
+				t.Fatalf("after two frames: err = %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+func TestMarshalDeterministic(t *testing.T) {
+	for _, s := range samples() {
+		a, err := wire.Marshal(s.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := wire.Marshal(s.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: encoding not deterministic", s.kind)
+		}
+	}
+}
+
+func frameBytes(t *testing.T, kind wire.Kind, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := wire.WriteFrame(&buf, kind, v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestReadFrameRejects(t *testing.T) {
+	valid := frameBytes(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: b32(1), Data: []byte("data")})
+	uv := func(n uint64, rest ...byte) []byte { return append(binary.AppendUvarint(nil, n), rest...) }
+	tests := []struct {
+		name    string
+		in      []byte
+		max     int
+		wantErr error // checked with errors.Is when set
+		substr  string
+	}{
+		{name: "empty input", in: nil, wantErr: io.EOF},
+		{name: "zero length", in: uv(0), substr: "empty frame"},
+		{name: "zero length with trailing bytes", in: uv(0, 1, 2, 3), substr: "empty frame"},
+		{name: "announce 1<<40", in: uv(1 << 40), wantErr: wire.ErrFrameTooLarge},
+		{name: "announce max uint64", in: uv(^uint64(0)), wantErr: wire.ErrFrameTooLarge},
+		{name: "announce MaxFrame+1, default max", in: uv(wire.MaxFrame + 1), max: 0, wantErr: wire.ErrFrameTooLarge},
+		{name: "announce MaxFrame+1, max above MaxFrame", in: uv(wire.MaxFrame + 1), max: 1 << 30, wantErr: wire.ErrFrameTooLarge},
+		{name: "announce max+1", in: uv(1025), max: 1024, wantErr: wire.ErrFrameTooLarge},
+		{name: "negative max means MaxFrame", in: uv(wire.MaxFrame + 1), max: -1, wantErr: wire.ErrFrameTooLarge},
+		{name: "truncated varint", in: []byte{0x80}, wantErr: io.ErrUnexpectedEOF},
+		{name: "varint overflow", in: bytes.Repeat([]byte{0xff}, 11), substr: "overflow"},
+		{name: "truncated body", in: valid[:len(valid)-1], wantErr: io.ErrUnexpectedEOF},
+		// The length prefix alone: ReadFrame reports a plain io.EOF here (the
+		// body's ReadFull read nothing), which looks like a clean close; any
+		// error is accepted.
+		{name: "only length", in: valid[:1]},
+		{name: "length 10, 5 bytes", in: uv(10, 1, 2, 3, 4, 5), wantErr: io.ErrUnexpectedEOF},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, body, err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(tc.in)), tc.max)
+			if err == nil {
+				t.Fatalf("ReadFrame accepted %x (body %x)", tc.in, body)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if tc.substr != "" && !strings.Contains(err.Error(), tc.substr) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.substr)
+			}
+		})
+	}
+}
+
+func TestReadFrameAccepts(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       []byte
+		max      int
+		wantKind wire.Kind
+		wantBody []byte
+	}{
+		{"kind only", []byte{1, 7}, 0, 7, []byte{}},
+		{"exactly max", []byte{4, 9, 'a', 'b', 'c'}, 4, 9, []byte("abc")},
+		{"unknown kind is returned, not refused", []byte{2, 0xee, 0xa0}, 0, 0xee, []byte{0xa0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, body, err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(tc.in)), tc.max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k != tc.wantKind || !bytes.Equal(body, tc.wantBody) {
+				t.Fatalf("got (%s, %x), want (%s, %x)", k, body, tc.wantKind, tc.wantBody)
+			}
+		})
+	}
+}
+
+// An over-limit announcement must be refused before the buffer is made.
+func TestReadFrameNoAllocBeforeCheck(t *testing.T) {
+	in := binary.AppendUvarint(nil, wire.MaxFrame) // 4 MiB announced
+	in = append(in, make([]byte, 16)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 10; i++ {
+		if _, _, err := wire.ReadFrame(bufio.NewReaderSize(bytes.NewReader(in), 16), 1024); !errors.Is(err, wire.ErrFrameTooLarge) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
+		t.Fatalf("refusing 10 over-limit frames allocated %d bytes", d)
+	}
+}
+
+func TestWriteFrameTooLarge(t *testing.T) {
+	var buf bytes.Buffer
+	err := wire.WriteFrame(&buf, wire.KindStoreReq, &wire.StoreReq{Data: make([]byte, wire.MaxFrame)})
+	if !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Fatalf("err = %v, want ErrFrameTooLarge", err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("%d bytes written for a refused frame", buf.Len())
+	}
+}
+
+func TestReadErrorFrame(t *testing.T) {
+	in := frameBytes(t, wire.KindError, wire.Errorf(wire.CodeUnauthorized, "no %s", "way"))
+	var resp wire.StoreResp
+	err := wire.Read(bufio.NewReader(bytes.NewReader(in)), 0, wire.KindStoreResp, &resp)
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		t.Fatalf("err = %#v, want *wire.Error", err)
+	}
+	if we.Code != wire.CodeUnauthorized || we.Msg != "no way" {
+		t.Fatalf("got %+v", we)
+	}
+	if !strings.Contains(we.Error(), "401") || !strings.Contains(we.Error(), "no way") {
+		t.Fatalf("Error() = %q", we.Error())
+	}
+
+	// An undecodable error body is a decode error, not a *wire.Error.
+	bad := []byte{2, byte(wire.KindError), 0xff}
+	err = wire.Read(bufio.NewReader(bytes.NewReader(bad)), 0, wire.KindStoreResp, &resp)
+	if err == nil || errors.As(err, &we) {
+		t.Fatalf("err = %v, want a decode error", err)
+	}
+}
+
+func TestReadWrongKind(t *testing.T) {
+	in := frameBytes(t, wire.KindStoreResp, &wire.StoreResp{Hash: b32(1)})
+	var v wire.RetrieveResp
+	err := wire.Read(bufio.NewReader(bytes.NewReader(in)), 0, wire.KindRetrieveResp, &v)
+	if err == nil || !strings.Contains(err.Error(), "store-resp") {
+		t.Fatalf("err = %v, want a kind mismatch", err)
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		t.Fatalf("kind mismatch reported as a peer error: %v", err)
+	}
+}
+
+func TestReadFrameLimitPassedThrough(t *testing.T) {
+	in := frameBytes(t, wire.KindStoreReq, &wire.StoreReq{Data: make([]byte, 100)})
+	var v wire.StoreReq
+	if err := wire.Read(bufio.NewReader(bytes.NewReader(in)), 50, wire.KindStoreReq, &v); !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Fatalf("err = %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// storeReqV2 is a StoreReq from a newer peer with extra fields.
+type storeReqV2 struct {
+	Mailbox   []byte            `cbor:"1,keyasint"`
+	Namespace int32             `cbor:"2,keyasint"`
+	Timestamp int64             `cbor:"3,keyasint"`
+	TTL       int64             `cbor:"4,keyasint"`
+	Data      []byte            `cbor:"5,keyasint"`
+	Extra     string            `cbor:"99,keyasint"`
+	Nested    map[string][]int  `cbor:"100,keyasint"`
+	Big       uint64            `cbor:"101,keyasint"`
+	Tagless   map[int64][]byte  `cbor:"102,keyasint"`
+	Opt       *storeReqV2Nested `cbor:"103,keyasint"`
+}
+
+type storeReqV2Nested struct {
+	A int `cbor:"1,keyasint"`
+}
+
+type messageV2 struct {
+	Hash      []byte `cbor:"1,keyasint"`
+	Mailbox   []byte `cbor:"2,keyasint"`
+	Namespace int32  `cbor:"3,keyasint"`
+	Timestamp int64  `cbor:"4,keyasint"`
+	Expiry    int64  `cbor:"5,keyasint"`
+	Data      []byte `cbor:"6,keyasint"`
+	Extra     []byte `cbor:"99,keyasint"`
+}
+
+type retrieveRespV2 struct {
+	Messages []messageV2 `cbor:"1,keyasint"`
+	More     bool        `cbor:"2,keyasint"`
+	Extra    string      `cbor:"99,keyasint"`
+}
+
+func TestUnknownFieldsSkipped(t *testing.T) {
+	t.Run("top level", func(t *testing.T) {
+		v2 := storeReqV2{Mailbox: b32(1), Namespace: 3, Timestamp: 4, TTL: 5, Data: []byte("d"),
+			Extra: "from the future", Nested: map[string][]int{"a": {1, 2, 3}}, Big: 1 << 63,
+			Tagless: map[int64][]byte{-1: []byte("x")}, Opt: &storeReqV2Nested{A: 9}}
+		b, err := wire.Marshal(&v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got wire.StoreReq
+		if err := wire.Unmarshal(b, &got); err != nil {
+			t.Fatalf("decode v2 body: %v", err)
+		}
+		want := wire.StoreReq{Mailbox: b32(1), Namespace: 3, Timestamp: 4, TTL: 5, Data: []byte("d")}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("nested", func(t *testing.T) {
+		v2 := retrieveRespV2{Messages: []messageV2{{Hash: b32(1), Mailbox: b32(2), Data: []byte("x"), Extra: []byte("new")}}, More: true, Extra: "e"}
+		b, err := wire.Marshal(&v2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got wire.RetrieveResp
+		if err := wire.Unmarshal(b, &got); err != nil {
+			t.Fatalf("decode v2 body: %v", err)
+		}
+		if len(got.Messages) != 1 || !got.More || !bytes.Equal(got.Messages[0].Data, []byte("x")) {
+			t.Fatalf("got %+v", got)
+		}
+	})
+	t.Run("through a frame", func(t *testing.T) {
+		in := frameBytes(t, wire.KindStoreReq, &storeReqV2{Mailbox: b32(1), Data: []byte("d"), Extra: "x"})
+		var got wire.StoreReq
+		if err := wire.Read(bufio.NewReader(bytes.NewReader(in)), 0, wire.KindStoreReq, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Data, []byte("d")) {
+			t.Fatalf("got %+v", got)
+		}
+	})
+}
+
+// Hand-written CBOR for the decoder's hard limits.
+func TestDecodeRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		into func() any
+	}{
+		// {1: h'61', 1: h'62'}
+		{"duplicate known key", []byte{0xa2, 0x01, 0x41, 0x61, 0x01, 0x41, 0x62}, func() any { return new(wire.StoreReq) }},
+		// {5: h'61', 1: h'00', 5: h'62'}
+		{"duplicate key not adjacent", []byte{0xa3, 0x05, 0x41, 0x61, 0x01, 0x41, 0x00, 0x05, 0x41, 0x62}, func() any { return new(wire.StoreReq) }},
+		// {99: 1, 99: 2}
+		{"duplicate unknown key", []byte{0xa2, 0x18, 0x63, 0x01, 0x18, 0x63, 0x02}, func() any { return new(wire.StoreReq) }},
+		// {1: [{1: h'', 1: h''}]} — duplicate inside a nested message
+		{"duplicate nested key", []byte{0xa1, 0x01, 0x81, 0xa2, 0x01, 0x40, 0x01, 0x40}, func() any { return new(wire.RetrieveResp) }},
+		// {1: 1, 2: "a", 1: 2} into Error
+		{"duplicate in error body", []byte{0xa3, 0x01, 0x01, 0x02, 0x61, 'a', 0x01, 0x02}, func() any { return new(wire.Error) }},
+		// indefinite-length map
+		{"indefinite map", []byte{0xbf, 0x01, 0x41, 0x61, 0xff}, func() any { return new(wire.StoreReq) }},
+		// indefinite-length byte string
+		{"indefinite bytes", []byte{0xa1, 0x05, 0x5f, 0x41, 0x61, 0xff}, func() any { return new(wire.StoreReq) }},
+		// tag 1 (epoch time) on a field
+		{"tag", []byte{0xa1, 0x03, 0xc1, 0x01}, func() any { return new(wire.StoreReq) }},
+		{"truncated", []byte{0xa1, 0x05, 0x45, 0x61}, func() any { return new(wire.StoreReq) }},
+		{"trailing bytes", []byte{0xa0, 0x00}, func() any { return new(wire.StoreReq) }},
+		{"wrong type", []byte{0xa1, 0x05, 0x01}, func() any { return new(wire.StoreReq) }},
+		{"int overflow int32", []byte{0xa1, 0x02, 0x1a, 0xff, 0xff, 0xff, 0xff}, func() any { return new(wire.StoreReq) }},
+		{"negative into uint64", []byte{0xa1, 0x02, 0x20}, func() any { return new(wire.MemberVersion) }},
+		{"array header beyond data", []byte{0xa1, 0x01, 0x9a, 0x00, 0x01, 0xff, 0xff}, func() any { return new(wire.RetrieveResp) }},
+		{"array above MaxArrayElements", append([]byte{0xa1, 0x01, 0x9a, 0x00, 0x02, 0x00, 0x01}, make([]byte, 131073)...), func() any { return new(wire.FetchReq) }},
+		{"too deep", deepArrays(20), func() any { return new(any) }},
+		{"map above MaxMapPairs", bigMap(65), func() any { return new(wire.StoreReq) }},
+		{"empty input", nil, func() any { return new(wire.StoreReq) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tc.into()
+			if err := wire.Unmarshal(tc.in, v); err == nil {
+				t.Fatalf("accepted %x as %#v", tc.in, v)
+			}
+		})
+	}
+}
+
+func deepArrays(n int) []byte {
+	b := bytes.Repeat([]byte{0x81}, n)
+	return append(b, 0x00)
+}
+
+// bigMap is a map of n distinct unknown integer keys (>= 1000) to 0.
+func bigMap(n int) []byte {
+	b := []byte{0xb8, byte(n)}
+	for i := 0; i < n; i++ {
+		b = append(b, 0x19, byte((1000+i)>>8), byte(1000+i), 0x00)
+	}
+	return b
+}
+
+func TestDecodeAcceptsLimits(t *testing.T) {
+	// 64 pairs is the limit, not above it.
+	var v wire.StoreReq
+	if err := wire.Unmarshal(bigMap(64), &v); err != nil {
+		t.Fatalf("64-pair map refused: %v", err)
+	}
+	// null for slices decodes to nil
+	if err := wire.Unmarshal([]byte{0xa1, 0x05, 0xf6}, &v); err != nil || v.Data != nil {
+		t.Fatalf("null data: %v %v", err, v.Data)
+	}
+}
+
+func TestAuthFields(t *testing.T) {
+	base := wire.RetrieveReq{Mailbox: b32(1), After: b32(2), Limit: 10, WaitMs: 1000}
+	variants := []wire.RetrieveReq{
+		{Mailbox: b32(1), After: b32(3), Limit: 10, WaitMs: 1000},
+		{Mailbox: b32(1), After: nil, Limit: 10, WaitMs: 1000},
+		{Mailbox: b32(1), After: b32(2), Limit: 11, WaitMs: 1000},
+		{Mailbox: b32(1), After: b32(2), Limit: 10, WaitMs: 1001},
+	}
+	for i, v := range variants {
+		if bytes.Equal(base.AuthFields(), v.AuthFields()) {
+			t.Errorf("retrieve variant %d signs the same bytes as the base", i)
+		}
+	}
+	d1 := wire.DeleteReq{Hashes: [][]byte{b32(1), b32(2)}}
+	d2 := wire.DeleteReq{Hashes: [][]byte{b32(2), b32(1)}}
+	if bytes.Equal(d1.AuthFields(), d2.AuthFields()) {
+		t.Error("delete AuthFields ignores hash order")
+	}
+	if got := len(d1.AuthFields()); got != 64 {
+		t.Errorf("delete AuthFields length %d", got)
+	}
+}
