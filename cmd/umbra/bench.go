@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ func benchStoreCmd() *cobra.Command {
 		concurrency int
 		size        int
 		mailboxes   int
+		cpuprofile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "store",
@@ -49,6 +51,17 @@ idle memory first).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			if network == "" {
 				dir, err := os.MkdirTemp("", "umbra-bench-")
 				if err != nil {
@@ -96,6 +109,7 @@ idle memory first).`,
 	cmd.Flags().IntVar(&concurrency, "concurrency", 64, "requests in flight in the throughput phase")
 	cmd.Flags().IntVar(&size, "size", 256, "message size in bytes")
 	cmd.Flags().IntVar(&mailboxes, "mailboxes", 1000, "mailboxes the stores are spread over")
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write the client's CPU profile to this file")
 	return cmd
 }
 

@@ -40,6 +40,7 @@ type Node struct {
 	table *member.Table
 	seen  *replay.Cache
 	m     *metrics
+	batch *batcher
 	reg   *prometheus.Registry
 
 	ctx    context.Context
@@ -108,6 +109,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.table = member.NewTable(cfg.Params, cfg.Now)
+	n.batch = newBatcher(n)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	if err := n.publishSelf(); err != nil {

@@ -35,6 +35,9 @@ func (n *Node) rank(mb [32]byte) []peer.ID {
 	return out
 }
 
+// SwarmOf returns the mailbox's swarm in this node's view.
+func (n *Node) SwarmOf(mb [32]byte) []peer.ID { return n.swarmOf(mb) }
+
 // swarmOf returns the first R of rank.
 func (n *Node) swarmOf(mb [32]byte) []peer.ID {
 	r := n.rank(mb)
@@ -101,7 +104,6 @@ func (n *Node) fanOut(msg store.Message, ranked []peer.ID, r, w int, out chan<- 
 	}
 	var receipts []wire.Receipt
 	decided := false
-	lastCode := wire.CodeUnavailable
 	for inflight > 0 {
 		res := <-results
 		inflight--
@@ -113,21 +115,42 @@ func (n *Node) fanOut(msg store.Message, ranked []peer.ID, r, w int, out chan<- 
 			}
 			continue
 		}
-		if res.code != 0 && res.code != wire.CodeUnavailable {
-			lastCode = res.code
-		}
 		n.log.Debug("replica write failed", "target", p2p.ShortID(res.target), "err", res.err)
+		if refusal := refusalMessage(res.code); refusal != "" {
+			// The message itself is refused (full mailbox, deleted...):
+			// another node would refuse it too, or accept what the swarm
+			// must not hold. No fallback.
+			if !decided {
+				out <- quorumOutcome{werr: wire.Errorf(res.code, "%s", refusal)}
+				decided = true
+			}
+			continue
+		}
 		if len(receipts)+inflight < r {
 			launch()
 		}
 		if !decided && len(receipts)+inflight < w {
-			out <- quorumOutcome{werr: wire.Errorf(lastCode, "write quorum not reached (%d of %d replicas): %v", len(receipts), w, res.err)}
+			out <- quorumOutcome{werr: wire.Errorf(wire.CodeUnavailable, "write quorum not reached: %d of %d replicas answered (%v)", len(receipts), w, res.err)}
 			decided = true
 		}
 	}
 	if !decided {
-		out <- quorumOutcome{werr: wire.Errorf(lastCode, "write quorum not reached (%d of %d replicas)", len(receipts), w)}
+		out <- quorumOutcome{werr: wire.Errorf(wire.CodeUnavailable, "write quorum not reached: %d of %d replicas answered", len(receipts), w)}
 	}
+}
+
+// refusalMessage explains a replica's refusal of the message itself, or
+// returns "" for failures another node might not have.
+func refusalMessage(code int) string {
+	switch code {
+	case wire.CodeMailboxFull:
+		return "mailbox is full (quota reached): the recipient must read and delete messages, or wait for old ones to expire"
+	case wire.CodeStoreFull:
+		return "the swarm's nodes are out of storage space (quota reached); try again later"
+	case wire.CodeBadRequest:
+		return "the swarm refused the message (deleted, expired or malformed)"
+	}
+	return ""
 }
 
 // replicateOne writes msg at target (this node or a peer) and returns its receipt.
@@ -137,25 +160,7 @@ func (n *Node) replicateOne(ctx context.Context, target peer.ID, msg store.Messa
 		res.receipt, res.code, res.err = n.storeLocal(ctx, msg)
 		return res
 	}
-	cctx, cancel := context.WithTimeout(ctx, replicaTimeout)
-	defer cancel()
-	var resp wire.ReplicateResp
-	req := wire.ReplicateReq{Messages: toWire([]store.Message{msg})}
-	if err := n.call(cctx, target, wire.ProtoReplicate, wire.KindReplicateReq, &req, wire.KindReplicateResp, &resp); err != nil {
-		res.err = err
-		return res
-	}
-	if len(resp.Results) != 1 {
-		res.err = errors.New("malformed replicate response")
-		return res
-	}
-	if resp.Results[0].Code != 0 {
-		res.code = resp.Results[0].Code
-		res.err = wire.Errorf(res.code, "replica refused the message")
-		return res
-	}
-	res.receipt = resp.Results[0].Receipt
-	return res
+	return n.batch.replicate(ctx, target, msg)
 }
 
 // storeLocal writes msg durably here and signs a receipt.

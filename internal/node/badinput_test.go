@@ -1,0 +1,340 @@
+package node_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/node"
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// rawResult is what came back on a raw stream: one frame, or the error
+// that ended the exchange (a reset, an EOF).
+type rawResult struct {
+	kind    wire.Kind
+	body    []byte
+	readErr error
+	// writeErr is the error of sending the payload, if any (the node may
+	// reset the stream before a large payload is fully sent).
+	writeErr error
+}
+
+func (r rawResult) String() string {
+	if r.readErr != nil {
+		return fmt.Sprintf("read error %v (write error %v)", r.readErr, r.writeErr)
+	}
+	if r.kind == wire.KindError {
+		var e wire.Error
+		if err := wire.Unmarshal(r.body, &e); err == nil {
+			return fmt.Sprintf("error frame %d %q", e.Code, e.Msg)
+		}
+	}
+	return fmt.Sprintf("%s frame (%d bytes)", r.kind, len(r.body))
+}
+
+// wireError decodes the result as an error frame.
+func (r rawResult) wireError() (*wire.Error, bool) {
+	if r.readErr != nil || r.kind != wire.KindError {
+		return nil, false
+	}
+	var e wire.Error
+	if err := wire.Unmarshal(r.body, &e); err != nil {
+		return nil, false
+	}
+	return &e, true
+}
+
+// rawExchange opens a stream to target, sends payload as is (concurrently
+// with reading, so a node that answers early is heard), half-closes, and
+// reads one frame back.
+func rawExchange(ctx context.Context, t *testing.T, h host.Host, target peer.ID, proto string, payload []byte) rawResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	s, err := h.NewStream(ctx, target, protocol.ID(proto))
+	if err != nil {
+		t.Fatalf("open %s: %v", proto, err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+	werr := make(chan error, 1)
+	go func() {
+		_, err := s.Write(payload)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		werr <- err
+	}()
+	var res rawResult
+	res.kind, res.body, res.readErr = wire.ReadFrame(bufio.NewReader(s), wire.MaxFrame)
+	if res.readErr != nil {
+		s.Reset()
+	}
+	res.writeErr = <-werr
+	return res
+}
+
+func frame(t *testing.T, kind wire.Kind, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := wire.WriteFrame(&buf, kind, v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rawFrame builds a frame without WriteFrame's checks.
+func rawFrame(kind byte, body []byte) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(body)+1))
+	b = append(b, kind)
+	return append(b, body...)
+}
+
+func signedRetrieve(t *testing.T, key *mailbox.Key) *wire.RetrieveReq {
+	t.Helper()
+	id := key.ID()
+	req := &wire.RetrieveReq{Mailbox: id[:], Limit: 10}
+	req.Auth.Timestamp, req.Auth.Sig = key.Sign(mailbox.MethodRetrieve, time.Now(), req.AuthFields())
+	return req
+}
+
+// A node answers malformed, oversized, unauthenticated and replayed input on
+// every protocol with an error (or drops the stream when the input is not
+// even a frame), and keeps serving afterwards.
+func TestBadInput(t *testing.T) {
+	tn := startNet(t, 3)
+	nd := tn.nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	h, err := p2p.NewClientHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(nd.ID(), nd.Host().Addrs(), time.Hour)
+
+	key, err := mailbox.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := key.ID()
+
+	badSig := signedRetrieve(t, key)
+	badSig.Auth.Sig = bytes.Clone(badSig.Auth.Sig)
+	badSig.Auth.Sig[5] ^= 0x10
+	staleSig := &wire.RetrieveReq{Mailbox: mb[:]}
+	staleSig.Auth.Timestamp, staleSig.Auth.Sig = key.Sign(mailbox.MethodRetrieve, time.Now().Add(-time.Hour), staleSig.AuthFields())
+	replayed := frame(t, wire.KindRetrieveReq, signedRetrieve(t, key))
+	other, _ := mailbox.NewKey()
+	otherSig := signedRetrieve(t, other) // signed by another mailbox's key
+	otherSig.Mailbox = mb[:]
+
+	hundredMiB := binary.AppendUvarint(nil, 100<<20)
+	hundredMiB = append(hundredMiB, byte(wire.KindStoreReq), 0xa0)
+
+	const (
+		// The input is not a frame (or too large a one): the node answers
+		// 400 or 413 "bad frame" and resets the stream. As p2p.Handle is
+		// written the reset discards the answer at the peer, so a reset is
+		// accepted too.
+		badFrame = -1
+		// The node answered with a response frame, not an error.
+		ok = 0
+	)
+	tests := []struct {
+		name    string
+		proto   string
+		payload []byte
+		code    int    // wire error code, or badFrame / ok
+		msg     string // substring of the error message
+	}{
+		// client protocol
+		{"store: garbage", wire.ProtoStore, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), badFrame, ""},
+		{"store: varint overflow", wire.ProtoStore, bytes.Repeat([]byte{0xff}, 16), badFrame, ""},
+		{"store: empty frame", wire.ProtoStore, []byte{0x00}, badFrame, ""},
+		{"store: 100 MiB announced", wire.ProtoStore, hundredMiB, badFrame, "too large"},
+		{"store: unknown kind", wire.ProtoStore, rawFrame(0xee, []byte{0xa0}), wire.CodeBadRequest, "unsupported"},
+		{"store: kind 0", wire.ProtoStore, rawFrame(0, nil), wire.CodeBadRequest, "unsupported"},
+		{"store: response kind as request", wire.ProtoStore, frame(t, wire.KindStoreResp, &wire.StoreResp{}), wire.CodeBadRequest, "unsupported"},
+		{"store: body not CBOR", wire.ProtoStore, rawFrame(byte(wire.KindStoreReq), []byte{0xff, 0xff}), wire.CodeBadRequest, "decode"},
+		{"store: duplicate map key", wire.ProtoStore, rawFrame(byte(wire.KindStoreReq), []byte{0xa2, 0x01, 0x41, 0x61, 0x01, 0x41, 0x62}), wire.CodeBadRequest, "decode"},
+		{"store: 31-byte mailbox", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:31], Data: []byte("x")}), wire.CodeBadRequest, "mailbox"},
+		{"store: 33-byte mailbox", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: append(mb[:], 0), Data: []byte("x")}), wire.CodeBadRequest, "mailbox"},
+		{"store: empty message", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:]}), wire.CodeBadRequest, "empty"},
+		{"store: message one byte over the limit", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Data: make([]byte, node.MaxMessageSize+1)}), wire.CodeTooLarge, ""},
+		{"store: TTL too long", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], TTL: (node.MaxTTL + time.Hour).Milliseconds(), Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
+		{"store: negative TTL", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], TTL: -1, Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
+		{"store: timestamp far ahead", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Timestamp: time.Now().Add(time.Hour).UnixMilli(), Data: []byte("x")}), wire.CodeBadRequest, "future"},
+		{"store: already expired", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Timestamp: 1, TTL: 1000, Data: []byte("x")}), wire.CodeBadRequest, "expired"},
+		{"retrieve: bad signature", wire.ProtoStore, frame(t, wire.KindRetrieveReq, badSig), wire.CodeUnauthorized, ""},
+		{"retrieve: stale signature", wire.ProtoStore, frame(t, wire.KindRetrieveReq, staleSig), wire.CodeUnauthorized, "timestamp"},
+		{"retrieve: another mailbox's key", wire.ProtoStore, frame(t, wire.KindRetrieveReq, otherSig), wire.CodeUnauthorized, ""},
+		{"retrieve: no auth", wire.ProtoStore, frame(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:]}), wire.CodeUnauthorized, ""},
+		{"retrieve: 31-byte mailbox", wire.ProtoStore, frame(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:31]}), wire.CodeBadRequest, "mailbox"},
+		{"retrieve: valid", wire.ProtoStore, replayed, ok, ""},
+		{"retrieve: replayed", wire.ProtoStore, replayed, wire.CodeUnauthorized, "replayed"},
+		{"delete: no hashes", wire.ProtoStore, frame(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:]}), wire.CodeBadRequest, "hashes"},
+		{"delete: short hash", wire.ProtoStore, frame(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{{1}}}), wire.CodeBadRequest, "32 bytes"},
+		{"delete: bad signature", wire.ProtoStore, frame(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}, Auth: wire.Auth{Timestamp: time.Now().UnixMilli(), Sig: make([]byte, 64)}}), wire.CodeUnauthorized, ""},
+
+		// node-to-node protocols from a peer that is not a node
+		{"replicate: unknown peer", wire.ProtoReplicate, frame(t, wire.KindReplicateReq, &wire.ReplicateReq{Messages: []wire.Message{{Hash: make([]byte, 32), Mailbox: mb[:], Data: []byte("x")}}}), wire.CodeUnauthorized, "unknown node"},
+		{"replicate: tombstone from unknown peer", wire.ProtoReplicate, frame(t, wire.KindReplicateReq, &wire.ReplicateReq{Deletes: []wire.Tomb{{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}}}}), wire.CodeUnauthorized, "unknown node"},
+		{"replicate: fetch from unknown peer", wire.ProtoReplicate, frame(t, wire.KindFetchReq, &wire.FetchReq{Hashes: [][]byte{make([]byte, 32)}}), wire.CodeUnauthorized, "unknown node"},
+		{"replicate: garbage", wire.ProtoReplicate, []byte("\xffgarbage-garbage"), badFrame, ""},
+		{"replicate: garbage that frames", wire.ProtoReplicate, []byte("\x05garbage"), wire.CodeUnauthorized, "unknown node"},
+		{"replicate: 100 MiB announced", wire.ProtoReplicate, hundredMiB, badFrame, "too large"},
+		{"replicate: unknown kind", wire.ProtoReplicate, rawFrame(0xee, []byte{0xa0}), wire.CodeUnauthorized, "unknown node"},
+		{"sync: unknown peer", wire.ProtoSync, frame(t, wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: mb[:], Count: 1, XOR: make([]byte, 32)}}}), wire.CodeUnauthorized, "unknown node"},
+		{"sync: garbage", wire.ProtoSync, []byte{0x80, 0x80, 0x80}, badFrame, ""},
+		{"sync: 100 MiB announced", wire.ProtoSync, hundredMiB, badFrame, "too large"},
+		{"sync: unknown kind", wire.ProtoSync, rawFrame(0xee, []byte{0xa0}), wire.CodeUnauthorized, "unknown node"},
+
+		// record gossip is open to anyone, so its input checks matter
+		{"members: garbage", wire.ProtoMembers, []byte("\x03\x00\x00"), badFrame, ""},
+		{"members: garbage that frames", wire.ProtoMembers, []byte("\x02\x00\x00"), wire.CodeBadRequest, "unsupported"},
+		{"members: truncated frame", wire.ProtoMembers, []byte("\x40abc"), badFrame, ""},
+		{"members: 100 MiB announced", wire.ProtoMembers, hundredMiB, badFrame, "too large"},
+		{"members: unknown kind", wire.ProtoMembers, rawFrame(0xee, []byte{0xa0}), wire.CodeBadRequest, "unsupported"},
+		{"members: push without digest", wire.ProtoMembers, frame(t, wire.KindMembersPush, &wire.MembersPush{Records: [][]byte{[]byte("junk")}}), wire.CodeBadRequest, "unsupported"},
+		{"members: digest body not CBOR", wire.ProtoMembers, rawFrame(byte(wire.KindMembersDigest), []byte{0x5f}), wire.CodeBadRequest, "decode"},
+		{"members: digest of another network", wire.ProtoMembers, frame(t, wire.KindMembersDigest, &wire.MembersDigest{Params: wire.Params{Network: "other", Replication: 5, PoWBits: 4}}), wire.CodeBadRequest, "network"},
+		{"members: digest with other PoW bits", wire.ProtoMembers, frame(t, wire.KindMembersDigest, &wire.MembersDigest{Params: wire.Params{Network: "test", Replication: 5, PoWBits: 0}}), wire.CodeBadRequest, "network"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := rawExchange(ctx, t, h, nd.ID(), tc.proto, tc.payload)
+			t.Logf("-> %v", res)
+			switch tc.code {
+			case ok:
+				if res.readErr != nil || res.kind == wire.KindError {
+					t.Fatalf("want a response, got %v", res)
+				}
+			case badFrame:
+				if res.readErr != nil {
+					// Reset before the error frame was read: acceptable, the
+					// node refused the input.
+					if errors.Is(res.readErr, io.EOF) || isReset(res.readErr) {
+						return
+					}
+					t.Fatalf("want a 400 error frame or a reset, got %v", res)
+				}
+				e, isErr := res.wireError()
+				if !isErr || (e.Code != wire.CodeBadRequest && e.Code != wire.CodeTooLarge) || !strings.Contains(e.Msg, tc.msg) {
+					t.Fatalf("want error frame 400 or 413 %q, got %v", tc.msg, res)
+				}
+			default:
+				e, isErr := res.wireError()
+				if !isErr {
+					t.Fatalf("want error frame %d, got %v", tc.code, res)
+				}
+				if e.Code != tc.code || !strings.Contains(e.Msg, tc.msg) {
+					t.Fatalf("want error %d %q, got %d %q", tc.code, tc.msg, e.Code, e.Msg)
+				}
+			}
+		})
+	}
+
+	// A 300 KiB message is too large: the node must say so with a 413 error
+	// frame (and store nothing). The store protocol's frame limit is
+	// MaxMessageSize+4096, so the request is refused while framing; the
+	// answer must still reach the client.
+	t.Run("store: 300 KiB message", func(t *testing.T) {
+		id := key.ID()
+		payload := frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: id[:], Data: make([]byte, 300<<10)})
+		res := rawExchange(ctx, t, h, nd.ID(), wire.ProtoStore, payload)
+		t.Logf("-> %v", res)
+		e, isErr := res.wireError()
+		if !isErr {
+			t.Fatalf("300 KiB message: want an error frame %d, got %v", wire.CodeTooLarge, res)
+		}
+		if e.Code != wire.CodeTooLarge {
+			t.Fatalf("300 KiB message answered %d %q; want %d", e.Code, e.Msg, wire.CodeTooLarge)
+		}
+	})
+
+	// A digest on the members protocol is answered with a delta; a client
+	// that then sends junk records (or nothing) must not hurt the node.
+	t.Run("members: junk push after a valid digest", func(t *testing.T) {
+		s, err := h.NewStream(ctx, nd.ID(), protocol.ID(wire.ProtoMembers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+		if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: tn.cfgs[0].Params,
+			Versions: []wire.MemberVersion{{Node: []byte("not a peer id"), Seq: 1 << 63}}}); err != nil {
+			t.Fatal(err)
+		}
+		var delta wire.MembersDelta
+		if err := wire.Read(bufio.NewReader(s), wire.MaxFrame, wire.KindMembersDelta, &delta); err != nil {
+			t.Fatalf("delta: %v", err)
+		}
+		if len(delta.Records) != 3 {
+			t.Errorf("delta gave %d records, want the 3 nodes'", len(delta.Records))
+		}
+		if len(delta.Want) != 1 || string(delta.Want[0]) != "not a peer id" {
+			t.Errorf("delta wants %q", delta.Want)
+		}
+		junk := [][]byte{nil, []byte("junk"), bytes.Repeat([]byte{0xa1}, 3000), delta.Records[0][:len(delta.Records[0])/2]}
+		if err := wire.WriteFrame(s, wire.KindMembersPush, &wire.MembersPush{Records: junk}); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.CloseWrite()
+		_, _ = io.Copy(io.Discard, s)
+		if got := nd.Table().Len(); got != 3 {
+			t.Errorf("table holds %d records after a junk push, want 3", got)
+		}
+	})
+
+	// After all that, the node still serves a normal store and retrieve.
+	t.Run("still serving", func(t *testing.T) {
+		c := tn.client(ctx)
+		res, err := c.Put(ctx, key.ID(), 0, time.Hour, []byte("still alive"))
+		if err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		msgs, err := c.Get(ctx, key, 0)
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		if len(msgs) != 1 || string(msgs[0].Data) != "still alive" || msgs[0].Hash != res.Hash {
+			t.Fatalf("get = %+v", msgs)
+		}
+		// and the raw client can still talk to the attacked node directly
+		res2 := rawExchange(ctx, t, h, nd.ID(), wire.ProtoStore, frame(t, wire.KindRetrieveReq, signedRetrieve(t, key)))
+		var rr wire.RetrieveResp
+		if res2.readErr != nil || res2.kind != wire.KindRetrieveResp {
+			t.Fatalf("direct retrieve: %v", res2)
+		}
+		if err := wire.Unmarshal(res2.body, &rr); err != nil {
+			t.Fatal(err)
+		}
+		if len(rr.Messages) != 1 || string(rr.Messages[0].Data) != "still alive" {
+			t.Fatalf("direct retrieve from the attacked node: %d messages", len(rr.Messages))
+		}
+		if got := len(nd.Table().Live()); got != 3 {
+			t.Fatalf("attacked node sees %d live nodes", got)
+		}
+	})
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, network.ErrReset) || strings.Contains(err.Error(), "reset")
+}
