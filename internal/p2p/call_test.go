@@ -11,8 +11,6 @@ import (
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-
-
 func BenchmarkCall(b *testing.B) {
 	priv, _, _ := crypto.GenerateEd25519Key(nil)
 	srv, err := p2p.NewNodeHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, nil)

@@ -92,7 +92,7 @@ func TestConcurrentPut(t *testing.T) {
 	clk := newClock()
 	s, _ := openTest(t, clk, func(c *Config) { c.BatchMax = 64 })
 	exp := clk.Ms() + 3_600_000
-	const workers, per, mailboxes = 32, 40, 8
+	const workers, per, mailboxes = 32, 20, 8
 	// Every message is put by two workers: exactly one must see Stored.
 	var mu sync.Mutex
 	stored := map[Hash]int{}

@@ -175,14 +175,16 @@ func TestExpiry(t *testing.T) {
 
 func TestExpireManyChunks(t *testing.T) {
 	clk := newClock()
-	s, _ := openTest(t, clk, func(c *Config) { c.BatchMax = 1000 })
-	const n = expireChunk*2 + 17
+	s, _ := openTest(t, clk, func(c *Config) { c.BatchMax = 100 })
+	s.expireChunk = 100
+	const chunk = 100
+	const n = chunk*2 + 17
 	msgs := make([]Message, n)
 	var del []Hash
 	for i := range msgs {
 		msgs[i] = mkMsg(mbox(i%7), string(rune(i)), clk.Ms()+1)
 	}
-	for i := range expireChunk + 5 {
+	for i := range chunk + 5 {
 		del = append(del, mkMsg(mbox(0), "tomb"+string(rune(i)), 0).Hash)
 	}
 	mustPut(t, s, msgs...)

@@ -150,6 +150,8 @@ type Store struct {
 
 	st state // in-memory counters and digests
 
+	expireChunk int // rows per table per expiry transaction
+
 	commits, committedReqs atomic.Int64 // group-commit effectiveness (benchmarks, debugging)
 
 	wmu      sync.Mutex
@@ -171,6 +173,8 @@ func Open(cfg Config) (*Store, error) {
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		watchers:   make(map[Hash]*watcher),
+
+		expireChunk: defaultExpireChunk,
 	}
 	ctx := context.Background()
 

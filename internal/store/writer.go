@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -138,21 +139,21 @@ func (s *Store) Delete(ctx context.Context, mailbox Hash, hashes []Hash) (int, e
 	return r.n, nil
 }
 
-// expireChunk is how many rows per table one expiry transaction removes, so
-// that a large expiry backlog does not hold up concurrent Puts.
-const expireChunk = 2048
+// defaultExpireChunk is how many rows per table one expiry transaction
+// removes, so that a large expiry backlog does not hold up concurrent Puts.
+const defaultExpireChunk = 2048
 
 // ExpireNow deletes expired messages and expired tombstones and returns the
 // number of messages removed. It works in chunks, each its own transaction.
 func (s *Store) ExpireNow() (int, error) {
 	total := 0
 	for {
-		r := &request{op: opExpire, limit: expireChunk}
+		r := &request{op: opExpire, limit: s.expireChunk}
 		if err := s.submit(context.Background(), r); err != nil {
 			return total, fmt.Errorf("store: expire: %w", err)
 		}
 		total += r.n
-		if r.n < expireChunk && r.n2 < expireChunk {
+		if r.n < r.limit && r.n2 < r.limit {
 			return total, nil
 		}
 	}
@@ -251,6 +252,12 @@ func (w *writer) run() {
 	defer close(s.writerDone)
 	defer w.close()
 	for {
+		select { // shutdown takes priority over queued work
+		case <-s.quit:
+			w.drain()
+			return
+		default:
+		}
 		var first *request
 		select {
 		case first = <-s.reqs:
@@ -293,11 +300,11 @@ const maxLinger = 500 * time.Microsecond
 // (already queued + k), for at most maxLinger. A lone caller (k == 1) never
 // waits.
 func (w *writer) linger(k int) {
-	if k < 2 {
+	if k < 2 || os.Getenv("NOLINGER") != "" {
 		return
 	}
 	q := w.s.reqs
-	target := min(len(q)+k, cap(q))
+	target := min(len(q)+k, cap(q), w.s.cfg.BatchMax)
 	deadline := time.Now().Add(maxLinger)
 	prev, stalls := len(q), 0
 	for prev < target && stalls < 3 && time.Now().Before(deadline) {
