@@ -71,6 +71,7 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.DurationVar(&cfg.RecordTTL, "record-ttl", 60*time.Second, "lifetime of this node's record unless refreshed")
 	f.DurationVar(&cfg.GossipInterval, "gossip-interval", time.Second, "node-record gossip period")
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", 5*time.Second, "anti-entropy period")
+	f.DurationVar(&cfg.SyncSettle, "sync-settle", time.Second, "mailboxes written this recently wait for the next anti-entropy round")
 	f.DurationVar(&cfg.ProbeInterval, "probe-interval", 2*time.Second, "how often unreachable nodes are probed")
 	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", 8<<30, "refuse new messages once this many bytes are stored")
 	return cmd

@@ -2,6 +2,7 @@ package member
 
 import (
 	"bytes"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type Table struct {
 	gen     uint64
 	live    []*Node // cache of Live for gen
 	liveGen uint64
+	liveEnd int64 // unix ms when the first cached record expires
 	changed chan struct{}
 }
 
@@ -112,10 +114,11 @@ func (t *Table) Get(id peer.ID) (*Node, bool) {
 
 // Known reports whether id has an unexpired record (down or not).
 func (t *Table) Known(id peer.ID) bool {
+	now := t.now().UnixMilli()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	_, ok := t.nodes[id]
-	return ok
+	e, ok := t.nodes[id]
+	return ok && e.node.Record.Expires > now
 }
 
 // SetDown marks a node unreachable (true) or reachable again (false).
@@ -159,8 +162,9 @@ func (t *Table) Sweep() int {
 // Live returns the unexpired records not marked down, sorted by peer ID.
 // The slice is shared: callers must not modify it.
 func (t *Table) Live() []*Node {
+	now := t.now().UnixMilli()
 	t.mu.RLock()
-	if t.liveGen == t.gen {
+	if t.liveGen == t.gen && now < t.liveEnd {
 		l := t.live
 		t.mu.RUnlock()
 		return l
@@ -168,15 +172,16 @@ func (t *Table) Live() []*Node {
 	t.mu.RUnlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now().UnixMilli()
 	l := make([]*Node, 0, len(t.nodes))
+	end := int64(math.MaxInt64)
 	for _, e := range t.nodes {
 		if !e.down && e.node.Record.Expires > now {
 			l = append(l, e.node)
+			end = min(end, e.node.Record.Expires)
 		}
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i].ID < l[j].ID })
-	t.live, t.liveGen = l, t.gen
+	t.live, t.liveGen, t.liveEnd = l, t.gen, end
 	return l
 }
 

@@ -15,7 +15,7 @@ import (
 
 // Protocol limits.
 const (
-	MaxMessageSize = 256 << 10
+	MaxMessageSize = wire.MaxMessageSize
 	DefaultTTL     = 14 * 24 * time.Hour
 	MaxTTL         = 30 * 24 * time.Hour
 	MaxLongPoll    = 25 * time.Second
@@ -37,6 +37,7 @@ type Config struct {
 	RecordTTL      time.Duration // how long a node record lives unless refreshed (60s)
 	GossipInterval time.Duration // record gossip period (1s)
 	SyncInterval   time.Duration // anti-entropy period (5s)
+	SyncSettle     time.Duration // a mailbox changed this recently is not compared yet (1s)
 	ProbeInterval  time.Duration // liveness probe period for down nodes (2s)
 	ExpireInterval time.Duration // expired-message sweep period (30s)
 
@@ -81,6 +82,7 @@ func (c *Config) setDefaults() error {
 	def(&c.RecordTTL, 60*time.Second)
 	def(&c.GossipInterval, time.Second)
 	def(&c.SyncInterval, 5*time.Second)
+	def(&c.SyncSettle, time.Second)
 	def(&c.ProbeInterval, 2*time.Second)
 	def(&c.ExpireInterval, 30*time.Second)
 	if c.Logger == nil {

@@ -98,14 +98,30 @@ func (n *Node) bootstrapPeers() []peer.AddrInfo {
 	return out
 }
 
-// gossipLoop exchanges records with a few random live peers every
+// refreshLoop re-signs this node's record (new sequence, new expiry) every
+// third of its lifetime. It runs apart from gossip so that a slow peer can
+// never delay it past the record's expiry.
+func (n *Node) refreshLoop(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.RecordTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := n.publishSelf(); err != nil {
+				n.log.Error("refresh own record", "err", err)
+			}
+		}
+	}
+}
+
+// gossipLoop exchanges records with a random live peer every
 // GossipInterval, and with the bootstrap nodes while the table is small.
-// It also refreshes this node's own record before it expires.
 func (n *Node) gossipLoop(ctx context.Context) {
 	boot := n.bootstrapPeers()
 	tick := time.NewTicker(n.cfg.GossipInterval)
 	defer tick.Stop()
-	lastPublish := n.cfg.Now()
 	lastSave := time.Time{}
 	round := 0
 	for {
@@ -121,12 +137,6 @@ func (n *Node) gossipLoop(ctx context.Context) {
 				n.gossipWith(ctx, live[i].ID)
 				break
 			}
-		}
-		if now := n.cfg.Now(); now.Sub(lastPublish) >= n.cfg.RecordTTL/3 {
-			if err := n.publishSelf(); err != nil {
-				n.log.Error("refresh own record", "err", err)
-			}
-			lastPublish = now
 		}
 		if now := n.cfg.Now(); now.Sub(lastSave) >= 10*time.Second {
 			n.savePeers()

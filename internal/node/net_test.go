@@ -17,7 +17,7 @@ import (
 
 // testNet is N in-process nodes on 127.0.0.1 with fast timers.
 type testNet struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	nodes []*node.Node
 	cfgs  []node.Config
@@ -36,7 +36,7 @@ func fastConfig(dir string, i int, boot []string) node.Config {
 	}
 }
 
-func startNet(t *testing.T, n int) *testNet {
+func startNet(t testing.TB, n int) *testNet {
 	t.Helper()
 	tn := &testNet{t: t, dir: t.TempDir()}
 	var boot []string

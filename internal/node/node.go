@@ -41,6 +41,7 @@ type Node struct {
 	seen  *replay.Cache
 	m     *metrics
 	batch *batcher
+	chg   *changeLog
 	reg   *prometheus.Registry
 
 	ctx    context.Context
@@ -110,6 +111,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.table = member.NewTable(cfg.Params, cfg.Now)
 	n.batch = newBatcher(n)
+	n.chg = newChangeLog(cfg.SyncSettle, 10*cfg.SyncInterval)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	if err := n.publishSelf(); err != nil {
@@ -132,6 +134,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}})
 	n.goLoop("gossip", n.gossipLoop)
+	n.goLoop("refresh", n.refreshLoop)
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
 	n.goLoop("maintain", n.maintainLoop)

@@ -169,6 +169,7 @@ func (n *Node) storeLocal(ctx context.Context, msg store.Message) ([]byte, int, 
 	if err != nil {
 		return nil, wire.CodeInternal, err
 	}
+	n.chg.touch(msg.Mailbox, n.cfg.Now())
 	code, err := putCode(rs[0])
 	if err != nil {
 		return nil, code, err
@@ -336,6 +337,7 @@ func (n *Node) applyReplicas(req *wire.ReplicateReq) (*wire.ReplicateResp, *wire
 		if _, err := n.store.Delete(n.ctx, mb, hashes); err != nil {
 			return nil, wire.Errorf(wire.CodeInternal, "storage error")
 		}
+		n.chg.touch(mb, n.cfg.Now())
 	}
 	resp := &wire.ReplicateResp{Results: make([]wire.ReplicaResult, len(req.Messages))}
 	msgs := make([]store.Message, 0, len(req.Messages))
@@ -355,6 +357,10 @@ func (n *Node) applyReplicas(req *wire.ReplicateReq) (*wire.ReplicateResp, *wire
 	rs, err := n.store.Put(n.ctx, msgs...)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "storage error")
+	}
+	now := n.cfg.Now()
+	for i := range msgs {
+		n.chg.touch(msgs[i].Mailbox, now)
 	}
 	n.m.replicated.Add(float64(len(msgs)))
 	for j, r := range rs {

@@ -50,8 +50,14 @@ func (n *Node) SyncOnce(ctx context.Context) {
 	start := time.Now()
 	digests := n.store.Digests()
 	self := n.host.ID()
+	now := n.cfg.Now()
+	n.chg.prune(now)
 	byPeer := make(map[peer.ID][]wire.MailboxDigest)
 	for mb, d := range digests {
+		if !n.chg.settled(mb, now) {
+			continue
+		}
+		n.chg.markSynced(mb, now)
 		for _, m := range n.swarmOf(mb) {
 			if m != self && len(byPeer[m]) < maxSyncDigests {
 				byPeer[m] = append(byPeer[m], wire.MailboxDigest{Mailbox: bytes.Clone(mb[:]), Count: d.Count, XOR: bytes.Clone(d.XOR[:])})

@@ -3,6 +3,7 @@ package p2p
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -84,11 +85,19 @@ func Handle(h host.Host, proto string, timeout time.Duration, maxReq int, f func
 		s := &Stream{Stream: ns, R: bufio.NewReader(ns)}
 		kind, body, err := wire.ReadFrame(s.R, maxReq)
 		if err != nil {
-			_ = s.Fail(wire.Errorf(wire.CodeBadRequest, "bad frame: %v", err))
+			code := wire.CodeBadRequest
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				code = wire.CodeTooLarge
+			}
+			// Answer and close our side (the answer stays readable), then
+			// reset: the peer may still be sending a frame we will not take.
+			_ = s.Fail(wire.Errorf(code, "bad request frame: %v", err))
+			_ = ns.CloseWrite()
 			ns.Reset()
 			return
 		}
 		if err := f(s, kind, body); err != nil {
+			_ = ns.CloseWrite()
 			ns.Reset()
 			return
 		}

@@ -7,9 +7,12 @@ import (
 	"time"
 )
 
-// Cache remembers tags until their expiry. When full, the oldest-expiring
-// entries are dropped first by a sweep; a full cache of live entries refuses
-// new tags (returns false), failing closed.
+// Cache remembers tags until their expiry. When full, expired entries are
+// swept; if it is still full, an arbitrary sixteenth of the live entries is
+// evicted. Refusing every new tag instead would let anyone who can mint
+// signed requests (every mailbox key is free) lock all users out; eviction
+// means that under such a flood an old request might be replayed, which
+// signatures bounded to ±60 s keep short-lived.
 type Cache struct {
 	mu   sync.Mutex
 	max  int
@@ -36,6 +39,16 @@ func (c *Cache) Add(tag [32]byte, expires, now time.Time) bool {
 			}
 		}
 		if len(c.seen) >= c.max {
+			drop := max(1, c.max/16)
+			for k := range c.seen {
+				if drop == 0 {
+					break
+				}
+				delete(c.seen, k)
+				drop--
+			}
+		}
+		if c.max <= 0 {
 			return false
 		}
 	}

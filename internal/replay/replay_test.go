@@ -42,22 +42,21 @@ func TestAdd(t *testing.T) {
 			{1, 2 * time.Minute, time.Minute, true, 1}, // expired exactly now
 			{1, 3 * time.Minute, 90 * time.Second, false, 1},
 		}},
-		{"full of live tags refuses", 3, []step{
+		{"full of live tags evicts one to admit a new tag", 3, []step{
 			{1, time.Minute, 0, true, 1},
 			{2, time.Minute, 0, true, 2},
 			{3, time.Minute, 0, true, 3},
-			{4, time.Minute, 0, false, 3}, // fails closed
-			{4, time.Minute, 30 * time.Second, false, 3},
-			{1, time.Minute, 0, false, 3}, // still a duplicate
+			{4, time.Minute, 0, true, 3},  // an arbitrary live tag made room: no lock-out
+			{4, time.Minute, 30 * time.Second, false, 3}, // the new tag is held
 		}},
-		{"expired entries swept when full", 3, []step{
+		{"expired entries swept first when full", 3, []step{
 			{1, 10 * time.Second, 0, true, 1},
 			{2, 20 * time.Second, 0, true, 2},
 			{3, time.Minute, 0, true, 3},
-			{4, time.Minute, 15 * time.Second, true, 3}, // 1 swept
-			{5, time.Minute, 15 * time.Second, false, 3},
-			{5, time.Minute, 20 * time.Second, true, 3}, // 2 swept
-			{6, 2 * time.Minute, time.Minute, true, 1},  // 3, 4, 5 all expired now: swept; 6 added
+			{4, time.Minute, 15 * time.Second, true, 3}, // 1 swept, nothing live evicted
+			{2, time.Minute, 15 * time.Second, false, 3}, // 2 still held
+			{3, time.Minute, 15 * time.Second, false, 3}, // 3 still held
+			{6, 2 * time.Minute, time.Minute, true, 1},   // 2, 3, 4 all expired now: swept; 6 added
 		}},
 		{"already-expired tag", 10, []step{
 			{1, -time.Second, 0, true, 1}, // stored, but not live

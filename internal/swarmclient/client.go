@@ -254,6 +254,12 @@ func (c *Client) Put(ctx context.Context, mb mailbox.ID, namespace int32, ttl ti
 // PutReq is Put with a prepared request (a fixed timestamp makes retries
 // idempotent: the same message gets the same hash).
 func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, error) {
+	if len(req.Mailbox) != len(mailbox.ID{}) {
+		return nil, errors.New("mailbox must be 32 bytes")
+	}
+	if len(req.Data) == 0 || len(req.Data) > wire.MaxMessageSize {
+		return nil, fmt.Errorf("message must be 1 byte to %d KiB, got %d bytes", wire.MaxMessageSize>>10, len(req.Data))
+	}
 	mb := mailbox.ID(req.Mailbox)
 	members := c.Swarm(mb)
 	if len(members) == 0 {

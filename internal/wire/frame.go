@@ -90,6 +90,9 @@ func ReadFrame(r *bufio.Reader, max int) (Kind, []byte, error) {
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // a length without its frame is a cut, not a clean close
+		}
 		return 0, nil, err
 	}
 	return Kind(buf[0]), buf[1:], nil

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Protocol IDs. Client-facing requests share one protocol; node-to-node
 // protocols are only served to peers in the node list.
@@ -10,6 +13,9 @@ const (
 	ProtoMembers   = "/umbra/members/1"   // node: record gossip
 	ProtoSync      = "/umbra/sync/1"      // node: anti-entropy digests
 )
+
+// MaxMessageSize is the largest message data a node accepts (a protocol limit).
+const MaxMessageSize = 256 << 10
 
 // Kind names the body type of a frame.
 type Kind uint8
@@ -252,8 +258,8 @@ type SyncResp struct {
 // timestamp.
 func (r *RetrieveReq) AuthFields() []byte {
 	b := append([]byte{}, r.After...)
-	return append(b, byte(r.Limit>>24), byte(r.Limit>>16), byte(r.Limit>>8), byte(r.Limit),
-		byte(r.WaitMs>>24), byte(r.WaitMs>>16), byte(r.WaitMs>>8), byte(r.WaitMs))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Limit))
+	return binary.BigEndian.AppendUint64(b, uint64(r.WaitMs))
 }
 
 // AuthFields is what a delete signature covers besides method, mailbox and
