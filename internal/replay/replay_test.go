@@ -46,14 +46,14 @@ func TestAdd(t *testing.T) {
 			{1, time.Minute, 0, true, 1},
 			{2, time.Minute, 0, true, 2},
 			{3, time.Minute, 0, true, 3},
-			{4, time.Minute, 0, true, 3},  // an arbitrary live tag made room: no lock-out
+			{4, time.Minute, 0, true, 3},                 // an arbitrary live tag made room: no lock-out
 			{4, time.Minute, 30 * time.Second, false, 3}, // the new tag is held
 		}},
 		{"expired entries swept first when full", 3, []step{
 			{1, 10 * time.Second, 0, true, 1},
 			{2, 20 * time.Second, 0, true, 2},
 			{3, time.Minute, 0, true, 3},
-			{4, time.Minute, 15 * time.Second, true, 3}, // 1 swept, nothing live evicted
+			{4, time.Minute, 15 * time.Second, true, 3},  // 1 swept, nothing live evicted
 			{2, time.Minute, 15 * time.Second, false, 3}, // 2 still held
 			{3, time.Minute, 15 * time.Second, false, 3}, // 3 still held
 			{6, 2 * time.Minute, time.Minute, true, 1},   // 2, 3, 4 all expired now: swept; 6 added
