@@ -47,9 +47,11 @@ func mailboxNewCmd() *cobra.Command {
 
 func addNetworkFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVar(dst, "network", "", "network file: node multiaddrs one per line (a devnet's bootstrap.txt); required")
+	cmd.Flags().Bool("direct", false, "talk to swarm nodes directly instead of through 3-hop onion paths (debugging: nodes then see your address)")
 }
 
 func dialNetwork(cmd *cobra.Command, file string) (*swarmclient.Client, error) {
+	direct, _ := cmd.Flags().GetBool("direct")
 	if file == "" {
 		return nil, errors.New("--network FILE is required (for a devnet: DIR/bootstrap.txt)")
 	}
@@ -57,7 +59,7 @@ func dialNetwork(cmd *cobra.Command, file string) (*swarmclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := swarmclient.Dial(cmd.Context(), addrs)
+	c, err := swarmclient.Dial(cmd.Context(), addrs, swarmclient.Options{Direct: direct})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the network in %s: %w", file, err)
 	}

@@ -87,8 +87,8 @@ type Devnet struct {
 // BootstrapFile is the path of the network file (one multiaddr per line).
 func (d *Devnet) BootstrapFile() string { return filepath.Join(d.cfg.Dir, "bootstrap.txt") }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		return 0, err
 	}
@@ -102,6 +102,9 @@ func freePort() (int, error) {
 func Start(cfg Config) (*Devnet, error) {
 	if cfg.Nodes <= 0 {
 		cfg.Nodes = 12
+	}
+	if cfg.Nodes > 254 {
+		return nil, fmt.Errorf("devnet: at most 254 nodes")
 	}
 	if cfg.Network == "" {
 		cfg.Network = "umbra-devnet"
@@ -135,12 +138,15 @@ func Start(cfg Config) (*Devnet, error) {
 			return nil, err
 		}
 		// A restarted devnet keeps each node's ports, so bootstrap.txt stays true.
-		port, admin, err := loadPorts(dir)
+		// Each node gets its own loopback address, 127.0.1.<i>, so the
+		// network looks like separate hosts to path diversity rules.
+		ip := fmt.Sprintf("127.0.1.%d", i)
+		port, admin, err := loadPorts(dir, ip)
 		if err != nil {
 			return nil, err
 		}
 		p := &Proc{Index: i, Dir: dir, ID: id,
-			Addr:      fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id),
+			Addr:      fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", ip, port, id),
 			AdminAddr: fmt.Sprintf("127.0.0.1:%d", admin)}
 		d.Procs = append(d.Procs, p)
 		boot = append(boot, p.Addr)
@@ -157,7 +163,7 @@ func Start(cfg Config) (*Devnet, error) {
 	return d, nil
 }
 
-func loadPorts(dir string) (int, int, error) {
+func loadPorts(dir, ip string) (int, int, error) {
 	path := filepath.Join(dir, "ports")
 	if b, err := os.ReadFile(path); err == nil {
 		var p2pPort, admin int
@@ -165,11 +171,11 @@ func loadPorts(dir string) (int, int, error) {
 			return p2pPort, admin, nil
 		}
 	}
-	p2pPort, err := freePort()
+	p2pPort, err := freePort(ip)
 	if err != nil {
 		return 0, 0, fmt.Errorf("devnet: pick port: %w", err)
 	}
-	admin, err := freePort()
+	admin, err := freePort("127.0.0.1")
 	if err != nil {
 		return 0, 0, fmt.Errorf("devnet: pick port: %w", err)
 	}
@@ -180,10 +186,10 @@ func loadPorts(dir string) (int, int, error) {
 }
 
 func (d *Devnet) start(p *Proc) error {
-	port := strings.Split(p.Addr, "/")[4]
+	parts := strings.Split(p.Addr, "/")
 	args := []string{"node",
 		"--data", p.Dir,
-		"--listen", "/ip4/127.0.0.1/tcp/" + port,
+		"--listen", "/ip4/" + parts[2] + "/tcp/" + parts[4],
 		"--bootstrap", d.BootstrapFile(),
 		"--admin", p.AdminAddr,
 		"--network", d.cfg.Network,

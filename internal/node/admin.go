@@ -30,6 +30,10 @@ type metrics struct {
 	syncRounds   prometheus.Counter
 	syncSeconds  prometheus.Histogram
 	badRecords   prometheus.Counter
+	onionRelay   prometheus.Counter
+	onionExit    prometheus.Counter
+	onionBad     prometheus.Counter
+	onionReplays prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
@@ -52,6 +56,10 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		repairPulled: f("repair_pulled_total", "Messages pulled from peers by anti-entropy."),
 		syncRounds:   f("sync_rounds_total", "Anti-entropy rounds run."),
 		badRecords:   f("bad_records_total", "Node records refused (bad signature, proof-of-work, expiry...)."),
+		onionRelay:   f("onion_relayed_total", "Onion packets peeled and forwarded (as guard or middle)."),
+		onionExit:    f("onion_exit_total", "Onion requests performed as exit."),
+		onionBad:     f("onion_bad_total", "Onion packets that could not be peeled."),
+		onionReplays: f("onion_replays_total", "Replayed onion packets dropped."),
 	}
 	reg.MustRegister(m.storeLatency, m.syncSeconds)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "live_nodes",

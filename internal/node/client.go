@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/swarm"
@@ -21,45 +22,56 @@ func (n *Node) registerHandlers() {
 	p2p.Handle(n.host, wire.ProtoReplicate, 30*time.Second, wire.MaxFrame, n.serveReplicate)
 	p2p.Handle(n.host, wire.ProtoMembers, 10*time.Second, wire.MaxFrame, n.serveMembers)
 	p2p.Handle(n.host, wire.ProtoSync, 30*time.Second, wire.MaxFrame, n.serveSync)
+	p2p.Handle(n.host, wire.ProtoOnion, MaxLongPoll+30*time.Second, onion.MaxPacket+64, n.serveOnion)
 }
 
-// serveClient answers client requests: store, retrieve, delete, node list.
+// serveClient answers client requests on a direct stream.
 func (n *Node) serveClient(s *p2p.Stream, kind wire.Kind, body []byte) error {
+	respKind, resp := n.handleClient(n.ctx, kind, body, maxRetrieveBytes)
+	return s.Reply(respKind, resp)
+}
+
+// handleClient answers a client request (store, retrieve, delete, node
+// list), from a direct stream or from an onion exit. maxBytes bounds the
+// data of a retrieve answer.
+func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, maxBytes int) (wire.Kind, any) {
+	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
+	bad := func(err error) (wire.Kind, any) { return fail(wire.Errorf(wire.CodeBadRequest, "%v", err)) }
 	switch kind {
 	case wire.KindStoreReq:
 		var req wire.StoreReq
 		if err := wire.Unmarshal(body, &req); err != nil {
-			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+			return bad(err)
 		}
-		resp, werr := n.Store(n.ctx, &req)
+		resp, werr := n.Store(ctx, &req)
 		if werr != nil {
-			return s.Fail(werr)
+			return fail(werr)
 		}
-		return s.Reply(wire.KindStoreResp, resp)
+		return wire.KindStoreResp, resp
 	case wire.KindRetrieveReq:
 		var req wire.RetrieveReq
 		if err := wire.Unmarshal(body, &req); err != nil {
-			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+			return bad(err)
 		}
-		resp, werr := n.Retrieve(n.ctx, &req)
+		resp, werr := n.Retrieve(ctx, &req, maxBytes)
 		if werr != nil {
-			return s.Fail(werr)
+			return fail(werr)
 		}
-		return s.Reply(wire.KindRetrieveResp, resp)
+		return wire.KindRetrieveResp, resp
 	case wire.KindDeleteReq:
 		var req wire.DeleteReq
 		if err := wire.Unmarshal(body, &req); err != nil {
-			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+			return bad(err)
 		}
-		resp, werr := n.Delete(n.ctx, &req)
+		resp, werr := n.Delete(ctx, &req)
 		if werr != nil {
-			return s.Fail(werr)
+			return fail(werr)
 		}
-		return s.Reply(wire.KindDeleteResp, resp)
+		return wire.KindDeleteResp, resp
 	case wire.KindNodesReq:
-		return s.Reply(wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: n.table.LiveRaw()})
+		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: n.table.LiveRaw()}
 	default:
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}
 }
 
@@ -131,8 +143,9 @@ func (n *Node) checkAuth(method string, mb mailbox.ID, a wire.Auth, fields []byt
 	return nil
 }
 
-// Retrieve answers an authenticated read, long-polling when asked.
-func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq) (*wire.RetrieveResp, *wire.Error) {
+// Retrieve answers an authenticated read, long-polling when asked, with at
+// most maxBytes of message data.
+func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int) (*wire.RetrieveResp, *wire.Error) {
 	mb, werr := mailboxID(req.Mailbox)
 	if werr != nil {
 		return nil, werr
@@ -174,7 +187,7 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq) (*wire.Retri
 	}
 	for {
 		ch, cancel := n.store.Watch(mb)
-		msgs, more, err := n.store.Get(mb, after, limit, maxRetrieveBytes)
+		msgs, more, err := n.store.Get(mb, after, limit, maxBytes)
 		if err != nil || len(msgs) > 0 || timer == nil {
 			cancel()
 			if err != nil {

@@ -40,6 +40,12 @@ type Config struct {
 	SyncSettle     time.Duration // a mailbox changed this recently is not compared yet (1s)
 	ProbeInterval  time.Duration // liveness probe period for down nodes (2s)
 	ExpireInterval time.Duration // expired-message sweep period (30s)
+	// OnionKeyLifetime is how long an onion key is current (1h); the
+	// previous key is still accepted for one more lifetime.
+	OnionKeyLifetime time.Duration
+	// OnionObserver, if set, is called for every onion request this node
+	// relays (tests use it to check what each hop learns).
+	OnionObserver func(OnionEvent)
 
 	MaxMailboxMessages int
 	MaxMailboxBytes    int64
@@ -85,6 +91,7 @@ func (c *Config) setDefaults() error {
 	def(&c.SyncSettle, time.Second)
 	def(&c.ProbeInterval, 2*time.Second)
 	def(&c.ExpireInterval, 30*time.Second)
+	def(&c.OnionKeyLifetime, time.Hour)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -30,7 +30,7 @@ func (n *Node) publishSelf() error {
 	rec := member.Record{
 		Network:  n.cfg.Params.Network,
 		Node:     []byte(n.host.ID()),
-		OnionKey: n.onion.PublicKey().Bytes(),
+		OnionKey: n.okeys.current().PublicKey().Bytes(),
 		Version:  n.cfg.Version,
 		Seq:      seq,
 		Expires:  now.Add(n.cfg.RecordTTL).UnixMilli(),

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -30,19 +29,20 @@ import (
 
 // Node is a running service node.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	host  host.Host
-	priv  crypto.PrivKey
-	onion *ecdh.PrivateKey
-	pow   uint64
-	store *store.Store
-	table *member.Table
-	seen  *replay.Cache
-	m     *metrics
-	batch *batcher
-	chg   *changeLog
-	reg   *prometheus.Registry
+	cfg       Config
+	log       *slog.Logger
+	host      host.Host
+	priv      crypto.PrivKey
+	okeys     *onionKeys
+	pow       uint64
+	store     *store.Store
+	table     *member.Table
+	seen      *replay.Cache // mailbox request signatures
+	onionSeen *replay.Cache // onion layer tags
+	m         *metrics
+	batch     *batcher
+	chg       *changeLog
+	reg       *prometheus.Registry
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,7 +72,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, lock: lock, seen: replay.New(1 << 16),
+	n := &Node{cfg: cfg, log: cfg.Logger, lock: lock, seen: replay.New(1 << 16), onionSeen: replay.New(1 << 18),
 		pollSem: make(chan struct{}, 2048), probeReq: make(chan peer.ID, 256), started: cfg.Now()}
 	ok := false
 	defer func() {
@@ -94,7 +94,7 @@ func New(cfg Config) (*Node, error) {
 	if n.priv, err = LoadIdentity(filepath.Join(cfg.DataDir, "identity.key")); err != nil {
 		return nil, err
 	}
-	if n.onion, err = n.loadOnionKey(); err != nil {
+	if n.okeys, err = n.loadOnionKeys(); err != nil {
 		return nil, err
 	}
 	id, err := peer.IDFromPrivateKey(n.priv)
@@ -135,6 +135,7 @@ func New(cfg Config) (*Node, error) {
 	}})
 	n.goLoop("gossip", n.gossipLoop)
 	n.goLoop("refresh", n.refreshLoop)
+	n.goLoop("onion-rotate", n.onionRotateLoop)
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
 	n.goLoop("maintain", n.maintainLoop)
@@ -272,26 +273,6 @@ func LoadIdentity(path string) (crypto.PrivKey, error) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, fmt.Errorf("node: write identity key: %w", err)
-	}
-	return k, nil
-}
-
-// loadOnionKey returns the node's X25519 onion key, kept in the store.
-// (Rotation arrives with onion routing.)
-func (n *Node) loadOnionKey() (*ecdh.PrivateKey, error) {
-	b, ok, err := n.store.GetKV("onion_key")
-	if err != nil {
-		return nil, fmt.Errorf("node: read onion key: %w", err)
-	}
-	if ok {
-		return ecdh.X25519().NewPrivateKey(b)
-	}
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("node: generate onion key: %w", err)
-	}
-	if err := n.store.SetKV("onion_key", k.Bytes()); err != nil {
-		return nil, fmt.Errorf("node: save onion key: %w", err)
 	}
 	return k, nil
 }

@@ -53,10 +53,6 @@ func BenchmarkPutParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	b.ReportMetric(float64(s.committedReqs.Load())/float64(s.commits.Load()), "puts/commit")
-	c := float64(s.commits.Load())
-	b.ReportMetric(float64(DbgDo.Load())/c/1e3, "do-us/commit")
-	b.ReportMetric(float64(DbgCommit.Load())/c/1e3, "commit-us/commit")
-	b.ReportMetric(float64(DbgLinger.Load())/c/1e3, "linger-us/commit")
 }
 
 // BenchmarkPutSerial: one caller, one message per Put: every Put pays a

@@ -14,7 +14,7 @@ const msgColumns = "hash, mailbox, namespace, ts, expiry, seq, data"
 
 func scanMessage(rows *sql.Rows) (Message, error) {
 	var m Message
-	var h, mb []byte
+	var h, mb sql.RawBytes // copied into arrays below: no per-row clone
 	if err := rows.Scan(&h, &mb, &m.Namespace, &m.Timestamp, &m.Expiry, &m.Seq, &m.Data); err != nil {
 		return m, err
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"strings"
 )
 
 // migrations is the ordered list of schema versions. migrations[i] upgrades a
@@ -15,13 +14,13 @@ var migrations = []string{
 	// v1: initial schema.
 	`
 CREATE TABLE messages (
-	seq       INTEGER PRIMARY KEY,   -- local arrival order (rowid)
+	seq       INTEGER PRIMARY KEY, -- rowid: local arrival order, a new row's seq exceeds every existing one
 	hash      BLOB    NOT NULL UNIQUE,
 	mailbox   BLOB    NOT NULL,
 	namespace INTEGER NOT NULL,
 	ts        INTEGER NOT NULL,
 	expiry    INTEGER NOT NULL,
-	data      BLOB    NOT NULL                   -- last: keeps overflow pages off the other columns' path
+	data      BLOB    NOT NULL     -- last: reading other columns never touches its overflow pages
 );
 CREATE INDEX messages_mailbox_seq ON messages(mailbox, seq);
 CREATE INDEX messages_expiry ON messages(expiry);
@@ -106,10 +105,9 @@ func migrateStep(ctx context.Context, conn *sql.Conn, v int) (err error) {
 			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
-	for _, stmt := range splitSQL(migrations[v]) {
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("store: migrate to v%d: %w", v+1, err)
-		}
+	// The driver executes a multi-statement script in one Exec.
+	if _, err := conn.ExecContext(ctx, migrations[v]); err != nil {
+		return fmt.Errorf("store: migrate to v%d: %w", v+1, err)
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
 		return fmt.Errorf("store: migrate to v%d: set user_version: %w", v+1, err)
@@ -118,16 +116,4 @@ func migrateStep(ctx context.Context, conn *sql.Conn, v int) (err error) {
 		return fmt.Errorf("store: migrate to v%d: commit: %w", v+1, err)
 	}
 	return nil
-}
-
-// splitSQL splits a migration script into statements on ';' at line ends.
-// Migration scripts must not contain ';' inside literals or triggers.
-func splitSQL(script string) []string {
-	var out []string
-	for _, s := range strings.Split(script, ";") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -52,7 +52,9 @@ const (
 	UnknownTombstoneTTL = 30 * 24 * time.Hour
 )
 
-// Config configures Open. Zero fields take the documented defaults.
+// Config configures Open. Zero fields take the documented defaults. Quotas
+// count every message on disk, including expired ones until ExpireNow
+// removes them; tombstones do not count.
 type Config struct {
 	Path               string           // sqlite file path (its directory must exist). Required.
 	MaxMailboxMessages int              // default 10000

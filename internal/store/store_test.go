@@ -381,6 +381,11 @@ func TestSchemaVersion(t *testing.T) {
 	if err := s.rdb.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != len(migrations) {
 		t.Fatalf("user_version = %d (%v), want %d", v, err, len(migrations))
 	}
+	var objects int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('messages', 'tombstones', 'kv',
+		'messages_mailbox_seq', 'messages_expiry', 'tombstones_mailbox', 'tombstones_expiry')`).Scan(&objects); err != nil || objects != 7 {
+		t.Fatalf("schema has %d of 7 expected objects (%v)", objects, err)
+	}
 	var mode string
 	if err := s.rdb.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode = %q (%v)", mode, err)

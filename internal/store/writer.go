@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"runtime"
-	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +60,9 @@ func (r *request) weight() int {
 func (s *Store) submit(ctx context.Context, r *request) error {
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	r.done = make(chan struct{})
 	select {
@@ -208,15 +209,16 @@ func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
 		{&w.begin, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
-		{&w.insert, `INSERT INTO messages(hash, mailbox, namespace, ts, expiry, data)
-			SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE hash = ?1)
-			ON CONFLICT(hash) DO NOTHING`},
+		// OR IGNORE rather than ON CONFLICT DO NOTHING: with no ABORT
+		// constraint left, SQLite needs no statement journal (a page copy
+		// per modified page) for this statement.
+		{&w.insert, `INSERT OR IGNORE INTO messages(hash, mailbox, namespace, ts, expiry, data)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE hash = ?1)`},
 		{&w.lookup, `SELECT EXISTS(SELECT 1 FROM tombstones WHERE hash = ?1),
 			EXISTS(SELECT 1 FROM messages WHERE hash = ?1)`},
 		{&w.delMsg, `DELETE FROM messages WHERE hash = ?1 AND mailbox = ?2 RETURNING expiry, length(data)`},
-		{&w.insTomb, `INSERT INTO tombstones(hash, mailbox, expiry)
-			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE hash = ?1)
-			ON CONFLICT(hash) DO NOTHING`},
+		{&w.insTomb, `INSERT OR IGNORE INTO tombstones(hash, mailbox, expiry)
+			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE hash = ?1)`},
 		{&w.expireMsgs, `DELETE FROM messages WHERE seq IN
 			(SELECT seq FROM messages WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox, length(data)`},
 		{&w.expireTombs, `DELETE FROM tombstones WHERE hash IN
@@ -280,16 +282,12 @@ func (w *writer) run() {
 		w.execBatch(w.batch)
 		k := len(w.batch)
 		clear(w.batch) // drop references for the GC
-		t2 := time.Now()
 		w.linger(k)
-		DbgLinger.Add(int64(time.Since(t2)))
 	}
 }
 
 // maxLinger bounds how long the writer waits for the callers it has just
 // answered to come back before it starts the next transaction.
-var DbgDo, DbgCommit, DbgLinger, DbgCycle atomic.Int64
-
 const maxLinger = 500 * time.Microsecond
 
 // linger runs after a batch of k requests has been answered. Under
@@ -300,7 +298,7 @@ const maxLinger = 500 * time.Microsecond
 // (already queued + k), for at most maxLinger. A lone caller (k == 1) never
 // waits.
 func (w *writer) linger(k int) {
-	if k < 2 || os.Getenv("NOLINGER") != "" {
+	if k < 2 {
 		return
 	}
 	q := w.s.reqs
@@ -375,15 +373,11 @@ func (w *writer) execTx(batch []*request, now int64) (err error) {
 			}
 		}
 	}()
-	t0 := time.Now()
 	for _, r := range batch {
 		if err := w.do(ctx, r, now); err != nil {
 			return fmt.Errorf("%v: %w", r.op, err)
 		}
 	}
-	t1 := time.Now()
-	DbgDo.Add(int64(t1.Sub(t0)))
-	defer func() { DbgCommit.Add(int64(time.Since(t1))) }()
 	if _, err := w.commit.ExecContext(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

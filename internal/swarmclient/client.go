@@ -22,15 +22,32 @@ import (
 
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-// Client is a direct swarm client. It is safe for concurrent use.
+// Transport carries one request to a node and its answer back: directly,
+// or through an onion path whose exit is that node.
+type Transport interface {
+	Call(ctx context.Context, target *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error
+}
+
+// Options configure a client.
+type Options struct {
+	// Direct sends requests straight to swarm nodes instead of through
+	// 3-hop onion paths (for debugging and tests: the node then sees the
+	// client's address).
+	Direct bool
+}
+
+// Client is a swarm client. It is safe for concurrent use.
 type Client struct {
 	h         host.Host
 	bootstrap []peer.AddrInfo
+	tr        Transport
+	paths     *onion.PathManager // nil in direct mode
 
 	mu     sync.RWMutex
 	params wire.Params
@@ -80,9 +97,10 @@ func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
 	return out, nil
 }
 
-// Dial makes a client with a fresh random libp2p identity and loads the
-// node list from the bootstrap nodes.
-func Dial(ctx context.Context, bootstrap []string) (*Client, error) {
+// Dial makes a client with a fresh random libp2p identity (never an
+// account key) and loads the node list from the bootstrap nodes. Requests
+// then travel 3-hop onion paths unless opts.Direct is set.
+func Dial(ctx context.Context, bootstrap []string, opts ...Options) (*Client, error) {
 	boot, err := ParseBootstrap(bootstrap)
 	if err != nil {
 		return nil, err
@@ -92,6 +110,12 @@ func Dial(ctx context.Context, bootstrap []string) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{h: h, bootstrap: boot}
+	if len(opts) > 0 && opts[0].Direct {
+		c.tr = directTransport{h}
+	} else {
+		c.paths = onion.NewPathManager(c.Nodes)
+		c.tr = &onion.Transport{H: h, Paths: c.paths}
+	}
 	if err := c.Refresh(ctx); err != nil {
 		h.Close()
 		return nil, err
@@ -124,14 +148,25 @@ func (c *Client) Nodes() []*member.Node {
 	return out
 }
 
+// Paths is the onion path manager (nil in direct mode).
+func (c *Client) Paths() *onion.PathManager { return c.paths }
+
 // Refresh asks up to three nodes for the node list and keeps the records
 // that a majority of the answers carry (like Session, so one lying node
 // cannot steer the client). Each record's signature and proof-of-work are
-// checked.
+// checked. The first fetch goes straight to bootstrap nodes (their onion
+// keys are not known yet); later ones go through the transport.
 func (c *Client) Refresh(ctx context.Context) error {
-	sources := append([]peer.AddrInfo(nil), c.bootstrap...)
-	for _, n := range c.Nodes() {
-		sources = append(sources, n.AddrInfo())
+	known := c.Nodes()
+	sources := make([]source, 0, len(c.bootstrap)+len(known))
+	if len(known) >= 3 {
+		for _, n := range known {
+			sources = append(sources, source{id: n.ID, node: n})
+		}
+	} else {
+		for _, b := range c.bootstrap {
+			sources = append(sources, source{id: b.ID, boot: b})
+		}
 	}
 	rand.Shuffle(len(sources), func(i, j int) { sources[i], sources[j] = sources[j], sources[i] })
 	type answer struct {
@@ -144,14 +179,19 @@ func (c *Client) Refresh(ctx context.Context) error {
 		if len(answers) == 3 {
 			break
 		}
-		if seen[s.ID] {
+		if seen[s.id] {
 			continue
 		}
-		seen[s.ID] = true
-		c.h.Peerstore().AddAddrs(s.ID, s.Addrs, time.Hour)
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		seen[s.id] = true
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var resp wire.NodesResp
-		err := p2p.Call(cctx, c.h, s.ID, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, wire.MaxFrame)
+		var err error
+		if s.node != nil {
+			err = c.tr.Call(cctx, s.node, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp)
+		} else {
+			c.h.Peerstore().AddAddrs(s.id, s.boot.Addrs, time.Hour)
+			err = p2p.Call(cctx, c.h, s.id, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, wire.MaxFrame)
+		}
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
@@ -231,9 +271,22 @@ func (c *Client) Swarm(mb mailbox.ID) []*member.Node {
 	return r
 }
 
+type source struct {
+	id   peer.ID
+	node *member.Node  // a known node: asked through the transport
+	boot peer.AddrInfo // a bootstrap address: asked directly
+}
+
 func (c *Client) call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
-	c.h.Peerstore().AddAddrs(n.ID, n.Addrs, time.Hour)
-	return p2p.Call(ctx, c.h, n.ID, wire.ProtoStore, reqKind, req, respKind, resp, wire.MaxFrame)
+	return c.tr.Call(ctx, n, reqKind, req, respKind, resp)
+}
+
+// directTransport sends requests straight to the node.
+type directTransport struct{ h host.Host }
+
+func (d directTransport) Call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	d.h.Peerstore().AddAddrs(n.ID, n.Addrs, time.Hour)
+	return p2p.Call(ctx, d.h, n.ID, wire.ProtoStore, reqKind, req, respKind, resp, wire.MaxFrame)
 }
 
 // PutResult is the outcome of an acknowledged store.

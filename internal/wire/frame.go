@@ -116,3 +116,33 @@ func Read(r *bufio.Reader, max int, want Kind, v any) error {
 	}
 	return Unmarshal(body, v)
 }
+
+// EncodeMsg encodes a message as kind ‖ CBOR body: the payload of an onion
+// request or reply.
+func EncodeMsg(kind Kind, v any) ([]byte, error) {
+	body, err := encMode.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encode %s: %w", kind, err)
+	}
+	return append([]byte{byte(kind)}, body...), nil
+}
+
+// DecodeMsg decodes kind ‖ CBOR body into v, which must be of kind want; an
+// error message is returned as *Error.
+func DecodeMsg(b []byte, want Kind, v any) error {
+	if len(b) == 0 {
+		return errors.New("wire: empty message")
+	}
+	k, body := Kind(b[0]), b[1:]
+	if k == KindError && want != KindError {
+		var e Error
+		if err := Unmarshal(body, &e); err != nil {
+			return err
+		}
+		return &e
+	}
+	if k != want {
+		return fmt.Errorf("wire: got %s, want %s", k, want)
+	}
+	return Unmarshal(body, v)
+}

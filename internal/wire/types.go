@@ -12,6 +12,7 @@ const (
 	ProtoReplicate = "/umbra/replicate/1" // node: write replicas, fetch by hash
 	ProtoMembers   = "/umbra/members/1"   // node: record gossip
 	ProtoSync      = "/umbra/sync/1"      // node: anti-entropy digests
+	ProtoOnion     = "/umbra/onion/1"     // anyone: onion packets (guard, middle, exit)
 )
 
 // MaxMessageSize is the largest message data a node accepts (a protocol limit).
@@ -39,6 +40,7 @@ const (
 	KindMembersPush
 	KindSyncReq
 	KindSyncResp
+	KindOnion
 )
 
 var kindNames = map[Kind]string{
@@ -50,6 +52,7 @@ var kindNames = map[Kind]string{
 	KindFetchReq: "fetch-req", KindFetchResp: "fetch-resp",
 	KindMembersDigest: "members-digest", KindMembersDelta: "members-delta",
 	KindMembersPush: "members-push", KindSyncReq: "sync-req", KindSyncResp: "sync-resp",
+	KindOnion: "onion",
 }
 
 func (k Kind) String() string {
@@ -270,4 +273,9 @@ func (r *DeleteReq) AuthFields() []byte {
 		b = append(b, h...)
 	}
 	return b
+}
+
+// OnionPacket carries one fixed-size onion packet (request or reply).
+type OnionPacket struct {
+	Data []byte `cbor:"1,keyasint"`
 }

@@ -1,0 +1,323 @@
+// Package onion builds and peels Umbra's onion packets: one HPKE layer per
+// hop (DHKEM(X25519), HKDF-SHA256, ChaCha20-Poly1305, RFC 9180) to the hop's
+// onion key with a fresh ephemeral key; a layer names only the next hop;
+// every packet on every link is padded to one of a few fixed sizes; and
+// replies are re-encrypted at every hop with a per-hop key exported from
+// the layer's HPKE context, so no reply byte string appears on two links.
+//
+// Request packet on a link:  be32(n) ‖ layer (n bytes) ‖ random padding, of a bucket size.
+// Layer:                     enc (32) ‖ HPKE.Seal(aad, CBOR{next, inner}).
+// Reply packet on a link:    be32(n) ‖ box (n bytes) ‖ random padding, of a bucket size.
+// Box:                       ChaCha20-Poly1305(replyKey, nonce 0, type ‖ data).
+package onion
+
+import (
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// Sizes is the set of packet sizes every link carries (requests and
+// replies). The largest holds a 256 KiB message or a 1 MiB retrieve answer.
+var Sizes = []int{2 << 10, 8 << 10, 32 << 10, 128 << 10, 320 << 10, 1280 << 10}
+
+// MaxPacket is the largest packet size.
+var MaxPacket = Sizes[len(Sizes)-1]
+
+// MaxHops bounds a path.
+const MaxHops = 3
+
+const (
+	encSize   = 32
+	aeadOver  = 16
+	lenPrefix = 4
+)
+
+var (
+	info = []byte("umbra/onion/v1")
+	aad  = []byte("umbra/onion/v1 layer")
+	kem  = hpke.DHKEM(ecdh.X25519())
+	kdf  = hpke.HKDFSHA256()
+	aead = hpke.ChaCha20Poly1305()
+)
+
+// ErrPacket wraps every reason a packet is refused.
+var ErrPacket = errors.New("onion: bad packet")
+
+// bucket returns the smallest size that holds n bytes.
+func bucket(n int) (int, error) {
+	for _, s := range Sizes {
+		if n <= s {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("onion: %d bytes exceed the largest packet (%d)", n, MaxPacket)
+}
+
+// pad frames b into a packet of exactly size bytes with random padding.
+func pad(b []byte, size int) ([]byte, error) {
+	if lenPrefix+len(b) > size {
+		return nil, fmt.Errorf("onion: %d bytes do not fit a %d-byte packet", len(b), size)
+	}
+	p := make([]byte, size)
+	binary.BigEndian.PutUint32(p, uint32(len(b)))
+	copy(p[lenPrefix:], b)
+	if _, err := rand.Read(p[lenPrefix+len(b):]); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// unpad checks a packet's size and returns its content.
+func unpad(p []byte) ([]byte, error) {
+	if !validSize(len(p)) {
+		return nil, fmt.Errorf("%w: size %d is not a packet size", ErrPacket, len(p))
+	}
+	n := binary.BigEndian.Uint32(p)
+	if int(n) > len(p)-lenPrefix {
+		return nil, fmt.Errorf("%w: length %d exceeds packet", ErrPacket, n)
+	}
+	return p[lenPrefix : lenPrefix+int(n)], nil
+}
+
+func validSize(n int) bool {
+	for _, s := range Sizes {
+		if n == s {
+			return true
+		}
+	}
+	return false
+}
+
+// layerBody is what one hop decrypts.
+type layerBody struct {
+	Next  []byte `cbor:"1,keyasint,omitempty"` // next hop's peer ID; empty at the exit
+	Inner []byte `cbor:"2,keyasint"`           // next layer, or the request at the exit
+}
+
+// Hop is a node on a path as the client knows it.
+type Hop struct {
+	ID       []byte // peer ID bytes
+	OnionKey []byte // X25519 public key from the node's record
+}
+
+// Circuit is what the client keeps to read the reply of one request.
+type Circuit struct {
+	replyKeys [][]byte // per hop, guard first
+}
+
+// Build wraps request (a frame kind ‖ body) for the path (guard first, exit
+// last) and returns the packet to send to the guard.
+func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
+	if len(path) == 0 || len(path) > MaxHops {
+		return nil, nil, fmt.Errorf("onion: a path has 1 to %d hops", MaxHops)
+	}
+	c := &Circuit{replyKeys: make([][]byte, len(path))}
+	inner := request
+	for i := len(path) - 1; i >= 0; i-- {
+		pub, err := ecdh.X25519().NewPublicKey(path[i].OnionKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("onion: hop %d key: %w", i, err)
+		}
+		hpub, err := hpke.NewDHKEMPublicKey(pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		enc, sender, err := hpke.NewSender(hpub, kdf, aead, info)
+		if err != nil {
+			return nil, nil, fmt.Errorf("onion: hop %d: %w", i, err)
+		}
+		body := layerBody{Inner: inner}
+		if i < len(path)-1 {
+			body.Next = path[i+1].ID
+		}
+		pt, err := wire.Marshal(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		ct, err := sender.Seal(aad, pt)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c.replyKeys[i], err = sender.Export("umbra/onion/v1 reply", chacha20poly1305.KeySize); err != nil {
+			return nil, nil, err
+		}
+		inner = append(enc, ct...)
+	}
+	size, err := bucket(lenPrefix + len(inner))
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := pad(inner, size)
+	return p, c, err
+}
+
+// Layer is what a hop learns by peeling its layer.
+type Layer struct {
+	Next     []byte   // next hop's peer ID, or nil at the exit
+	Packet   []byte   // the packet to forward (same size as received), if Next != nil
+	Request  []byte   // the request, at the exit
+	ReplyKey []byte   // this hop's key for wrapping the reply
+	Tag      [32]byte // replay tag, unique per layer
+}
+
+// Peel removes this hop's layer with one of the node's onion keys (current
+// first, then previous ones after a rotation).
+func Peel(keys []*ecdh.PrivateKey, packet []byte) (*Layer, error) {
+	layer, err := unpad(packet)
+	if err != nil {
+		return nil, err
+	}
+	if len(layer) < encSize+aeadOver {
+		return nil, fmt.Errorf("%w: short layer", ErrPacket)
+	}
+	enc, ct := layer[:encSize], layer[encSize:]
+	for _, k := range keys {
+		hk, err := hpke.NewDHKEMPrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		r, err := hpke.NewRecipient(enc, hk, kdf, aead, info)
+		if err != nil {
+			continue
+		}
+		pt, err := r.Open(aad, ct)
+		if err != nil {
+			continue
+		}
+		var body layerBody
+		if err := wire.Unmarshal(pt, &body); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrPacket, err)
+		}
+		l := &Layer{Next: body.Next}
+		if l.ReplyKey, err = r.Export("umbra/onion/v1 reply", chacha20poly1305.KeySize); err != nil {
+			return nil, err
+		}
+		tag, err := r.Export("umbra/onion/v1 replay", 32)
+		if err != nil {
+			return nil, err
+		}
+		copy(l.Tag[:], tag)
+		if len(body.Next) == 0 {
+			l.Request = body.Inner
+			return l, nil
+		}
+		if l.Packet, err = pad(body.Inner, len(packet)); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrPacket, err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("%w: cannot decrypt (unknown or rotated onion key, or corrupt)", ErrPacket)
+}
+
+// Reply types inside a box.
+const (
+	replyInner = 1 // data is the next hop's box
+	replyFinal = 2 // data is the exit's response frame
+	replyError = 3 // data is an error text from this hop
+)
+
+func seal(key []byte, typ byte, data []byte) ([]byte, error) {
+	a, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, err
+	}
+	pt := make([]byte, 0, 1+len(data))
+	pt = append(append(pt, typ), data...)
+	// Each reply key seals exactly one box, so a fixed nonce is safe.
+	return a.Seal(nil, make([]byte, a.NonceSize()), pt, nil), nil
+}
+
+// replySize picks the packet size for a reply whose innermost content is n
+// bytes, leaving room for every hop to add its layer.
+func replySize(n int) (int, error) {
+	return bucket(lenPrefix + n + MaxHops*(aeadOver+1))
+}
+
+// FinalReply is the exit's reply packet carrying response.
+func FinalReply(replyKey, response []byte) ([]byte, error) {
+	size, err := replySize(len(response))
+	if err != nil {
+		return nil, err
+	}
+	box, err := seal(replyKey, replyFinal, response)
+	if err != nil {
+		return nil, err
+	}
+	return pad(box, size)
+}
+
+// ErrorReply is a hop's reply when it could not go on (next hop down...).
+func ErrorReply(replyKey []byte, msg string) ([]byte, error) {
+	if len(msg) > 512 {
+		msg = msg[:512]
+	}
+	box, err := seal(replyKey, replyError, []byte(msg))
+	if err != nil {
+		return nil, err
+	}
+	size, _ := replySize(len(msg))
+	return pad(box, size)
+}
+
+// WrapReply re-encrypts the next hop's reply packet under this hop's key,
+// into a packet of the same size.
+func WrapReply(replyKey, packet []byte) ([]byte, error) {
+	inner, err := unpad(packet)
+	if err != nil {
+		return nil, err
+	}
+	box, err := seal(replyKey, replyInner, inner)
+	if err != nil {
+		return nil, err
+	}
+	return pad(box, len(packet))
+}
+
+// HopError is a failure reported by a hop of the path.
+type HopError struct {
+	Hop int // 0 = guard
+	Msg string
+}
+
+func (e *HopError) Error() string { return fmt.Sprintf("onion hop %d: %s", e.Hop, e.Msg) }
+
+// Open unwraps a reply packet, hop by hop, and returns the exit's response.
+// A hop's error comes back as *HopError.
+func (c *Circuit) Open(packet []byte) ([]byte, error) {
+	box, err := unpad(packet)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range c.replyKeys {
+		a, err := chacha20poly1305.New(k)
+		if err != nil {
+			return nil, err
+		}
+		pt, err := a.Open(nil, make([]byte, a.NonceSize()), box, nil)
+		if err != nil || len(pt) == 0 {
+			return nil, fmt.Errorf("%w: reply layer %d does not authenticate", ErrPacket, i)
+		}
+		switch pt[0] {
+		case replyInner:
+			box = pt[1:]
+		case replyFinal:
+			if i != len(c.replyKeys)-1 {
+				return nil, fmt.Errorf("%w: final reply from hop %d", ErrPacket, i)
+			}
+			return pt[1:], nil
+		case replyError:
+			return nil, &HopError{Hop: i, Msg: string(pt[1:])}
+		default:
+			return nil, fmt.Errorf("%w: reply type %d", ErrPacket, pt[0])
+		}
+	}
+	return nil, fmt.Errorf("%w: reply has more layers than the path", ErrPacket)
+}

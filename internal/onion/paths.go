@@ -1,0 +1,237 @@
+package onion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+const (
+	// Guards is how many persistent guards a client keeps.
+	Guards = 2
+	// badFor is how long a node that failed on a path is avoided.
+	badFor = 30 * time.Second
+	// attempts is how many paths one request may try.
+	attempts = 3
+)
+
+// Subnet is the diversity key of a node: its /24 (IPv4) or /48 (IPv6). A
+// path never has two nodes with the same key. Loopback addresses key by the
+// full IP, so a devnet on 127.0.1.x has distinct "hosts".
+func Subnet(n *member.Node) string {
+	for _, a := range n.Addrs {
+		ip, err := manet.ToIP(a)
+		if err != nil {
+			continue
+		}
+		switch {
+		case ip.IsLoopback():
+			return ip.String()
+		case ip.To4() != nil:
+			return ip.Mask(net.CIDRMask(24, 32)).String() + "/24"
+		default:
+			return ip.Mask(net.CIDRMask(48, 128)).String() + "/48"
+		}
+	}
+	return "unknown:" + n.ID.String()
+}
+
+// PathManager picks 3-hop paths: one of two persistent guards, then a
+// random middle, then the exit the request needs, no two in one subnet.
+// Nodes that fail are avoided for a while and a failed guard is replaced.
+type PathManager struct {
+	nodes func() []*member.Node
+
+	mu     sync.Mutex
+	guards []peer.ID
+	bad    map[peer.ID]time.Time
+	now    func() time.Time
+}
+
+// NewPathManager makes a path manager over a node list source.
+func NewPathManager(nodes func() []*member.Node) *PathManager {
+	return &PathManager{nodes: nodes, bad: make(map[peer.ID]time.Time), now: time.Now}
+}
+
+// Guards returns the current guards.
+func (pm *PathManager) Guards() []peer.ID {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	return append([]peer.ID(nil), pm.guards...)
+}
+
+// SetGuards restores guards kept from an earlier run.
+func (pm *PathManager) SetGuards(g []peer.ID) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	pm.guards = append([]peer.ID(nil), g...)
+}
+
+// Failed marks a node as failing: it is avoided for a while and, if it was
+// a guard, replaced.
+func (pm *PathManager) Failed(id peer.ID) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	pm.bad[id] = pm.now()
+	for i, g := range pm.guards {
+		if g == id {
+			pm.guards = append(pm.guards[:i:i], pm.guards[i+1:]...)
+			break
+		}
+	}
+}
+
+func (pm *PathManager) isBad(id peer.ID, now time.Time) bool {
+	t, ok := pm.bad[id]
+	if ok && now.Sub(t) > badFor {
+		delete(pm.bad, id)
+		return false
+	}
+	return ok
+}
+
+// ErrNoPath is returned when the network has too few usable nodes.
+var ErrNoPath = errors.New("onion: not enough reachable nodes in distinct subnets for a 3-hop path")
+
+// Path returns guard, middle and exit for a request that must leave at exit.
+func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
+	nodes := pm.nodes()
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	now := pm.now()
+	byID := make(map[peer.ID]*member.Node, len(nodes))
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	// Keep guards that are still listed and healthy; top up to Guards.
+	kept := pm.guards[:0]
+	used := map[string]bool{}
+	for _, g := range pm.guards {
+		if n, ok := byID[g]; ok && !pm.isBad(g, now) {
+			kept = append(kept, g)
+			used[Subnet(n)] = true
+		}
+	}
+	pm.guards = kept
+	for _, i := range rand.Perm(len(nodes)) {
+		if len(pm.guards) >= Guards {
+			break
+		}
+		n := nodes[i]
+		if !pm.isBad(n.ID, now) && !used[Subnet(n)] {
+			pm.guards = append(pm.guards, n.ID)
+			used[Subnet(n)] = true
+		}
+	}
+	exitNet := Subnet(exit)
+	var guard *member.Node
+	for _, i := range rand.Perm(len(pm.guards)) {
+		if g := byID[pm.guards[i]]; g != nil && g.ID != exit.ID && Subnet(g) != exitNet {
+			guard = g
+			break
+		}
+	}
+	if guard == nil {
+		// Both guards share the exit's subnet (the exit is a guard): use
+		// any other healthy node as guard for this request only.
+		for _, i := range rand.Perm(len(nodes)) {
+			if n := nodes[i]; n.ID != exit.ID && Subnet(n) != exitNet && !pm.isBad(n.ID, now) {
+				guard = n
+				break
+			}
+		}
+	}
+	if guard == nil {
+		return nil, ErrNoPath
+	}
+	for _, i := range rand.Perm(len(nodes)) {
+		n := nodes[i]
+		s := Subnet(n)
+		if s != exitNet && s != Subnet(guard) && !pm.isBad(n.ID, now) {
+			return []*member.Node{guard, n, exit}, nil
+		}
+	}
+	return nil, ErrNoPath
+}
+
+// Transport sends client requests through 3-hop onion paths. Its libp2p
+// host must have a throwaway identity, never an account key.
+type Transport struct {
+	H     host.Host
+	Paths *PathManager
+}
+
+// Call sends a request whose exit is target and decodes the answer into
+// resp. A failed path is replaced and the request retried (at most three
+// paths); if the exit itself cannot be reached the error says so, and the
+// caller picks another swarm node.
+func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	payload, err := wire.EncodeMsg(reqKind, req)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for a := 0; a < attempts; a++ {
+		path, err := t.Paths.Path(target)
+		if err != nil {
+			return err
+		}
+		answer, err := t.send(ctx, path, payload)
+		if err == nil {
+			return wire.DecodeMsg(answer, respKind, resp)
+		}
+		errs = append(errs, err)
+		var he *HopError
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("onion request: %w", ctx.Err())
+		case errors.As(err, &he) && he.Hop+1 < len(path):
+			failed := path[he.Hop+1]
+			t.Paths.Failed(failed.ID)
+			if failed.ID == target.ID {
+				return fmt.Errorf("onion request: exit %s unreachable: %w", p2p.ShortID(target.ID), err)
+			}
+		case isRemote(err):
+			return err // the guard refused the packet itself
+		default:
+			t.Paths.Failed(path[0].ID) // the guard did not answer
+		}
+	}
+	return fmt.Errorf("onion request failed on %d paths: %w", attempts, errors.Join(errs...))
+}
+
+func isRemote(err error) bool {
+	var we *wire.Error
+	return errors.As(err, &we)
+}
+
+func (t *Transport) send(ctx context.Context, path []*member.Node, payload []byte) ([]byte, error) {
+	hops := make([]Hop, len(path))
+	for i, n := range path {
+		hops[i] = Hop{ID: []byte(n.ID), OnionKey: n.Record.OnionKey}
+	}
+	pkt, circ, err := Build(hops, payload)
+	if err != nil {
+		return nil, err
+	}
+	guard := path[0]
+	t.H.Peerstore().AddAddrs(guard.ID, guard.Addrs, time.Hour)
+	var out wire.OnionPacket
+	if err := p2p.Call(ctx, t.H, guard.ID, wire.ProtoOnion, wire.KindOnion, &wire.OnionPacket{Data: pkt}, wire.KindOnion, &out, MaxPacket+64); err != nil {
+		return nil, err
+	}
+	return circ.Open(out.Data)
+}
+
