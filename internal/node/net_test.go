@@ -37,12 +37,18 @@ func fastConfig(dir string, i int, boot []string) node.Config {
 	}
 }
 
-func startNet(t testing.TB, n int) *testNet {
+func startNet(t testing.TB, n int) *testNet { return startNetCfg(t, n, nil) }
+
+// startNetCfg starts n nodes, letting mod adjust each node's config.
+func startNetCfg(t testing.TB, n int, mod func(i int, c *node.Config)) *testNet {
 	t.Helper()
 	tn := &testNet{t: t, dir: t.TempDir()}
 	var boot []string
 	for i := 0; i < n; i++ {
 		cfg := fastConfig(tn.dir, i, boot)
+		if mod != nil {
+			mod(i, &cfg)
+		}
 		nd, err := node.New(cfg)
 		if err != nil {
 			t.Fatalf("start node %d: %v", i, err)

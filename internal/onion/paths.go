@@ -234,4 +234,3 @@ func (t *Transport) send(ctx context.Context, path []*member.Node, payload []byt
 	}
 	return circ.Open(out.Data)
 }
-

@@ -189,8 +189,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 		if s.node != nil {
 			err = c.tr.Call(cctx, s.node, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp)
 		} else {
-			c.h.Peerstore().AddAddrs(s.id, s.boot.Addrs, time.Hour)
-			err = p2p.Call(cctx, c.h, s.id, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, wire.MaxFrame)
+			err = bootstrapCall(cctx, s.boot, &resp)
 		}
 		cancel()
 		if err != nil {
@@ -279,6 +278,19 @@ type source struct {
 
 func (c *Client) call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
 	return c.tr.Call(ctx, n, reqKind, req, respKind, resp)
+}
+
+// bootstrapCall asks a bootstrap node for the node list directly, from a
+// throwaway host of its own, so the bootstrap node cannot tie this fetch to
+// the client's later onion traffic by peer ID.
+func bootstrapCall(ctx context.Context, b peer.AddrInfo, resp *wire.NodesResp) error {
+	h, err := p2p.NewClientHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(b.ID, b.Addrs, time.Minute)
+	return p2p.Call(ctx, h, b.ID, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, resp, wire.MaxFrame)
 }
 
 // directTransport sends requests straight to the node.
