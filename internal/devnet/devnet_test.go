@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,90 @@ func heldBy(ctx context.Context, c *swarmclient.Client, n *member.Node, b *sent)
 		}
 	}
 	return have, nil
+}
+
+// TestOnionSurvivesGuardAndExitLoss kills, with SIGKILL, the guards a
+// client is using (while a long-poll is in flight through them) and then an
+// exit; the client's next requests still succeed on new paths.
+func TestOnionSurvivesGuardAndExitLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d, err := devnet.Start(devnet.Config{Dir: t.TempDir(), Nodes: 12, Binary: umbraBin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	if err := d.WaitReady(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	boot, _ := swarmclient.ReadNetworkFile(d.BootstrapFile())
+	c, err := swarmclient.Dial(ctx, boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key, _ := mailbox.NewKey()
+	if _, err := c.Put(ctx, key.ID(), 0, time.Hour, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	index := map[string]int{}
+	for _, p := range d.Procs {
+		index[p.ID.String()] = p.Index
+	}
+	guards := c.Paths().Guards()
+	if len(guards) != 2 {
+		t.Fatalf("client has %d guards, want 2", len(guards))
+	}
+	// A long-poll on an empty mailbox is in flight through the guards...
+	empty, _ := mailbox.NewKey()
+	polled := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, empty, 5*time.Second)
+		polled <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	// ...when both guards die.
+	for _, g := range guards {
+		if err := d.Kill(index[g.String()]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("killed both guards (nodes %d and %d) mid-request", index[guards[0].String()], index[guards[1].String()])
+	<-polled // may fail or succeed by retrying; what matters is the next request
+	res, err := c.Put(ctx, key.ID(), 0, time.Hour, []byte("after guard loss"))
+	if err != nil {
+		t.Fatalf("put after losing both guards: %v", err)
+	}
+	msgs, err := c.Get(ctx, key, 0)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("get after losing both guards: %d messages, %v", len(msgs), err)
+	}
+	now := c.Paths().Guards()
+	for _, g := range now {
+		if g == guards[0] || g == guards[1] {
+			t.Fatalf("a dead guard is still in use: %v", now)
+		}
+	}
+	// Now kill a live exit: a swarm member of the mailbox.
+	var exit int
+	for _, n := range c.Swarm(key.ID()) {
+		if i := index[n.ID.String()]; d.Procs[i-1].Running() && !slices.Contains(now, n.ID) {
+			exit = i
+			break
+		}
+	}
+	if exit == 0 {
+		t.Fatal("no live swarm member to kill")
+	}
+	if err := d.Kill(exit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, key.ID(), 0, time.Hour, []byte("after exit loss")); err != nil {
+		t.Fatalf("put after losing an exit: %v", err)
+	}
+	msgs, err = c.Get(ctx, key, 0)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("get after losing an exit: %d messages, %v", len(msgs), err)
+	}
+	_ = res
 }
