@@ -90,20 +90,30 @@ idle memory first).`,
 			data := make([]byte, size)
 			rand.Read(data)
 			fmt.Fprintf(out, "network: %d nodes, R=%d; message %d B\n", len(c.Nodes()), c.Params().Replication, size)
+			mode := "3-hop onion"
+			if direct, _ := cmd.Flags().GetBool("direct"); direct {
+				mode = "direct"
+			}
 			lat, _, err := runStores(ctx, c, keys, data, max(messages/10, 200), 1)
 			if err != nil {
 				return err
 			}
-			printLatency(out, "store-ack latency (1 in flight)", lat, 0)
+			printLatency(out, "store-ack latency, "+mode+" (1 in flight)", lat, 0)
+			lat, err = runGets(ctx, c, max(messages/10, 200))
+			if err != nil {
+				return err
+			}
+			printLatency(out, "get round trip, "+mode+" (1 in flight)", lat, 0)
 			lat, el, err := runStores(ctx, c, keys, data, messages, concurrency)
 			if err != nil {
 				return err
 			}
-			printLatency(out, fmt.Sprintf("store-ack under load (%d in flight)", concurrency), lat, el)
+			printLatency(out, fmt.Sprintf("store-ack under load, %s (%d in flight)", mode, concurrency), lat, el)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&network, "network", "", "network file (default: start a devnet)")
+	addNetworkFlag(cmd, &network)
+	cmd.Flags().Lookup("network").Usage = "network file (default: start a devnet)"
 	cmd.Flags().IntVar(&nodes, "nodes", 12, "devnet size when no --network is given")
 	cmd.Flags().IntVar(&messages, "messages", 20000, "stores in the throughput phase")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 64, "requests in flight in the throughput phase")
@@ -144,6 +154,32 @@ func runStores(ctx context.Context, c *swarmclient.Client, keys []mailbox.ID, da
 		return nil, 0, fmt.Errorf("store failed during benchmark: %w", e.(error))
 	}
 	return lat, el, ctx.Err()
+}
+
+// runGets times single retrieve requests (one node, one round trip) of a
+// mailbox holding one message.
+func runGets(ctx context.Context, c *swarmclient.Client, n int) ([]time.Duration, error) {
+	key, err := mailbox.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Put(ctx, key.ID(), 0, time.Hour, []byte("bench")); err != nil {
+		return nil, err
+	}
+	members := c.Swarm(key.ID())
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t := time.Now()
+		resp, err := c.Retrieve(ctx, members[i%len(members)], key, nil, 0)
+		lat[i] = time.Since(t)
+		if err != nil {
+			return nil, fmt.Errorf("get failed during benchmark: %w", err)
+		}
+		if len(resp.Messages) != 1 {
+			return nil, fmt.Errorf("get returned %d messages, want 1", len(resp.Messages))
+		}
+	}
+	return lat, nil
 }
 
 // percentile returns the p-th percentile (0..100) of sorted durations.
