@@ -70,6 +70,16 @@ func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, ma
 		return wire.KindDeleteResp, resp
 	case wire.KindNodesReq:
 		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: n.table.LiveRaw()}
+	case wire.KindPublicReq:
+		var req wire.PublicReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		resp, werr := n.ReadPublic(&req, maxBytes)
+		if werr != nil {
+			return fail(werr)
+		}
+		return wire.KindPublicResp, resp
 	default:
 		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}
@@ -206,6 +216,48 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 		}
 		cancel()
 	}
+}
+
+// ReadPublic returns the newest messages of a mailbox's public namespace
+// (at most 16), with no authentication: that namespace is public by design.
+func (n *Node) ReadPublic(req *wire.PublicReq, maxBytes int) (*wire.PublicResp, *wire.Error) {
+	mb, werr := mailboxID(req.Mailbox)
+	if werr != nil {
+		return nil, werr
+	}
+	limit := req.Limit
+	if limit <= 0 || limit > 16 {
+		limit = 16
+	}
+	var pub []store.Message
+	var after *store.Hash
+	for page := 0; page < 100; page++ {
+		msgs, more, err := n.store.Get(mb, after, 1000, maxBytes)
+		if err != nil {
+			return nil, wire.Errorf(wire.CodeInternal, "storage error")
+		}
+		for _, m := range msgs {
+			if m.Namespace == wire.PublicNamespace {
+				pub = append(pub, m)
+			}
+		}
+		if !more || len(msgs) == 0 {
+			break
+		}
+		after = &msgs[len(msgs)-1].Hash
+	}
+	if len(pub) > limit {
+		pub = pub[len(pub)-limit:]
+	}
+	size := 0
+	for i := len(pub) - 1; i >= 0; i-- {
+		size += len(pub[i].Data) + 128
+		if size > maxBytes {
+			pub = pub[i+1:]
+			break
+		}
+	}
+	return &wire.PublicResp{Messages: toWire(pub)}, nil
 }
 
 // Delete removes messages from the swarm, authenticated by the mailbox key.

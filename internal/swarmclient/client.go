@@ -538,3 +538,41 @@ func (c *Client) Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte
 	}
 	return 0, fmt.Errorf("delete failed on every swarm node: %w", errors.Join(errs...))
 }
+
+// ReadPublic reads the public namespace of a mailbox (prekey bundles) from
+// its swarm, merging the answers of up to R reachable members. Anyone can
+// write there: callers must verify what they read.
+func (c *Client) ReadPublic(ctx context.Context, mb mailbox.ID) ([]Message, error) {
+	byHash := map[[32]byte]Message{}
+	var errs []error
+	answered := 0
+	for _, n := range c.Swarm(mb) {
+		var resp wire.PublicResp
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := c.call(cctx, n, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:]}, wire.KindPublicResp, &resp)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		answered++
+		for _, m := range resp.Messages {
+			if len(m.Hash) == 32 {
+				byHash[[32]byte(m.Hash)] = Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
+					Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: m.Data}
+			}
+		}
+		if answered >= 2 {
+			break
+		}
+	}
+	if answered == 0 {
+		return nil, fmt.Errorf("no swarm node answered: %w", errors.Join(errs...))
+	}
+	out := make([]Message, 0, len(byHash))
+	for _, m := range byHash {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Timestamp.Before(out[j].Timestamp) })
+	return out, nil
+}

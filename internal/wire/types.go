@@ -41,6 +41,8 @@ const (
 	KindSyncReq
 	KindSyncResp
 	KindOnion
+	KindPublicReq
+	KindPublicResp
 )
 
 var kindNames = map[Kind]string{
@@ -52,7 +54,7 @@ var kindNames = map[Kind]string{
 	KindFetchReq: "fetch-req", KindFetchResp: "fetch-resp",
 	KindMembersDigest: "members-digest", KindMembersDelta: "members-delta",
 	KindMembersPush: "members-push", KindSyncReq: "sync-req", KindSyncResp: "sync-resp",
-	KindOnion: "onion",
+	KindOnion: "onion", KindPublicReq: "public-req", KindPublicResp: "public-resp",
 }
 
 func (k Kind) String() string {
@@ -278,4 +280,20 @@ func (r *DeleteReq) AuthFields() []byte {
 // OnionPacket carries one fixed-size onion packet (request or reply).
 type OnionPacket struct {
 	Data []byte `cbor:"1,keyasint"`
+}
+
+// PublicNamespace holds messages anyone may read without the mailbox key:
+// an account's signed prekey bundles live there, in its request mailbox.
+// Readers must check what they get: anyone may also write there.
+const PublicNamespace int32 = 1
+
+// PublicReq reads the newest messages of a mailbox's public namespace.
+type PublicReq struct {
+	Mailbox []byte `cbor:"1,keyasint"`
+	Limit   int    `cbor:"2,keyasint,omitempty"`
+}
+
+// PublicResp returns them, newest last.
+type PublicResp struct {
+	Messages []Message `cbor:"1,keyasint"`
 }
