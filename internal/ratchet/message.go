@@ -13,6 +13,10 @@ const MessageVersion = 1
 // the largest message a swarm node stores.
 const MaxMessageSize = wire.MaxMessageSize
 
+// MaxOverhead is the most Encrypt adds to a plaintext: header (at most 48
+// bytes), AES-GCM tag and CBOR framing. Padding schemes rely on it.
+const MaxOverhead = 76
+
 // maxHeaderSize bounds the encoded header (a 32-byte key and two counters,
 // plus room for fields a later version may add).
 const maxHeaderSize = 256

@@ -138,8 +138,7 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: encrypt: %w", err)
 	}
-	// Room for the header, tag and framing within MaxMessageSize.
-	if len(plaintext) > MaxMessageSize-len(hb)-64 {
+	if len(plaintext) > MaxMessageSize {
 		return nil, fmt.Errorf("ratchet: encrypt: plaintext of %d bytes is too large", len(plaintext))
 	}
 	nextCK, mk := kdfCK(s.cks)
@@ -151,6 +150,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	out, err := encodeMessage(hb, ct)
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: encrypt: %w", err)
+	}
+	if len(out) > MaxMessageSize {
+		return nil, fmt.Errorf("ratchet: encrypt: plaintext of %d bytes is too large for a %d-byte message", len(plaintext), MaxMessageSize)
 	}
 	clear(s.cks)
 	s.cks = nextCK

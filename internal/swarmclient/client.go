@@ -276,6 +276,11 @@ type source struct {
 	boot peer.AddrInfo // a bootstrap address: asked directly
 }
 
+// Call sends one request to node n through the client's transport.
+func (c *Client) Call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	return c.call(ctx, n, reqKind, req, respKind, resp)
+}
+
 func (c *Client) call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
 	return c.tr.Call(ctx, n, reqKind, req, respKind, resp)
 }

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"rsc.io/qr"
+
+	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/swarmclient"
+)
+
+// idFile keeps the (public) account ID in the clear so 'umbra id' needs no passphrase.
+const idFile = "account_id"
+
+func addHomeFlag(cmd *cobra.Command) {
+	cmd.PersistentFlags().String("home", "", "your Umbra folder (default $UMBRA_HOME or ~/.umbra)")
+}
+
+func homeOf(cmd *cobra.Command) string {
+	h, _ := cmd.Flags().GetString("home")
+	if h == "" {
+		h = client.DefaultHome()
+	}
+	return h
+}
+
+// passphrase comes from UMBRA_PASSPHRASE; empty means an unprotected database.
+func passphrase() string { return os.Getenv("UMBRA_PASSPHRASE") }
+
+func initCmd() *cobra.Command {
+	var (
+		network string
+		restore bool
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "init [--network FILE] [--restore]",
+		Short: "Create your account (or restore it from its recovery phrase)",
+		Long: `Create a new Umbra account in your home folder: a key pair (no phone number,
+no e-mail), its recovery phrase and an encrypted local database. The
+recovery phrase is printed once: write it down; it is the only way to
+restore the account.
+
+The database is encrypted with the passphrase in UMBRA_PASSPHRASE. Without
+one, the database is not protected and the command says so.
+
+--restore reads the 24-word recovery phrase from standard input and restores
+the same account ID.`,
+		Example: `  umbra init --network /tmp/umbra-devnet/bootstrap.txt
+  echo "word1 word2 ... word24" | umbra init --restore --home ./restored --network net.txt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			home := homeOf(cmd)
+			var addrs []string
+			if network != "" {
+				var err error
+				if addrs, err = swarmclient.ReadNetworkFile(network); err != nil {
+					return err
+				}
+			}
+			phrase := ""
+			if restore {
+				b, err := io.ReadAll(io.LimitReader(bufio.NewReader(os.Stdin), 4096))
+				if err != nil {
+					return err
+				}
+				if phrase = strings.Join(strings.Fields(string(b)), " "); phrase == "" {
+					return errors.New("--restore: type or pipe your 24-word recovery phrase on standard input")
+				}
+			}
+			acct, err := client.Init(home, passphrase(), addrs, phrase)
+			if err != nil {
+				return err
+			}
+			id := acct.ID().String()
+			_ = os.WriteFile(filepath.Join(home, idFile), []byte(id+"\n"), 0o644)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				o := map[string]string{"account_id": id}
+				if !restore {
+					o["recovery_phrase"] = acct.Phrase()
+				}
+				return json.NewEncoder(out).Encode(o)
+			}
+			if restore {
+				fmt.Fprintf(out, "Account restored in %s\n\nYour account ID:\n  %s\n", home, id)
+			} else {
+				fmt.Fprintf(out, "Account created in %s\n\nYour account ID (share it with people who should reach you):\n  %s\n\n", home, id)
+				fmt.Fprintf(out, "Your recovery phrase. WRITE IT DOWN NOW and keep it secret: it is shown only\nonce, and anyone who has it can read your messages and act as you.\n\n  %s\n", acct.Phrase())
+			}
+			if passphrase() == "" {
+				fmt.Fprintln(out, "\nNote: no passphrase (UMBRA_PASSPHRASE) was set, so your local database is NOT\nencrypted with one. Anyone with access to this folder can read it.")
+			}
+			if len(addrs) == 0 {
+				fmt.Fprintln(out, "\nNo --network given: add one before sending (umbra init --network FILE on a new home).")
+			}
+			return nil
+		},
+	}
+	addHomeFlag(cmd)
+	cmd.Flags().StringVar(&network, "network", "", "network file: node addresses one per line (a devnet's bootstrap.txt)")
+	cmd.Flags().BoolVar(&restore, "restore", false, "restore an account from the recovery phrase on standard input")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"account_id": ..., "recovery_phrase": ...}`)
+	return cmd
+}
+
+func idCmd() *cobra.Command {
+	var asJSON, asQR bool
+	cmd := &cobra.Command{
+		Use:   "id",
+		Short: "Print your account ID (to share), optionally as a QR code",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, err := accountID(homeOf(cmd))
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return json.NewEncoder(out).Encode(map[string]string{"account_id": id})
+			}
+			if asQR {
+				return printQR(out, id)
+			}
+			fmt.Fprintln(out, id)
+			return nil
+		},
+	}
+	addHomeFlag(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"account_id": ...}`)
+	cmd.Flags().BoolVar(&asQR, "qr", false, "draw the ID as a QR code in the terminal")
+	return cmd
+}
+
+// accountID reads the account ID of a home.
+func accountID(home string) (string, error) {
+	if b, err := os.ReadFile(filepath.Join(home, idFile)); err == nil {
+		if id, err := identity.ParseAccountID(strings.TrimSpace(string(b))); err == nil {
+			return id.String(), nil
+		}
+	}
+	id, err := client.ReadAccountID(home, passphrase())
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// printQR draws text as a QR code with Unicode half blocks (two modules
+// per character cell), with a quiet zone, light on dark terminals too.
+func printQR(w io.Writer, text string) error {
+	code, err := qr.Encode(strings.ToUpper(text), qr.M)
+	if err != nil {
+		return err
+	}
+	const quiet = 2
+	n := code.Size
+	black := func(x, y int) bool {
+		if x < 0 || y < 0 || x >= n || y >= n {
+			return false
+		}
+		return code.Black(x, y)
+	}
+	var b strings.Builder
+	for y := -quiet; y < n+quiet; y += 2 {
+		for x := -quiet; x < n+quiet; x++ {
+			top, bot := black(x, y), black(x, y+1)
+			switch {
+			case top && bot:
+				b.WriteRune(' ')
+			case top:
+				b.WriteRune('▄')
+			case bot:
+				b.WriteRune('▀')
+			default:
+				b.WriteRune('█')
+			}
+		}
+		b.WriteByte('\n')
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/umbra-im/umbra/internal/api"
+	"github.com/umbra-im/umbra/internal/client"
+)
+
+// withAPI runs f against the daemon of the home, or, if none runs, against
+// an engine started in this process for the command's duration (with
+// sync=true it first reads the user's mailboxes once).
+func withAPI(cmd *cobra.Command, sync bool, f func(ctx context.Context, c *api.Client) error) error {
+	ctx := cmd.Context()
+	home := homeOf(cmd)
+	if c, ok := api.FindDaemon(ctx, home); ok {
+		return f(ctx, c)
+	}
+	log, err := newLogger(cmd)
+	if err != nil {
+		return err
+	}
+	direct, _ := cmd.Flags().GetBool("direct")
+	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: quietLogger(log), Direct: direct})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	e.Start()
+	if sync {
+		if err := e.SyncOnce(ctx); err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "umbra: warning:", err)
+		}
+	}
+	srv := api.NewServer(e, log)
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go srv.Serve(sctx)
+	return f(ctx, api.NewClient(srv.URL(), srv.Token()))
+}
+
+// quietLogger keeps in-process engines from chattering on a CLI command
+// unless --log-level asks for it.
+func quietLogger(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelInfo) && !l.Enabled(context.Background(), slog.LevelDebug) {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return l
+}
+
+func printJSONLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func chatFlags(cmd *cobra.Command) {
+	addHomeFlag(cmd)
+	cmd.PersistentFlags().Bool("direct", false, "without a daemon: talk to swarm nodes directly instead of through onion paths (debugging)")
+}
+
+func contactsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "contacts", Short: "Add, list, rename and remove contacts"}
+	chatFlags(cmd)
+	var name string
+	add := &cobra.Command{
+		Use:   "add ID [--name NAME]",
+		Short: "Add a contact by account ID",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+				var ct client.Contact
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/contacts", map[string]string{"id": args[0], "name": name}, &ct); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Added %s%s\n", ct.ID, nameSuffix(ct.Name))
+				return nil
+			})
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "a name to show for this contact")
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "List your contacts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+				var cs []client.Contact
+				if err := c.Do(ctx, http.MethodGet, "/api/v1/contacts", nil, &cs); err != nil {
+					return err
+				}
+				return printContacts(cmd.OutOrStdout(), cs, asJSON, "No contacts yet: umbra contacts add ID")
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	rename := &cobra.Command{
+		Use:   "rename ID NAME",
+		Short: "Change a contact's name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+				return c.Do(ctx, http.MethodPatch, "/api/v1/contacts/"+url.PathEscape(args[0]), map[string]string{"name": args[1]}, nil)
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a contact (the conversation stays)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+				return c.Do(ctx, http.MethodDelete, "/api/v1/contacts/"+url.PathEscape(args[0]), nil, nil)
+			})
+		},
+	}
+	cmd.AddCommand(add, list, rename, remove)
+	return cmd
+}
+
+func nameSuffix(n string) string {
+	if n == "" {
+		return ""
+	}
+	return " (" + n + ")"
+}
+
+func printContacts(w io.Writer, cs []client.Contact, asJSON bool, empty string) error {
+	if asJSON {
+		return printJSONLines(w, cs)
+	}
+	if len(cs) == 0 {
+		fmt.Fprintln(w, empty)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tACCOUNT ID\tSINCE")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.ID, c.AddedAt.Local().Format("2006-01-02"))
+	}
+	return tw.Flush()
+}
+
+func requestsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "requests", Short: "Message requests: first messages from people not in your contacts"}
+	chatFlags(cmd)
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "List message requests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withAPI(cmd, true, func(ctx context.Context, c *api.Client) error {
+				var cs []client.Contact
+				if err := c.Do(ctx, http.MethodGet, "/api/v1/requests", nil, &cs); err != nil {
+					return err
+				}
+				return printContacts(cmd.OutOrStdout(), cs, asJSON, "No message requests.")
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	act := func(verb, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   verb + " ID",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+					if err := c.Do(ctx, http.MethodPost, "/api/v1/requests/"+url.PathEscape(args[0])+"/"+verb, nil, nil); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%sed %s\n", map[string]string{"accept": "Accept", "block": "Block"}[verb], args[0])
+					return nil
+				})
+			},
+		}
+	}
+	cmd.AddCommand(list, act("accept", "Accept a request: the sender becomes a contact"), act("block", "Block the sender: their messages are dropped"))
+	return cmd
+}
+
+func sendCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "send ID TEXT",
+		Short: "Send a message to a contact",
+		Long: `Encrypt TEXT for a contact and send it. The command returns once a write
+quorum of the recipient's swarm holds the message ("sent") and prints its ID.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+				var m client.Message
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": args[0], "text": args[1]}, &m); err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"id": m.ID, "state": m.State})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", m.ID, m.State)
+				return nil
+			})
+		},
+	}
+	chatFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "state": ...}`)
+	return cmd
+}
+
+func messagesCmd() *cobra.Command {
+	var (
+		with   string
+		asJSON bool
+		wait   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "messages [--with ID] [--json] [--wait DURATION]",
+		Short: "List messages (first fetching new ones)",
+		Long: `List your messages, oldest first. With --with, only the conversation with that
+account. With --wait, first wait up to DURATION for a new message to arrive.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withAPI(cmd, true, func(ctx context.Context, c *api.Client) error {
+				q := url.Values{}
+				if with != "" {
+					q.Set("with", with)
+				}
+				if wait > 0 {
+					q.Set("wait", wait.String())
+				}
+				var ms []client.Message
+				if err := c.Do(ctx, http.MethodGet, "/api/v1/messages?"+q.Encode(), nil, &ms); err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if asJSON {
+					return printJSONLines(out, ms)
+				}
+				if len(ms) == 0 {
+					fmt.Fprintln(out, "No messages.")
+				}
+				for _, m := range ms {
+					dir := "from " + m.From
+					if m.Outgoing {
+						dir = "to   " + m.To
+					}
+					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, m.Text)
+				}
+				return nil
+			})
+		},
+	}
+	chatFlags(cmd)
+	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this account ID")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line (id, from, to, text, sent_at, state)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "first wait up to this long for a new message (e.g. 30s)")
+	return cmd
+}
+
+func readCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "read ID",
+		Short: "Mark the conversation with ID as read (sends read receipts)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAPI(cmd, true, func(ctx context.Context, c *api.Client) error {
+				var r map[string]int
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/read", map[string]string{"with": args[0]}, &r); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d messages marked read\n", r["marked"])
+				return nil
+			})
+		},
+	}
+	chatFlags(cmd)
+	return cmd
+}
+
+func daemonCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "daemon [--ui 127.0.0.1:PORT]",
+		Short: "Keep the client running: receive messages, serve the local API",
+		Long: `Run the client engine for your home folder: it long-polls your mailboxes
+through onion paths, sends queued messages, and serves the local API (and
+the web UI, where built) on a loopback address. It writes HOME/daemon.json
+with the URL and a bearer token; other umbra commands for this home then
+talk to it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			home := homeOf(cmd)
+			direct, _ := cmd.Flags().GetBool("direct")
+			srv, e, err := startDaemon(cmd.Context(), home, listen, direct, log)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "umbra daemon for %s\n  account: %s\n  api:     %s (token in %s)\n", home, e.AccountID(), srv.URL(), filepath.Join(home, client.DaemonFile))
+			<-cmd.Context().Done()
+			os.Remove(filepath.Join(home, client.DaemonFile))
+			return nil
+		},
+	}
+	chatFlags(cmd)
+	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
+	return cmd
+}
+
+// startDaemon opens the engine, starts it and serves the API until ctx ends.
+func startDaemon(ctx context.Context, home, listen string, direct bool, log *slog.Logger) (*api.Server, *client.Engine, error) {
+	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: log, Direct: direct})
+	if err != nil {
+		return nil, nil, err
+	}
+	e.Start()
+	srv := api.NewServer(e, log)
+	if err := srv.Listen(listen); err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	if err := srv.WriteInfo(home); err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	go srv.Serve(ctx)
+	return srv, e, nil
+}

@@ -1,0 +1,191 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/ratchet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
+)
+
+// Config configures an engine. Zero values are the defaults.
+type Config struct {
+	Home       string
+	Passphrase string
+	Direct     bool // talk to swarms directly instead of through onion paths (debugging)
+	Logger     *slog.Logger
+	Now        func() time.Time
+	// EpochPeriod is how often pairwise mailboxes rotate (24h).
+	EpochPeriod time.Duration
+	// MessageTTL is how long the network keeps a message for an offline
+	// recipient (14 days).
+	MessageTTL time.Duration
+}
+
+// Engine is a running client for one account.
+type Engine struct {
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+	kv   KV
+	closeKV func() error
+	d    db
+	acct *identity.Account
+	net  *swarmclient.Client
+	bus  bus
+
+	mu       sync.Mutex // guards sessions, prekeys and the read-modify-write of stored records
+	sessions map[string]*ratchet.Session
+	prekeys  *ratchet.Prekeys
+
+	kick      chan struct{} // wakes the outbox
+	republish chan struct{} // wakes the prekey publisher
+	resub  chan struct{} // the set of inbound mailboxes changed
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (c *Config) defaults() {
+	if c.Home == "" {
+		c.Home = DefaultHome()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.EpochPeriod == 0 {
+		c.EpochPeriod = 24 * time.Hour
+	}
+	if c.MessageTTL == 0 {
+		c.MessageTTL = 14 * 24 * time.Hour
+	}
+}
+
+// Open locks the home, opens its database and joins the network. Call Start
+// to begin sending and receiving, and Close when done.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg.defaults()
+	if !Exists(cfg.Home) {
+		return nil, ErrNoAccount
+	}
+	lock, err := lockHome(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*ratchet.Session{},
+		kick: make(chan struct{}, 1), resub: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			e.closeLocal()
+		}
+	}()
+	if e.kv, e.closeKV, err = openKV(cfg.Home, cfg.Passphrase); err != nil {
+		return nil, err
+	}
+	e.d = db{e.kv}
+	if e.acct, err = loadAccount(e.kv); err != nil {
+		return nil, err
+	}
+	if e.prekeys, err = loadPrekeys(e.kv, e.acct); err != nil {
+		return nil, err
+	}
+	addrs, err := ReadNetwork(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	if e.net, err = swarmclient.Dial(ctx, addrs, swarmclient.Options{Direct: cfg.Direct}); err != nil {
+		return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
+	}
+	ok = true
+	return e, nil
+}
+
+// Start begins the engine's loops: outbox, inbox, prekey publication.
+func (e *Engine) Start() {
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.goLoop(e.outboxLoop)
+	e.goLoop(e.inboxLoop)
+	e.goLoop(e.prekeyLoop)
+	e.goLoop(e.refreshLoop)
+}
+
+func (e *Engine) goLoop(f func(context.Context)) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f(e.ctx)
+	}()
+}
+
+// Close stops the loops and releases the home.
+func (e *Engine) Close() error {
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.wg.Wait()
+	if e.net != nil {
+		e.net.Close()
+	}
+	return e.closeLocal()
+}
+
+func (e *Engine) closeLocal() error {
+	var err error
+	if e.closeKV != nil {
+		err = e.closeKV()
+		e.closeKV = nil
+	}
+	if e.lock != nil {
+		e.lock.Close()
+		e.lock = nil
+	}
+	return err
+}
+
+// AccountID is the user's account ID.
+func (e *Engine) AccountID() string { return e.acct.ID().String() }
+
+// Network is the engine's network client (paths, node list).
+func (e *Engine) Network() *swarmclient.Client { return e.net }
+
+// Subscribe returns a channel of events and a function to stop.
+func (e *Engine) Subscribe() (<-chan Event, func()) { return e.bus.subscribe() }
+
+func (e *Engine) now() time.Time { return e.cfg.Now() }
+
+func newMessageID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// refreshLoop refreshes the node list every few minutes.
+func (e *Engine) refreshLoop(ctx context.Context) {
+	t := time.NewTicker(3 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.net.Refresh(ctx); err != nil {
+				e.log.Warn("refresh node list", "err", err)
+			}
+		}
+	}
+}
+
+// ErrUnknownContact is returned when sending to someone not in contacts.
+var ErrUnknownContact = errors.New("not in your contacts: add them first with 'umbra contacts add ID'")

@@ -1,0 +1,385 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/envelope"
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/ratchet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
+)
+
+// inbound is a mailbox the engine polls, and whose messages are from.
+type inbound struct {
+	key  *mailbox.Key
+	peer string // "" for the request mailbox
+}
+
+// requestMailbox is the public mailbox where strangers reach an account:
+// its ID is the account's Ed25519 public key, so knowing the account ID is
+// enough to write there, and the account key is needed to read it.
+func requestMailbox(aid identity.AccountID) mailbox.ID {
+	var id mailbox.ID
+	copy(id[:], aid.PublicKey())
+	return id
+}
+
+func (e *Engine) requestKey() *mailbox.Key {
+	k, _ := mailbox.KeyFromSeed(e.acct.SigningKey().Seed())
+	return k
+}
+
+// inboundSet lists the mailboxes to poll: the request mailbox and, for
+// every session, the peer's sending mailbox of this epoch and the last.
+func (e *Engine) inboundSet() []inbound {
+	set := []inbound{{key: e.requestKey()}}
+	ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	keys, _ := e.kv.List("session/")
+	for _, k := range keys {
+		peer := k[len("session/"):]
+		s, ok := e.sessionLocked(peer)
+		if !ok {
+			continue
+		}
+		for _, epoch := range []uint64{ep, ep - 1} {
+			seed := s.ReceiveMailboxSeed(epoch)
+			mk, err := mailbox.KeyFromSeed(seed[:])
+			if err == nil {
+				set = append(set, inbound{key: mk, peer: peer})
+			}
+		}
+	}
+	return set
+}
+
+func (e *Engine) resubscribe() {
+	select {
+	case e.resub <- struct{}{}:
+	default:
+	}
+}
+
+// inboxLoop long-polls every inbound mailbox through onion paths and
+// restarts the pollers when the set changes (a new session, a new epoch).
+func (e *Engine) inboxLoop(ctx context.Context) {
+	for {
+		pctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, in := range e.inboundSet() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.poll(pctx, in)
+			}()
+		}
+		ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
+		epochEnd := time.Unix(0, 0).Add(time.Duration(ep+1) * e.cfg.EpochPeriod)
+		select {
+		case <-ctx.Done():
+		case <-e.resub:
+		case <-time.After(time.Until(epochEnd)):
+		}
+		cancel()
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// poll reads one mailbox until ctx ends: process what arrives, delete it
+// from the swarm, long-poll again.
+func (e *Engine) poll(ctx context.Context, in inbound) {
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		msgs, err := e.net.Get(ctx, in.key, 25*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Debug("poll", "err", err)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 250 * time.Millisecond
+		if fresh := e.drain(ctx, in, msgs); fresh == 0 && len(msgs) > 0 {
+			sleep(ctx, time.Second) // only old messages came back: do not spin
+		}
+	}
+}
+
+// drain processes the messages read from one mailbox, then deletes them
+// from the swarm. It returns how many were new.
+func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Message) int {
+	var done [][32]byte
+	fresh := 0
+	for _, m := range msgs {
+		if m.Namespace != 0 {
+			continue // the public namespace holds our prekey bundles
+		}
+		if _, seen, _ := e.kv.Get(seenKey(m.Hash)); seen {
+			done = append(done, m.Hash)
+			continue
+		}
+		fresh++
+		if err := e.process(ctx, in, m); err != nil {
+			e.log.Warn("dropped an undecryptable message", "err", err)
+		}
+		if err := e.kv.Put(seenKey(m.Hash), []byte{1}); err != nil {
+			e.log.Error("mark seen", "err", err)
+		}
+		done = append(done, m.Hash)
+	}
+	if len(done) > 0 {
+		if _, err := e.net.Delete(ctx, in.key, done); err != nil {
+			e.log.Debug("delete processed messages", "err", err)
+		}
+	}
+	return fresh
+}
+
+// SyncOnce reads every inbound mailbox once, without waiting, and
+// processes what is there (CLI commands without a daemon use it). A first
+// contact opens a new session, whose mailbox is then read too.
+func (e *Engine) SyncOnce(ctx context.Context) error {
+	done := map[mailbox.ID]bool{}
+	for round := 0; round < 3; round++ {
+		var errs []error
+		n := 0
+		for _, in := range e.inboundSet() {
+			if done[in.key.ID()] {
+				continue
+			}
+			done[in.key.ID()] = true
+			n++
+			msgs, err := e.net.Get(ctx, in.key, 0)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e.drain(ctx, in, msgs)
+		}
+		if n == 0 {
+			return nil
+		}
+		if len(errs) == n {
+			return fmt.Errorf("could not read any mailbox: %w", errs[0])
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// process decrypts one message from a mailbox and acts on its content.
+func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message) error {
+	env, err := envelope.Parse(m.Data)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	var opened *envelope.Opened
+	if in.peer == "" {
+		if env.Type != envelope.TypeInitial {
+			e.mu.Unlock()
+			return errors.New("a non-initial envelope in the request mailbox")
+		}
+		opened, err = envelope.OpenInitial(nil, e.acct, e.prekeys, e.sessionByIDLocked, env)
+	} else {
+		s, ok := e.sessionLocked(in.peer)
+		if !ok {
+			e.mu.Unlock()
+			return errors.New("no session for this mailbox")
+		}
+		opened, err = envelope.OpenRatchet(e.acct, s, env)
+	}
+	if err != nil {
+		e.mu.Unlock()
+		if errors.Is(err, ratchet.ErrDuplicate) {
+			return nil
+		}
+		return err
+	}
+	from := opened.Sender.ID().String()
+	if c, _ := e.d.contact(from); c != nil && c.State == ContactBlocked {
+		e.mu.Unlock()
+		return nil // dropped, and no session is kept with a blocked account
+	}
+	if in.peer != "" && from != in.peer {
+		e.mu.Unlock()
+		return errors.New("sender does not match the mailbox's session")
+	}
+	if opened.NewSession {
+		e.sessions[from] = opened.Session
+		if err := e.savePrekeysLocked(); err != nil {
+			e.log.Error("save prekeys", "err", err)
+		}
+		e.resubscribe()
+		e.republishSoon()
+	}
+	err = e.saveSessionLocked(from, opened.Session)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return e.handle(ctx, from, opened.Content)
+}
+
+// handle acts on a decrypted content from an account.
+func (e *Engine) handle(ctx context.Context, from string, c *envelope.Content) error {
+	switch c.Kind {
+	case envelope.KindText:
+		return e.receiveText(ctx, from, c)
+	case envelope.KindReceiptDelivered, envelope.KindReceiptRead:
+		state := StateDelivered
+		if c.Kind == envelope.KindReceiptRead {
+			state = StateRead
+		}
+		for _, id := range c.RefIDs() {
+			e.setState(id.String(), state, "")
+		}
+	}
+	return nil
+}
+
+func (e *Engine) receiveText(ctx context.Context, from string, c *envelope.Content) error {
+	e.mu.Lock()
+	if old, _ := e.d.message(idOf(c)); old != nil {
+		e.mu.Unlock()
+		return nil // a duplicate: shown once
+	}
+	contact, err := e.d.contact(from)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	if contact == nil {
+		contact = &Contact{ID: from, State: ContactRequest, AddedAt: e.now()}
+		if err := e.d.putJSON(contactKey(from), contact); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+		e.bus.publish(Event{Type: EventContact, Contact: contact})
+	}
+	m := &Message{ID: idOf(c), From: from, To: e.AccountID(), Text: string(c.Body), SentAt: time.UnixMilli(c.SentAt),
+		ReceivedAt: e.now(), State: StateReceived}
+	if err := e.d.saveMessage(m); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	accepted := contact.State == ContactAccepted
+	e.mu.Unlock()
+	e.bus.publish(Event{Type: EventMessage, Message: m})
+	if accepted {
+		e.receipt(ctx, from, envelope.KindReceiptDelivered, []string{m.ID})
+	}
+	return nil
+}
+
+// receipt sends a delivered or read receipt for message IDs (hex).
+func (e *Engine) receipt(ctx context.Context, to string, kind envelope.Kind, ids []string) {
+	aid, err := identity.ParseAccountID(to)
+	if err != nil {
+		return
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), envelope.MaxRefs)
+		var refs []envelope.MessageID
+		for _, h := range ids[:n] {
+			var id envelope.MessageID
+			if b, err := hex.DecodeString(h); err == nil && len(b) == len(id) {
+				copy(id[:], b)
+				refs = append(refs, id)
+			}
+		}
+		ids = ids[n:]
+		c, err := envelope.NewReceipt(nil, kind, refs, e.now())
+		if err != nil {
+			e.log.Warn("make receipt", "err", err)
+			return
+		}
+		if err := e.enqueue(ctx, aid, c, nil); err != nil {
+			e.log.Warn("queue receipt", "err", err)
+		}
+	}
+}
+
+// ackPendingLocked sends delivery receipts for a just-accepted request's
+// messages. Called with e.mu held; the receipts are queued after.
+func (e *Engine) ackPendingLocked(peer string) {
+	msgs, err := e.d.messages(peer)
+	if err != nil {
+		return
+	}
+	var ids []string
+	for _, m := range msgs {
+		if !m.Outgoing {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) > 0 {
+		go e.receipt(context.Background(), peer, envelope.KindReceiptDelivered, ids)
+	}
+}
+
+// MarkRead marks every incoming message from peer as read and sends read
+// receipts.
+func (e *Engine) MarkRead(ctx context.Context, peer string) (int, error) {
+	aid, err := identity.ParseAccountID(peer)
+	if err != nil {
+		return 0, err
+	}
+	peer = aid.String()
+	e.mu.Lock()
+	msgs, err := e.d.messages(peer)
+	if err != nil {
+		e.mu.Unlock()
+		return 0, err
+	}
+	var ids []string
+	for i := range msgs {
+		m := &msgs[i]
+		if !m.Outgoing && m.State == StateReceived {
+			m.State = StateRead
+			if err := e.d.saveMessage(m); err != nil {
+				e.mu.Unlock()
+				return 0, err
+			}
+			ids = append(ids, m.ID)
+			e.bus.publish(Event{Type: EventState, Message: m})
+		}
+	}
+	e.mu.Unlock()
+	if len(ids) > 0 {
+		e.receipt(ctx, peer, envelope.KindReceiptRead, ids)
+	}
+	return len(ids), nil
+}
+
+// Messages lists the conversation with peer, or every message if peer is "".
+func (e *Engine) Messages(peer string) ([]Message, error) {
+	if peer != "" {
+		aid, err := identity.ParseAccountID(peer)
+		if err != nil {
+			return nil, err
+		}
+		peer = aid.String()
+	}
+	return e.d.messages(peer)
+}

@@ -1,0 +1,245 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/ratchet"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+const (
+	keyAccountSeed   = "account/seed"
+	keyPrekeys       = "prekeys"
+	oneTimePrekeys   = 20
+	oneTimeKEM       = 5
+	bundleTTL        = 14 * 24 * time.Hour
+	republishEvery   = 24 * time.Hour
+	republishOnUseIn = 2 * time.Second
+)
+
+// Init creates a home with a new account (or, with phrase, the account that
+// phrase restores), its prekeys and the network file. It refuses to
+// overwrite an existing account.
+func Init(home, passphrase string, network []string, phrase string) (*identity.Account, error) {
+	if Exists(home) {
+		return nil, fmt.Errorf("%s already holds an account; use another --home", home)
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("create home: %w", err)
+	}
+	lock, err := lockHome(home)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	var acct *identity.Account
+	if phrase != "" {
+		acct, err = identity.Restore(phrase)
+	} else {
+		acct, err = identity.New(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	kv, closeKV, err := openKV(home, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	defer closeKV()
+	pk, err := ratchet.GeneratePrekeys(nil, acct, oneTimePrekeys, oneTimeKEM)
+	if err != nil {
+		return nil, err
+	}
+	b, err := pk.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := kv.Put(keyPrekeys, b); err != nil {
+		return nil, err
+	}
+	if len(network) > 0 {
+		if err := WriteNetwork(home, network); err != nil {
+			return nil, err
+		}
+	}
+	// The seed last: an account exists only once everything else is saved.
+	if err := kv.Put(keyAccountSeed, acct.Seed()); err != nil {
+		return nil, err
+	}
+	return acct, nil
+}
+
+// ReadAccountID opens the home just long enough to read the account ID.
+func ReadAccountID(home, passphrase string) (identity.AccountID, error) {
+	if !Exists(home) {
+		return identity.AccountID{}, ErrNoAccount
+	}
+	kv, closeKV, err := openKV(home, passphrase)
+	if err != nil {
+		return identity.AccountID{}, err
+	}
+	defer closeKV()
+	a, err := loadAccount(kv)
+	if err != nil {
+		return identity.AccountID{}, err
+	}
+	return a.ID(), nil
+}
+
+func loadAccount(kv KV) (*identity.Account, error) {
+	seed, ok, err := kv.Get(keyAccountSeed)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNoAccount
+	}
+	return identity.FromSeed(seed)
+}
+
+func loadPrekeys(kv KV, acct *identity.Account) (*ratchet.Prekeys, error) {
+	b, ok, err := kv.Get(keyPrekeys)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return ratchet.GeneratePrekeys(nil, acct, oneTimePrekeys, oneTimeKEM)
+	}
+	return ratchet.UnmarshalPrekeys(b)
+}
+
+// savePrekeysLocked persists the prekeys (after a one-time key was used).
+func (e *Engine) savePrekeysLocked() error {
+	b, err := e.prekeys.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.kv.Put(keyPrekeys, b)
+}
+
+// sessionLocked returns the session with peer, loading it on first use.
+func (e *Engine) sessionLocked(peer string) (*ratchet.Session, bool) {
+	if s, ok := e.sessions[peer]; ok {
+		return s, true
+	}
+	b, ok, err := e.kv.Get(sessionKey(peer))
+	if err != nil || !ok {
+		return nil, false
+	}
+	s, err := ratchet.UnmarshalSession(b)
+	if err != nil {
+		e.log.Error("session state unreadable", "peer", short(peer), "err", err)
+		return nil, false
+	}
+	e.sessions[peer] = s
+	return s, true
+}
+
+// sessionByIDLocked finds a session by its ratchet session ID.
+func (e *Engine) sessionByIDLocked(id ratchet.SessionID) *ratchet.Session {
+	keys, _ := e.kv.List("session/")
+	for _, k := range keys {
+		if s, ok := e.sessionLocked(k[len("session/"):]); ok && s.ID() == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (e *Engine) saveSessionLocked(peer string, s *ratchet.Session) error {
+	b, err := s.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.kv.Put(sessionKey(peer), b)
+}
+
+// republishSoon asks the prekey loop to publish a fresh bundle (a one-time
+// prekey was consumed).
+func (e *Engine) republishSoon() {
+	select {
+	case e.republish <- struct{}{}:
+	default:
+	}
+}
+
+// prekeyLoop publishes the signed prekey bundle to the account's own swarm
+// (the public namespace of its request mailbox) at start, daily, and after
+// one-time prekeys were used; it tops up the one-time pool.
+func (e *Engine) prekeyLoop(ctx context.Context) {
+	for {
+		if err := e.publishPrekeys(ctx); err != nil {
+			e.log.Warn("publish prekey bundle; will retry", "err", err)
+			sleep(ctx, 5*time.Second)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		t := time.NewTimer(republishEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-e.republish:
+			sleep(ctx, republishOnUseIn)
+		}
+		t.Stop()
+	}
+}
+
+func (e *Engine) publishPrekeys(ctx context.Context) error {
+	e.mu.Lock()
+	if x, _ := e.prekeys.OneTimeCount(); x < oneTimePrekeys/2 {
+		if err := e.prekeys.AddOneTime(nil, oneTimePrekeys-x); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+		if err := e.savePrekeysLocked(); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+	}
+	bundle, err := e.prekeys.Bundle(e.acct)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	data, err := bundle.Encode()
+	if err != nil {
+		return err
+	}
+	id := requestMailbox(e.acct.ID())
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = e.net.PutReq(cctx, &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace,
+		Timestamp: e.now().UnixMilli(), TTL: bundleTTL.Milliseconds(), Data: data})
+	return err
+}
+
+// fetchBundle reads a contact's newest valid prekey bundle from their swarm.
+func (e *Engine) fetchBundle(ctx context.Context, aid identity.AccountID) (*ratchet.Bundle, error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	msgs, err := e.net.ReadPublic(cctx, requestMailbox(aid))
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s's prekeys: %w", short(aid.String()), err)
+	}
+	for i := len(msgs) - 1; i >= 0; i-- { // newest first
+		b, err := ratchet.ParseBundle(msgs[i].Data)
+		if err != nil {
+			continue
+		}
+		if err := b.Verify(aid); err != nil {
+			continue
+		}
+		return b, nil
+	}
+	return nil, errors.New("this account has published no valid prekeys yet: it has never been online (or uses another network)")
+}

@@ -1,0 +1,274 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/envelope"
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/ratchet"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// MaxTextBytes bounds a text message.
+const MaxTextBytes = 64 << 10
+
+// Send encrypts text for a contact, queues it durably and returns once a
+// write quorum of the recipient's swarm holds it (state "sent"), or when
+// ctx ends (state "queued": the outbox keeps trying).
+func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
+	aid, err := identity.ParseAccountID(to)
+	if err != nil {
+		return nil, err
+	}
+	to = aid.String()
+	if strings.TrimSpace(text) == "" {
+		return nil, errors.New("empty message")
+	}
+	if len(text) > MaxTextBytes {
+		return nil, fmt.Errorf("message is longer than %d KiB", MaxTextBytes>>10)
+	}
+	c, err := e.d.contact(to)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c == nil:
+		return nil, ErrUnknownContact
+	case c.State == ContactBlocked:
+		return nil, errors.New("you blocked this account: add it as a contact again to write to it")
+	case c.State == ContactRequest:
+		if _, err := e.AddContact(to, ""); err != nil { // replying accepts the request
+			return nil, err
+		}
+	}
+	c2, err := envelope.NewContent(nil, envelope.KindText, []byte(text), e.now())
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{ID: idOf(c2), From: e.AccountID(), To: to, Text: text, SentAt: time.UnixMilli(c2.SentAt), State: StateQueued, Outgoing: true}
+	watch, stop := e.Subscribe()
+	defer stop()
+	if err := e.enqueue(ctx, aid, c2, m); err != nil {
+		return nil, err
+	}
+	e.bus.publish(Event{Type: EventMessage, Message: m})
+	for {
+		select {
+		case ev := <-watch:
+			if ev.Message != nil && ev.Message.ID == m.ID && ev.Message.State != StateQueued {
+				if ev.Message.State == StateFailed {
+					return ev.Message, errors.New(ev.Message.Error)
+				}
+				return ev.Message, nil
+			}
+		case <-ctx.Done():
+			return m, nil // still queued; the outbox goes on
+		}
+	}
+}
+
+// enqueue encrypts a content for aid and puts it in the outbox (and m, if
+// it is a chat message, in the conversation). The ratchet state is saved
+// before the outbox entry: a crash in between skips a message key, which
+// the recipient tolerates, rather than reusing one.
+func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelope.Content, m *Message) error {
+	to := aid.String()
+	var bundle *ratchet.Bundle
+	e.mu.Lock()
+	_, haveSession := e.sessionLocked(to)
+	e.mu.Unlock()
+	if !haveSession {
+		b, err := e.fetchBundle(ctx, aid)
+		if err != nil {
+			return err
+		}
+		bundle = b
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessionLocked(to)
+	if !ok {
+		var err error
+		if s, err = ratchet.Initiate(nil, e.acct, aid, bundle); err != nil {
+			return fmt.Errorf("start a session with %s: %w", short(to), err)
+		}
+		e.sessions[to] = s
+		e.resubscribe()
+	}
+	item := &outboxItem{MsgID: idOf(c), To: to, Timestamp: e.now().UnixMilli(), TTL: e.cfg.MessageTTL.Milliseconds(), Created: e.now()}
+	var box mailbox.ID
+	if s.Pending() {
+		// No answer yet: the envelope carries the PQXDH material, sealed to
+		// the recipient's identity, into their request mailbox.
+		box = requestMailbox(aid)
+	} else {
+		seed := s.SendMailboxSeed(ratchet.Epoch(e.now(), e.cfg.EpochPeriod))
+		k, _ := mailbox.KeyFromSeed(seed[:])
+		box = k.ID()
+	}
+	item.Mailbox = box[:]
+	var err error
+	if item.Data, err = envelope.Seal(e.acct, s, c); err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	if err := e.saveSessionLocked(to, s); err != nil {
+		return err
+	}
+	key := idOf(c)
+	if m == nil {
+		key = "r-" + key
+		item.MsgID = ""
+	}
+	if m != nil {
+		if err := e.d.saveMessage(m); err != nil {
+			return err
+		}
+	}
+	if err := e.d.putJSON(outboxKey(key), item); err != nil {
+		return err
+	}
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// idOf is a content's message ID in hex.
+func idOf(c *envelope.Content) string { return hex.EncodeToString(c.ID) }
+
+func short(id string) string {
+	if len(id) > 14 {
+		return id[:14] + "…"
+	}
+	return id
+}
+
+// outboxLoop sends queued items, several at a time, retrying with backoff
+// on other paths until the network acknowledges them.
+func (e *Engine) outboxLoop(ctx context.Context) {
+	const workers = 8
+	inflight := map[string]bool{}
+	var mu sync.Mutex
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		keys, err := e.kv.List("outbox/")
+		if err != nil {
+			e.log.Error("outbox", "err", err)
+		}
+		next := time.Now().Add(5 * time.Second)
+		for _, k := range keys {
+			var it outboxItem
+			if ok, err := e.d.getJSON(k, &it); err != nil || !ok {
+				continue
+			}
+			mu.Lock()
+			busy := inflight[k]
+			mu.Unlock()
+			if busy {
+				continue
+			}
+			if it.NextTry.After(time.Now()) {
+				if it.NextTry.Before(next) {
+					next = it.NextTry
+				}
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			mu.Lock()
+			inflight[k] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				e.sendItem(ctx, k, &it)
+				mu.Lock()
+				delete(inflight, k)
+				mu.Unlock()
+				select {
+				case e.kick <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-e.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) {
+	req := &wire.StoreReq{Mailbox: it.Mailbox, Namespace: it.Namespace, Timestamp: it.Timestamp, TTL: it.TTL, Data: it.Data}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err := e.net.PutReq(cctx, req)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		it.Attempts++
+		backoff := min(time.Duration(1<<min(it.Attempts, 6))*250*time.Millisecond, 15*time.Second)
+		it.NextTry = time.Now().Add(backoff)
+		e.log.Info("send failed; will retry", "attempt", it.Attempts, "in", backoff, "err", err)
+		var we *wire.Error
+		if errors.As(err, &we) && (we.Code == wire.CodeMailboxFull || we.Code == wire.CodeBadRequest) && it.Attempts >= 5 {
+			e.finishItem(key, it, StateFailed, err.Error())
+			return
+		}
+		if err := e.d.putJSON(key, it); err != nil {
+			e.log.Error("outbox", "err", err)
+		}
+		return
+	}
+	e.finishItem(key, it, StateSent, "")
+}
+
+// finishItem removes an item from the outbox and moves its message on.
+func (e *Engine) finishItem(key string, it *outboxItem, state, errText string) {
+	if err := e.kv.Delete(key); err != nil {
+		e.log.Error("outbox", "err", err)
+	}
+	if it.MsgID == "" {
+		return
+	}
+	e.setState(it.MsgID, state, errText)
+}
+
+// setState advances an outgoing message's state (never backwards).
+func (e *Engine) setState(id, state, errText string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m, err := e.d.message(id)
+	if err != nil || m == nil || !m.Outgoing {
+		return
+	}
+	if state != StateFailed && stateRank[state] <= stateRank[m.State] && m.State != StateFailed {
+		return
+	}
+	m.State, m.Error = state, errText
+	if err := e.d.saveMessage(m); err != nil {
+		e.log.Error("save message", "err", err)
+		return
+	}
+	e.bus.publish(Event{Type: EventState, Message: m})
+}

@@ -1,0 +1,125 @@
+package client
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// Conversation is one row of the conversation list.
+type Conversation struct {
+	Peer   string   `json:"peer"`
+	Name   string   `json:"name,omitempty"`
+	State  string   `json:"state"` // contact, request, blocked
+	Unread int      `json:"unread"`
+	Last   *Message `json:"last,omitempty"`
+}
+
+// Conversations lists contacts and requests with their last message and
+// unread count, most recent first.
+func (e *Engine) Conversations() ([]Conversation, error) {
+	contacts, err := e.d.contacts()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Conversation, 0, len(contacts))
+	for _, c := range contacts {
+		if c.State == ContactBlocked {
+			continue
+		}
+		msgs, err := e.d.messages(c.ID)
+		if err != nil {
+			return nil, err
+		}
+		conv := Conversation{Peer: c.ID, Name: c.Name, State: c.State}
+		for i := range msgs {
+			if !msgs[i].Outgoing && msgs[i].State == StateReceived {
+				conv.Unread++
+			}
+		}
+		if len(msgs) > 0 {
+			conv.Last = &msgs[len(msgs)-1]
+		}
+		out = append(out, conv)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return lastAt(out[i]).After(lastAt(out[j]))
+	})
+	return out, nil
+}
+
+func lastAt(c Conversation) time.Time {
+	if c.Last == nil {
+		return time.Time{}
+	}
+	return c.Last.SentAt
+}
+
+// HopInfo describes one node of a path or swarm.
+type HopInfo struct {
+	Role   string `json:"role"` // guard, middle, exit, swarm
+	PeerID string `json:"peer_id"`
+	Addr   string `json:"addr,omitempty"`
+	OK     *bool  `json:"ok,omitempty"` // answered a probe (swarm members)
+}
+
+// NetworkStatus is what the network view shows.
+type NetworkStatus struct {
+	Nodes      int       `json:"nodes"`
+	Direct     bool      `json:"direct"`
+	Path       []HopInfo `json:"path"`  // an onion path as the engine would use now
+	Swarm      []HopInfo `json:"swarm"` // the swarm of the user's request mailbox
+	SwarmAlive int       `json:"swarm_alive"`
+}
+
+// NetworkStatus reports the onion path in use and probes the swarm of the
+// user's request mailbox (through onion paths).
+func (e *Engine) NetworkStatus(ctx context.Context) NetworkStatus {
+	st := NetworkStatus{Nodes: len(e.net.Nodes()), Direct: e.cfg.Direct}
+	mb := requestMailbox(e.acct.ID())
+	members := e.net.Swarm(mb)
+	if pm := e.net.Paths(); pm != nil && len(members) > 0 {
+		if path, err := pm.Path(members[0]); err == nil {
+			for i, n := range path {
+				st.Path = append(st.Path, HopInfo{Role: []string{"guard", "middle", "exit"}[i], PeerID: n.ID.String(), Addr: addrOf(n.Addrs)})
+			}
+		}
+	}
+	type res struct {
+		i  int
+		ok bool
+	}
+	results := make(chan res, len(members))
+	for i, n := range members {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			var resp wire.PublicResp
+			err := e.net.Call(cctx, n, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:], Limit: 1}, wire.KindPublicResp, &resp)
+			results <- res{i, err == nil}
+		}()
+	}
+	oks := make([]bool, len(members))
+	for range members {
+		r := <-results
+		oks[r.i] = r.ok
+	}
+	for i, n := range members {
+		ok := oks[i]
+		if ok {
+			st.SwarmAlive++
+		}
+		st.Swarm = append(st.Swarm, HopInfo{Role: "swarm", PeerID: n.ID.String(), Addr: addrOf(n.Addrs), OK: &ok})
+	}
+	return st
+}
+
+func addrOf[T interface{ String() string }](as []T) string {
+	if len(as) == 0 {
+		return ""
+	}
+	return as[0].String()
+}
+
