@@ -41,7 +41,6 @@ func startNodes(t *testing.T, n int) []string {
 	return boot
 }
 
-
 type user struct {
 	home string
 	e    *client.Engine

@@ -32,15 +32,15 @@ type Config struct {
 
 // Engine is a running client for one account.
 type Engine struct {
-	cfg  Config
-	log  *slog.Logger
-	lock *os.File
-	kv   KV
+	cfg     Config
+	log     *slog.Logger
+	lock    *os.File
+	kv      KV
 	closeKV func() error
-	d    db
-	acct *identity.Account
-	net  *swarmclient.Client
-	bus  bus
+	d       db
+	acct    *identity.Account
+	net     *swarmclient.Client
+	bus     bus
 
 	mu       sync.Mutex // guards sessions, prekeys and the read-modify-write of stored records
 	sessions map[string]*ratchet.Session
@@ -48,10 +48,10 @@ type Engine struct {
 
 	kick      chan struct{} // wakes the outbox
 	republish chan struct{} // wakes the prekey publisher
-	resub  chan struct{} // the set of inbound mailboxes changed
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	resub     chan struct{} // the set of inbound mailboxes changed
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 func (c *Config) defaults() {

@@ -122,4 +122,3 @@ func addrOf[T interface{ String() string }](as []T) string {
 	}
 	return as[0].String()
 }
-

@@ -46,7 +46,7 @@ func sealEntry(k *keys, name string, value []byte) (entryRow, error) {
 	if r.name, err = seal(k.name, []byte(name), r.id); err != nil {
 		return r, err
 	}
-	r.value, err = append(make([]byte, 24), append(value, make([]byte, 16)...)...), nil
+	r.value, err = seal(k.value, value, []byte(name))
 	return r, err
 }
 
