@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"log/slog"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +86,10 @@ the same account ID.`,
 			id := acct.ID().String()
 			_ = os.WriteFile(filepath.Join(home, idFile), []byte(id+"\n"), 0o644)
 			out := cmd.OutOrStdout()
+			var pubErr error
+			if len(addrs) > 0 {
+				pubErr = publishPrekeys(cmd.Context(), home)
+			}
 			if asJSON {
 				o := map[string]string{"account_id": id}
 				if !restore {
@@ -102,6 +108,8 @@ the same account ID.`,
 			}
 			if len(addrs) == 0 {
 				fmt.Fprintln(out, "\nNo --network given: add one before sending (umbra init --network FILE on a new home).")
+			} else if pubErr != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "\nwarning: could not publish your prekeys yet (%v);\nthey are published the next time umbra runs for this home.\n", pubErr)
 			}
 			return nil
 		},
@@ -189,4 +197,15 @@ func printQR(w io.Writer, text string) error {
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// publishPrekeys opens the new account's engine just long enough to put its
+// prekey bundle on the network, so contacts can write before it ever runs.
+func publishPrekeys(ctx context.Context, home string) error {
+	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return e.PublishPrekeys(ctx)
 }

@@ -19,10 +19,16 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 )
 
+// How a command without a daemon runs its in-process engine.
+const (
+	local  = iota // local data only: no network
+	online        // send and receive while the command runs
+	synced        // online, and read the mailboxes once first
+)
+
 // withAPI runs f against the daemon of the home, or, if none runs, against
-// an engine started in this process for the command's duration (with
-// sync=true it first reads the user's mailboxes once).
-func withAPI(cmd *cobra.Command, sync bool, f func(ctx context.Context, c *api.Client) error) error {
+// an engine started in this process for the command's duration.
+func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Client) error) error {
 	ctx := cmd.Context()
 	home := homeOf(cmd)
 	if c, ok := api.FindDaemon(ctx, home); ok {
@@ -33,13 +39,13 @@ func withAPI(cmd *cobra.Command, sync bool, f func(ctx context.Context, c *api.C
 		return err
 	}
 	direct, _ := cmd.Flags().GetBool("direct")
-	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: quietLogger(log), Direct: direct})
+	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: quietLogger(log), Direct: direct, Offline: mode == local})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
 	e.Start()
-	if sync {
+	if mode == synced {
 		if err := e.SyncOnce(ctx); err != nil {
 			fmt.Fprintln(cmd.ErrOrStderr(), "umbra: warning:", err)
 		}
@@ -87,7 +93,7 @@ func contactsCmd() *cobra.Command {
 		Short: "Add a contact by account ID",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
 				var ct client.Contact
 				if err := c.Do(ctx, http.MethodPost, "/api/v1/contacts", map[string]string{"id": args[0], "name": name}, &ct); err != nil {
 					return err
@@ -104,7 +110,7 @@ func contactsCmd() *cobra.Command {
 		Short: "List your contacts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
 				var cs []client.Contact
 				if err := c.Do(ctx, http.MethodGet, "/api/v1/contacts", nil, &cs); err != nil {
 					return err
@@ -119,7 +125,7 @@ func contactsCmd() *cobra.Command {
 		Short: "Change a contact's name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
 				return c.Do(ctx, http.MethodPatch, "/api/v1/contacts/"+url.PathEscape(args[0]), map[string]string{"name": args[1]}, nil)
 			})
 		},
@@ -129,7 +135,7 @@ func contactsCmd() *cobra.Command {
 		Short: "Remove a contact (the conversation stays)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
 				return c.Do(ctx, http.MethodDelete, "/api/v1/contacts/"+url.PathEscape(args[0]), nil, nil)
 			})
 		},
@@ -170,7 +176,7 @@ func requestsCmd() *cobra.Command {
 		Short: "List message requests",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withAPI(cmd, true, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
 				var cs []client.Contact
 				if err := c.Do(ctx, http.MethodGet, "/api/v1/requests", nil, &cs); err != nil {
 					return err
@@ -186,7 +192,7 @@ func requestsCmd() *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+				return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
 					if err := c.Do(ctx, http.MethodPost, "/api/v1/requests/"+url.PathEscape(args[0])+"/"+verb, nil, nil); err != nil {
 						return err
 					}
@@ -209,7 +215,7 @@ func sendCmd() *cobra.Command {
 quorum of the recipient's swarm holds the message ("sent") and prints its ID.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withAPI(cmd, false, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, online, func(ctx context.Context, c *api.Client) error {
 				var m client.Message
 				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": args[0], "text": args[1]}, &m); err != nil {
 					return err
@@ -240,7 +246,7 @@ func messagesCmd() *cobra.Command {
 account. With --wait, first wait up to DURATION for a new message to arrive.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withAPI(cmd, true, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
 				q := url.Values{}
 				if with != "" {
 					q.Set("with", with)
@@ -283,7 +289,7 @@ func readCmd() *cobra.Command {
 		Short: "Mark the conversation with ID as read (sends read receipts)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withAPI(cmd, true, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
 				var r map[string]int
 				if err := c.Do(ctx, http.MethodPost, "/api/v1/read", map[string]string{"with": args[0]}, &r); err != nil {
 					return err

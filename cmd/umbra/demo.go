@@ -2,8 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/umbra-im/umbra/internal/api"
+	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 func demoCmd() *cobra.Command {
@@ -13,37 +19,97 @@ func demoCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Start a local network and show how to use it",
-		Long: `Start a local network of node processes on 127.0.0.1 and print commands to
-try. (The chat client and its two demo users arrive with the client work;
-until then the demo runs the node network and the mailbox tool.)`,
+		Short: "Start a local network and two users, alice and bob, ready to chat",
+		Long: `Start a local network of node processes on 127.0.0.1, create two users,
+alice and bob, who have each other as contacts, and run their daemons. It
+prints their account IDs, the commands to chat between them and, where the
+web UI is built, their UI addresses. Ctrl-C stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
-			d, err := startDevnet(cmd.Context(), out, dir, nodes, 8)
+			if dir == "" {
+				var err error
+				if dir, err = os.MkdirTemp("", "umbra-demo-"); err != nil {
+					return err
+				}
+			}
+			dir, _ = filepath.Abs(dir)
+			d, err := startDevnet(ctx, out, filepath.Join(dir, "network"), nodes, 8)
 			if err != nil {
 				return err
 			}
-			net := d.BootstrapFile()
+			defer func() {
+				fmt.Fprintln(out, "stopping nodes...")
+				d.Stop()
+			}()
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			quiet := quietLogger(log)
+			type user struct {
+				name, home, id string
+				srv            *api.Server
+				e              *client.Engine
+			}
+			users := []*user{{name: "alice"}, {name: "bob"}}
+			addrs, err := swarmclient.ReadNetworkFile(d.BootstrapFile())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\nCreating alice and bob...")
+			for _, u := range users {
+				u.home = filepath.Join(dir, u.name)
+				if !client.Exists(u.home) {
+					acct, err := client.Init(u.home, "", addrs, "")
+					if err != nil {
+						return err
+					}
+					os.WriteFile(filepath.Join(u.home, idFile), []byte(acct.ID().String()+"\n"), 0o644)
+				}
+				srv, e, err := startDaemon(ctx, u.home, "127.0.0.1:0", false, quiet)
+				if err != nil {
+					return fmt.Errorf("start %s's daemon: %w", u.name, err)
+				}
+				defer e.Close()
+				u.srv, u.e, u.id = srv, e, e.AccountID()
+				if err := e.PublishPrekeys(ctx); err != nil {
+					return fmt.Errorf("publish %s's prekeys: %w", u.name, err)
+				}
+			}
+			if _, err := users[0].e.AddContact(users[1].id, "bob"); err != nil {
+				return err
+			}
+			if _, err := users[1].e.AddContact(users[0].id, "alice"); err != nil {
+				return err
+			}
+			for _, u := range users {
+				fmt.Fprintf(out, "\n%s\n  account: %s\n  home:    %s\n  api:     %s\n", u.name, u.id, u.home, u.srv.URL())
+				if u.srv.UI != nil {
+					fmt.Fprintf(out, "  web UI:  %s/?token=%s\n", u.srv.URL(), u.srv.Token())
+				}
+			}
 			fmt.Fprintf(out, `
-The chat client is not built yet: this demo runs the node network only.
-Try it from another terminal:
+Send a message from alice to bob (copy this line into another terminal):
 
-  go run ./cmd/umbra mailbox new            # prints {"mailbox": M, "secret": S}
-  go run ./cmd/umbra mailbox put --network %[1]s --mailbox M "hello"
-  go run ./cmd/umbra mailbox get --network %[1]s --secret S
+  go run ./cmd/umbra send --home %[1]s %[2]s "hello bob"
 
-Kill any 4 nodes with kill -9 (their pids are in the table above) and get
-again: every acknowledged message is still there.
+and read bob's messages (it waits up to 10 s for one to arrive):
 
-Press Ctrl-C to stop.
-`, net)
-			<-cmd.Context().Done()
-			fmt.Fprintln(out, "stopping nodes...")
-			return d.Stop()
+  go run ./cmd/umbra messages --home %[3]s --wait 10s
+
+Press Ctrl-C to stop the demo.
+`, users[0].home, users[1].id, users[1].home)
+			<-ctx.Done()
+			for _, u := range users {
+				os.Remove(filepath.Join(u.home, client.DaemonFile))
+			}
+			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "folder for the network's data (default: a new temporary folder)")
+	cmd.Flags().StringVar(&dir, "dir", "", "folder for the demo's network and users (default: a new temporary folder)")
 	cmd.Flags().IntVar(&nodes, "nodes", 12, "number of node processes")
 	return cmd
 }
+

@@ -243,11 +243,19 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) (any, error) {
 	return nonNil(s.e.Messages(with))
 }
 
-// waitIncoming waits until a new incoming message (from with, if set)
-// arrives or d passes.
+// waitIncoming waits until there is an unread incoming message (from
+// with, if set): at once if one is already there, else until one arrives or
+// d passes.
 func waitIncoming(ctx context.Context, e *client.Engine, with string, d time.Duration) {
 	ch, stop := e.Subscribe()
 	defer stop()
+	if ms, err := e.Messages(with); err == nil {
+		for _, m := range ms {
+			if !m.Outgoing && m.State == client.StateReceived {
+				return
+			}
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {

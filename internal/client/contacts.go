@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
+	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/identity"
 )
 
@@ -18,9 +20,9 @@ func (e *Engine) AddContact(id, name string) (*Contact, error) {
 		return nil, fmt.Errorf("that is your own account ID")
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	c, err := e.d.contact(aid.String())
 	if err != nil {
+		e.mu.Unlock()
 		return nil, err
 	}
 	wasRequest := c != nil && c.State == ContactRequest
@@ -32,12 +34,17 @@ func (e *Engine) AddContact(id, name string) (*Contact, error) {
 	}
 	c.State = ContactAccepted
 	if err := e.d.putJSON(contactKey(c.ID), c); err != nil {
+		e.mu.Unlock()
 		return nil, err
 	}
-	e.bus.publish(Event{Type: EventContact, Contact: c})
+	var pending []string
 	if wasRequest {
-		e.ackPendingLocked(c.ID)
+		pending = e.incomingIDsLocked(c.ID)
 	}
+	e.mu.Unlock()
+	e.bus.publish(Event{Type: EventContact, Contact: c})
+	// Accepting a request acknowledges what it sent (queued if offline).
+	e.receipt(context.Background(), c.ID, envelope.KindReceiptDelivered, pending)
 	return c, nil
 }
 

@@ -21,6 +21,7 @@ type Config struct {
 	Home       string
 	Passphrase string
 	Direct     bool // talk to swarms directly instead of through onion paths (debugging)
+	Offline    bool // do not join the network: local operations only (no Start)
 	Logger     *slog.Logger
 	Now        func() time.Time
 	// EpochPeriod is how often pairwise mailboxes rotate (24h).
@@ -101,19 +102,25 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.prekeys, err = loadPrekeys(e.kv, e.acct); err != nil {
 		return nil, err
 	}
-	addrs, err := ReadNetwork(cfg.Home)
-	if err != nil {
-		return nil, err
-	}
-	if e.net, err = swarmclient.Dial(ctx, addrs, swarmclient.Options{Direct: cfg.Direct}); err != nil {
-		return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
+	if !cfg.Offline {
+		addrs, err := ReadNetwork(cfg.Home)
+		if err != nil {
+			return nil, err
+		}
+		if e.net, err = swarmclient.Dial(ctx, addrs, swarmclient.Options{Direct: cfg.Direct}); err != nil {
+			return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
+		}
 	}
 	ok = true
 	return e, nil
 }
 
 // Start begins the engine's loops: outbox, inbox, prekey publication.
+// An offline engine does not start.
 func (e *Engine) Start() {
+	if e.net == nil {
+		return
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.goLoop(e.outboxLoop)
 	e.goLoop(e.inboxLoop)

@@ -295,7 +295,7 @@ func (e *Engine) receiveText(ctx context.Context, from string, c *envelope.Conte
 // receipt sends a delivered or read receipt for message IDs (hex).
 func (e *Engine) receipt(ctx context.Context, to string, kind envelope.Kind, ids []string) {
 	aid, err := identity.ParseAccountID(to)
-	if err != nil {
+	if err != nil || len(ids) == 0 {
 		return
 	}
 	for len(ids) > 0 {
@@ -320,12 +320,11 @@ func (e *Engine) receipt(ctx context.Context, to string, kind envelope.Kind, ids
 	}
 }
 
-// ackPendingLocked sends delivery receipts for a just-accepted request's
-// messages. Called with e.mu held; the receipts are queued after.
-func (e *Engine) ackPendingLocked(peer string) {
+// incomingIDsLocked lists the IDs of the messages peer sent us.
+func (e *Engine) incomingIDsLocked(peer string) []string {
 	msgs, err := e.d.messages(peer)
 	if err != nil {
-		return
+		return nil
 	}
 	var ids []string
 	for _, m := range msgs {
@@ -333,9 +332,7 @@ func (e *Engine) ackPendingLocked(peer string) {
 			ids = append(ids, m.ID)
 		}
 	}
-	if len(ids) > 0 {
-		go e.receipt(context.Background(), peer, envelope.KindReceiptDelivered, ids)
-	}
+	return ids
 }
 
 // MarkRead marks every incoming message from peer as read and sends read

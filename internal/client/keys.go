@@ -174,6 +174,9 @@ func (e *Engine) republishSoon() {
 func (e *Engine) prekeyLoop(ctx context.Context) {
 	for {
 		if err := e.publishPrekeys(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			e.log.Warn("publish prekey bundle; will retry", "err", err)
 			sleep(ctx, 5*time.Second)
 			if ctx.Err() != nil {
@@ -193,6 +196,10 @@ func (e *Engine) prekeyLoop(ctx context.Context) {
 		t.Stop()
 	}
 }
+
+// PublishPrekeys publishes the signed prekey bundle now, so others can
+// start sessions with this account even before it runs a daemon.
+func (e *Engine) PublishPrekeys(ctx context.Context) error { return e.publishPrekeys(ctx) }
 
 func (e *Engine) publishPrekeys(ctx context.Context) error {
 	e.mu.Lock()

@@ -36,7 +36,7 @@ type Message struct {
 	To         string    `json:"to"`
 	Text       string    `json:"text"`
 	SentAt     time.Time `json:"sent_at"` // sender's clock
-	ReceivedAt time.Time `json:"received_at,omitempty"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 	State      string    `json:"state"`
 	Outgoing   bool      `json:"outgoing"`
 	Error      string    `json:"error,omitempty"`

@@ -34,6 +34,9 @@ func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
 	if len(text) > MaxTextBytes {
 		return nil, fmt.Errorf("message is longer than %d KiB", MaxTextBytes>>10)
 	}
+	if e.net == nil {
+		return nil, errors.New("the engine is offline")
+	}
 	c, err := e.d.contact(to)
 	if err != nil {
 		return nil, err
@@ -85,6 +88,9 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	_, haveSession := e.sessionLocked(to)
 	e.mu.Unlock()
 	if !haveSession {
+		if e.net == nil {
+			return errors.New("the engine is offline")
+		}
 		b, err := e.fetchBundle(ctx, aid)
 		if err != nil {
 			return err
