@@ -3,11 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"

@@ -112,4 +112,3 @@ Press Ctrl-C to stop the demo.
 	cmd.Flags().IntVar(&nodes, "nodes", 12, "number of node processes")
 	return cmd
 }
-

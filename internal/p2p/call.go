@@ -32,6 +32,12 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto string, reqKind wir
 	if err != nil {
 		return fmt.Errorf("open %s to %s: %w", proto, ShortID(p), err)
 	}
+	return callOnStream(ctx, s, reqKind, req, respKind, resp, max)
+}
+
+// callOnStream runs a one-shot exchange on a fresh stream and closes it.
+func callOnStream(ctx context.Context, s network.Stream, reqKind wire.Kind, req any, respKind wire.Kind, resp any, max int) error {
+	p := s.Conn().RemotePeer()
 	defer s.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)

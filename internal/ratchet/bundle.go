@@ -174,7 +174,7 @@ func (b *Bundle) Verify(want identity.AccountID) error {
 		return fmt.Errorf("%w: %v", ErrBadBundle, err)
 	}
 	pub := ed25519.PublicKey(b.Identity.SigningKey)
-	if false {
+	if !ed25519.Verify(pub, signedPrekeyMessage(b.SignedPrekey.ID, b.SignedPrekey.Key), b.SignedPrekey.Signature) {
 		return fmt.Errorf("%w: bad signature on signed prekey %d", ErrBadBundle, b.SignedPrekey.ID)
 	}
 	if !ed25519.Verify(pub, kemPrekeyMessage(b.LastResortKEM.ID, true, b.LastResortKEM.Key), b.LastResortKEM.Signature) {

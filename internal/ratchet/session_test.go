@@ -295,3 +295,27 @@ func TestOverheadBounds(t *testing.T) {
 		t.Fatalf("largest initial overhead %d, MaxInitialOverhead %d", maxIM, MaxInitialOverhead)
 	}
 }
+
+// Messages of a previous sending chain that arrive after the first message
+// of the next chain decrypt through keys skipped via the header's PN.
+func TestLateMessagesFromPreviousChain(t *testing.T) {
+	p := setup(t, 1, 0)
+	mustDecrypt(t, p.a, mustEncrypt(t, p.b, []byte("b0")), []byte("b0"))
+	a0 := mustEncrypt(t, p.a, []byte("a0"))
+	a1 := mustEncrypt(t, p.a, []byte("a1"))
+	a2 := mustEncrypt(t, p.a, []byte("a2"))
+	mustDecrypt(t, p.b, a0, []byte("a0"))
+	mustDecrypt(t, p.a, mustEncrypt(t, p.b, []byte("b1")), []byte("b1")) // Alice steps
+	a3 := mustEncrypt(t, p.a, []byte("a3"))
+	if h, _ := ParseMessage(a3); h.Header.PN != 3 || h.Header.N != 0 {
+		t.Fatalf("header PN=%d N=%d, want 3 and 0", h.Header.PN, h.Header.N)
+	}
+	mustDecrypt(t, p.b, a3, []byte("a3"))
+	if p.b.SkippedKeys() != 2 {
+		t.Fatalf("%d skipped keys, want 2", p.b.SkippedKeys())
+	}
+	mustDecrypt(t, p.b, a2, []byte("a2"))
+	mustDecrypt(t, p.b, a1, []byte("a1"))
+	_, err := p.b.Decrypt(a1)
+	wantErr(t, err, ErrDuplicate)
+}
