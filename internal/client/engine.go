@@ -47,6 +47,9 @@ type Engine struct {
 	sessions map[string]*ratchet.Session
 	prekeys  *ratchet.Prekeys
 
+	clockMu   sync.Mutex
+	lastClock time.Time
+
 	kick      chan struct{} // wakes the outbox
 	republish chan struct{} // wakes the prekey publisher
 	resub     chan struct{} // the set of inbound mailboxes changed

@@ -23,6 +23,16 @@ const MaxTextBytes = 64 << 10
 // write quorum of the recipient's swarm holds it (state "sent"), or when
 // ctx ends (state "queued": the outbox keeps trying).
 func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
+	return e.send(ctx, to, text, true)
+}
+
+// Queue encrypts text for a contact and queues it durably, returning at
+// once (state "queued"); the outbox sends it.
+func (e *Engine) Queue(ctx context.Context, to, text string) (*Message, error) {
+	return e.send(ctx, to, text, false)
+}
+
+func (e *Engine) send(ctx context.Context, to, text string, wait bool) (*Message, error) {
 	aid, err := identity.ParseAccountID(to)
 	if err != nil {
 		return nil, err
@@ -33,9 +43,6 @@ func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
 	}
 	if len(text) > MaxTextBytes {
 		return nil, fmt.Errorf("message is longer than %d KiB", MaxTextBytes>>10)
-	}
-	if e.net == nil {
-		return nil, errors.New("the engine is offline")
 	}
 	c, err := e.d.contact(to)
 	if err != nil {
@@ -51,7 +58,7 @@ func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
 			return nil, err
 		}
 	}
-	c2, err := envelope.NewContent(nil, envelope.KindText, []byte(text), e.now())
+	c2, err := envelope.NewContent(nil, envelope.KindText, []byte(text), e.clock())
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +69,9 @@ func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
 		return nil, err
 	}
 	e.bus.publish(Event{Type: EventMessage, Message: m})
+	if !wait {
+		return m, nil
+	}
 	for {
 		select {
 		case ev := <-watch:
@@ -75,6 +85,19 @@ func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
 			return m, nil // still queued; the outbox goes on
 		}
 	}
+}
+
+// clock is the sender clock: wall time in milliseconds, made strictly
+// increasing so that a sender's messages keep their order.
+func (e *Engine) clock() time.Time {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	t := e.now().Truncate(time.Millisecond)
+	if !t.After(e.lastClock) {
+		t = e.lastClock.Add(time.Millisecond)
+	}
+	e.lastClock = t
+	return t
 }
 
 // enqueue encrypts a content for aid and puts it in the outbox (and m, if

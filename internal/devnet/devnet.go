@@ -335,3 +335,15 @@ func (d *Devnet) runningCount() int {
 	}
 	return n
 }
+
+// BuildUmbra compiles ./cmd/umbra from the module at root into dir and
+// returns the binary's path (tests that run real node processes use it).
+func BuildUmbra(root, dir string) (string, error) {
+	bin := filepath.Join(dir, "umbra")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/umbra")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build umbra: %v\n%s", err, out)
+	}
+	return bin, nil
+}

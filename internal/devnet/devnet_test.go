@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -24,10 +22,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	umbraBin = filepath.Join(dir, "umbra")
-	out, err := exec.Command("go", "build", "-o", umbraBin, "../../cmd/umbra").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build umbra: %v\n%s", err, out)
+	if umbraBin, err = devnet.BuildUmbra("../..", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
