@@ -217,7 +217,9 @@ func TestSenderRestartMidSend(t *testing.T) {
 	off.Close()
 	// Online again; stop her as soon as some, not all, have gone out.
 	alice.start(t)
-	waitFor(t, time.Minute, "some messages to be sent", func() bool { return countState(alice, bob, "r", client.StateSent)+countState(alice, bob, "r", client.StateDelivered) > 20 })
+	waitFor(t, time.Minute, "some messages to be sent", func() bool {
+		return countState(alice, bob, "r", client.StateSent)+countState(alice, bob, "r", client.StateDelivered) > 20
+	})
 	alice.stop()
 	sent := countSent(t, alice.home)
 	if sent >= n {
