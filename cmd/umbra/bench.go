@@ -26,7 +26,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure the network: latency percentiles and throughput",
 	}
-	cmd.AddCommand(benchStoreCmd())
+	cmd.AddCommand(benchStoreCmd(), benchE2ECmd())
 	return cmd
 }
 
