@@ -362,7 +362,7 @@ func TestOpenRejects(t *testing.T) {
 	}
 	s.Close()
 	db, _ = sql.Open("sqlite", dsn(newer))
-	db.Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion+1))
+	db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion+1))
 	db.Close()
 	if _, err := Open(newer, "pw", light()); err == nil {
 		t.Fatal("newer schema opened")

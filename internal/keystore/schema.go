@@ -26,8 +26,8 @@ CREATE TABLE entries (
 `,
 }
 
-// SchemaVersion is the schema version this package writes.
-var SchemaVersion = len(migrations)
+// schemaVersion is the schema version this package writes.
+var schemaVersion = len(migrations)
 
 const formatTag = "umbra-keystore"
 

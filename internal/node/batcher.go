@@ -106,7 +106,7 @@ func (b *batcher) send(p peer.ID, batch []*pendingReplica) {
 		msgs[i] = pr.msg
 	}
 	var resp wire.ReplicateResp
-	err := b.n.call(ctx, p, wire.ProtoReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Messages: toWire(msgs)}, wire.KindReplicateResp, &resp)
+	err := b.n.call(ctx, p, sessReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Messages: toWire(msgs)}, wire.KindReplicateResp, &resp)
 	if err == nil && len(resp.Results) != len(batch) {
 		err = errors.New("malformed replicate response")
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
@@ -17,18 +19,24 @@ import (
 // maxRetrieveBytes bounds the data in one retrieve answer, under MaxFrame.
 const maxRetrieveBytes = wire.MaxFrame - 256<<10
 
+// registerHandlers serves every request protocol one-shot (/1: older
+// peers, simple clients) and on sessions (/2).
 func (n *Node) registerHandlers() {
-	p2p.Handle(n.host, wire.ProtoStore, MaxLongPoll+10*time.Second, MaxMessageSize+4096, n.serveClient)
-	p2p.Handle(n.host, wire.ProtoReplicate, 30*time.Second, wire.MaxFrame, n.serveReplicate)
+	known := n.table.Known
+	n.srv.Handle(wire.ProtoStore, MaxLongPoll+10*time.Second, wire.MaxClientRequest, n.serveClient)
+	n.srv.HandleSession(wire.ProtoStoreSession, p2p.SessionOptions{MaxReq: wire.MaxClientRequest}, n.serveClient)
+	n.srv.Handle(wire.ProtoReplicate, 30*time.Second, wire.MaxFrame, n.serveReplicate)
+	n.srv.HandleSession(wire.ProtoReplicateSession, p2p.SessionOptions{MaxReq: wire.MaxFrame, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveReplicate)
+	n.srv.Handle(wire.ProtoSync, 30*time.Second, wire.MaxFrame, n.serveSync)
+	n.srv.HandleSession(wire.ProtoSyncSession, p2p.SessionOptions{MaxReq: wire.MaxFrame, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveSync)
+	n.srv.Handle(wire.ProtoOnion, MaxLongPoll+30*time.Second, onion.MaxPacket+64, n.serveOnion)
+	n.srv.HandleSession(wire.ProtoOnionSession, p2p.SessionOptions{MaxReq: onion.MaxPacket + 64}, n.serveOnion)
 	p2p.Handle(n.host, wire.ProtoMembers, 10*time.Second, wire.MaxFrame, n.serveMembers)
-	p2p.Handle(n.host, wire.ProtoSync, 30*time.Second, wire.MaxFrame, n.serveSync)
-	p2p.Handle(n.host, wire.ProtoOnion, MaxLongPoll+30*time.Second, onion.MaxPacket+64, n.serveOnion)
 }
 
-// serveClient answers client requests on a direct stream.
-func (n *Node) serveClient(s *p2p.Stream, kind wire.Kind, body []byte) error {
-	respKind, resp := n.handleClient(n.ctx, kind, body, maxRetrieveBytes)
-	return s.Reply(respKind, resp)
+// serveClient answers client requests, on a session or a one-shot stream.
+func (n *Node) serveClient(ctx context.Context, _ peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+	return n.handleClient(ctx, kind, body, maxRetrieveBytes)
 }
 
 // handleClient answers a client request (store, retrieve, delete, node

@@ -32,6 +32,8 @@ type Node struct {
 	cfg       Config
 	log       *slog.Logger
 	host      host.Host
+	pool      *p2p.Pool   // sessions to other nodes (replicate, sync, onion)
+	srv       *p2p.Server // the request protocols this node serves
 	priv      crypto.PrivKey
 	okeys     *onionKeys
 	pow       uint64
@@ -110,6 +112,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.table = member.NewTable(cfg.Params, cfg.Now)
+	n.pool = p2p.NewPool(n.host, p2p.PoolOptions{MaxSessions: nodeMaxSessions, BeforeOpen: n.learnAddrs})
+	n.srv = p2p.NewServer(n.host)
 	n.batch = newBatcher(n)
 	n.chg = newChangeLog(cfg.SyncSettle, 10*cfg.SyncInterval)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -163,6 +167,14 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = n.admin.Shutdown(ctx)
 		cancel()
+	}
+	// Sessions first: calls in flight fail at once, handlers see their
+	// context end and are waited for.
+	if n.pool != nil {
+		n.pool.Close()
+	}
+	if n.srv != nil {
+		n.srv.Close()
 	}
 	var err error
 	if n.host != nil {

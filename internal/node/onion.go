@@ -135,57 +135,60 @@ func (n *Node) onionRotateLoop(ctx context.Context) {
 // serveOnion relays one onion request: peel this node's layer, drop
 // replays, forward to the next hop (or, at the exit, perform the request),
 // and send back the reply re-encrypted under this hop's key.
-func (n *Node) serveOnion(s *p2p.Stream, kind wire.Kind, body []byte) error {
+func (n *Node) serveOnion(ctx context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
 	if kind != wire.KindOnion {
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}
 	var pkt wire.OnionPacket
 	if err := wire.Unmarshal(body, &pkt); err != nil {
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 	}
 	layer, err := onion.Peel(n.okeys.list(), pkt.Data)
 	if err != nil {
 		n.m.onionBad.Inc()
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 	}
 	now := n.cfg.Now()
 	if !n.onionSeen.Add(layer.Tag, now.Add(2*n.cfg.OnionKeyLifetime), now) {
 		n.m.onionReplays.Inc()
-		return s.Fail(wire.Errorf(wire.CodeUnauthorized, "replayed onion packet"))
+		return fail(wire.Errorf(wire.CodeUnauthorized, "replayed onion packet"))
 	}
-	ev := OnionEvent{Node: n.host.ID(), From: s.Conn().RemotePeer(), In: pkt.Data}
+	ev := OnionEvent{Node: n.host.ID(), From: from, In: pkt.Data}
 	var reply []byte
 	if len(layer.Next) == 0 {
 		n.m.onionExit.Inc()
 		ev.Request = layer.Request
-		reply, err = onion.FinalReply(layer.ReplyKey, n.exitRequest(layer.Request))
+		reply, err = onion.FinalReply(layer.ReplyKey, n.exitRequest(ctx, layer.Request))
 	} else {
 		n.m.onionRelay.Inc()
 		ev.Out = layer.Packet
-		reply, ev.ReplyIn, ev.Next, err = n.forwardOnion(layer)
+		reply, ev.ReplyIn, ev.Next, err = n.forwardOnion(ctx, layer)
 	}
 	if err != nil {
-		return s.Fail(wire.Errorf(wire.CodeInternal, "onion reply: %v", err))
+		return fail(wire.Errorf(wire.CodeInternal, "onion reply: %v", err))
 	}
 	ev.ReplyOut = reply
 	if n.cfg.OnionObserver != nil {
 		n.cfg.OnionObserver(ev)
 	}
-	return s.Reply(wire.KindOnion, &wire.OnionPacket{Data: reply})
+	return wire.KindOnion, &wire.OnionPacket{Data: reply}
 }
 
 // forwardOnion sends the peeled packet to the next hop, which must be a
-// live node of the network, and wraps its reply.
-func (n *Node) forwardOnion(layer *onion.Layer) (reply, replyIn []byte, next peer.ID, err error) {
+// live node of the network, and wraps its reply. The packet travels on this
+// node's session to the next hop, shared with every other circuit through
+// that link; a long-poll in flight holds one of its slots, not the stream.
+func (n *Node) forwardOnion(ctx context.Context, layer *onion.Layer) (reply, replyIn []byte, next peer.ID, err error) {
 	next, err = peer.IDFromBytes(layer.Next)
 	if err != nil || !n.table.Known(next) || next == n.host.ID() {
 		reply, err = onion.ErrorReply(layer.ReplyKey, "next hop is not a node of this network")
 		return reply, nil, next, err
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, MaxLongPoll+15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, MaxLongPoll+15*time.Second)
 	defer cancel()
 	var resp wire.OnionPacket
-	if err := n.call(ctx, next, wire.ProtoOnion, wire.KindOnion, &wire.OnionPacket{Data: layer.Packet}, wire.KindOnion, &resp); err != nil {
+	if err := n.call(ctx, next, sessOnion, wire.KindOnion, &wire.OnionPacket{Data: layer.Packet}, wire.KindOnion, &resp); err != nil {
 		reply, err = onion.ErrorReply(layer.ReplyKey, "next hop unreachable: "+p2p.ShortID(next))
 		return reply, nil, next, err
 	}
@@ -197,13 +200,13 @@ func (n *Node) forwardOnion(layer *onion.Layer) (reply, replyIn []byte, next pee
 }
 
 // exitRequest performs a client request at the exit and encodes the answer.
-func (n *Node) exitRequest(req []byte) []byte {
+func (n *Node) exitRequest(ctx context.Context, req []byte) []byte {
 	var kind wire.Kind
 	var resp any
 	if len(req) == 0 {
 		kind, resp = wire.KindError, wire.Errorf(wire.CodeBadRequest, "empty request")
 	} else {
-		kind, resp = n.handleClient(n.ctx, wire.Kind(req[0]), req[1:], maxOnionRetrieveBytes)
+		kind, resp = n.handleClient(ctx, wire.Kind(req[0]), req[1:], maxOnionRetrieveBytes)
 	}
 	b, err := wire.EncodeMsg(kind, resp)
 	if err != nil {

@@ -201,18 +201,13 @@ func (n *Node) signReceipt(m *store.Message) ([]byte, error) {
 	return n.priv.Sign(swarm.ReceiptBytes(m.Hash, m.Mailbox, m.Expiry))
 }
 
-// call is p2p.Call from this node, teaching the peerstore the target's
-// addresses from its record first and marking it down if it cannot be reached.
-func (n *Node) call(ctx context.Context, target peer.ID, proto string, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
-	if rec, ok := n.table.Get(target); ok {
-		n.host.Peerstore().AddAddrs(target, rec.Addrs, n.cfg.RecordTTL)
-	}
-	err := p2p.Call(ctx, n.host, target, proto, reqKind, req, respKind, resp, wire.MaxFrame)
+// call sends a request to target on its session for proto (opened on
+// first use; the pool teaches the peerstore the target's addresses from its
+// record first) and marks the target for a probe if it cannot be reached.
+func (n *Node) call(ctx context.Context, target peer.ID, proto p2p.Proto, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	err := n.pool.Call(ctx, target, proto, reqKind, req, respKind, resp)
 	if err != nil && !isRemoteError(err) && n.ctx.Err() == nil {
-		select {
-		case n.probeReq <- target:
-		default:
-		}
+		n.requestProbe(target)
 	}
 	return err
 }
@@ -246,7 +241,7 @@ func (n *Node) deleteQuorum(ctx context.Context, mb [32]byte, hashes []store.Has
 		}
 		go func() {
 			var resp wire.ReplicateResp
-			err := n.call(cctx, m, wire.ProtoReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Deletes: []wire.Tomb{tomb}}, wire.KindReplicateResp, &resp)
+			err := n.call(cctx, m, sessReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Deletes: []wire.Tomb{tomb}}, wire.KindReplicateResp, &resp)
 			results <- res{err: err}
 		}()
 	}
@@ -278,25 +273,26 @@ func btoi(b bool) int {
 
 // serveReplicate answers node-to-node writes, deletions and fetches. Only
 // nodes in the table may use it.
-func (n *Node) serveReplicate(s *p2p.Stream, kind wire.Kind, body []byte) error {
-	if !n.table.Known(s.Conn().RemotePeer()) {
-		return s.Fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
+func (n *Node) serveReplicate(_ context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
+	if !n.table.Known(from) {
+		return fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
 	}
 	switch kind {
 	case wire.KindReplicateReq:
 		var req wire.ReplicateReq
 		if err := wire.Unmarshal(body, &req); err != nil {
-			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+			return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 		}
 		resp, werr := n.applyReplicas(&req)
 		if werr != nil {
-			return s.Fail(werr)
+			return fail(werr)
 		}
-		return s.Reply(wire.KindReplicateResp, resp)
+		return wire.KindReplicateResp, resp
 	case wire.KindFetchReq:
 		var req wire.FetchReq
 		if err := wire.Unmarshal(body, &req); err != nil {
-			return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+			return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 		}
 		hashes := make([]store.Hash, 0, len(req.Hashes))
 		for _, h := range req.Hashes {
@@ -306,7 +302,7 @@ func (n *Node) serveReplicate(s *p2p.Stream, kind wire.Kind, body []byte) error 
 		}
 		msgs, err := n.store.GetByHash(hashes)
 		if err != nil {
-			return s.Fail(wire.Errorf(wire.CodeInternal, "storage error"))
+			return fail(wire.Errorf(wire.CodeInternal, "storage error"))
 		}
 		size := 0
 		for i := range msgs {
@@ -316,9 +312,9 @@ func (n *Node) serveReplicate(s *p2p.Stream, kind wire.Kind, body []byte) error 
 				break
 			}
 		}
-		return s.Reply(wire.KindFetchResp, &wire.FetchResp{Messages: toWire(msgs)})
+		return wire.KindFetchResp, &wire.FetchResp{Messages: toWire(msgs)}
 	default:
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}
 }
 

@@ -86,7 +86,7 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID, ds []wire.MailboxDigest)
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var resp wire.SyncResp
-	if err := n.call(cctx, p, wire.ProtoSync, wire.KindSyncReq, &wire.SyncReq{Digests: ds}, wire.KindSyncResp, &resp); err != nil {
+	if err := n.call(cctx, p, sessSync, wire.KindSyncReq, &wire.SyncReq{Digests: ds}, wire.KindSyncResp, &resp); err != nil {
 		return err
 	}
 	var push []store.Message
@@ -97,7 +97,7 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID, ds []wire.MailboxDigest)
 			return nil
 		}
 		var rr wire.ReplicateResp
-		err := n.call(cctx, p, wire.ProtoReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Messages: toWire(push), Deletes: tombs}, wire.KindReplicateResp, &rr)
+		err := n.call(cctx, p, sessReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Messages: toWire(push), Deletes: tombs}, wire.KindReplicateResp, &rr)
 		if err == nil {
 			n.m.repairPushed.Add(float64(len(push)))
 		}
@@ -196,7 +196,7 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, need []store.Hash) erro
 			req.Hashes[i] = bytes.Clone(h[:])
 		}
 		var resp wire.FetchResp
-		if err := n.call(ctx, p, wire.ProtoReplicate, wire.KindFetchReq, &req, wire.KindFetchResp, &resp); err != nil {
+		if err := n.call(ctx, p, sessReplicate, wire.KindFetchReq, &req, wire.KindFetchResp, &resp); err != nil {
 			return err
 		}
 		msgs := make([]store.Message, 0, len(resp.Messages))
@@ -219,16 +219,17 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, need []store.Hash) erro
 
 // serveSync answers a digest offer with our full set of every mailbox whose
 // digest differs from ours, within the frame limit.
-func (n *Node) serveSync(s *p2p.Stream, kind wire.Kind, body []byte) error {
-	if !n.table.Known(s.Conn().RemotePeer()) {
-		return s.Fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
+func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
+	if !n.table.Known(from) {
+		return fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
 	}
 	if kind != wire.KindSyncReq {
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
+		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}
 	var req wire.SyncReq
 	if err := wire.Unmarshal(body, &req); err != nil {
-		return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
+		return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 	}
 	var resp wire.SyncResp
 	size := 0
@@ -243,7 +244,7 @@ func (n *Node) serveSync(s *p2p.Stream, kind wire.Kind, body []byte) error {
 		}
 		entries, err := n.store.Entries(mb)
 		if err != nil {
-			return s.Fail(wire.Errorf(wire.CodeInternal, "storage error"))
+			return fail(wire.Errorf(wire.CodeInternal, "storage error"))
 		}
 		size += 40 + len(entries)*40
 		if size > wire.MaxFrame/2 {
@@ -255,5 +256,5 @@ func (n *Node) serveSync(s *p2p.Stream, kind wire.Kind, body []byte) error {
 		}
 		resp.Diffs = append(resp.Diffs, me)
 	}
-	return s.Reply(wire.KindSyncResp, &resp)
+	return wire.KindSyncResp, &resp
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -171,7 +172,25 @@ func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
 type Transport struct {
 	H     host.Host
 	Paths *PathManager
+
+	poolOnce sync.Once
+	pool     *p2p.Pool // sessions to guards, made on first use
 }
+
+// guardProto is the session protocol to a guard, with the one-shot
+// protocol older nodes serve.
+var guardProto = p2p.Proto{ID: wire.ProtoOnionSession, Legacy: wire.ProtoOnion, MaxReq: MaxPacket + 64, MaxResp: MaxPacket + 64}
+
+// sessions is the pool of sessions to guards: every request to a guard
+// rides one long-lived stream instead of opening its own. Closing the host
+// ends them (or Close).
+func (t *Transport) sessions() *p2p.Pool {
+	t.poolOnce.Do(func() { t.pool = p2p.NewPool(t.H, p2p.PoolOptions{}) })
+	return t.pool
+}
+
+// Close closes the sessions to guards (closing the host does too).
+func (t *Transport) Close() error { return t.sessions().Close() }
 
 // Call sends a request whose exit is target and decodes the answer into
 // resp. A failed path is replaced and the request retried (at most three
@@ -227,9 +246,11 @@ func (t *Transport) send(ctx context.Context, path []*member.Node, payload []byt
 		return nil, err
 	}
 	guard := path[0]
-	t.H.Peerstore().AddAddrs(guard.ID, guard.Addrs, time.Hour)
+	if t.H.Network().Connectedness(guard.ID) != network.Connected {
+		t.H.Peerstore().AddAddrs(guard.ID, guard.Addrs, time.Hour)
+	}
 	var out wire.OnionPacket
-	if err := p2p.Call(ctx, t.H, guard.ID, wire.ProtoOnion, wire.KindOnion, &wire.OnionPacket{Data: pkt}, wire.KindOnion, &out, MaxPacket+64); err != nil {
+	if err := t.sessions().Call(ctx, guard.ID, guardProto, wire.KindOnion, &wire.OnionPacket{Data: pkt}, wire.KindOnion, &out); err != nil {
 		return nil, err
 	}
 	return circ.Open(out.Data)

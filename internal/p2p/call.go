@@ -87,26 +87,30 @@ func (s *Stream) Fail(e *wire.Error) error { return wire.WriteFrame(s, wire.Kind
 // first frame; the stream is closed (or reset on error) when f returns.
 func Handle(h host.Host, proto string, timeout time.Duration, maxReq int, f func(s *Stream, kind wire.Kind, body []byte) error) {
 	h.SetStreamHandler(protocol.ID(proto), func(ns network.Stream) {
-		_ = ns.SetDeadline(time.Now().Add(timeout))
-		s := &Stream{Stream: ns, R: bufio.NewReader(ns)}
-		kind, body, err := wire.ReadFrame(s.R, maxReq)
-		if err != nil {
-			code := wire.CodeBadRequest
-			if errors.Is(err, wire.ErrFrameTooLarge) {
-				code = wire.CodeTooLarge
-			}
-			// Answer and close our side (the answer stays readable), then
-			// reset: the peer may still be sending a frame we will not take.
-			_ = s.Fail(wire.Errorf(code, "bad request frame: %v", err))
-			_ = ns.CloseWrite()
-			ns.Reset()
-			return
-		}
-		if err := f(s, kind, body); err != nil {
-			_ = ns.CloseWrite()
-			ns.Reset()
-			return
-		}
-		ns.Close()
+		serveOneShot(ns, timeout, maxReq, f)
 	})
+}
+
+func serveOneShot(ns network.Stream, timeout time.Duration, maxReq int, f func(s *Stream, kind wire.Kind, body []byte) error) {
+	_ = ns.SetDeadline(time.Now().Add(timeout))
+	s := &Stream{Stream: ns, R: bufio.NewReader(ns)}
+	kind, body, err := wire.ReadFrame(s.R, maxReq)
+	if err != nil {
+		code := wire.CodeBadRequest
+		if errors.Is(err, wire.ErrFrameTooLarge) {
+			code = wire.CodeTooLarge
+		}
+		// Answer and close our side (the answer stays readable), then
+		// reset: the peer may still be sending a frame we will not take.
+		_ = s.Fail(wire.Errorf(code, "bad request frame: %v", err))
+		_ = ns.CloseWrite()
+		ns.Reset()
+		return
+	}
+	if err := f(s, kind, body); err != nil {
+		_ = ns.CloseWrite()
+		ns.Reset()
+		return
+	}
+	ns.Close()
 }

@@ -3,10 +3,12 @@ package p2p_test
 import (
 	"bufio"
 	"context"
-	"github.com/libp2p/go-libp2p/core/network"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-im/umbra/internal/p2p"
@@ -85,4 +87,87 @@ func BenchmarkPersistentStream(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func benchPair(b *testing.B) (srv, cli host.Host, s *p2p.Server) {
+	priv, _, _ := crypto.GenerateEd25519Key(nil)
+	srv, err := p2p.NewNodeHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cli, err = p2p.NewClientHost()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cli.Connect(context.Background(), peer.AddrInfo{ID: srv.ID(), Addrs: srv.Addrs()}); err != nil {
+		b.Fatal(err)
+	}
+	s = p2p.NewServer(srv)
+	b.Cleanup(func() {
+		s.Close()
+		cli.Close()
+		srv.Close()
+	})
+	return srv, cli, s
+}
+
+func nodesHandler(context.Context, peer.ID, wire.Kind, []byte) (wire.Kind, any) {
+	return wire.KindNodesResp, &wire.NodesResp{}
+}
+
+// BenchmarkSession is BenchmarkCall's exchange on a pooled session: one
+// call at a time.
+func BenchmarkSession(b *testing.B) {
+	srv, cli, s := benchPair(b)
+	s.HandleSession("/benchs/2", p2p.SessionOptions{}, nodesHandler)
+	pool := p2p.NewPool(cli, p2p.PoolOptions{})
+	defer pool.Close()
+	proto := p2p.Proto{ID: "/benchs/2"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var resp wire.NodesResp
+		if err := pool.Call(context.Background(), srv.ID(), proto, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCallParallel and BenchmarkSessionParallel run 64 calls in
+// flight: a stream per call against one pipelined session.
+func BenchmarkCallParallel(b *testing.B) {
+	srv, cli, s := benchPair(b)
+	s.Handle("/benchp/1", 10*time.Second, 1<<20, nodesHandler)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var resp wire.NodesResp
+			if err := p2p.Call(context.Background(), cli, srv.ID(), "/benchp/1", wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, 1<<20); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkSessionParallel(b *testing.B) {
+	srv, cli, s := benchPair(b)
+	s.HandleSession("/benchs/2", p2p.SessionOptions{}, nodesHandler)
+	pool := p2p.NewPool(cli, p2p.PoolOptions{})
+	defer pool.Close()
+	proto := p2p.Proto{ID: "/benchs/2"}
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var resp wire.NodesResp
+			if err := pool.Call(context.Background(), srv.ID(), proto, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -16,7 +16,7 @@ type fuzzSamples struct {
 }
 
 func makeFuzzSamples(f *testing.F) fuzzSamples {
-	p := setup(f, 2, 1)
+	p := setup(f, 1, 0) // small seeds keep minimization fast
 	var s fuzzSamples
 	s.p = p
 	s.bundle, _ = p.bundle.Encode()

@@ -1,7 +1,6 @@
 package ratchet
 
 import (
-	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/mlkem"
 	"crypto/sha256"
@@ -273,10 +272,9 @@ func Respond(rnd io.Reader, local *identity.Account, pk *Prekeys, im *InitialMes
 	if s.mbox, err = mailboxSecret(sk); err != nil {
 		return nil, nil, fmt.Errorf("ratchet: respond: %w", err)
 	}
-	// RatchetInitBob: DHs = SPK_B's key pair, RK = SK.
-	if s.dhs, err = ecdh.X25519().NewPrivateKey(spk.Bytes()); err != nil {
-		return nil, nil, fmt.Errorf("ratchet: respond: %w", err)
-	}
+	// RatchetInitBob: DHs = SPK_B's key pair (a private copy from
+	// lookup), RK = SK.
+	s.dhs = spk
 	s.rk = slices.Clone(sk)
 
 	m, err := ParseMessage(im.Message)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -111,7 +112,7 @@ func Dial(ctx context.Context, bootstrap []string, opts ...Options) (*Client, er
 	}
 	c := &Client{h: h, bootstrap: boot}
 	if len(opts) > 0 && opts[0].Direct {
-		c.tr = directTransport{h}
+		c.tr = newDirectTransport(h)
 	} else {
 		c.paths = onion.NewPathManager(c.Nodes)
 		c.tr = &onion.Transport{H: h, Paths: c.paths}
@@ -298,12 +299,27 @@ func bootstrapCall(ctx context.Context, b peer.AddrInfo, resp *wire.NodesResp) e
 	return p2p.Call(ctx, h, b.ID, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, resp, wire.MaxFrame)
 }
 
-// directTransport sends requests straight to the node.
-type directTransport struct{ h host.Host }
+// directTransport sends requests straight to the node, each node's on one
+// session (a long-lived stream carrying pipelined requests) that the pool
+// opens on first use; closing the host ends them.
+type directTransport struct {
+	h    host.Host
+	pool *p2p.Pool
+}
 
-func (d directTransport) Call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
-	d.h.Peerstore().AddAddrs(n.ID, n.Addrs, time.Hour)
-	return p2p.Call(ctx, d.h, n.ID, wire.ProtoStore, reqKind, req, respKind, resp, wire.MaxFrame)
+// storeProto is the client protocol on sessions, with the one-shot
+// protocol older nodes serve.
+var storeProto = p2p.Proto{ID: wire.ProtoStoreSession, Legacy: wire.ProtoStore, MaxReq: wire.MaxClientRequest, MaxResp: wire.MaxFrame}
+
+func newDirectTransport(h host.Host) *directTransport {
+	return &directTransport{h: h, pool: p2p.NewPool(h, p2p.PoolOptions{})}
+}
+
+func (d *directTransport) Call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	if d.h.Network().Connectedness(n.ID) != network.Connected {
+		d.h.Peerstore().AddAddrs(n.ID, n.Addrs, time.Hour)
+	}
+	return d.pool.Call(ctx, n.ID, storeProto, reqKind, req, respKind, resp)
 }
 
 // PutResult is the outcome of an acknowledged store.

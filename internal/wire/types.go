@@ -297,3 +297,18 @@ type PublicReq struct {
 type PublicResp struct {
 	Messages []Message `cbor:"1,keyasint"`
 }
+
+// Session protocols carry the same requests as the one-shot protocols
+// above, pipelined with request ids on one long-lived stream (see
+// internal/p2p Session). Nodes serve both; a caller falls back to the
+// one-shot protocol for a peer that does not speak the session one.
+const (
+	ProtoStoreSession     = "/umbra/store/2"
+	ProtoReplicateSession = "/umbra/replicate/2"
+	ProtoSyncSession      = "/umbra/sync/2"
+	ProtoOnionSession     = "/umbra/onion/2"
+)
+
+// MaxClientRequest bounds a request frame (kind and body) on the client
+// store protocols: one message and its fields.
+const MaxClientRequest = MaxMessageSize + 4096

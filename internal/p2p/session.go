@@ -1,0 +1,321 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// Proto describes a session protocol: its ID, the one-shot protocol that
+// older peers serve instead, and the frame limits of each direction.
+type Proto struct {
+	ID      string // session protocol, e.g. wire.ProtoReplicateSession
+	Legacy  string // one-shot protocol to fall back to ("" for none)
+	MaxReq  int    // largest request the server takes (kind + body)
+	MaxResp int    // largest answer the client takes (kind + body)
+}
+
+func limit(n int) int {
+	if n <= 0 || n > wire.MaxFrame {
+		return wire.MaxFrame
+	}
+	return n
+}
+
+// Session limits.
+const (
+	// DefaultMaxInflight bounds the requests in flight on one session, at
+	// the client (calls beyond it use another session or wait) and at the
+	// server (it stops reading the stream: backpressure).
+	DefaultMaxInflight = 128
+	// DefaultMaxSessions bounds the sessions a pool opens to one peer on
+	// one protocol; it opens a second only when the first is full.
+	DefaultMaxSessions = 8
+	// DefaultIdleTimeout closes a client session unused this long.
+	DefaultIdleTimeout = 60 * time.Second
+	// writeTimeout bounds one write to a session stream.
+	writeTimeout = 30 * time.Second
+)
+
+// ErrSessionClosed is returned for calls on a session that was closed.
+var ErrSessionClosed = errors.New("p2p: session closed")
+
+type response struct {
+	kind wire.Kind
+	body []byte
+	err  error
+}
+
+// respChans recycles the one-slot channels that carry answers to callers.
+var respChans = sync.Pool{New: func() any { return make(chan response, 1) }}
+
+// Session is the client side of one long-lived stream to a peer carrying
+// pipelined requests: each request frame has an id, and the peer answers
+// in any order with the same id. One goroutine reads the answers and hands
+// each to its caller. Any stream error fails every pending call and the
+// session; the pool then opens a new one. Safe for concurrent use.
+type Session struct {
+	stream   network.Stream
+	peer     peer.ID
+	proto    Proto
+	w        frameWriter
+	slots    chan struct{} // one per call in flight
+	lastUsed atomic.Int64  // unix nanoseconds of the last call's end
+
+	mu      sync.Mutex
+	pending map[uint32]chan response
+	nextID  uint32
+	err     error         // why the session ended; nil while it works
+	done    chan struct{} // closed when the session ends
+
+	readerDone chan struct{}
+	onDead     func(*Session) // the pool's hook, called once when the session ends
+}
+
+// NewSession runs the client side of a session on s, a stream negotiated
+// for proto.ID, with at most maxInflight calls in flight (0: the default).
+// Close it when done; it also ends if the stream fails.
+func NewSession(s network.Stream, proto Proto, maxInflight int) *Session {
+	return newSession(s, proto, maxInflight, nil)
+}
+
+func newSession(s network.Stream, proto Proto, maxInflight int, onDead func(*Session)) *Session {
+	if maxInflight <= 0 {
+		maxInflight = DefaultMaxInflight
+	}
+	ss := &Session{
+		stream:     s,
+		peer:       s.Conn().RemotePeer(),
+		proto:      proto,
+		w:          frameWriter{s: s, timeout: writeTimeout},
+		slots:      make(chan struct{}, maxInflight),
+		pending:    make(map[uint32]chan response),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		onDead:     onDead,
+	}
+	ss.lastUsed.Store(time.Now().UnixNano())
+	go ss.readLoop()
+	return ss
+}
+
+// OpenSession opens a stream to p for proto.ID and starts a session on it.
+func OpenSession(ctx context.Context, h host.Host, p peer.ID, proto Proto, maxInflight int) (*Session, error) {
+	s, err := h.NewStream(ctx, p, protocol.ID(proto.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open %s to %s: %w", proto.ID, ShortID(p), err)
+	}
+	return NewSession(s, proto, maxInflight), nil
+}
+
+// Peer is the remote peer.
+func (s *Session) Peer() peer.ID { return s.peer }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err says why the session ended (nil while it works).
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Inflight is the number of calls in flight.
+func (s *Session) Inflight() int { return len(s.slots) }
+
+func (s *Session) dead() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Session) tryAcquire() bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Session) acquire(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-s.done:
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Call sends one request and waits for its answer, decoded into resp (an
+// error frame comes back as *wire.Error). If ctx ends first the call is
+// abandoned and a late answer dropped; the session goes on.
+func (s *Session) Call(ctx context.Context, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
+	body, err := encodeRequest(s.proto, reqKind, req)
+	if err != nil {
+		return err
+	}
+	if err := s.acquire(ctx); err != nil {
+		return s.wrap(reqKind, err)
+	}
+	return s.callAcquired(ctx, reqKind, body, respKind, resp)
+}
+
+func encodeRequest(proto Proto, kind wire.Kind, req any) ([]byte, error) {
+	body, err := wire.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encode %s: %w", kind, err)
+	}
+	// Refuse here what the peer would refuse: an oversized frame breaks
+	// the framing and would end the session for every other call.
+	if max := limit(proto.MaxReq); len(body)+1 > max {
+		return nil, wire.Errorf(wire.CodeTooLarge, "%s request is %d bytes; the limit is %d", kind, len(body)+1, max)
+	}
+	return body, nil
+}
+
+func (s *Session) wrap(kind wire.Kind, err error) error {
+	return fmt.Errorf("%s to %s: %w", kind, ShortID(s.peer), err)
+}
+
+// callAcquired runs a call for which a slot is held, and releases it.
+func (s *Session) callAcquired(ctx context.Context, reqKind wire.Kind, body []byte, respKind wire.Kind, resp any) error {
+	defer func() {
+		s.lastUsed.Store(time.Now().UnixNano())
+		<-s.slots
+	}()
+	ch := respChans.Get().(chan response)
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		respChans.Put(ch)
+		return s.wrap(reqKind, err)
+	}
+	s.nextID++
+	if s.nextID == 0 {
+		s.nextID = 1
+	}
+	id := s.nextID
+	s.pending[id] = ch
+	s.mu.Unlock()
+	if err := s.w.write(id, reqKind, body); err != nil {
+		s.close(fmt.Errorf("send: %w", err), false)
+	}
+	select {
+	case r := <-ch:
+		respChans.Put(ch)
+		if r.err != nil {
+			return s.wrap(reqKind, r.err)
+		}
+		if err := decodeAnswer(r.kind, r.body, respKind, resp); err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) {
+				return err
+			}
+			return fmt.Errorf("%s from %s: %w", respKind, ShortID(s.peer), err)
+		}
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		_, waiting := s.pending[id]
+		delete(s.pending, id)
+		s.mu.Unlock()
+		if !waiting {
+			<-ch // an answer or a failure is being delivered: take it so the channel can be reused
+		}
+		respChans.Put(ch)
+		return s.wrap(reqKind, ctx.Err())
+	}
+}
+
+// readLoop hands each answer to its caller until the stream fails.
+func (s *Session) readLoop() {
+	defer close(s.readerDone)
+	r := bufio.NewReader(s.stream)
+	max := limit(s.proto.MaxResp)
+	for {
+		id, kind, body, err := readFrame(r, max)
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("session closed by peer")
+			}
+			s.close(err, false)
+			return
+		}
+		if id == 0 {
+			// A session-level error: the peer found our framing broken
+			// and closes the session. Not a refusal of any one call.
+			err := errors.New("session ended by peer")
+			var e wire.Error
+			if kind == wire.KindError && wire.Unmarshal(body, &e) == nil {
+				err = fmt.Errorf("session ended by peer: %v", e.Error())
+			}
+			s.close(err, false)
+			return
+		}
+		s.mu.Lock()
+		ch, ok := s.pending[id]
+		if ok {
+			delete(s.pending, id)
+		}
+		s.mu.Unlock()
+		if ok {
+			ch <- response{kind: kind, body: body}
+		}
+		// else: a late answer to an abandoned call
+	}
+}
+
+// close ends the session: pending calls fail with err. graceful closes the
+// stream (the peer sees EOF) rather than resetting it.
+func (s *Session) close(err error, graceful bool) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	pending := s.pending
+	s.pending = nil
+	close(s.done)
+	s.mu.Unlock()
+	s.w.fail(err)
+	if graceful {
+		_ = s.stream.Close()
+	} else {
+		_ = s.stream.Reset()
+	}
+	for _, ch := range pending {
+		ch <- response{err: err}
+	}
+	if s.onDead != nil {
+		s.onDead(s)
+	}
+}
+
+// Close ends the session, failing calls still pending, and waits for its
+// reader goroutine to exit.
+func (s *Session) Close() error {
+	s.close(ErrSessionClosed, s.Inflight() == 0)
+	<-s.readerDone
+	return nil
+}
