@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +16,21 @@ import (
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testLogger is quiet unless UMBRA_TEST_LOG names a folder: then each
+// engine logs (at debug level) to a file there named after its home.
+func testLogger(t *testing.T, home string) *slog.Logger {
+	dir := os.Getenv("UMBRA_TEST_LOG")
+	if dir == "" {
+		return quiet()
+	}
+	f, err := os.OpenFile(filepath.Join(dir, filepath.Base(home)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 // startNodes runs n in-process nodes on 127.0.1.x and returns their addresses.
 func startNodes(t *testing.T, n int) []string {
@@ -63,7 +79,7 @@ func (u *user) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	e, err := client.Open(ctx, client.Config{Home: u.home, Logger: quiet()})
+	e, err := client.Open(ctx, client.Config{Home: u.home, Logger: testLogger(t, u.home)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,15 +95,26 @@ func (u *user) stop() {
 	}
 }
 
-// waitMsgs waits until u holds n messages with peer matching pred.
-func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
+// waitFor polls f until it holds or d passes; then it fails, saying what
+// it waited for and, if given, the progress made. It logs progress every
+// 20 s while it waits.
+func waitFor(t *testing.T, d time.Duration, what string, f func() bool, progress ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	start := time.Now()
+	deadline := start.Add(d)
+	lastLog := start
 	for time.Now().Before(deadline) {
 		if f() {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		if len(progress) > 0 && time.Since(lastLog) > 20*time.Second {
+			t.Logf("waiting %s for %s: %s", time.Since(start).Round(time.Second), what, progress[0]())
+			lastLog = time.Now()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(progress) > 0 {
+		t.Fatalf("timed out waiting for %s: %s", what, progress[0]())
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
@@ -144,4 +171,70 @@ func TestChatEndToEnd(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestCrossingFirstMessages: both sides write first, at once, each before
+// it has seen the other's first message, so each starts a session of its
+// own. Nothing is lost: every message opens on the session it was sealed
+// with, and both sides end up sending on the same session.
+func TestCrossingFirstMessages(t *testing.T) {
+	net := startNodes(t, 7)
+	time.Sleep(time.Second)
+	alice := newUser(t, net, "alice")
+	bob := newUser(t, net, "bob")
+	befriend(t, alice, bob)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, u := range []*user{alice, bob} {
+		if err := u.e.PublishPrekeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 30
+	errs := make(chan error, 2)
+	for _, p := range []struct {
+		from, to *user
+		prefix   string
+	}{{alice, bob, "a"}, {bob, alice, "b"}} {
+		go func() {
+			for i := range n {
+				if _, err := p.from.e.Queue(ctx, p.to.id, fmt.Sprintf("%s%d", p.prefix, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "both sides to receive everything", func() bool {
+		return countFrom(bob, alice, "a") == n && countFrom(alice, bob, "b") == n
+	}, func() string {
+		return fmt.Sprintf("bob has %d, alice has %d", countFrom(bob, alice, "a"), countFrom(alice, bob, "b"))
+	})
+	checkConversation(t, bob, alice, "a", n)
+	checkConversation(t, alice, bob, "b", n)
+	if a, b := alice.e.SessionCount(bob.id), bob.e.SessionCount(alice.id); a != 2 || b != 2 {
+		t.Fatalf("alice holds %d sessions with bob and bob %d with alice; a crossing makes 2 each", a, b)
+	}
+	// A second round goes over the session both now agree on.
+	for i := range 5 {
+		if _, err := alice.e.Send(ctx, bob.id, fmt.Sprintf("c%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.e.Send(ctx, alice.id, fmt.Sprintf("d%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "the second round", func() bool {
+		return countFrom(bob, alice, "c") == 5 && countFrom(alice, bob, "d") == 5
+	})
+	as, bs := alice.e.ActiveSession(bob.id), bob.e.ActiveSession(alice.id)
+	if as == "" || as != bs {
+		t.Fatalf("alice sends on session %q, bob on %q: they should agree", as, bs)
+	}
 }

@@ -147,9 +147,15 @@ func TestThousandEachWayThroughKills(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	progress := func() string {
+		return fmt.Sprintf("bob has %d of alice's, alice has %d of bob's; sent: alice %d, bob %d; delivered: alice %d, bob %d",
+			countFrom(bob, alice, "a"), countFrom(alice, bob, "b"),
+			countState(alice, bob, "a", client.StateSent), countState(bob, alice, "b", client.StateSent),
+			countState(alice, bob, "a", client.StateDelivered), countState(bob, alice, "b", client.StateDelivered))
+	}
 	waitFor(t, 4*time.Minute, "all messages to arrive with 4 nodes down", func() bool {
 		return countFrom(bob, alice, "a") >= n && countFrom(alice, bob, "b") >= n
-	})
+	}, progress)
 	for _, k := range killed {
 		if err := d.Restart(k); err != nil {
 			t.Fatal(err)
@@ -157,7 +163,7 @@ func TestThousandEachWayThroughKills(t *testing.T) {
 	}
 	waitFor(t, 3*time.Minute, "every message to be delivered", func() bool {
 		return countState(alice, bob, "a", client.StateDelivered) == n && countState(bob, alice, "b", client.StateDelivered) == n
-	})
+	}, progress)
 	checkConversation(t, bob, alice, "a", n)
 	checkConversation(t, alice, bob, "b", n)
 }

@@ -43,8 +43,8 @@ type Engine struct {
 	net     *swarmclient.Client
 	bus     bus
 
-	mu       sync.Mutex // guards sessions, prekeys and the read-modify-write of stored records
-	sessions map[string]*ratchet.Session
+	mu       sync.Mutex                // guards sessions, prekeys and the read-modify-write of stored records
+	sessions map[string]*sessionRecord // by peer account ID, loaded on use
 	prekeys  *ratchet.Prekeys
 
 	clockMu   sync.Mutex
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*ratchet.Session{},
+	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*sessionRecord{},
 		kick: make(chan struct{}, 1), resub: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
 	ok := false
 	defer func() {

@@ -18,7 +18,8 @@ import (
 // inbound is a mailbox the engine polls, and whose messages are from.
 type inbound struct {
 	key  *mailbox.Key
-	peer string // "" for the request mailbox
+	peer string            // "" for the request mailbox
+	sess ratchet.SessionID // the session of peer whose mailbox it is
 }
 
 // requestMailbox is the public mailbox where strangers reach an account:
@@ -42,18 +43,14 @@ func (e *Engine) inboundSet() []inbound {
 	ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	keys, _ := e.kv.List("session/")
-	for _, k := range keys {
-		peer := k[len("session/"):]
-		s, ok := e.sessionLocked(peer)
-		if !ok {
-			continue
-		}
-		for _, epoch := range []uint64{ep, ep - 1} {
-			seed := s.ReceiveMailboxSeed(epoch)
-			mk, err := mailbox.KeyFromSeed(seed[:])
-			if err == nil {
-				set = append(set, inbound{key: mk, peer: peer})
+	for _, peer := range e.sessionPeersLocked() {
+		for _, s := range e.inboundSessionsLocked(peer) {
+			for _, epoch := range []uint64{ep, ep - 1} {
+				seed := s.ReceiveMailboxSeed(epoch)
+				mk, err := mailbox.KeyFromSeed(seed[:])
+				if err == nil {
+					set = append(set, inbound{key: mk, peer: peer, sess: s.ID()})
+				}
 			}
 		}
 	}
@@ -122,6 +119,7 @@ func (e *Engine) poll(ctx context.Context, in inbound) {
 func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Message) int {
 	var done [][32]byte
 	fresh := 0
+	receipts := map[string][]string{} // delivered receipts owed, by sender
 	for _, m := range msgs {
 		if m.Namespace != 0 {
 			continue // the public namespace holds our prekey bundles
@@ -131,13 +129,18 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 			continue
 		}
 		fresh++
-		if err := e.process(ctx, in, m); err != nil {
+		if err := e.process(ctx, in, m, receipts); err != nil {
 			e.log.Warn("dropped an undecryptable message", "err", err)
 		}
 		if err := e.kv.Put(seenKey(m.Hash), []byte{1}); err != nil {
 			e.log.Error("mark seen", "err", err)
 		}
 		done = append(done, m.Hash)
+	}
+	// One receipt per sender for the whole batch (up to envelope.MaxRefs
+	// IDs each), not one per message.
+	for from, ids := range receipts {
+		e.receipt(ctx, from, envelope.KindReceiptDelivered, ids)
 	}
 	if len(done) > 0 {
 		if _, err := e.net.Delete(ctx, in.key, done); err != nil {
@@ -188,7 +191,8 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // process decrypts one message from a mailbox and acts on its content.
-func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message) error {
+// Delivered receipts it owes are added to receipts, by sender.
+func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message, receipts map[string][]string) error {
 	env, err := envelope.Parse(m.Data)
 	if err != nil {
 		return err
@@ -202,8 +206,8 @@ func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message)
 		}
 		opened, err = envelope.OpenInitial(nil, e.acct, e.prekeys, e.sessionByIDLocked, env)
 	} else {
-		s, ok := e.sessionLocked(in.peer)
-		if !ok {
+		s := e.sessionByIDLocked(in.sess)
+		if s == nil {
 			e.mu.Unlock()
 			return errors.New("no session for this mailbox")
 		}
@@ -226,7 +230,10 @@ func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message)
 		return errors.New("sender does not match the mailbox's session")
 	}
 	if opened.NewSession {
-		e.sessions[from] = opened.Session
+		if err := e.addSessionLocked(from, opened.Session); err != nil {
+			e.mu.Unlock()
+			return err
+		}
 		if err := e.savePrekeysLocked(); err != nil {
 			e.log.Error("save prekeys", "err", err)
 		}
@@ -238,14 +245,14 @@ func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message)
 	if err != nil {
 		return err
 	}
-	return e.handle(ctx, from, opened.Content)
+	return e.handle(from, opened.Content, receipts)
 }
 
 // handle acts on a decrypted content from an account.
-func (e *Engine) handle(ctx context.Context, from string, c *envelope.Content) error {
+func (e *Engine) handle(from string, c *envelope.Content, receipts map[string][]string) error {
 	switch c.Kind {
 	case envelope.KindText:
-		return e.receiveText(ctx, from, c)
+		return e.receiveText(from, c, receipts)
 	case envelope.KindReceiptDelivered, envelope.KindReceiptRead:
 		state := StateDelivered
 		if c.Kind == envelope.KindReceiptRead {
@@ -258,7 +265,9 @@ func (e *Engine) handle(ctx context.Context, from string, c *envelope.Content) e
 	return nil
 }
 
-func (e *Engine) receiveText(ctx context.Context, from string, c *envelope.Content) error {
+// receiveText stores an incoming text; a delivered receipt is owed (added
+// to receipts) when the sender is an accepted contact.
+func (e *Engine) receiveText(from string, c *envelope.Content, receipts map[string][]string) error {
 	e.mu.Lock()
 	if old, _ := e.d.message(idOf(c)); old != nil {
 		e.mu.Unlock()
@@ -287,7 +296,7 @@ func (e *Engine) receiveText(ctx context.Context, from string, c *envelope.Conte
 	e.mu.Unlock()
 	e.bus.publish(Event{Type: EventMessage, Message: m})
 	if accepted {
-		e.receipt(ctx, from, envelope.KindReceiptDelivered, []string{m.ID})
+		receipts[from] = append(receipts[from], m.ID)
 	}
 	return nil
 }

@@ -122,43 +122,6 @@ func (e *Engine) savePrekeysLocked() error {
 	return e.kv.Put(keyPrekeys, b)
 }
 
-// sessionLocked returns the session with peer, loading it on first use.
-func (e *Engine) sessionLocked(peer string) (*ratchet.Session, bool) {
-	if s, ok := e.sessions[peer]; ok {
-		return s, true
-	}
-	b, ok, err := e.kv.Get(sessionKey(peer))
-	if err != nil || !ok {
-		return nil, false
-	}
-	s, err := ratchet.UnmarshalSession(b)
-	if err != nil {
-		e.log.Error("session state unreadable", "peer", short(peer), "err", err)
-		return nil, false
-	}
-	e.sessions[peer] = s
-	return s, true
-}
-
-// sessionByIDLocked finds a session by its ratchet session ID.
-func (e *Engine) sessionByIDLocked(id ratchet.SessionID) *ratchet.Session {
-	keys, _ := e.kv.List("session/")
-	for _, k := range keys {
-		if s, ok := e.sessionLocked(k[len("session/"):]); ok && s.ID() == id {
-			return s
-		}
-	}
-	return nil
-}
-
-func (e *Engine) saveSessionLocked(peer string, s *ratchet.Session) error {
-	b, err := s.Marshal()
-	if err != nil {
-		return err
-	}
-	return e.kv.Put(sessionKey(peer), b)
-}
-
 // republishSoon asks the prekey loop to publish a fresh bundle (a one-time
 // prekey was consumed).
 func (e *Engine) republishSoon() {

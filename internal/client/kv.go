@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/umbra-im/umbra/internal/keystore"
 )
@@ -24,15 +27,48 @@ func openKV(home, passphrase string) (KV, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open local database: %w", err)
 	}
-	return ksKV{ks}, ks.Close, nil
+	kv, err := newKSKV(ks)
+	if err != nil {
+		ks.Close()
+		return nil, nil, fmt.Errorf("open local database: %w", err)
+	}
+	return kv, ks.Close, nil
 }
 
-// ksKV adapts the keystore to KV.
-type ksKV struct{ s *keystore.Store }
+// ksKV adapts the keystore to KV. The keystore seals entry names, so its
+// List decrypts every name in the database; ksKV instead keeps the sorted
+// names in memory, read once at open and kept in step by Put and Delete,
+// and answers List from them. The home lock makes this process the only
+// writer, so the index cannot go stale.
+type ksKV struct {
+	s *keystore.Store
 
-func (k ksKV) Put(key string, val []byte) error { return k.s.Put(context.Background(), key, val) }
+	mu    sync.RWMutex // held for writing across a store write and its index update
+	names []string     // sorted
+}
 
-func (k ksKV) Get(key string) ([]byte, bool, error) {
+func newKSKV(s *keystore.Store) (*ksKV, error) {
+	names, err := s.List(context.Background(), "")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return &ksKV{s: s, names: names}, nil
+}
+
+func (k *ksKV) Put(key string, val []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.s.Put(context.Background(), key, val); err != nil {
+		return err
+	}
+	if i, found := slices.BinarySearch(k.names, key); !found {
+		k.names = slices.Insert(k.names, i, key)
+	}
+	return nil
+}
+
+func (k *ksKV) Get(key string) ([]byte, bool, error) {
 	v, err := k.s.Get(context.Background(), key)
 	if errors.Is(err, keystore.ErrNotFound) {
 		return nil, false, nil
@@ -43,12 +79,27 @@ func (k ksKV) Get(key string) ([]byte, bool, error) {
 	return v, true, nil
 }
 
-func (k ksKV) Delete(key string) error {
+func (k *ksKV) Delete(key string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	err := k.s.Delete(context.Background(), key)
-	if errors.Is(err, keystore.ErrNotFound) {
-		return nil
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		return err
 	}
-	return err
+	if i, found := slices.BinarySearch(k.names, key); found {
+		k.names = slices.Delete(k.names, i, i+1)
+	}
+	return nil
 }
 
-func (k ksKV) List(prefix string) ([]string, error) { return k.s.List(context.Background(), prefix) }
+// List returns the keys with prefix, sorted, from the in-memory index.
+func (k *ksKV) List(prefix string) ([]string, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	i, _ := slices.BinarySearch(k.names, prefix)
+	j := i
+	for j < len(k.names) && strings.HasPrefix(k.names[j], prefix) {
+		j++
+	}
+	return slices.Clone(k.names[i:j]), nil
+}

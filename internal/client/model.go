@@ -87,7 +87,6 @@ func msgKey(peer string, sentAt time.Time, id string) string {
 }
 func msgIndexKey(id string) string    { return "msgidx/" + id }
 func contactKey(id string) string     { return "contact/" + id }
-func sessionKey(id string) string     { return "session/" + id }
 func outboxKey(id string) string      { return "outbox/" + id }
 func seenKey(hash [32]byte) string    { return "seen/" + hex.EncodeToString(hash[:]) }
 func unreadPrefix(peer string) string { return "msg/" + peer + "/" }

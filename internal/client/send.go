@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -128,7 +129,9 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		if s, err = ratchet.Initiate(nil, e.acct, aid, bundle); err != nil {
 			return fmt.Errorf("start a session with %s: %w", short(to), err)
 		}
-		e.sessions[to] = s
+		if err := e.addSessionLocked(to, s); err != nil {
+			return err
+		}
 		e.resubscribe()
 	}
 	item := &outboxItem{MsgID: idOf(c), To: to, Timestamp: e.now().UnixMilli(), TTL: e.cfg.MessageTTL.Milliseconds(), Created: e.now()}
@@ -180,53 +183,84 @@ func short(id string) string {
 	return id
 }
 
-// outboxLoop sends queued items, several at a time, retrying with backoff
-// on other paths until the network acknowledges them.
+// outboxLoop sends queued items, several at a time and oldest first,
+// retrying with backoff until the network acknowledges them. The durable
+// outbox is the KV's "outbox/" entries; the loop reads each entry once and
+// schedules from memory, so a long queue costs no rescan of the database
+// per send.
 func (e *Engine) outboxLoop(ctx context.Context) {
 	const workers = 8
-	inflight := map[string]bool{}
-	var mu sync.Mutex
+	var (
+		mu       sync.Mutex
+		items    = map[string]*outboxItem{} // every entry read so far, by key
+		inflight = map[string]bool{}
+		wg       sync.WaitGroup
+	)
 	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		keys, err := e.kv.List("outbox/")
 		if err != nil {
 			e.log.Error("outbox", "err", err)
 		}
-		next := time.Now().Add(5 * time.Second)
+		now := time.Now()
+		next := now.Add(5 * time.Second)
+		var ready []string
+		mu.Lock()
+		listed := make(map[string]bool, len(keys))
 		for _, k := range keys {
-			var it outboxItem
-			if ok, err := e.d.getJSON(k, &it); err != nil || !ok {
+			listed[k] = true
+			it, ok := items[k]
+			if !ok {
+				it = new(outboxItem)
+				if ok, err := e.d.getJSON(k, it); err != nil || !ok {
+					continue
+				}
+				items[k] = it
+			}
+			if inflight[k] {
 				continue
 			}
-			mu.Lock()
-			busy := inflight[k]
-			mu.Unlock()
-			if busy {
-				continue
-			}
-			if it.NextTry.After(time.Now()) {
+			if it.NextTry.After(now) {
 				if it.NextTry.Before(next) {
 					next = it.NextTry
 				}
 				continue
 			}
+			ready = append(ready, k)
+		}
+		for k := range items {
+			if !listed[k] && !inflight[k] {
+				delete(items, k)
+			}
+		}
+		slices.SortFunc(ready, func(a, b string) int {
+			if c := items[a].Created.Compare(items[b].Created); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		mu.Unlock()
+		for _, k := range ready {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
 			mu.Lock()
+			it := items[k]
 			inflight[k] = true
 			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				e.sendItem(ctx, k, &it)
+				done := e.sendItem(ctx, k, it)
 				mu.Lock()
 				delete(inflight, k)
+				if done {
+					delete(items, k)
+				}
 				mu.Unlock()
 				select {
 				case e.kick <- struct{}{}:
@@ -246,13 +280,16 @@ func (e *Engine) outboxLoop(ctx context.Context) {
 	}
 }
 
-func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) {
+// sendItem stores one outbox item; it reports whether the item left the
+// outbox (acknowledged, or failed for good). On a retryable failure it
+// records the next try in it and on disk.
+func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool {
 	req := &wire.StoreReq{Mailbox: it.Mailbox, Namespace: it.Namespace, Timestamp: it.Timestamp, TTL: it.TTL, Data: it.Data}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err := e.net.PutReq(cctx, req)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	if err != nil {
 		it.Attempts++
@@ -262,14 +299,15 @@ func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) {
 		var we *wire.Error
 		if errors.As(err, &we) && (we.Code == wire.CodeMailboxFull || we.Code == wire.CodeBadRequest) && it.Attempts >= 5 {
 			e.finishItem(key, it, StateFailed, err.Error())
-			return
+			return true
 		}
 		if err := e.d.putJSON(key, it); err != nil {
 			e.log.Error("outbox", "err", err)
 		}
-		return
+		return false
 	}
 	e.finishItem(key, it, StateSent, "")
+	return true
 }
 
 // finishItem removes an item from the outbox and moves its message on.

@@ -1,0 +1,195 @@
+package client
+
+import (
+	"bytes"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/ratchet"
+)
+
+// A peer's session record: every ratchet session the engine holds with
+// one account, one of them active (used to send). Several exist when both
+// sides start a session at once (each sent before it saw the other's first
+// message) or when the peer starts afresh (a reinstall): the others stay
+// for receiving, so a message encrypted on any of them still opens.
+//
+// Which session is active must converge on both sides without a round
+// trip. A session that arrives while the active one is young (created
+// within crossingWindow) is a crossing: both sides keep the one with the
+// larger session ID, which both compute alike. Later, the newest session
+// wins, as a peer that started afresh has lost the old one.
+//
+// KV layout: "session/<peer>/<id hex>" holds each session, and
+// "sessmeta/<peer>" the record's metadata.
+
+const (
+	crossingWindow = 10 * time.Minute
+	// maxSessionsPerPeer bounds a record; the oldest inactive session is
+	// dropped beyond it.
+	maxSessionsPerPeer = 4
+)
+
+type sessionRecord struct {
+	Active  string               `json:"active"`  // session ID, hex
+	Created map[string]time.Time `json:"created"` // session ID (hex) → when this engine got it
+
+	sessions map[string]*ratchet.Session // loaded sessions, by ID hex
+}
+
+func sessionsPrefix(peer string) string { return "session/" + peer + "/" }
+func sessionKeyOf(peer string, id ratchet.SessionID) string {
+	return sessionsPrefix(peer) + hex.EncodeToString(id[:])
+}
+func sessionMetaKey(peer string) string { return "sessmeta/" + peer }
+
+// recordLocked returns the session record with peer, loading it on first
+// use; nil if there is none.
+func (e *Engine) recordLocked(peer string) *sessionRecord {
+	if r, ok := e.sessions[peer]; ok {
+		return r
+	}
+	var r sessionRecord
+	if ok, err := e.d.getJSON(sessionMetaKey(peer), &r); err != nil || !ok {
+		return nil
+	}
+	r.sessions = map[string]*ratchet.Session{}
+	keys, _ := e.kv.List(sessionsPrefix(peer))
+	for _, k := range keys {
+		b, ok, err := e.kv.Get(k)
+		if err != nil || !ok {
+			continue
+		}
+		s, err := ratchet.UnmarshalSession(b)
+		if err != nil {
+			e.log.Error("session state unreadable", "peer", short(peer), "err", err)
+			continue
+		}
+		r.sessions[k[len(sessionsPrefix(peer)):]] = s
+	}
+	if r.sessions[r.Active] == nil {
+		return nil
+	}
+	e.sessions[peer] = &r
+	return &r
+}
+
+// sessionLocked returns the active session with peer.
+func (e *Engine) sessionLocked(peer string) (*ratchet.Session, bool) {
+	r := e.recordLocked(peer)
+	if r == nil {
+		return nil, false
+	}
+	return r.sessions[r.Active], true
+}
+
+// sessionPeers lists the accounts the engine holds sessions with.
+func (e *Engine) sessionPeersLocked() []string {
+	keys, _ := e.kv.List("sessmeta/")
+	peers := make([]string, 0, len(keys))
+	for _, k := range keys {
+		peers = append(peers, k[len("sessmeta/"):])
+	}
+	return peers
+}
+
+// sessionByIDLocked finds any session (active or not) by its ratchet ID.
+func (e *Engine) sessionByIDLocked(id ratchet.SessionID) *ratchet.Session {
+	want := "/" + hex.EncodeToString(id[:])
+	keys, _ := e.kv.List("session/")
+	for _, k := range keys {
+		if !strings.HasSuffix(k, want) {
+			continue
+		}
+		peer := strings.TrimSuffix(k[len("session/"):], want)
+		if r := e.recordLocked(peer); r != nil {
+			if s := r.sessions[want[1:]]; s != nil {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// saveSessionLocked persists a session of peer's record after it changed.
+func (e *Engine) saveSessionLocked(peer string, s *ratchet.Session) error {
+	b, err := s.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.kv.Put(sessionKeyOf(peer, s.ID()), b)
+}
+
+// addSessionLocked adds a new session to peer's record (creating it),
+// decides which session is active, persists both and prunes the record.
+func (e *Engine) addSessionLocked(peer string, s *ratchet.Session) error {
+	now := e.now()
+	id := s.ID()
+	idHex := hex.EncodeToString(id[:])
+	r := e.recordLocked(peer)
+	if r == nil {
+		r = &sessionRecord{Created: map[string]time.Time{}, sessions: map[string]*ratchet.Session{}}
+	}
+	r.sessions[idHex] = s
+	r.Created[idHex] = now
+	switch cur := r.Active; {
+	case cur == "" || r.sessions[cur] == nil:
+		r.Active = idHex
+	case now.Sub(r.Created[cur]) < crossingWindow:
+		if curID := r.sessions[cur].ID(); bytes.Compare(id[:], curID[:]) > 0 {
+			r.Active = idHex
+		}
+	default:
+		r.Active = idHex
+	}
+	// Prune: drop the oldest inactive sessions beyond the bound.
+	var others []string
+	for k := range r.sessions {
+		if k != r.Active {
+			others = append(others, k)
+		}
+	}
+	slices.SortFunc(others, func(a, b string) int { return r.Created[a].Compare(r.Created[b]) })
+	for len(others) > maxSessionsPerPeer-1 {
+		drop := others[0]
+		others = others[1:]
+		delete(r.sessions, drop)
+		delete(r.Created, drop)
+		if err := e.kv.Delete(sessionsPrefix(peer) + drop); err != nil {
+			return err
+		}
+	}
+	e.sessions[peer] = r
+	if err := e.saveSessionLocked(peer, s); err != nil {
+		return err
+	}
+	return e.d.putJSON(sessionMetaKey(peer), r)
+}
+
+// inboundSessionsLocked lists peer's sessions (the active first).
+func (e *Engine) inboundSessionsLocked(peer string) []*ratchet.Session {
+	r := e.recordLocked(peer)
+	if r == nil {
+		return nil
+	}
+	out := []*ratchet.Session{r.sessions[r.Active]}
+	for k, s := range r.sessions {
+		if k != r.Active {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ActiveSession is the ID (hex) of the session used to send to peer, ""
+// if there is none. Both sides of a conversation converge on the same one.
+func (e *Engine) ActiveSession(peer string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.recordLocked(peer); r != nil {
+		return r.Active
+	}
+	return ""
+}
