@@ -74,6 +74,8 @@ var (
 	ErrSender = errors.New("envelope: sender authentication failed")
 	// ErrDecrypt: the HPKE layer of an initial envelope fails to open.
 	ErrDecrypt = errors.New("envelope: cannot decrypt")
+	// ErrWork: an initial envelope without enough proof-of-work.
+	ErrWork = errors.New("envelope: first-contact proof-of-work missing or too small")
 )
 
 type envelopeWire struct {
@@ -82,12 +84,14 @@ type envelopeWire struct {
 	Body    []byte `cbor:"3,keyasint"`
 	Pad     []byte `cbor:"4,keyasint,omitempty"` // zeros; ignored
 	Fill    []byte `cbor:"5,keyasint,omitempty"` // see fillTo; ignored
+	Work    []byte `cbor:"6,keyasint,omitempty"` // TypeInitial: proof-of-work nonce, be64 (work.go)
 }
 
 // Envelope is a parsed envelope.
 type Envelope struct {
 	Type Type
 	Body []byte
+	Work []byte // TypeInitial: the proof-of-work nonce
 }
 
 // Parse decodes an envelope. An unknown Type returns ErrUnknownType (skip
@@ -109,7 +113,7 @@ func Parse(data []byte) (*Envelope, error) {
 	if len(w.Body) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
 	}
-	return &Envelope{Type: w.Type, Body: w.Body}, nil
+	return &Envelope{Type: w.Type, Body: w.Body, Work: w.Work}, nil
 }
 
 // HPKE suite and info string of initial envelopes.
@@ -152,14 +156,17 @@ func sealInner(s *ratchet.Session, inner []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envelope: seal: %w", err)
 	}
-	body := msg
+	w := &envelopeWire{Version: Version, Type: typ, Body: msg}
 	if typ == TypeInitial {
 		wireSize = len(padded) + initialReserve
-		if body, err = sealInitial(s, msg); err != nil {
+		if w.Body, err = sealInitial(s, msg); err != nil {
 			return nil, err
 		}
+		// First contact lands in the recipient's public request mailbox:
+		// the work makes each one cost the sender (work.go).
+		w.Work = solveWork(s.RemoteIdentity().SigningKey, w.Body, RequestWorkBits)
 	}
-	return fillTo(&envelopeWire{Version: Version, Type: typ, Body: body}, wireSize)
+	return fillTo(w, wireSize)
 }
 
 // sealInitial wraps a ratchet message in the PQXDH initial message and
@@ -228,6 +235,10 @@ func OpenInitial(rnd io.Reader, local *identity.Account, pk *ratchet.Prekeys,
 	lookup func(ratchet.SessionID) *ratchet.Session, env *Envelope) (*Opened, error) {
 	if env.Type != TypeInitial {
 		return nil, fmt.Errorf("envelope: open: %s envelope given to OpenInitial", env.Type)
+	}
+	// The cheap check first: spam without work costs us no decryption.
+	if !checkWork(local.Public().SigningKey, env.Body, env.Work, RequestWorkBits) {
+		return nil, ErrWork
 	}
 	priv, err := hpke.NewDHKEMPrivateKey(local.AgreementKey())
 	if err != nil {

@@ -266,8 +266,12 @@ func TestTamperAndReplay(t *testing.T) {
 	}
 	// Addressed to Carol: she cannot open it.
 	carol := newParty(t, 3)
-	if _, err := OpenInitial(nil, carol.acct, carol.pk, nil, e); !errors.Is(err, ErrDecrypt) {
-		t.Fatalf("Carol: %v", err)
+	if _, err := OpenInitial(nil, carol.acct, carol.pk, nil, e); !errors.Is(err, ErrWork) {
+		t.Fatalf("Carol, with work bound to Bob: %v", err)
+	}
+	forCarol := &Envelope{Type: TypeInitial, Body: e.Body, Work: solveWork(carol.acct.Public().SigningKey, e.Body, RequestWorkBits)}
+	if _, err := OpenInitial(nil, carol.acct, carol.pk, nil, forCarol); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Carol, with work of her own: %v", err)
 	}
 	o, err := open(t, bob, nil, first)
 	if err != nil {
@@ -366,5 +370,53 @@ func TestParseRejects(t *testing.T) {
 		if _, err := Parse(in); err == nil {
 			t.Fatalf("accepted %x", in[:min(len(in), 4)])
 		}
+	}
+}
+
+// TestRequestWork: a first-contact envelope carries proof-of-work bound to
+// the recipient and the body; without it, or with work for another body,
+// it is refused before any decryption.
+func TestRequestWork(t *testing.T) {
+	alice, bob := newParty(t, 1), newParty(t, 2)
+	as := start(t, alice, bob)
+	e := mustParse(t, seal(t, alice, as, text(t, "hello")))
+	if len(e.Work) != 8 {
+		t.Fatalf("initial envelope work is %d bytes, want 8", len(e.Work))
+	}
+	if !checkWork(bob.acct.Public().SigningKey, e.Body, e.Work, RequestWorkBits) {
+		t.Fatal("sealed work does not check")
+	}
+	other := mustParse(t, seal(t, alice, as, text(t, "second")))
+	for name, env := range map[string]*Envelope{
+		"no work":             {Type: TypeInitial, Body: e.Body},
+		"short work":          {Type: TypeInitial, Body: e.Body, Work: e.Work[:4]},
+		"another body's work": {Type: TypeInitial, Body: e.Body, Work: other.Work},
+	} {
+		if bytes.Equal(env.Work, e.Work) {
+			continue
+		}
+		if _, err := OpenInitial(nil, bob.acct, bob.pk, bob.lookup, env); !errors.Is(err, ErrWork) {
+			t.Errorf("%s: %v, want ErrWork", name, err)
+		}
+	}
+	if x, _ := bob.pk.OneTimeCount(); x != 3 {
+		t.Fatal("refused envelopes consumed prekeys")
+	}
+	o, err := OpenInitial(nil, bob.acct, bob.pk, bob.lookup, e)
+	if err != nil {
+		t.Fatalf("the envelope with its work: %v", err)
+	}
+	// Ratchet envelopes (pairwise mailboxes) carry none.
+	if r := mustParse(t, seal(t, bob, o.Session, text(t, "reply"))); r.Type != TypeRatchet || len(r.Work) != 0 {
+		t.Fatalf("reply: type %s with %d bytes of work", r.Type, len(r.Work))
+	}
+}
+
+func BenchmarkRequestWork(b *testing.B) {
+	key := make([]byte, 32)
+	body := make([]byte, 1500)
+	for i := 0; b.Loop(); i++ {
+		body[0] = byte(i)
+		solveWork(key, body, RequestWorkBits)
 	}
 }

@@ -3,17 +3,15 @@
 package member
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/umbra-im/umbra/internal/pow"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -132,53 +130,27 @@ func Open(raw []byte, p wire.Params, now time.Time) (*Node, error) {
 	return n, nil
 }
 
-func powHash(network string, node []byte, nonce uint64) [32]byte {
-	h := sha256.New()
-	h.Write([]byte("umbra/pow/v1\x00"))
-	h.Write([]byte(network))
-	h.Write([]byte{0})
-	h.Write(node)
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], nonce)
-	h.Write(b[:])
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
-}
-
-func leadingZeros(h [32]byte) int {
-	n := 0
-	for _, b := range h {
-		if b == 0 {
-			n += 8
-			continue
-		}
-		return n + bits.LeadingZeros8(b)
-	}
-	return n
+// powPrefix is what a node's admission proof hashes before the nonce:
+// "umbra/pow/v1\0" ‖ network ‖ 0 ‖ peer ID.
+func powPrefix(network string, node []byte) []byte {
+	p := make([]byte, 0, 14+len(network)+len(node))
+	p = append(p, "umbra/pow/v1\x00"...)
+	p = append(p, network...)
+	p = append(p, 0)
+	return append(p, node...)
 }
 
 // CheckPoW reports whether nonce proves bits of work for node on network.
 func CheckPoW(network string, node []byte, nonce uint64, bits int) bool {
-	if bits <= 0 {
-		return true
-	}
-	return leadingZeros(powHash(network, node, nonce)) >= bits
+	return pow.Check(powPrefix(network, node), nonce, bits)
 }
 
 // SolvePoW finds a nonce for node. Expected work is 2^bits hashes; it stops
 // early (returning an error) when stop is closed.
 func SolvePoW(network string, node []byte, bits int, stop <-chan struct{}) (uint64, error) {
-	for nonce := uint64(0); ; nonce++ {
-		if nonce&0xffff == 0 {
-			select {
-			case <-stop:
-				return 0, errors.New("member: proof-of-work interrupted")
-			default:
-			}
-		}
-		if CheckPoW(network, node, nonce, bits) {
-			return nonce, nil
-		}
+	n, err := pow.Solve(powPrefix(network, node), bits, stop)
+	if err != nil {
+		return 0, fmt.Errorf("member: %w", err)
 	}
+	return n, nil
 }
