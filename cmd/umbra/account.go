@@ -79,12 +79,11 @@ the same account ID.`,
 					return errors.New("--restore: type or pipe your 24-word recovery phrase on standard input")
 				}
 			}
-			acct, err := client.Init(home, passphrase(), addrs, phrase)
+			acct, err := createAccount(home, addrs, phrase)
 			if err != nil {
 				return err
 			}
 			id := acct.ID().String()
-			_ = os.WriteFile(filepath.Join(home, idFile), []byte(id+"\n"), 0o644)
 			out := cmd.OutOrStdout()
 			var pubErr error
 			if len(addrs) > 0 {
@@ -119,6 +118,18 @@ the same account ID.`,
 	cmd.Flags().BoolVar(&restore, "restore", false, "restore an account from the recovery phrase on standard input")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"account_id": ..., "recovery_phrase": ...}`)
 	return cmd
+}
+
+// createAccount creates the account of a new home (a fresh one, or with
+// phrase the one it restores), as 'umbra init' and the web UI's onboarding
+// do, and keeps its public ID in the clear for 'umbra id'.
+func createAccount(home string, network []string, phrase string) (*identity.Account, error) {
+	acct, err := client.Init(home, passphrase(), network, phrase)
+	if err != nil {
+		return nil, err
+	}
+	_ = os.WriteFile(filepath.Join(home, idFile), []byte(acct.ID().String()+"\n"), 0o644)
+	return acct, nil
 }
 
 func idCmd() *cobra.Command {

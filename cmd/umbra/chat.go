@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -301,58 +300,4 @@ func readCmd() *cobra.Command {
 	}
 	chatFlags(cmd)
 	return cmd
-}
-
-func daemonCmd() *cobra.Command {
-	var listen string
-	cmd := &cobra.Command{
-		Use:   "daemon [--ui 127.0.0.1:PORT]",
-		Short: "Keep the client running: receive messages, serve the local API",
-		Long: `Run the client engine for your home folder: it long-polls your mailboxes
-through onion paths, sends queued messages, and serves the local API (and
-the web UI, where built) on a loopback address. It writes HOME/daemon.json
-with the URL and a bearer token; other umbra commands for this home then
-talk to it.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(cmd)
-			if err != nil {
-				return err
-			}
-			home := homeOf(cmd)
-			direct, _ := cmd.Flags().GetBool("direct")
-			srv, e, err := startDaemon(cmd.Context(), home, listen, direct, log)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			fmt.Fprintf(cmd.OutOrStdout(), "umbra daemon for %s\n  account: %s\n  api:     %s (token in %s)\n", home, e.AccountID(), srv.URL(), filepath.Join(home, client.DaemonFile))
-			<-cmd.Context().Done()
-			os.Remove(filepath.Join(home, client.DaemonFile))
-			return nil
-		},
-	}
-	chatFlags(cmd)
-	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
-	return cmd
-}
-
-// startDaemon opens the engine, starts it and serves the API until ctx ends.
-func startDaemon(ctx context.Context, home, listen string, direct bool, log *slog.Logger) (*api.Server, *client.Engine, error) {
-	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: log, Direct: direct})
-	if err != nil {
-		return nil, nil, err
-	}
-	e.Start()
-	srv := api.NewServer(e, log)
-	if err := srv.Listen(listen); err != nil {
-		e.Close()
-		return nil, nil, err
-	}
-	if err := srv.WriteInfo(home); err != nil {
-		e.Close()
-		return nil, nil, err
-	}
-	go srv.Serve(ctx)
-	return srv, e, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
@@ -22,8 +21,9 @@ func demoCmd() *cobra.Command {
 		Short: "Start a local network and two users, alice and bob, ready to chat",
 		Long: `Start a local network of node processes on 127.0.0.1, create two users,
 alice and bob, who have each other as contacts, and run their daemons. It
-prints their account IDs, the commands to chat between them and, where the
-web UI is built, their UI addresses. Ctrl-C stops everything.`,
+prints their account IDs, their web UI addresses (open them in two browser
+tabs to chat) and the commands to chat from a terminal. Ctrl-C stops
+everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -50,7 +50,7 @@ web UI is built, their UI addresses. Ctrl-C stops everything.`,
 			quiet := quietLogger(log)
 			type user struct {
 				name, home, id string
-				srv            *api.Server
+				d              *daemon
 				e              *client.Engine
 			}
 			users := []*user{{name: "alice"}, {name: "bob"}}
@@ -62,19 +62,18 @@ web UI is built, their UI addresses. Ctrl-C stops everything.`,
 			for _, u := range users {
 				u.home = filepath.Join(dir, u.name)
 				if !client.Exists(u.home) {
-					acct, err := client.Init(u.home, "", addrs, "")
-					if err != nil {
+					if _, err := createAccount(u.home, addrs, ""); err != nil {
 						return err
 					}
-					os.WriteFile(filepath.Join(u.home, idFile), []byte(acct.ID().String()+"\n"), 0o644)
 				}
-				srv, e, err := startDaemon(ctx, u.home, "127.0.0.1:0", false, quiet)
+				ud, err := startDaemon(ctx, daemonConfig{Home: u.home, Listen: "127.0.0.1:0", Log: quiet})
 				if err != nil {
 					return fmt.Errorf("start %s's daemon: %w", u.name, err)
 				}
-				defer e.Close()
-				u.srv, u.e, u.id = srv, e, e.AccountID()
-				if err := e.PublishPrekeys(ctx); err != nil {
+				defer ud.Stop()
+				u.d, u.e = ud, ud.srv.Engine()
+				u.id = u.e.AccountID()
+				if err := u.e.PublishPrekeys(ctx); err != nil {
 					return fmt.Errorf("publish %s's prekeys: %w", u.name, err)
 				}
 			}
@@ -85,13 +84,13 @@ web UI is built, their UI addresses. Ctrl-C stops everything.`,
 				return err
 			}
 			for _, u := range users {
-				fmt.Fprintf(out, "\n%s\n  account: %s\n  home:    %s\n  api:     %s\n", u.name, u.id, u.home, u.srv.URL())
-				if u.srv.UI != nil {
-					fmt.Fprintf(out, "  web UI:  %s/?token=%s\n", u.srv.URL(), u.srv.Token())
-				}
+				fmt.Fprintf(out, "\n%s\n  account: %s\n  home:    %s\n  api:     %s\n  web UI:  %s\n", u.name, u.id, u.home, u.d.srv.URL(), u.d.UIURL())
 			}
 			fmt.Fprintf(out, `
-Send a message from alice to bob (copy this line into another terminal):
+Open the two web UI addresses in two browser tabs (or windows) and chat
+between alice and bob: they already have each other as contacts.
+
+Or from a terminal, send a message from alice to bob:
 
   go run ./cmd/umbra send --home %[1]s %[2]s "hello bob"
 
@@ -102,9 +101,6 @@ and read bob's messages (it waits up to 10 s for one to arrive):
 Press Ctrl-C to stop the demo.
 `, users[0].home, users[1].id, users[1].home)
 			<-ctx.Done()
-			for _, u := range users {
-				os.Remove(filepath.Join(u.home, client.DaemonFile))
-			}
 			return nil
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -33,22 +34,72 @@ type DaemonInfo struct {
 	PID   int    `json:"pid"`
 }
 
-// Server serves one engine.
+// Server serves one engine. A server made without an engine (a home with
+// no account yet) answers the onboarding endpoints until Onboard creates
+// the account; every other endpoint answers 409 until then.
 type Server struct {
-	e     *client.Engine
 	token string
 	log   *slog.Logger
 	srv   *http.Server
 	l     net.Listener
-	// UI, if set, serves the web app at / (the token arrives as ?token=).
+	ctx   context.Context // Serve's; bounds onboarding work
+
+	mu     sync.Mutex // guards e and closed
+	e      *client.Engine
+	closed bool
+
+	onboardMu sync.Mutex // one account creation at a time
+
+	// UI, if set, serves the web app at / without the token (static files
+	// only); the page sends the token on every /api call.
 	UI http.Handler
+	// Onboard, if set, creates the account of a server without an engine
+	// from a 24-word recovery phrase (a new account's freshly generated
+	// phrase, or one being restored) and returns its started engine.
+	Onboard func(ctx context.Context, phrase string) (*client.Engine, error)
 }
 
-// NewServer makes a server for e with a fresh random token.
+// NewServer makes a server for e with a fresh random token. e may be nil:
+// the server then waits for an account (see Onboard and SetEngine).
 func NewServer(e *client.Engine, log *slog.Logger) *Server {
 	var b [24]byte
 	rand.Read(b[:])
-	return &Server{e: e, token: hex.EncodeToString(b[:]), log: log}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{e: e, token: hex.EncodeToString(b[:]), log: log, ctx: context.Background()}
+}
+
+// Engine is the engine served, or nil while the home has no account.
+func (s *Server) Engine() *client.Engine {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e
+}
+
+// SetEngine starts serving e. After CloseEngine, e is closed instead.
+func (s *Server) SetEngine(e *client.Engine) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		e.Close()
+		return
+	}
+	s.e = e
+}
+
+// CloseEngine closes the engine served, if any; an engine set later (an
+// onboarding finishing during shutdown) is closed at once.
+func (s *Server) CloseEngine() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	e := s.e
+	s.e = nil
+	if e == nil {
+		return nil
+	}
+	return e.Close()
 }
 
 // Token is the bearer token.
@@ -86,9 +137,8 @@ func (s *Server) WriteInfo(home string) error {
 
 // Serve serves until ctx ends.
 func (s *Server) Serve(ctx context.Context) error {
-	mux := http.NewServeMux()
-	s.routes(mux)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.ctx = ctx
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -101,8 +151,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+// Handler is the server's HTTP handler (Serve uses it; tests may too).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return mux
+}
+
+// handlerFunc is an API handler for the engine served; what it returns is
+// written as JSON.
+type handlerFunc func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error)
+
 func (s *Server) routes(mux *http.ServeMux) {
-	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error)) {
+	plain := func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error)) {
 		mux.HandleFunc(pattern, s.auth(func(w http.ResponseWriter, r *http.Request) {
 			v, err := h(w, r)
 			if err != nil {
@@ -114,25 +175,48 @@ func (s *Server) routes(mux *http.ServeMux) {
 			}
 		}))
 	}
+	api := func(pattern string, h handlerFunc) {
+		plain(pattern, func(w http.ResponseWriter, r *http.Request) (any, error) {
+			e := s.Engine()
+			if e == nil {
+				return nil, errNoAccount
+			}
+			return h(e, w, r)
+		})
+	}
+	plain("GET /api/v1/account", s.account)
+	plain("POST /api/v1/account/phrase", s.newPhrase)
+	plain("POST /api/v1/account", s.createAccount)
+	plain("POST /api/v1/parse-id", s.parseID)
 	api("GET /api/v1/me", s.me)
-	api("GET /api/v1/contacts", func(w http.ResponseWriter, r *http.Request) (any, error) { return nonNil(s.e.Contacts()) })
+	api("GET /api/v1/me/qr", s.qr)
+	api("GET /api/v1/contacts", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		return nonNil(e.Contacts())
+	})
 	api("POST /api/v1/contacts", s.addContact)
 	api("PATCH /api/v1/contacts/{id}", s.renameContact)
-	api("DELETE /api/v1/contacts/{id}", func(w http.ResponseWriter, r *http.Request) (any, error) {
-		return map[string]bool{"ok": true}, s.e.RemoveContact(r.PathValue("id"))
+	api("DELETE /api/v1/contacts/{id}", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		return map[string]bool{"ok": true}, e.RemoveContact(r.PathValue("id"))
 	})
-	api("GET /api/v1/requests", func(w http.ResponseWriter, r *http.Request) (any, error) { return nonNil(s.e.Requests()) })
-	api("POST /api/v1/requests/{id}/accept", func(w http.ResponseWriter, r *http.Request) (any, error) { return s.e.Accept(r.PathValue("id")) })
-	api("POST /api/v1/requests/{id}/block", func(w http.ResponseWriter, r *http.Request) (any, error) {
-		return map[string]bool{"ok": true}, s.e.Block(r.PathValue("id"))
+	api("GET /api/v1/requests", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		return nonNil(e.Requests())
+	})
+	api("POST /api/v1/requests/{id}/accept", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		return e.Accept(r.PathValue("id"))
+	})
+	api("POST /api/v1/requests/{id}/block", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		return map[string]bool{"ok": true}, e.Block(r.PathValue("id"))
 	})
 	api("GET /api/v1/messages", s.messages)
 	api("POST /api/v1/messages", s.send)
 	api("POST /api/v1/read", s.read)
 	api("GET /api/v1/conversations", s.conversations)
 	api("GET /api/v1/network", s.network)
-	api("POST /api/v1/parse-id", s.parseID)
 	mux.HandleFunc("GET /api/v1/events", s.auth(s.events))
+	// Unknown API paths answer JSON, not the UI's page.
+	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API endpoint: " + r.Method + " " + r.URL.Path})
+	}))
 	if s.UI != nil {
 		mux.Handle("/", s.UI)
 	}
@@ -165,6 +249,9 @@ func badRequest(format string, a ...any) error {
 	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
 }
 
+// errNoAccount answers engine endpoints while the home has no account.
+var errNoAccount = &apiError{http.StatusConflict, "no account here yet: create one in the web UI or with 'umbra init'"}
+
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusBadRequest
 	var ae *apiError
@@ -174,7 +261,11 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, identity.ErrInvalidAccountID), errors.Is(err, client.ErrUnknownContact):
 		code = http.StatusBadRequest
 	}
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+	body := map[string]string{"error": err.Error()}
+	if errors.Is(err, errNoAccount) {
+		body["code"] = "no_account"
+	}
+	writeJSON(w, code, body)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -197,24 +288,24 @@ func nonNil[T any](v []T, err error) (any, error) {
 	return v, err
 }
 
-func (s *Server) me(w http.ResponseWriter, r *http.Request) (any, error) {
-	return map[string]string{"account_id": s.e.AccountID()}, nil
+func (s *Server) me(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	return map[string]string{"account_id": e.AccountID()}, nil
 }
 
-func (s *Server) addContact(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) addContact(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 	var req struct{ ID, Name string }
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
-	return s.e.AddContact(req.ID, req.Name)
+	return e.AddContact(req.ID, req.Name)
 }
 
-func (s *Server) renameContact(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) renameContact(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 	var req struct{ Name string }
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
-	return s.e.RenameContact(r.PathValue("id"), req.Name)
+	return e.RenameContact(r.PathValue("id"), req.Name)
 }
 
 func (s *Server) parseID(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -231,16 +322,16 @@ func (s *Server) parseID(w http.ResponseWriter, r *http.Request) (any, error) {
 
 // messages lists messages; with wait=DURATION it first waits for a new
 // incoming message (up to 60 s).
-func (s *Server) messages(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) messages(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 	with := r.URL.Query().Get("with")
 	if ws := r.URL.Query().Get("wait"); ws != "" {
 		d, err := time.ParseDuration(ws)
 		if err != nil || d < 0 {
 			return nil, badRequest("wait: want a duration like 10s")
 		}
-		waitIncoming(r.Context(), s.e, with, min(d, 60*time.Second))
+		waitIncoming(r.Context(), e, with, min(d, 60*time.Second))
 	}
-	return nonNil(s.e.Messages(with))
+	return nonNil(e.Messages(with))
 }
 
 // waitIncoming waits until there is an unread incoming message (from
@@ -272,31 +363,31 @@ func waitIncoming(ctx context.Context, e *client.Engine, with string, d time.Dur
 	}
 }
 
-func (s *Server) send(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) send(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 	var req struct{ To, Text string }
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	return s.e.Send(ctx, req.To, req.Text)
+	return e.Send(ctx, req.To, req.Text)
 }
 
-func (s *Server) read(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) read(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 	var req struct{ With string }
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
-	n, err := s.e.MarkRead(r.Context(), req.With)
+	n, err := e.MarkRead(r.Context(), req.With)
 	return map[string]int{"marked": n}, err
 }
 
-func (s *Server) conversations(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.e.Conversations()
+func (s *Server) conversations(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	return e.Conversations()
 }
 
-func (s *Server) network(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.e.NetworkStatus(r.Context()), nil
+func (s *Server) network(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	return e.NetworkStatus(r.Context()), nil
 }
 
 var upgrader = websocket.Upgrader{
@@ -310,12 +401,17 @@ var upgrader = websocket.Upgrader{
 
 // events streams engine events over a WebSocket until the client leaves.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	e := s.Engine()
+	if e == nil {
+		writeErr(w, errNoAccount)
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	defer conn.Close()
-	ch, stop := s.e.Subscribe()
+	ch, stop := e.Subscribe()
 	defer stop()
 	gone := make(chan struct{})
 	go func() { // reads only to notice the close

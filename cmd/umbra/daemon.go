@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/umbra-im/umbra/internal/api"
+	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/swarmclient"
+	"github.com/umbra-im/umbra/internal/ui"
+)
+
+func daemonCmd() *cobra.Command {
+	var listen, network string
+	cmd := &cobra.Command{
+		Use:   "daemon [--ui 127.0.0.1:PORT] [--network FILE]",
+		Short: "Keep the client running: receive messages, serve the local API and web UI",
+		Long: `Run the client engine for your home folder: it long-polls your mailboxes
+through onion paths, sends queued messages, and serves the local API and
+the web UI on a loopback address. It writes HOME/daemon.json with the URL
+and a bearer token; other umbra commands for this home then talk to it.
+Open the printed web UI address (it carries the token) in a browser.
+
+On a home without an account, give --network FILE: the daemon then serves
+the web UI's onboarding, which creates the account (or restores one from
+its recovery phrase) and starts the engine.`,
+		Example: `  umbra daemon --home ./alice --ui 127.0.0.1:7070
+  umbra daemon --home ./new-user --network /tmp/umbra-devnet/bootstrap.txt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			direct, _ := cmd.Flags().GetBool("direct")
+			home := homeOf(cmd)
+			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network, Direct: direct, Log: log})
+			if err != nil {
+				return err
+			}
+			defer d.Stop()
+			account := "none yet: open the web UI to create one"
+			if e := d.srv.Engine(); e != nil {
+				account = e.AccountID()
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "umbra daemon for %s\n  account: %s\n  api:     %s (token in %s)\n  web UI:  %s\n",
+				home, account, d.srv.URL(), filepath.Join(home, client.DaemonFile), d.UIURL())
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	chatFlags(cmd)
+	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
+	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt) for an account created in the web UI")
+	return cmd
+}
+
+type daemonConfig struct {
+	Home    string
+	Listen  string
+	Network string // network file: used only to create an account from the web UI
+	Direct  bool
+	Log     *slog.Logger
+}
+
+// daemon is a running API and web UI server for one home.
+type daemon struct {
+	srv    *api.Server
+	home   string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the server stopped
+}
+
+// startDaemon serves the API and web UI for cfg.Home until ctx ends or Stop.
+// A home with an account gets its engine opened and started; a home
+// without one is served for onboarding (it needs a network).
+func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
+	srv := api.NewServer(nil, cfg.Log)
+	srv.UI = ui.Handler()
+	open := func(ctx context.Context) (*client.Engine, error) {
+		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: passphrase(), Logger: cfg.Log, Direct: cfg.Direct})
+		if err != nil {
+			return nil, err
+		}
+		e.Start()
+		return e, nil
+	}
+	if client.Exists(cfg.Home) {
+		if cfg.Network != "" {
+			cfg.Log.Warn("--network is only used to create an account; this home has one and keeps its network", "home", cfg.Home)
+		}
+		e, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		srv.SetEngine(e)
+	} else {
+		addrs, err := onboardingNetwork(cfg)
+		if err != nil {
+			return nil, err
+		}
+		srv.Onboard = func(ctx context.Context, phrase string) (*client.Engine, error) {
+			if err := ensureAccount(cfg.Home, addrs, phrase); err != nil {
+				return nil, err
+			}
+			e, err := open(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("open the new account: %w", err)
+			}
+			// Publish now so contacts can write at once (the engine retries if this fails).
+			if err := e.PublishPrekeys(ctx); err != nil {
+				cfg.Log.Warn("publish prekeys of the new account; will retry", "err", err)
+			}
+			return e, nil
+		}
+	}
+	fail := func(err error) (*daemon, error) {
+		srv.CloseEngine()
+		return nil, err
+	}
+	if err := srv.Listen(cfg.Listen); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return fail(fmt.Errorf("create home: %w", err))
+	}
+	if err := srv.WriteInfo(cfg.Home); err != nil {
+		return fail(fmt.Errorf("write %s: %w", client.DaemonFile, err))
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	d := &daemon{srv: srv, home: cfg.Home, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		if err := srv.Serve(sctx); err != nil {
+			cfg.Log.Error("API server stopped", "err", err)
+		}
+	}()
+	return d, nil
+}
+
+// onboardingNetwork is the network a new account joins: --network, or a
+// network file already in the home.
+func onboardingNetwork(cfg daemonConfig) ([]string, error) {
+	if cfg.Network != "" {
+		addrs, err := swarmclient.ReadNetworkFile(cfg.Network)
+		if err != nil {
+			return nil, fmt.Errorf("--network: %w", err)
+		}
+		return addrs, nil
+	}
+	if addrs, err := client.ReadNetwork(cfg.Home); err == nil && len(addrs) > 0 {
+		return addrs, nil
+	}
+	return nil, fmt.Errorf("%s has no account yet: start the daemon with --network FILE (a devnet's bootstrap.txt) to create one in the web UI, or run 'umbra init --network FILE' first", cfg.Home)
+}
+
+// ensureAccount creates the home's account from phrase, or accepts the one
+// a previous attempt (that could not join the network) already created
+// from the same phrase.
+func ensureAccount(home string, network []string, phrase string) error {
+	if !client.Exists(home) {
+		_, err := createAccount(home, network, phrase)
+		return err
+	}
+	want, err := identity.Restore(phrase)
+	if err != nil {
+		return err
+	}
+	have, err := client.ReadAccountID(home, passphrase())
+	if err != nil {
+		return err
+	}
+	if !have.Equal(want.ID()) {
+		return errors.New("this home already holds another account (created with 'umbra init'?): restart the daemon to use it")
+	}
+	return nil
+}
+
+// UIURL is the web UI's address with the token (in the fragment, which the
+// browser never sends to a server).
+func (d *daemon) UIURL() string { return d.srv.URL() + "/#token=" + d.srv.Token() }
+
+// Stop stops serving, closes the engine and removes daemon.json.
+func (d *daemon) Stop() {
+	d.cancel()
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+	}
+	d.srv.CloseEngine()
+	os.Remove(filepath.Join(d.home, client.DaemonFile))
+}

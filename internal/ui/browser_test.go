@@ -1,0 +1,247 @@
+package ui_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/umbra-im/umbra/internal/api"
+	"github.com/umbra-im/umbra/internal/identity"
+)
+
+// TestBrowser drives the web UI of two real `umbra daemon` processes on a
+// devnet in headless Chromium: alice creates her account (confirming her
+// recovery phrase) at desktop width, bob restores his from a phrase at
+// phone width; a mistyped ID is refused in plain words; alice adds bob and
+// writes; the message reaches bob's tab as a message request, bob accepts,
+// alice's tab shows it delivered, bob answers live; alice renames bob; the
+// network view lists the three hops of the onion path and the swarm.
+// Screenshots of the main screens go to artifacts/screens.
+func TestBrowser(t *testing.T) {
+	chromiumPath(t) // fail early and clearly without Chromium
+	start := time.Now()
+	bin := buildUmbra(t)
+	net := startNetwork(t, bin, 6)
+	alice := startDaemon(t, bin, "alice", net.BootstrapFile())
+	bob := startDaemon(t, bin, "bob", net.BootstrapFile())
+	t.Logf("network and daemons up in %.1fs", time.Since(start).Seconds())
+
+	b := newBrowser(t)
+	at := b.openTab("alice", true, 1280, 800, 1)
+	bt := b.openTab("bob", false, 360, 740, 2)
+
+	// --- onboarding: alice creates an account ---
+	at.do("open alice's UI", 20*time.Second, chromedp.Navigate(alice.uiURL()), chromedp.WaitVisible(css("#create-account")))
+	if u := eval[string](at, "read the address", `location.href`); strings.Contains(u, "token") {
+		t.Errorf("the token stays in the address bar: %s", u)
+	}
+	at.shot("01-welcome-desktop")
+	at.do("start creating", 10*time.Second, chromedp.Click(css("#create-account")), chromedp.WaitVisible(css("ol.phrase")))
+	words := eval[[]string](at, "read the phrase", `[...document.querySelectorAll('ol.phrase .word')].map(e => e.textContent)`)
+	if len(words) != 24 {
+		t.Fatalf("the recovery phrase shows %d words, want 24", len(words))
+	}
+	at.shot("02-recovery-phrase-desktop")
+	at.do("confirm the phrase is saved", 10*time.Second,
+		chromedp.Click(css("#phrase-saved")), chromedp.Click(css("#phrase-continue")), chromedp.WaitVisible(css("form.confirm")))
+	picks := eval[[]int](at, "read the asked words", `[...document.querySelectorAll('form.confirm input')].map(e => +e.dataset.index)`)
+	if len(picks) != 3 {
+		t.Fatalf("the confirmation asks for %d words, want 3", len(picks))
+	}
+	// A wrong word is refused, and no account is made.
+	at.do("type a wrong word", 10*time.Second,
+		chromedp.SendKeys(css("form.confirm input"), "notaword"), chromedp.Click(css("#confirm-phrase")))
+	at.waitJS("the wrong-word error", 5*time.Second, `document.querySelector('#confirm-error').textContent.includes('does not match')`)
+	var st api.AccountStatus
+	if err := alice.get("/api/v1/account", &st); err != nil || st.Exists {
+		t.Fatalf("after a wrong confirmation word: account %+v, %v; want none yet", st, err)
+	}
+	var fill []chromedp.Action[chromedp.Void]
+	for _, i := range picks {
+		sel := "#confirm-word-" + strconv.Itoa(i+1)
+		fill = append(fill, clearField(sel), chromedp.SendKeys(css(sel), words[i]))
+	}
+	at.do("type the asked words", 10*time.Second, fill...)
+	at.shot("03-confirm-phrase-desktop")
+	at.do("create the account", 60*time.Second, chromedp.Click(css("#confirm-phrase")), chromedp.WaitVisible(css("#me-panel")))
+	if err := alice.get("/api/v1/account", &st); err != nil || !st.Exists {
+		t.Fatalf("after onboarding: account %+v, %v", st, err)
+	}
+	aliceID := st.AccountID
+	if want, _ := identity.Restore(strings.Join(words, " ")); want.ID().String() != aliceID {
+		t.Fatalf("alice's account %s is not the one of the phrase shown (%s)", aliceID, want.ID())
+	}
+	at.waitJS("the QR code and the ID", 10*time.Second,
+		`document.querySelector('#my-qr svg path') && document.querySelector('#my-id').dataset.id === `+jsString(aliceID))
+	at.shot("04-my-id-desktop")
+
+	// --- onboarding: bob restores his account, at phone width ---
+	bobAcct, err := identity.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobID := bobAcct.ID().String()
+	bt.do("open bob's UI", 20*time.Second, chromedp.Navigate(bob.uiURL()), chromedp.WaitVisible(css("#restore-account")))
+	bt.shot("20-welcome-phone")
+	phrase := strings.Fields(bobAcct.Phrase())
+	typo := strings.Join(append(append([]string{}, phrase[:4]...), append([]string{"zebraa"}, phrase[5:]...)...), " ")
+	bt.do("type a phrase with a typo", 10*time.Second,
+		chromedp.Click(css("#restore-account")), chromedp.WaitVisible(css("#restore-phrase")),
+		chromedp.SendKeys(css("#restore-phrase"), typo), chromedp.Click(css("#restore-submit")))
+	bt.waitJS("the phrase error", 10*time.Second, `document.querySelector('#restore-error').textContent.includes('Word 5')`)
+	bt.shot("21-restore-error-phone")
+	bt.do("restore bob", 60*time.Second,
+		clearField("#restore-phrase"), chromedp.SendKeys(css("#restore-phrase"), bobAcct.Phrase()),
+		chromedp.Click(css("#restore-submit")), chromedp.WaitVisible(css("#me-panel")))
+	bt.waitJS("bob's restored ID", 10*time.Second, `document.querySelector('#my-id').dataset.id === `+jsString(bobID))
+	bt.shot("22-my-id-phone")
+	bt.do("go back to the list", 10*time.Second, chromedp.Click(css("#main .back")), chromedp.WaitVisible(css("#conv-list")))
+
+	// --- contacts: a mistyped ID is refused in plain words ---
+	at.do("open add contact", 10*time.Second, chromedp.Click(css(`button[aria-label="Add contact"]`)), chromedp.WaitVisible(css("#contact-id")))
+	bad := mistype(bobID)
+	at.do("add a mistyped ID", 10*time.Second,
+		chromedp.SendKeys(css("#contact-id"), bad), chromedp.SendKeys(css("#contact-name"), "Bob"), chromedp.Click(css("#add-contact")))
+	at.waitJS("the checksum error", 10*time.Second, `/typo/.test(document.querySelector('#contact-id-error').textContent)`)
+	if msg := eval[string](at, "read the error", `document.querySelector('#contact-id-error').textContent`); strings.Contains(msg, "invalid account ID:") {
+		t.Errorf("the ID error is not in plain words: %q", msg)
+	}
+	at.shot("05-add-contact-error-desktop")
+	at.do("add bob", 15*time.Second,
+		clearField("#contact-id"), chromedp.SendKeys(css("#contact-id"), bobID), chromedp.Click(css("#add-contact")),
+		chromedp.WaitVisible(css(`section.chat[data-peer="`+bobID+`"]`)))
+
+	// --- chat: alice writes with Enter; bob gets a message request ---
+	at.do("send a message", 10*time.Second, chromedp.SendKeys(css("#composer"), "hello bob"), pressEnter())
+	at.waitJS("the message in alice's chat", 10*time.Second,
+		`[...document.querySelectorAll('.msg.out .text')].some(e => e.textContent === 'hello bob') && document.querySelector('#composer').value === ''`)
+	at.waitJS("the message to be sent", 45*time.Second, `document.querySelector('.msg.out').dataset.state !== 'queued'`)
+	bt.waitJS("alice's message request in bob's list", 60*time.Second,
+		`document.querySelector('#request-list li[data-peer="`+aliceID+`"]')`)
+	bt.shot("23-message-request-phone")
+	bt.do("accept the request", 15*time.Second,
+		chromedp.Click(css(`#request-list li[data-peer="`+aliceID+`"] .btn.primary`)),
+		chromedp.WaitVisible(css(`section.chat[data-peer="`+aliceID+`"]`)))
+	bt.waitJS("the message in bob's chat", 15*time.Second,
+		`[...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === 'hello bob')`)
+	at.waitJS("a delivered tick in alice's chat", 60*time.Second,
+		`['delivered', 'read'].includes(document.querySelector('.msg.out .tick').dataset.state)`)
+
+	// bob answers; it appears live in alice's open chat
+	bt.do("bob answers", 10*time.Second, chromedp.SendKeys(css("#composer"), "hi alice, got it"), pressEnter())
+	at.waitJS("bob's answer in alice's chat", 60*time.Second,
+		`[...document.querySelectorAll('.msg.in .text')].some(e => e.textContent === 'hi alice, got it')`)
+	at.waitJS("a read tick in alice's chat", 60*time.Second, `document.querySelector('.msg.out .tick').dataset.state === 'read'`)
+	for _, tb := range []*tab{at, bt} {
+		if got := eval[[]string](tb, "read the chat", `[...document.querySelectorAll('.msg .text')].map(e => e.textContent)`); strings.Join(got, "|") != "hello bob|hi alice, got it" {
+			t.Errorf("%s's chat shows %q, want hello bob then hi alice, got it", tb.name, got)
+		}
+	}
+	at.shot("06-chat-desktop")
+	bt.waitJS("bob's answer to be delivered", 60*time.Second,
+		`['delivered', 'read'].includes(document.querySelector('.msg.out .tick').dataset.state)`)
+	bt.shot("24-chat-phone")
+
+	// --- rename ---
+	at.do("rename bob", 10*time.Second,
+		chromedp.Click(css(`button[aria-label="Rename contact"]`)), chromedp.WaitVisible(css("#rename-input")),
+		clearField("#rename-input"), chromedp.SendKeys(css("#rename-input"), "Bobby"), pressEnter())
+	at.waitJS("the new name", 10*time.Second,
+		`document.querySelector('#chat-title').textContent === 'Bobby' && document.querySelector('#conv-list .conv-name').textContent === 'Bobby'`)
+
+	// --- network view: three hops and the swarm ---
+	at.do("open the network view", 30*time.Second, chromedp.Click(css(`button[aria-label="Network"]`)), chromedp.WaitVisible(css("#onion-path")))
+	roles := eval[[]string](at, "read the path", `[...document.querySelectorAll('#onion-path li.hop.node')].map(e => e.dataset.role)`)
+	if strings.Join(roles, ",") != "guard,middle,exit" {
+		t.Errorf("the onion path shows hops %v, want guard, middle, exit", roles)
+	}
+	summary := eval[string](at, "read the swarm", `document.querySelector('#swarm-summary').textContent`)
+	nodes := eval[int](at, "count the swarm", `document.querySelectorAll('#swarm-list li').length`)
+	if nodes == 0 || !strings.Contains(summary, " of "+strconv.Itoa(nodes)) {
+		t.Errorf("swarm summary %q with %d nodes listed", summary, nodes)
+	}
+	at.shot("07-network-desktop")
+
+	// --- phone width for alice's main screens ---
+	at.do("phone width", 10*time.Second, chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2)))
+	at.shot("30-network-phone")
+	at.do("back to the list", 10*time.Second, chromedp.Click(css("#main .back")), chromedp.WaitVisible(css("#conv-list")))
+	at.shot("31-conversations-phone")
+	at.do("open the chat", 10*time.Second, chromedp.Click(css(`#conv-list button[data-peer="`+bobID+`"]`)), chromedp.WaitVisible(css("#composer")))
+	at.shot("32-chat-phone")
+	at.do("back to desktop width", 10*time.Second, chromedp.EmulateViewport(1280, 800))
+	at.do("show the list view", 10*time.Second, chromedp.KeyEvent(kb.Escape))
+	at.shot("08-conversations-desktop")
+
+	// --- dark mode ---
+	at.do("dark mode", 10*time.Second, darkMode(), chromedp.Click(css(`#conv-list button[data-peer="`+bobID+`"]`)),
+		chromedp.WaitVisible(css("#composer")))
+	at.shot("09-chat-dark-desktop")
+
+	// --- remove a contact ---
+	at.do("remove bob", 10*time.Second,
+		chromedp.Click(css(`button[aria-label="Remove contact"]`)), chromedp.WaitVisible(css("dialog[open]")),
+		chromedp.Click(css("dialog[open] .btn.danger")))
+	at.waitJS("the list without bob", 10*time.Second,
+		`!document.querySelector('#conv-list button[data-peer="`+bobID+`"]') && document.querySelector('#conv-list .conv-empty')`)
+
+	b.checkFaults()
+	t.Logf("browser test took %.1fs", time.Since(start).Seconds())
+}
+
+// mistype changes one character of an ID so that its checksum fails.
+func mistype(id string) string {
+	i := len(id) / 2
+	c := byte('a')
+	if id[i] == 'a' {
+		c = 'b'
+	}
+	return id[:i] + string(c) + id[i+1:]
+}
+
+// css is a CSS selector (a plain string would be a DOM search, which also
+// matches text).
+type css = chromedp.CSS
+
+// clearField empties an input or textarea (SetValue refuses "").
+func clearField(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool]("(document.querySelector("+jsString(sel)+").value = '', true)")(ctx, t)
+		return err
+	})
+}
+
+// pressEnter presses Enter in the focused element the way a keyboard does:
+// one keyDown carrying the text, so that a handler's preventDefault stops
+// the line break (kb.Enter sends a separate char event that inserts it
+// anyway).
+func pressEnter() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Key: "Enter", Code: "Enter",
+			WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13, Text: "\r", UnmodifiedText: "\r"}
+		if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, down); err != nil {
+			return err
+		}
+		up := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyUp, Key: "Enter", Code: "Enter",
+			WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}
+		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, up)
+		return err
+	})
+}
+
+// darkMode makes the page prefer a dark colour scheme.
+func darkMode() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	})
+}

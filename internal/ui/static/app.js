@@ -1,0 +1,452 @@
+// Umbra's web app: onboarding, conversations, chat, contacts, your ID and
+// the network view. It talks only to the daemon that served it.
+
+import { api, token, Events } from './api.js';
+import { h, icon, tick, avatar, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
+import { onboarding } from './onboarding.js';
+import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
+
+const root = document.getElementById('root');
+
+// S is the page's state.
+const S = {
+  me: '',
+  convs: [], // conversations: contacts and message requests
+  open: '', // peer of the open chat
+  view: 'welcome', // welcome | chat | me | add | network
+  msgs: new Map(), // peer -> messages, oldest first
+  online: false,
+  events: null,
+};
+
+function nameOf(peer) {
+  const c = S.convs.find((x) => x.peer === peer);
+  return (c && c.name) || shortID(peer);
+}
+
+function convOf(peer) { return S.convs.find((x) => x.peer === peer); }
+
+// ---- start ----
+
+async function start() {
+  if (!token) {
+    fatal('This page needs the daemon\'s token', 'Open the link that "umbra daemon" printed (it ends in #token=…), or find the token in daemon.json in your Umbra home folder.');
+    return;
+  }
+  let acct;
+  try {
+    acct = await api('GET', '/api/v1/account');
+  } catch (e) {
+    if (e.status === 401) fatal('Wrong or old token', 'The daemon was restarted or the link is incomplete. Open the link the daemon printed last.');
+    else fatal('Cannot reach the Umbra daemon', e.message);
+    return;
+  }
+  if (!acct.exists) {
+    onboarding(root, acct.can_create, (a) => {
+      mountMain(a.account_id);
+      showView('me');
+      toast('Your account is ready. Share your ID so people can reach you.');
+    });
+    return;
+  }
+  mountMain(acct.account_id);
+}
+
+function fatal(title, text) {
+  root.replaceChildren(h('div', { class: 'onboard' }, h('main', { class: 'onboard-card', role: 'alert' },
+    h('div', { class: 'brand brand-lg' }, h('img', { src: 'icon.svg', alt: '', width: 44, height: 44 }), h('span', { text: 'Umbra' })),
+    h('h1', { text: title }), h('p', { class: 'muted', text: text }))));
+}
+
+// ---- layout ----
+
+let shell, convList, reqSection, reqList, mainPane, statusDot;
+
+function mountMain(me) {
+  S.me = me;
+  statusDot = h('span', { class: 'status-dot', role: 'status', 'aria-label': 'Connecting', title: 'Connecting' });
+  const headBtn = (name, label, view) => h('button', {
+    class: 'icon-btn', type: 'button', 'aria-label': label, title: label, 'data-view': view,
+    onclick: () => showView(view),
+  }, icon(name));
+  convList = h('ul', { class: 'conv-list', id: 'conv-list', 'aria-labelledby': 'chats-title' });
+  reqList = h('ul', { class: 'conv-list', id: 'request-list', 'aria-labelledby': 'requests-title' });
+  reqSection = h('section', { class: 'requests', id: 'requests', hidden: true },
+    h('h2', { class: 'side-title', id: 'requests-title', text: 'Message requests' }), reqList);
+  mainPane = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+  shell = h('div', { class: 'app', id: 'app-shell' },
+    h('aside', { class: 'sidebar', 'aria-label': 'Conversations and contacts' },
+      h('header', { class: 'side-head' },
+        h('div', { class: 'brand' }, h('img', { src: 'icon.svg', alt: '', width: 28, height: 28 }), h('span', { text: 'Umbra' }), statusDot),
+        h('nav', { class: 'head-actions', 'aria-label': 'Main' },
+          headBtn('addUser', 'Add contact', 'add'),
+          headBtn('qr', 'My ID', 'me'),
+          headBtn('network', 'Network', 'network'))),
+      h('div', { class: 'side-body' },
+        reqSection,
+        h('section', {},
+          h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList)),
+      h('footer', { class: 'side-foot' },
+        h('button', { class: 'me-btn', type: 'button', onclick: () => showView('me') },
+          avatar(me, 'You'), h('span', { class: 'me-text' }, h('strong', { text: 'You' }), h('span', { class: 'mono muted', text: shortID(me) }))))),
+    mainPane);
+  root.replaceChildren(shell);
+  showView('welcome');
+  S.events = new Events(onEvent, onStatus);
+  S.events.start();
+  refreshConvs();
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && S.view !== 'welcome' && !document.querySelector('dialog[open]')) goBack();
+  });
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) markReadSoon(); });
+  window.addEventListener('focus', markReadSoon);
+}
+
+function onStatus(st) {
+  S.online = st === 'online';
+  const label = S.online ? 'Connected to the daemon' : 'Reconnecting to the daemon…';
+  statusDot.className = 'status-dot ' + st;
+  statusDot.setAttribute('aria-label', label);
+  statusDot.title = label;
+  if (S.online) { // catch up on what happened while away
+    refreshConvs();
+    if (S.open) loadMessages(S.open);
+  }
+}
+
+// showView switches the main pane. On phones the pane replaces the list.
+export function showView(view, peer) {
+  S.view = view;
+  S.open = view === 'chat' ? peer : '';
+  shell.classList.toggle('show-main', view !== 'welcome');
+  for (const b of shell.querySelectorAll('.head-actions .icon-btn')) {
+    if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
+    else b.removeAttribute('aria-current');
+  }
+  const back = () => h('button', { class: 'icon-btn back', type: 'button', 'aria-label': 'Back to conversations', title: 'Back', onclick: goBack }, icon('back'));
+  switch (view) {
+    case 'chat': renderChat(peer, back()); break;
+    case 'me': showMe(mainPane, S.me, back()); break;
+    case 'add': showAddContact(mainPane, back(), onContactAdded); break;
+    case 'network': showNetwork(mainPane, back()); break;
+    default: renderWelcome();
+  }
+  renderConvs();
+}
+
+function goBack() {
+  showView('welcome');
+  const first = convList.querySelector('button');
+  if (first) first.focus();
+}
+
+function renderWelcome() {
+  mainPane.replaceChildren(h('div', { class: 'empty-main' },
+    h('div', { class: 'empty-art', 'aria-hidden': 'true' }, icon('chat')),
+    h('h1', { text: 'Umbra' }),
+    h('p', { class: 'muted', text: 'Pick a conversation, or add a contact by their account ID to start one.' }),
+    h('p', { class: 'muted small' }, icon('lock', 'inline'), ' End-to-end encrypted. Sent through onion paths: no node learns who talks to whom.'),
+    h('button', { class: 'btn primary', type: 'button', onclick: () => showView('add'), text: 'Add a contact' })));
+}
+
+function onContactAdded(c) {
+  refreshConvs().then(() => showView('chat', c.id));
+}
+
+// ---- conversation list ----
+
+let convsTimer = 0;
+function refreshConvsSoon() {
+  clearTimeout(convsTimer);
+  convsTimer = setTimeout(refreshConvs, 120);
+}
+
+async function refreshConvs() {
+  try {
+    S.convs = await api('GET', '/api/v1/conversations');
+  } catch (e) {
+    toast(e.message, 'error');
+    return;
+  }
+  renderConvs();
+  if (S.view === 'chat') updateChatHead();
+}
+
+function renderConvs() {
+  if (!convList) return;
+  const requests = S.convs.filter((c) => c.state === 'request');
+  const chats = S.convs.filter((c) => c.state !== 'request');
+  const unread = S.convs.reduce((n, c) => n + (c.unread || 0), 0);
+  document.title = unread ? '(' + unread + ') Umbra' : 'Umbra';
+  reqSection.hidden = requests.length === 0;
+  reqList.replaceChildren(...requests.map(requestItem));
+  if (chats.length === 0) {
+    convList.replaceChildren(h('li', { class: 'conv-empty' },
+      h('p', { text: 'No conversations yet.' }),
+      h('button', { class: 'btn ghost sm', type: 'button', onclick: () => showView('add'), text: 'Add a contact' })));
+    return;
+  }
+  convList.replaceChildren(...chats.map(convItem));
+}
+
+function preview(c) {
+  if (!c.last) return 'No messages yet';
+  return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
+}
+
+function convItem(c) {
+  const current = S.view === 'chat' && S.open === c.peer;
+  return h('li', {},
+    h('button', {
+      class: 'conv' + (c.unread ? ' unread' : ''), type: 'button', 'data-peer': c.peer,
+      'aria-current': current ? 'true' : false, onclick: () => showView('chat', c.peer),
+    },
+    avatar(c.peer, c.name),
+    h('span', { class: 'conv-body' },
+      h('span', { class: 'conv-top' },
+        h('span', { class: 'conv-name', text: c.name || shortID(c.peer) }),
+        c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
+      h('span', { class: 'conv-bottom' },
+        c.last && c.last.outgoing ? tick(c.last.state) : null,
+        h('span', { class: 'conv-last', text: preview(c) }),
+        c.unread ? h('span', { class: 'badge', 'data-unread': c.unread }, String(c.unread), h('span', { class: 'sr-only', text: ' unread' })) : null))));
+}
+
+function requestItem(c) {
+  return h('li', { class: 'request', 'data-peer': c.peer },
+    h('button', { class: 'conv', type: 'button', onclick: () => showView('chat', c.peer), 'aria-current': S.open === c.peer ? 'true' : false },
+      avatar(c.peer, ''),
+      h('span', { class: 'conv-body' },
+        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name mono', text: shortID(c.peer) }),
+          c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
+        h('span', { class: 'conv-bottom' }, h('span', { class: 'conv-last', text: preview(c) }),
+          c.unread ? h('span', { class: 'badge' }, String(c.unread), h('span', { class: 'sr-only', text: ' unread' })) : null))),
+    h('div', { class: 'request-actions' },
+      h('button', { class: 'btn primary sm', type: 'button', 'aria-label': 'Accept message request from ' + shortID(c.peer), onclick: () => accept(c.peer), text: 'Accept' }),
+      h('button', { class: 'btn danger-ghost sm', type: 'button', 'aria-label': 'Block ' + shortID(c.peer), onclick: () => block(c.peer), text: 'Block' })));
+}
+
+async function accept(peer) {
+  try {
+    await api('POST', '/api/v1/requests/' + encodeURIComponent(peer) + '/accept');
+    toast('Accepted: ' + shortID(peer) + ' is now a contact.');
+    await refreshConvs();
+    showView('chat', peer);
+  } catch (e) { toast(e.message, 'error'); }
+}
+
+async function block(peer) {
+  const ok = await confirmDialog('Block ' + shortID(peer) + '?', 'Their messages will be dropped. They are not told.', 'Block');
+  if (!ok) return;
+  try {
+    await api('POST', '/api/v1/requests/' + encodeURIComponent(peer) + '/block');
+    toast('Blocked ' + shortID(peer) + '.');
+    if (S.open === peer) showView('welcome');
+    refreshConvs();
+  } catch (e) { toast(e.message, 'error'); }
+}
+
+// ---- chat ----
+
+let msgBox, chatHead, composer;
+
+function renderChat(peer, backBtn) {
+  const c = convOf(peer) || { peer, name: '', state: 'contact' };
+  chatHead = h('header', { class: 'chat-head' });
+  msgBox = h('div', { class: 'messages', id: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
+  composer = h('textarea', { id: 'composer', rows: 1, placeholder: 'Write a message', autocomplete: 'off', enterkeyhint: 'send' });
+  const sendBtn = h('button', { class: 'send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send (Enter)' }, icon('send'));
+  const form = h('form', { class: 'composer', 'aria-label': 'Write a message' },
+    h('label', { class: 'sr-only', for: 'composer', text: 'Message' }), composer, sendBtn);
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
+  composer.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); send(); }
+  });
+  composer.addEventListener('input', autoGrow);
+  const section = h('section', { class: 'chat', 'data-peer': peer, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
+  chatHead.append(backBtn);
+  mainPane.replaceChildren(section);
+  updateChatHead(c);
+  renderMessages(peer);
+  loadMessages(peer);
+  composer.focus();
+}
+
+function updateChatHead(c) {
+  c = c || convOf(S.open);
+  if (!c || !chatHead) return;
+  const back = chatHead.querySelector('.back');
+  const isReq = c.state === 'request';
+  chatHead.replaceChildren(back,
+    avatar(c.peer, c.name),
+    h('div', { class: 'chat-title' },
+      h('h1', { id: 'chat-title', text: c.name || shortID(c.peer) }),
+      h('p', { class: 'sub' }, c.name ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
+        icon('lock', 'inline'), c.name ? ' encrypted' : ' end-to-end encrypted')),
+    h('div', { class: 'chat-actions' },
+      isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Rename contact', title: 'Rename', onclick: () => rename(c) }, icon('edit')),
+      isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Remove contact', title: 'Remove', onclick: () => remove(c) }, icon('trash'))));
+  const section = chatHead.parentElement;
+  const old = section && section.querySelector('.request-banner');
+  if (old) old.remove();
+  if (isReq && section) {
+    chatHead.after(h('div', { class: 'request-banner', role: 'region', 'aria-label': 'Message request' },
+      h('p', { text: 'This person is not in your contacts. Accept to reply and let them know their messages arrived, or block them.' }),
+      h('div', { class: 'request-actions' },
+        h('button', { class: 'btn primary sm', type: 'button', onclick: () => accept(c.peer), text: 'Accept' }),
+        h('button', { class: 'btn danger-ghost sm', type: 'button', onclick: () => block(c.peer), text: 'Block' }))));
+  }
+}
+
+function autoGrow() {
+  composer.style.height = 'auto';
+  composer.style.height = Math.min(composer.scrollHeight, 160) + 'px';
+}
+
+async function loadMessages(peer) {
+  try {
+    const ms = await api('GET', '/api/v1/messages?with=' + encodeURIComponent(peer));
+    S.msgs.set(peer, ms);
+  } catch (e) {
+    toast(e.message, 'error');
+    return;
+  }
+  if (S.open === peer) {
+    renderMessages(peer);
+    markReadSoon();
+  }
+}
+
+// sortMsgs orders by the sender's clock, then ID, as the daemon does. The
+// times are compared as numbers: their text drops trailing zeros.
+function sortMsgs(ms) {
+  ms.sort((a, b) => (Date.parse(a.sent_at) - Date.parse(b.sent_at)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+// upsert adds or updates a message in its conversation.
+function upsert(m) {
+  const peer = m.outgoing ? m.to : m.from;
+  const ms = S.msgs.get(peer);
+  if (!ms) return;
+  const i = ms.findIndex((x) => x.id === m.id);
+  if (i >= 0) {
+    // never move a message's state backwards (events can race the send answer)
+    if (rank(m.state) < rank(ms[i].state)) return;
+    ms[i] = m;
+  } else {
+    ms.push(m);
+    sortMsgs(ms);
+  }
+  if (S.open === peer) renderMessages(peer);
+}
+
+const RANKS = { queued: 0, failed: 0, sent: 1, delivered: 2, read: 3, received: 0 };
+function rank(s) { return RANKS[s] || 0; }
+
+function renderMessages(peer) {
+  if (!msgBox) return;
+  const ms = S.msgs.get(peer);
+  if (!ms) {
+    msgBox.replaceChildren(h('p', { class: 'chat-note muted', text: 'Loading…' }));
+    return;
+  }
+  const atBottom = msgBox.scrollHeight - msgBox.scrollTop - msgBox.clientHeight < 80;
+  const nodes = [h('p', { class: 'chat-note' }, icon('lock', 'inline'),
+    ' Messages are end-to-end encrypted. Check the account ID with ' + nameOf(peer) + ' in person to be sure it is them.')];
+  let day = null;
+  for (const m of ms) {
+    const d = dayKey(m.sent_at);
+    if (d !== day) {
+      day = d;
+      nodes.push(h('div', { class: 'day-sep', role: 'separator' }, h('span', { text: dayLabel(m.sent_at) })));
+    }
+    nodes.push(messageEl(m));
+  }
+  if (ms.length === 0) nodes.push(h('p', { class: 'chat-note muted', text: 'No messages yet. Say hello!' }));
+  msgBox.replaceChildren(...nodes);
+  if (atBottom || msgBox.dataset.scrolled !== peer) {
+    msgBox.scrollTop = msgBox.scrollHeight;
+    msgBox.dataset.scrolled = peer;
+  }
+}
+
+function messageEl(m) {
+  const dir = m.outgoing ? 'out' : 'in';
+  return h('div', { class: 'msg ' + dir, 'data-id': m.id, 'data-state': m.state },
+    h('div', { class: 'bubble' },
+      h('p', { class: 'text', text: m.text }),
+      h('span', { class: 'meta' },
+        h('time', { datetime: m.sent_at, title: fullTime(m.sent_at), text: timeOf(m.sent_at) }),
+        m.outgoing ? tick(m.state) : null)),
+    m.state === 'failed' ? h('p', { class: 'msg-error', role: 'alert', text: 'Not sent: ' + (m.error || 'unknown error') }) : null);
+}
+
+async function send() {
+  const text = composer.value.trim();
+  if (!text) return;
+  const to = S.open;
+  composer.value = '';
+  autoGrow();
+  try {
+    const m = await api('POST', '/api/v1/messages', { to, text });
+    upsert(m);
+  } catch (e) {
+    toast('Could not send: ' + e.message, 'error');
+    if (S.open === to && composer.value === '') { composer.value = text; autoGrow(); }
+  }
+  refreshConvsSoon();
+}
+
+// markReadSoon marks the open chat read when the page is in view. Message
+// requests are not marked: strangers get no read receipts.
+let readTimer = 0;
+function markReadSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const peer = S.open;
+    const c = convOf(peer);
+    if (!peer || document.hidden || !c || c.state !== 'contact') return;
+    const ms = S.msgs.get(peer) || [];
+    if (!ms.some((m) => !m.outgoing && m.state === 'received')) return;
+    try {
+      await api('POST', '/api/v1/read', { with: peer });
+    } catch (e) { toast(e.message, 'error'); }
+  }, 300);
+}
+
+async function rename(c) {
+  const name = await renameDialog(c.name || '', shortID(c.peer));
+  if (name === null) return;
+  try {
+    await api('PATCH', '/api/v1/contacts/' + encodeURIComponent(c.peer), { name });
+    toast(name ? 'Renamed to ' + name + '.' : 'Name removed.');
+    refreshConvs();
+  } catch (e) { toast(e.message, 'error'); }
+}
+
+async function remove(c) {
+  const who = c.name || shortID(c.peer);
+  const ok = await confirmDialog('Remove ' + who + '?', 'They leave your contacts; the conversation stays on this device. If they write again, it arrives as a message request.', 'Remove');
+  if (!ok) return;
+  try {
+    await api('DELETE', '/api/v1/contacts/' + encodeURIComponent(c.peer));
+    toast('Removed ' + who + '.');
+    showView('welcome');
+    refreshConvs();
+  } catch (e) { toast(e.message, 'error'); }
+}
+
+// ---- events ----
+
+function onEvent(ev) {
+  if (ev.message) {
+    upsert(ev.message);
+    if (!ev.message.outgoing && S.open === ev.message.from) markReadSoon();
+  }
+  if (ev.type === 'contact' && ev.contact && ev.contact.state === 'removed' && S.open === ev.contact.id && S.view === 'chat') {
+    updateChatHead();
+  }
+  refreshConvsSoon();
+}
+
+start();
