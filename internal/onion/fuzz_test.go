@@ -163,7 +163,7 @@ func FuzzPeelLayer(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct, err := s.Seal(aad, pt)
+		ct, err := s.Seal(layerAAD(size), pt)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,10 @@
 // the layer's HPKE context, so no reply byte string appears on two links.
 //
 // Request packet on a link:  be32(n) ‖ layer (n bytes) ‖ random padding, of a bucket size.
-// Layer:                     enc (32) ‖ HPKE.Seal(aad, CBOR{next, inner}).
+// Layer:                     enc (32) ‖ HPKE.Seal(aad, CBOR{next, inner}),
+//
+//	aad = "umbra/onion/v1 layer" ‖ be32(packet size).
+//
 // Reply packet on a link:    be32(n) ‖ box (n bytes) ‖ random padding, of a bucket size.
 // Box:                       ChaCha20-Poly1305(replyKey, nonce 0, type ‖ data).
 package onion
@@ -42,10 +45,14 @@ const (
 
 var (
 	info = []byte("umbra/onion/v1")
-	aad  = []byte("umbra/onion/v1 layer")
-	kem  = hpke.DHKEM(ecdh.X25519())
-	kdf  = hpke.HKDFSHA256()
-	aead = hpke.ChaCha20Poly1305()
+	// Each layer's HPKE aad is "umbra/onion/v1 layer" ‖ be32(packet
+	// size): the size is authenticated, so a relay that moves a packet
+	// into another bucket (marking it for later hops) makes the next peel
+	// fail.
+	aadTag = "umbra/onion/v1 layer"
+	kem    = hpke.DHKEM(ecdh.X25519())
+	kdf    = hpke.HKDFSHA256()
+	aead   = hpke.ChaCha20Poly1305()
 )
 
 // ErrPacket wraps every reason a packet is refused.
@@ -119,6 +126,35 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 	if len(path) == 0 || len(path) > MaxHops {
 		return nil, nil, fmt.Errorf("onion: a path has 1 to %d hops", MaxHops)
 	}
+	// The packet size is in every layer's aad, and the size is the bucket
+	// of the finished layers; the layers' length does not depend on the
+	// aad, so a first pass finds the size and a second seals for it.
+	c, inner, err := buildLayers(path, request, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	size, err := bucket(lenPrefix + len(inner))
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, inner, err = buildLayers(path, request, size); err != nil {
+		return nil, nil, err
+	}
+	if lenPrefix+len(inner) > size {
+		return nil, nil, fmt.Errorf("onion: internal error: layers grew from one pass to the next")
+	}
+	p, err := pad(inner, size)
+	return p, c, err
+}
+
+func layerAAD(size int) []byte {
+	return binary.BigEndian.AppendUint32([]byte(aadTag), uint32(size))
+}
+
+// buildLayers seals the layers of path around request for a packet of
+// size bytes, innermost first, and returns the outermost layer.
+func buildLayers(path []Hop, request []byte, size int) (*Circuit, []byte, error) {
+	aad := layerAAD(size)
 	c := &Circuit{replyKeys: make([][]byte, len(path))}
 	inner := request
 	for i := len(path) - 1; i >= 0; i-- {
@@ -151,12 +187,7 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 		}
 		inner = append(enc, ct...)
 	}
-	size, err := bucket(lenPrefix + len(inner))
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := pad(inner, size)
-	return p, c, err
+	return c, inner, nil
 }
 
 // Layer is what a hop learns by peeling its layer.
@@ -179,6 +210,7 @@ func Peel(keys []*ecdh.PrivateKey, packet []byte) (*Layer, error) {
 		return nil, fmt.Errorf("%w: short layer", ErrPacket)
 	}
 	enc, ct := layer[:encSize], layer[encSize:]
+	aad := layerAAD(len(packet))
 	for _, k := range keys {
 		hk, err := hpke.NewDHKEMPrivateKey(k)
 		if err != nil {

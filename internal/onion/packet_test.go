@@ -609,34 +609,48 @@ func TestReplayTags(t *testing.T) {
 	}
 }
 
-// TestResizedPacketRefused: a relay that moves a packet into a larger
-// bucket marks it for every later hop (the size survives every peel), which
-// lets a colluding later hop or link observer recognise it regardless of
-// batching. The packet size should be bound to the layers (e.g. in the HPKE
-// aad). Today it is not: the test reports that and skips.
+// TestResizedPacketRefused: a relay that moves a packet into another
+// bucket would mark it for every later hop (the size survives every peel).
+// The size is in every layer's aad, so a re-framed packet fails to peel at
+// the very next hop, larger or smaller.
 func TestResizedPacketRefused(t *testing.T) {
 	rs := newRelays(t, 3)
-	req := []byte("small request")
-	pkt, _, err := Build(hopsOf(rs), req)
+	pkt, _, err := Build(hopsOf(rs), []byte("small request"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Peel([]*ecdh.PrivateKey{rs[0].key}, pkt); err != nil {
+		t.Fatalf("the packet as built: %v", err)
+	}
 	big := make([]byte, MaxPacket)
 	copy(big, pkt)
-	l, err := Peel([]*ecdh.PrivateKey{rs[0].key}, big)
+	if _, err := Peel([]*ecdh.PrivateKey{rs[0].key}, big); err == nil {
+		t.Fatalf("a %d-byte packet re-framed to %d bytes was peeled", len(pkt), MaxPacket)
+	}
+	// The guard re-frames what it forwards: the middle refuses it.
+	l, err := Peel([]*ecdh.PrivateKey{rs[0].key}, pkt)
 	if err != nil {
-		return // refused: the size is bound to the layer
+		t.Fatal(err)
 	}
-	p := l.Packet
-	for _, r := range rs[1:] {
-		if len(p) != MaxPacket {
-			return
-		}
-		l, err = Peel([]*ecdh.PrivateKey{r.key}, p)
-		if err != nil {
-			return
-		}
-		p = l.Packet
+	grown := make([]byte, Sizes[1])
+	copy(grown, l.Packet)
+	if _, err := Peel([]*ecdh.PrivateKey{rs[1].key}, grown); err == nil {
+		t.Fatalf("the middle peeled a packet the guard moved from %d to %d bytes", len(l.Packet), len(grown))
 	}
-	t.Skipf("KNOWN ISSUE: a %d-byte packet re-framed to %d bytes was accepted and forwarded at %d bytes by every hop (packet size is not authenticated)", len(pkt), MaxPacket, MaxPacket)
+	if _, err := Peel([]*ecdh.PrivateKey{rs[1].key}, l.Packet); err != nil {
+		t.Fatalf("the middle refused the packet as forwarded: %v", err)
+	}
+	// Larger buckets too: a request that needs 32 KiB is refused at 128.
+	mid, _, err := Build(hopsOf(rs), make([]byte, 20<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mid) != Sizes[2] {
+		t.Fatalf("a 20 KiB request built a %d-byte packet", len(mid))
+	}
+	bigger := make([]byte, Sizes[3])
+	copy(bigger, mid)
+	if _, err := Peel([]*ecdh.PrivateKey{rs[0].key}, bigger); err == nil {
+		t.Fatal("a 32 KiB packet re-framed to 128 KiB was peeled")
+	}
 }

@@ -28,10 +28,14 @@ const (
 	attempts = 3
 )
 
-// Subnet is the diversity key of a node: its /24 (IPv4) or /48 (IPv6). A
-// path never has two nodes with the same key. Loopback addresses key by the
-// full IP, so a devnet on 127.0.1.x has distinct "hosts".
-func Subnet(n *member.Node) string {
+// Subnets are the diversity keys of a node: the /24 (IPv4) or /48 (IPv6)
+// of every address its record lists. Two nodes that share any key never
+// share a path, so a record cannot escape the rule by listing a decoy
+// address first. Loopback addresses count only when a node has nothing
+// else, and then key by the full IP, so a devnet on 127.0.1.x has distinct
+// "hosts".
+func Subnets(n *member.Node) []string {
+	var public, loop []string
 	for _, a := range n.Addrs {
 		ip, err := manet.ToIP(a)
 		if err != nil {
@@ -39,14 +43,48 @@ func Subnet(n *member.Node) string {
 		}
 		switch {
 		case ip.IsLoopback():
-			return ip.String()
+			loop = append(loop, ip.String())
 		case ip.To4() != nil:
-			return ip.Mask(net.CIDRMask(24, 32)).String() + "/24"
+			public = append(public, ip.Mask(net.CIDRMask(24, 32)).String()+"/24")
 		default:
-			return ip.Mask(net.CIDRMask(48, 128)).String() + "/48"
+			public = append(public, ip.Mask(net.CIDRMask(48, 128)).String()+"/48")
 		}
 	}
-	return "unknown:" + n.ID.String()
+	switch {
+	case len(public) > 0:
+		return public
+	case len(loop) > 0:
+		return loop
+	}
+	return []string{"unknown:" + n.ID.String()}
+}
+
+// Subnet is a node's first diversity key (for display).
+func Subnet(n *member.Node) string { return Subnets(n)[0] }
+
+// subnetSet is a set of diversity keys in use on a path.
+type subnetSet map[string]bool
+
+func (u subnetSet) has(n *member.Node) bool {
+	for _, k := range Subnets(n) {
+		if u[k] {
+			return true
+		}
+	}
+	return false
+}
+
+func (u subnetSet) add(n *member.Node) {
+	for _, k := range Subnets(n) {
+		u[k] = true
+	}
+}
+
+// shareSubnet reports whether a and b have a diversity key in common.
+func shareSubnet(a, b *member.Node) bool {
+	u := subnetSet{}
+	u.add(a)
+	return u.has(b)
 }
 
 // PathManager picks 3-hop paths: one of two persistent guards, then a
@@ -118,11 +156,11 @@ func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
 	}
 	// Keep guards that are still listed and healthy; top up to Guards.
 	kept := pm.guards[:0]
-	used := map[string]bool{}
+	used := subnetSet{}
 	for _, g := range pm.guards {
 		if n, ok := byID[g]; ok && !pm.isBad(g, now) {
 			kept = append(kept, g)
-			used[Subnet(n)] = true
+			used.add(n)
 		}
 	}
 	pm.guards = kept
@@ -131,15 +169,14 @@ func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
 			break
 		}
 		n := nodes[i]
-		if !pm.isBad(n.ID, now) && !used[Subnet(n)] {
+		if !pm.isBad(n.ID, now) && !used.has(n) {
 			pm.guards = append(pm.guards, n.ID)
-			used[Subnet(n)] = true
+			used.add(n)
 		}
 	}
-	exitNet := Subnet(exit)
 	var guard *member.Node
 	for _, i := range rand.Perm(len(pm.guards)) {
-		if g := byID[pm.guards[i]]; g != nil && g.ID != exit.ID && Subnet(g) != exitNet {
+		if g := byID[pm.guards[i]]; g != nil && g.ID != exit.ID && !shareSubnet(g, exit) {
 			guard = g
 			break
 		}
@@ -148,7 +185,7 @@ func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
 		// Both guards share the exit's subnet (the exit is a guard): use
 		// any other healthy node as guard for this request only.
 		for _, i := range rand.Perm(len(nodes)) {
-			if n := nodes[i]; n.ID != exit.ID && Subnet(n) != exitNet && !pm.isBad(n.ID, now) {
+			if n := nodes[i]; n.ID != exit.ID && !shareSubnet(n, exit) && !pm.isBad(n.ID, now) {
 				guard = n
 				break
 			}
@@ -157,10 +194,12 @@ func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
 	if guard == nil {
 		return nil, ErrNoPath
 	}
+	onPath := subnetSet{}
+	onPath.add(guard)
+	onPath.add(exit)
 	for _, i := range rand.Perm(len(nodes)) {
 		n := nodes[i]
-		s := Subnet(n)
-		if s != exitNet && s != Subnet(guard) && !pm.isBad(n.ID, now) {
+		if !onPath.has(n) && !pm.isBad(n.ID, now) {
 			return []*member.Node{guard, n, exit}, nil
 		}
 	}

@@ -457,16 +457,32 @@ func TestPathManagerConcurrent(t *testing.T) {
 
 // TestSubnetIgnoresDecoyAddress: records may list up to member.MaxAddrs
 // addresses and nothing filters loopback ones out of a gossiped record.
-// Subnet keys on the first IP address only, so two nodes reachable in the
-// same public /24 get distinct keys if each lists a different loopback
-// address first, and can then share a path. The diversity key should come
-// from the addresses actually dialled (or every public address). Today it
-// does not: the test reports that and skips.
+// Two nodes reachable in the same public /24 must conflict however many
+// other addresses (loopback or public decoys) they list first.
 func TestSubnetIgnoresDecoyAddress(t *testing.T) {
 	a := testNode(t, "/ip4/127.0.0.2/tcp/1", "/ip4/1.2.3.4/tcp/4001")
 	b := testNode(t, "/ip4/127.0.0.3/tcp/1", "/ip4/1.2.3.5/tcp/4001")
-	if Subnet(a) == Subnet(b) {
-		return
+	if !shareSubnet(a, b) {
+		t.Fatalf("nodes at 1.2.3.4 and 1.2.3.5 (same /24) do not conflict: keys %v and %v", Subnets(a), Subnets(b))
 	}
-	t.Skipf("KNOWN ISSUE: nodes at 1.2.3.4 and 1.2.3.5 (same /24) key as %q and %q because a loopback address is listed first", Subnet(a), Subnet(b))
+	c := testNode(t, "/ip4/9.9.9.9/tcp/1", "/ip4/1.2.3.6/tcp/4001")
+	if !shareSubnet(a, c) {
+		t.Fatalf("a public decoy listed first hides the shared /24: %v and %v", Subnets(a), Subnets(c))
+	}
+	d := testNode(t, "/ip4/5.6.7.8/tcp/4001")
+	if shareSubnet(a, d) {
+		t.Fatalf("nodes in different /24s conflict: %v and %v", Subnets(a), Subnets(d))
+	}
+	// Loopback-only nodes (a devnet) key by their full IP.
+	l1, l2 := testNode(t, "/ip4/127.0.1.1/tcp/1"), testNode(t, "/ip4/127.0.1.2/tcp/1")
+	if shareSubnet(l1, l2) {
+		t.Fatal("devnet nodes on distinct loopback IPs conflict")
+	}
+	// A path never holds two nodes of one /24, decoys or not.
+	pm := NewPathManager(func() []*member.Node { return []*member.Node{a, b, c, d} })
+	for range 50 {
+		if p, err := pm.Path(d); err == nil {
+			t.Fatalf("a path over 3 nodes of one /24 and the exit: %v", p)
+		}
+	}
 }
