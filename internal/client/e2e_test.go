@@ -30,16 +30,7 @@ func TestMain(m *testing.M) {
 
 func startDevnet(t *testing.T, n int) (*devnet.Devnet, []string) {
 	t.Helper()
-	d, err := devnet.Start(devnet.Config{Dir: t.TempDir(), Nodes: n, Binary: umbraBin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := d.WaitReady(ctx, n); err != nil {
-		t.Fatal(err)
-	}
+	d := devnet.StartForTest(t, devnet.Config{Dir: t.TempDir(), Nodes: n, Binary: umbraBin})
 	addrs, err := swarmclient.ReadNetworkFile(d.BootstrapFile())
 	if err != nil {
 		t.Fatal(err)

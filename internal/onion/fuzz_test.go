@@ -432,3 +432,30 @@ func FuzzUnpad(f *testing.F) {
 		checkOpen(t, got, err)
 	})
 }
+
+// FuzzLayerBody: the fast path for canonical layer bodies agrees with the
+// general CBOR decoder on every input it accepts.
+func FuzzLayerBody(f *testing.F) {
+	for _, b := range []layerBody{{Inner: []byte("x")}, {Next: []byte("peer"), Inner: make([]byte, 300)}, {Next: make([]byte, 38), Inner: make([]byte, 70000)}} {
+		enc, err := wire.Marshal(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	f.Add([]byte{0xa2, 0x01, 0x58, 0x01, 0x00, 0x02, 0x40}) // non-canonical length
+	f.Add([]byte{0xa1, 0x03, 0x40})                         // unknown key
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fast, ok := fastLayerBody(in)
+		if !ok {
+			return
+		}
+		var slow layerBody
+		if err := wire.Unmarshal(in, &slow); err != nil {
+			t.Fatalf("fast path accepted what the decoder refuses: %v", err)
+		}
+		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) {
+			t.Fatalf("fast path %x/%x, decoder %x/%x", fast.Next, fast.Inner, slow.Next, slow.Inner)
+		}
+	})
+}

@@ -15,6 +15,8 @@
 package onion
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
@@ -76,10 +78,32 @@ func pad(b []byte, size int) ([]byte, error) {
 	p := make([]byte, size)
 	binary.BigEndian.PutUint32(p, uint32(len(b)))
 	copy(p[lenPrefix:], b)
-	if _, err := rand.Read(p[lenPrefix+len(b):]); err != nil {
+	if err := fillPadding(p[lenPrefix+len(b):]); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// fillPadding fills b, which must be zeroed, with random bytes: the
+// AES-256-CTR keystream under a fresh key from crypto/rand (a CSPRNG in
+// the manner of NIST's CTR_DRBG). For the large buckets it is about ten
+// times faster than reading crypto/rand, and padding is most of a packet.
+func fillPadding(b []byte) error {
+	if len(b) < 256 {
+		_, err := rand.Read(b)
+		return err
+	}
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return err
+	}
+	blk, err := aes.NewCipher(key[:])
+	if err != nil {
+		return err
+	}
+	var iv [aes.BlockSize]byte
+	cipher.NewCTR(blk, iv[:]).XORKeyStream(b, b)
+	return nil
 }
 
 // unpad checks a packet's size and returns its content.
@@ -224,8 +248,8 @@ func Peel(keys []*ecdh.PrivateKey, packet []byte) (*Layer, error) {
 		if err != nil {
 			continue
 		}
-		var body layerBody
-		if err := wire.Unmarshal(pt, &body); err != nil {
+		body, err := decodeLayerBody(pt)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrPacket, err)
 		}
 		l := &Layer{Next: body.Next}
@@ -300,17 +324,32 @@ func ErrorReply(replyKey []byte, msg string) ([]byte, error) {
 }
 
 // WrapReply re-encrypts the next hop's reply packet under this hop's key,
-// into a packet of the same size.
+// into a packet of the same size. The box is sealed in place in the new
+// packet: one allocation of the packet size.
 func WrapReply(replyKey, packet []byte) ([]byte, error) {
 	inner, err := unpad(packet)
 	if err != nil {
 		return nil, err
 	}
-	box, err := seal(replyKey, replyInner, inner)
+	a, err := chacha20poly1305.New(replyKey)
 	if err != nil {
 		return nil, err
 	}
-	return pad(box, len(packet))
+	n := 1 + len(inner) + aeadOver
+	if lenPrefix+n > len(packet) {
+		return nil, fmt.Errorf("%w: reply too full to wrap", ErrPacket)
+	}
+	p := make([]byte, len(packet))
+	binary.BigEndian.PutUint32(p, uint32(n))
+	pt := p[lenPrefix : lenPrefix+1+len(inner)]
+	pt[0] = replyInner
+	copy(pt[1:], inner)
+	var nonce [chacha20poly1305.NonceSize]byte // each reply key seals one box
+	a.Seal(pt[:0], nonce[:], pt, nil)
+	if err := fillPadding(p[lenPrefix+n:]); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // HopError is a failure reported by a hop of the path.

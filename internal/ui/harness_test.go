@@ -70,17 +70,7 @@ func buildUmbra(t *testing.T) string {
 
 func startNetwork(t *testing.T, bin string, n int) *devnet.Devnet {
 	t.Helper()
-	d, err := devnet.Start(devnet.Config{Dir: filepath.Join(t.TempDir(), "net"), Nodes: n, Binary: bin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := d.WaitReady(ctx, n); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return devnet.StartForTest(t, devnet.Config{Dir: filepath.Join(t.TempDir(), "net"), Nodes: n, Binary: bin})
 }
 
 // daemonProc is a running `umbra daemon` process.
