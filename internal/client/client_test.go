@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -236,5 +237,32 @@ func TestCrossingFirstMessages(t *testing.T) {
 	as, bs := alice.e.ActiveSession(bob.id), bob.e.ActiveSession(alice.id)
 	if as == "" || as != bs {
 		t.Fatalf("alice sends on session %q, bob on %q: they should agree", as, bs)
+	}
+}
+
+// TestGuardsKeptAcrossRestarts: a restarted client uses the guards it had.
+func TestGuardsKeptAcrossRestarts(t *testing.T) {
+	net := startNodes(t, 7)
+	time.Sleep(time.Second)
+	alice := newUser(t, net, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := alice.e.PublishPrekeys(ctx); err != nil { // a request through onion paths picks guards
+		t.Fatal(err)
+	}
+	before := alice.e.Guards()
+	if len(before) != 2 {
+		t.Fatalf("%d guards after a request, want 2", len(before))
+	}
+	alice.stop()
+	alice.start(t)
+	if got := alice.e.Guards(); !slices.Equal(got, before) {
+		t.Fatalf("guards after a restart %v, want %v", got, before)
+	}
+	if err := alice.e.PublishPrekeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.e.Guards(); !slices.Equal(got, before) {
+		t.Fatalf("guards after a request on restart %v, want %v", got, before)
 	}
 }

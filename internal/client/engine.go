@@ -113,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		if e.net, err = swarmclient.Dial(ctx, addrs, swarmclient.Options{Direct: cfg.Direct}); err != nil {
 			return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
 		}
+		e.keepGuards()
 	}
 	ok = true
 	return e, nil

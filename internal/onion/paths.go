@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -93,10 +94,30 @@ func shareSubnet(a, b *member.Node) bool {
 type PathManager struct {
 	nodes func() []*member.Node
 
-	mu     sync.Mutex
-	guards []peer.ID
-	bad    map[peer.ID]time.Time
-	now    func() time.Time
+	mu       sync.Mutex
+	guards   []peer.ID
+	bad      map[peer.ID]time.Time
+	now      func() time.Time
+	onChange func([]peer.ID) // called, unlocked, when the guard set changes
+}
+
+// OnGuardsChange registers f to be called with the new guards whenever the
+// set changes (a guard picked or replaced), so the client can keep its
+// guards across restarts. f runs on the caller's goroutine, unlocked.
+func (pm *PathManager) OnGuardsChange(f func([]peer.ID)) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	pm.onChange = f
+}
+
+// notify calls the change hook if the guards differ from before.
+func (pm *PathManager) notify(before []peer.ID) {
+	pm.mu.Lock()
+	f, now := pm.onChange, append([]peer.ID(nil), pm.guards...)
+	pm.mu.Unlock()
+	if f != nil && !slices.Equal(before, now) {
+		f(now)
+	}
 }
 
 // NewPathManager makes a path manager over a node list source.
@@ -121,6 +142,8 @@ func (pm *PathManager) SetGuards(g []peer.ID) {
 // Failed marks a node as failing: it is avoided for a while and, if it was
 // a guard, replaced.
 func (pm *PathManager) Failed(id peer.ID) {
+	before := pm.Guards()
+	defer pm.notify(before)
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
 	pm.bad[id] = pm.now()
@@ -146,6 +169,12 @@ var ErrNoPath = errors.New("onion: not enough reachable nodes in distinct subnet
 
 // Path returns guard, middle and exit for a request that must leave at exit.
 func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
+	before := pm.Guards()
+	defer pm.notify(before)
+	return pm.path(exit)
+}
+
+func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 	nodes := pm.nodes()
 	pm.mu.Lock()
 	defer pm.mu.Unlock()

@@ -486,3 +486,35 @@ func TestSubnetIgnoresDecoyAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardsChangeHook: the hook sees the guards when they are first
+// picked and when a failed one is replaced, and not on paths that keep
+// them.
+func TestGuardsChangeHook(t *testing.T) {
+	var nodes []*member.Node
+	for i := 0; i < 8; i++ {
+		nodes = append(nodes, testNode(t, fmt.Sprintf("/ip4/10.%d.0.1/tcp/1", i)))
+	}
+	pm, _ := newTestPM(nodes)
+	var calls [][]peer.ID
+	pm.OnGuardsChange(func(g []peer.ID) { calls = append(calls, g) })
+	exit := nodes[7]
+	for i := 0; i < 5; i++ {
+		if _, err := pm.Path(exit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(calls) != 1 || len(calls[0]) != Guards {
+		t.Fatalf("after five paths the hook saw %v, want the two guards once", calls)
+	}
+	pm.Failed(calls[0][0])
+	if len(calls) != 2 || len(calls[1]) != Guards-1 {
+		t.Fatalf("a failed guard: hook calls %v", calls)
+	}
+	if _, err := pm.Path(exit); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 3 || len(calls[2]) != Guards || slices.Contains(calls[2], calls[0][0]) {
+		t.Fatalf("the replacement guard: hook calls %v", calls)
+	}
+}
