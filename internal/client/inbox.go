@@ -129,11 +129,14 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 			continue
 		}
 		fresh++
-		if err := e.process(ctx, in, m, receipts); err != nil {
+		stored, err := e.process(in, m, receipts)
+		if err != nil {
 			e.log.Warn("dropped an undecryptable message", "err", err)
 		}
-		if err := e.kv.Put(seenKey(m.Hash), []byte{1}); err != nil {
-			e.log.Error("mark seen", "err", err)
+		if !stored {
+			if err := e.kv.Put(seenKey(m.Hash), []byte{1}); err != nil {
+				e.log.Error("mark seen", "err", err)
+			}
 		}
 		done = append(done, m.Hash)
 	}
@@ -191,114 +194,127 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // process decrypts one message from a mailbox and acts on its content.
-// Delivered receipts it owes are added to receipts, by sender.
-func (e *Engine) process(ctx context.Context, in inbound, m swarmclient.Message, receipts map[string][]string) error {
+// Delivered receipts it owes are added to receipts, by sender. The advanced
+// ratchet state, what the message carries (a text, a new contact) and the
+// message's seen mark are written in one transaction, under e.mu: a crash
+// can neither advance the ratchet past a message it did not store (which
+// would lose it, its key being gone) nor store it twice. It reports whether
+// it wrote the seen mark.
+func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string][]string) (bool, error) {
 	env, err := envelope.Parse(m.Data)
 	if err != nil {
-		return err
+		return false, err
 	}
 	e.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			e.mu.Unlock()
+		}
+	}()
 	var opened *envelope.Opened
 	if in.peer == "" {
 		if env.Type != envelope.TypeInitial {
-			e.mu.Unlock()
-			return errors.New("a non-initial envelope in the request mailbox")
+			return false, errors.New("a non-initial envelope in the request mailbox")
 		}
 		opened, err = envelope.OpenInitial(nil, e.acct, e.prekeys, e.sessionByIDLocked, env)
 	} else {
 		s := e.sessionByIDLocked(in.sess)
 		if s == nil {
-			e.mu.Unlock()
-			return errors.New("no session for this mailbox")
+			return false, errors.New("no session for this mailbox")
 		}
 		opened, err = envelope.OpenRatchet(e.acct, s, env)
 	}
 	if err != nil {
-		e.mu.Unlock()
 		if errors.Is(err, ratchet.ErrDuplicate) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	from := opened.Sender.ID().String()
 	if c, _ := e.d.contact(from); c != nil && c.State == ContactBlocked {
-		e.mu.Unlock()
-		return nil // dropped, and no session is kept with a blocked account
+		return false, nil // dropped, and no session is kept with a blocked account
 	}
 	if in.peer != "" && from != in.peer {
-		e.mu.Unlock()
-		return errors.New("sender does not match the mailbox's session")
+		return false, errors.New("sender does not match the mailbox's session")
 	}
+	var b batch
+	b.Put(seenKey(m.Hash), []byte{1})
 	if opened.NewSession {
-		if err := e.addSessionLocked(from, opened.Session); err != nil {
-			e.mu.Unlock()
-			return err
+		if err := e.addSessionLocked(from, opened.Session, &b); err != nil {
+			return false, err
 		}
-		if err := e.savePrekeysLocked(); err != nil {
-			e.log.Error("save prekeys", "err", err)
+		if err := e.savePrekeysTo(&b); err != nil {
+			return false, err
 		}
+	} else if err := saveSessionTo(&b, from, opened.Session); err != nil {
+		return false, err
+	}
+	var events []Event
+	if opened.Content.Kind == envelope.KindText {
+		if events, err = e.receiveTextLocked(&b, from, opened.Content, receipts); err != nil {
+			return false, err
+		}
+	}
+	if err := e.kv.PutMany(b.entries); err != nil {
+		return false, err
+	}
+	locked = false
+	e.mu.Unlock()
+	if opened.NewSession {
 		e.resubscribe()
 		e.republishSoon()
 	}
-	err = e.saveSessionLocked(from, opened.Session)
-	e.mu.Unlock()
-	if err != nil {
-		return err
+	for _, ev := range events {
+		e.bus.publish(ev)
 	}
-	return e.handle(from, opened.Content, receipts)
+	e.handleReceipt(opened.Content)
+	return true, nil
 }
 
-// handle acts on a decrypted content from an account.
-func (e *Engine) handle(from string, c *envelope.Content, receipts map[string][]string) error {
-	switch c.Kind {
-	case envelope.KindText:
-		return e.receiveText(from, c, receipts)
-	case envelope.KindReceiptDelivered, envelope.KindReceiptRead:
-		state := StateDelivered
-		if c.Kind == envelope.KindReceiptRead {
-			state = StateRead
-		}
-		for _, id := range c.RefIDs() {
-			e.setState(id.String(), state, "")
-		}
+// handleReceipt moves our messages on when c is a receipt.
+func (e *Engine) handleReceipt(c *envelope.Content) {
+	if c.Kind != envelope.KindReceiptDelivered && c.Kind != envelope.KindReceiptRead {
+		return
 	}
-	return nil
+	state := StateDelivered
+	if c.Kind == envelope.KindReceiptRead {
+		state = StateRead
+	}
+	for _, id := range c.RefIDs() {
+		e.setState(id.String(), state, "")
+	}
 }
 
-// receiveText stores an incoming text; a delivered receipt is owed (added
-// to receipts) when the sender is an accepted contact.
-func (e *Engine) receiveText(from string, c *envelope.Content, receipts map[string][]string) error {
-	e.mu.Lock()
+// receiveTextLocked writes an incoming text (and, from a stranger, a
+// message request) to b and returns the events to publish once b is
+// committed. A delivered receipt is owed (added to receipts) when the
+// sender is an accepted contact. A text already held is ignored.
+func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, receipts map[string][]string) ([]Event, error) {
 	if old, _ := e.d.message(idOf(c)); old != nil {
-		e.mu.Unlock()
-		return nil // a duplicate: shown once
+		return nil, nil // a duplicate: shown once
 	}
 	contact, err := e.d.contact(from)
 	if err != nil {
-		e.mu.Unlock()
-		return err
+		return nil, err
 	}
+	var events []Event
 	if contact == nil {
 		contact = &Contact{ID: from, State: ContactRequest, AddedAt: e.now()}
-		if err := e.d.putJSON(contactKey(from), contact); err != nil {
-			e.mu.Unlock()
-			return err
+		if err := b.putJSON(contactKey(from), contact); err != nil {
+			return nil, err
 		}
-		e.bus.publish(Event{Type: EventContact, Contact: contact})
+		events = append(events, Event{Type: EventContact, Contact: contact})
 	}
 	m := &Message{ID: idOf(c), From: from, To: e.AccountID(), Text: string(c.Body), SentAt: time.UnixMilli(c.SentAt),
 		ReceivedAt: e.now(), State: StateReceived}
-	if err := e.d.saveMessage(m); err != nil {
-		e.mu.Unlock()
-		return err
+	if err := saveMessageTo(b, m); err != nil {
+		return nil, err
 	}
-	accepted := contact.State == ContactAccepted
-	e.mu.Unlock()
-	e.bus.publish(Event{Type: EventMessage, Message: m})
-	if accepted {
+	if contact.State == ContactAccepted {
 		receipts[from] = append(receipts[from], m.ID)
 	}
-	return nil
+	return append(events, Event{Type: EventMessage, Message: m}), nil
 }
 
 // receipt sends a delivered or read receipt for message IDs (hex).

@@ -114,12 +114,14 @@ func loadPrekeys(kv KV, acct *identity.Account) (*ratchet.Prekeys, error) {
 }
 
 // savePrekeysLocked persists the prekeys (after a one-time key was used).
-func (e *Engine) savePrekeysLocked() error {
+func (e *Engine) savePrekeysLocked() error { return e.savePrekeysTo(e.kv) }
+
+func (e *Engine) savePrekeysTo(w kvWriter) error {
 	b, err := e.prekeys.Marshal()
 	if err != nil {
 		return err
 	}
-	return e.kv.Put(keyPrekeys, b)
+	return w.Put(keyPrekeys, b)
 }
 
 // republishSoon asks the prekey loop to publish a fresh bundle (a one-time

@@ -68,6 +68,24 @@ func (k *ksKV) Put(key string, val []byte) error {
 	return nil
 }
 
+// PutMany stores entries in one transaction and indexes their names.
+func (k *ksKV) PutMany(entries []keystore.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.s.PutMany(context.Background(), entries); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if i, found := slices.BinarySearch(k.names, e.Name); !found {
+			k.names = slices.Insert(k.names, i, e.Name)
+		}
+	}
+	return nil
+}
+
 func (k *ksKV) Get(key string) ([]byte, bool, error) {
 	v, err := k.s.Get(context.Background(), key)
 	if errors.Is(err, keystore.ErrNotFound) {

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/umbra-im/umbra/internal/keystore"
 )
 
 // KV is the encrypted key/value database the engine keeps everything in.
@@ -15,6 +17,29 @@ type KV interface {
 	Get(key string) ([]byte, bool, error)
 	Delete(key string) error
 	List(prefix string) ([]string, error) // keys with the prefix, sorted
+	// PutMany stores several entries atomically (all or none).
+	PutMany(entries []keystore.Entry) error
+}
+
+// batch collects writes to commit together with KV.PutMany.
+type batch struct{ entries []keystore.Entry }
+
+func (b *batch) Put(key string, val []byte) error {
+	b.entries = append(b.entries, keystore.Entry{Name: key, Value: val})
+	return nil
+}
+
+func (b *batch) putJSON(key string, v any) error {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, j)
+}
+
+// kvWriter is what saving needs: the KV itself or a batch.
+type kvWriter interface {
+	Put(key string, val []byte) error
 }
 
 // Message states, in order. A received message is "received" then "read".
@@ -137,11 +162,24 @@ func (d db) contacts() ([]Contact, error) {
 
 // saveMessage stores m (new or updated) and its index entry.
 func (d db) saveMessage(m *Message) error {
-	k := msgKey(m.Peer(), m.SentAt, m.ID)
-	if err := d.putJSON(k, m); err != nil {
+	var b batch
+	if err := saveMessageTo(&b, m); err != nil {
 		return err
 	}
-	return d.kv.Put(msgIndexKey(m.ID), []byte(k))
+	return d.kv.PutMany(b.entries)
+}
+
+// saveMessageTo writes m and its index entry to w.
+func saveMessageTo(w kvWriter, m *Message) error {
+	k := msgKey(m.Peer(), m.SentAt, m.ID)
+	j, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := w.Put(k, j); err != nil {
+		return err
+	}
+	return w.Put(msgIndexKey(m.ID), []byte(k))
 }
 
 func (d db) message(id string) (*Message, error) {

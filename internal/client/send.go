@@ -102,9 +102,8 @@ func (e *Engine) clock() time.Time {
 }
 
 // enqueue encrypts a content for aid and puts it in the outbox (and m, if
-// it is a chat message, in the conversation). The ratchet state is saved
-// before the outbox entry: a crash in between skips a message key, which
-// the recipient tolerates, rather than reusing one.
+// it is a chat message, in the conversation), saving the ratchet state in
+// the same transaction, so a message key is never reused nor an entry lost.
 func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelope.Content, m *Message) error {
 	to := aid.String()
 	var bundle *ratchet.Bundle
@@ -129,7 +128,7 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		if s, err = ratchet.Initiate(nil, e.acct, aid, bundle); err != nil {
 			return fmt.Errorf("start a session with %s: %w", short(to), err)
 		}
-		if err := e.addSessionLocked(to, s); err != nil {
+		if err := e.addSessionLocked(to, s, e.kv); err != nil {
 			return err
 		}
 		e.resubscribe()
@@ -150,20 +149,25 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	if item.Data, err = envelope.Seal(e.acct, s, c); err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	if err := e.saveSessionLocked(to, s); err != nil {
+	// The advanced ratchet state, the message and its outbox entry are
+	// written in one transaction: a crash leaves all or none of them.
+	var b batch
+	sb, err := s.Marshal()
+	if err != nil {
 		return err
 	}
+	b.Put(sessionKeyOf(to, s.ID()), sb)
 	key := idOf(c)
 	if m == nil {
 		key = "r-" + key
 		item.MsgID = ""
+	} else if err := saveMessageTo(&b, m); err != nil {
+		return err
 	}
-	if m != nil {
-		if err := e.d.saveMessage(m); err != nil {
-			return err
-		}
+	if err := b.putJSON(outboxKey(key), item); err != nil {
+		return err
 	}
-	if err := e.d.putJSON(outboxKey(key), item); err != nil {
+	if err := e.kv.PutMany(b.entries); err != nil {
 		return err
 	}
 	select {

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -113,18 +114,18 @@ func (e *Engine) sessionByIDLocked(id ratchet.SessionID) *ratchet.Session {
 	return nil
 }
 
-// saveSessionLocked persists a session of peer's record after it changed.
-func (e *Engine) saveSessionLocked(peer string, s *ratchet.Session) error {
+// saveSessionTo writes a session of peer's record to w after it changed.
+func saveSessionTo(w kvWriter, peer string, s *ratchet.Session) error {
 	b, err := s.Marshal()
 	if err != nil {
 		return err
 	}
-	return e.kv.Put(sessionKeyOf(peer, s.ID()), b)
+	return w.Put(sessionKeyOf(peer, s.ID()), b)
 }
 
 // addSessionLocked adds a new session to peer's record (creating it),
-// decides which session is active, persists both and prunes the record.
-func (e *Engine) addSessionLocked(peer string, s *ratchet.Session) error {
+// decides which session is active, writes both to w and prunes the record.
+func (e *Engine) addSessionLocked(peer string, s *ratchet.Session, w kvWriter) error {
 	now := e.now()
 	id := s.ID()
 	idHex := hex.EncodeToString(id[:])
@@ -162,10 +163,14 @@ func (e *Engine) addSessionLocked(peer string, s *ratchet.Session) error {
 		}
 	}
 	e.sessions[peer] = r
-	if err := e.saveSessionLocked(peer, s); err != nil {
+	if err := saveSessionTo(w, peer, s); err != nil {
 		return err
 	}
-	return e.d.putJSON(sessionMetaKey(peer), r)
+	meta, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return w.Put(sessionMetaKey(peer), meta)
 }
 
 // inboundSessionsLocked lists peer's sessions (the active first).

@@ -442,3 +442,41 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+// TestPutMany: a batch is written whole, or, when one entry is refused,
+// not at all.
+func TestPutMany(t *testing.T) {
+	s, path := openTemp(t, "pw")
+	if err := s.Put(ctx, "a", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	batch := []Entry{{"a", []byte("new")}, {"b", []byte("2")}, {"c", nil}}
+	if err := s.PutMany(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	bad := []Entry{{"a", []byte("newer")}, {"d", []byte("4")}, {"", []byte("no name")}}
+	if err := s.PutMany(ctx, bad); err == nil {
+		t.Fatal("a batch with an empty name was accepted")
+	}
+	big := []Entry{{"a", []byte("newer")}, {"e", make([]byte, MaxValueSize+1)}}
+	if err := s.PutMany(ctx, big); err == nil {
+		t.Fatal("a batch with an oversized value was accepted")
+	}
+	s.Close()
+	s2, err := Open(path, "pw", light())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for name, want := range map[string]string{"a": "new", "b": "2", "c": ""} {
+		got, err := s2.Get(ctx, name)
+		if err != nil || string(got) != want {
+			t.Fatalf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for _, name := range []string{"d", "e"} {
+		if _, err := s2.Get(ctx, name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s from a refused batch: %v", name, err)
+		}
+	}
+}

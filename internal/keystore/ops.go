@@ -38,6 +38,47 @@ func (s *Store) Put(ctx context.Context, name string, value []byte) error {
 	})
 }
 
+// Entry is a name and value for PutMany.
+type Entry struct {
+	Name  string
+	Value []byte
+}
+
+// PutMany stores every entry in one transaction: all or none of them are
+// written, with one disk sync.
+func (s *Store) PutMany(ctx context.Context, entries []Entry) error {
+	for _, e := range entries {
+		if err := checkName(e.Name); err != nil {
+			return err
+		}
+		if len(e.Value) > MaxValueSize {
+			return fmt.Errorf("keystore: put %q: value of %d bytes, limit %d", e.Name, len(e.Value), MaxValueSize)
+		}
+	}
+	return s.withKeys(func(k *keys) error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("keystore: put: %w", err)
+		}
+		defer tx.Rollback()
+		for _, e := range entries {
+			row, err := sealEntry(k, e.Name, e.Value)
+			if err != nil {
+				return fmt.Errorf("keystore: put %q: %w", e.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx,
+				"INSERT INTO entries (id, name, value) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, value = excluded.value",
+				row.id, row.name, row.value); err != nil {
+				return fmt.Errorf("keystore: put %q: %w", e.Name, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("keystore: put: %w", err)
+		}
+		return nil
+	})
+}
+
 type entryRow struct{ id, name, value []byte }
 
 func sealEntry(k *keys, name string, value []byte) (entryRow, error) {
