@@ -9,7 +9,6 @@ import (
 
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/ratchet"
-	"github.com/umbra-im/umbra/internal/wire"
 )
 
 const (
@@ -187,11 +186,9 @@ func (e *Engine) publishPrekeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	id := requestMailbox(e.acct.ID())
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = e.net.PutReq(cctx, &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace,
-		Timestamp: e.now().UnixMilli(), TTL: bundleTTL.Milliseconds(), Data: data})
+	_, err = e.net.Publish(cctx, e.requestKey(), bundleTTL, data)
 	return err
 }
 

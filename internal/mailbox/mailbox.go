@@ -76,6 +76,7 @@ func (k *Key) Secret() string { return hex.EncodeToString(k.priv.Seed()) }
 const (
 	MethodRetrieve = "retrieve"
 	MethodDelete   = "delete"
+	MethodPublish  = "publish" // a store into the mailbox's public namespace
 )
 
 // SignedBytes is what a request signature covers: a domain tag, the method,

@@ -135,6 +135,17 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 	if expiry <= now.UnixMilli() {
 		return nil, wire.Errorf(wire.CodeBadRequest, "message already expired")
 	}
+	if req.Namespace == wire.PublicNamespace {
+		// Anyone may read the public namespace (prekey bundles), so only
+		// the mailbox owner may write it: otherwise a few junk writes
+		// would push the owner's bundle out of every read.
+		if req.Auth == nil {
+			return nil, wire.Errorf(wire.CodeUnauthorized, "the public namespace takes only writes signed by the mailbox key")
+		}
+		if werr := n.checkAuth(mailbox.MethodPublish, mb, *req.Auth, req.AuthFields()); werr != nil {
+			return nil, werr
+		}
+	}
 	h := swarm.MessageHash(mb, req.Namespace, ts, expiry, req.Data)
 	msg := store.Message{Hash: h, Mailbox: mb, Namespace: req.Namespace, Timestamp: ts, Expiry: expiry, Data: req.Data}
 	receipts, werr := n.writeQuorum(ctx, msg)

@@ -337,6 +337,17 @@ func (c *Client) Put(ctx context.Context, mb mailbox.ID, namespace int32, ttl ti
 	return c.PutReq(ctx, req)
 }
 
+// Publish stores data in the public namespace of key's mailbox (where
+// anyone can read it), signed by the mailbox key as nodes require there.
+func (c *Client) Publish(ctx context.Context, key *mailbox.Key, ttl time.Duration, data []byte) (*PutResult, error) {
+	id := key.ID()
+	now := time.Now()
+	req := &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace, Timestamp: now.UnixMilli(), TTL: ttl.Milliseconds(), Data: data}
+	ts, sig := key.Sign(mailbox.MethodPublish, now, req.AuthFields())
+	req.Auth = &wire.Auth{Timestamp: ts, Sig: sig}
+	return c.PutReq(ctx, req)
+}
+
 // PutReq is Put with a prepared request (a fixed timestamp makes retries
 // idempotent: the same message gets the same hash).
 func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, error) {
