@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,4 +266,60 @@ func TestGuardsKeptAcrossRestarts(t *testing.T) {
 	if got := alice.e.Guards(); !slices.Equal(got, before) {
 		t.Fatalf("guards after a request on restart %v, want %v", got, before)
 	}
+}
+
+// TestPrekeyRotation: a week after the last rotation the published bundle
+// carries a new signed prekey and last-resort ML-KEM prekey, and a first
+// message built on the bundle published before still opens.
+func TestPrekeyRotation(t *testing.T) {
+	net := startNodes(t, 5)
+	time.Sleep(time.Second)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	home := filepath.Join(t.TempDir(), "bob")
+	acct, err := client.Init(home, "", net, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.Open(ctx, client.Config{Home: home, Logger: testLogger(t, home), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	alice := newUser(t, net, "alice")
+	befriend(t, alice, &user{e: bob, id: acct.ID().String()})
+	if err := bob.PublishPrekeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := bob.CurrentBundle(t)
+	// alice seals her first message against the bundle published now...
+	if _, err := alice.e.Queue(ctx, acct.ID().String(), "on the old bundle"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(8 * 24 * time.Hour)
+	mu.Unlock()
+	if err := bob.PublishPrekeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := bob.CurrentBundle(t)
+	if after.SignedPrekey.ID == before.SignedPrekey.ID || after.LastResortKEM.ID == before.LastResortKEM.ID {
+		t.Fatalf("after a week: signed prekey %d -> %d, last-resort KEM %d -> %d; both should rotate",
+			before.SignedPrekey.ID, after.SignedPrekey.ID, before.LastResortKEM.ID, after.LastResortKEM.ID)
+	}
+	if err := bob.PublishPrekeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again := bob.CurrentBundle(t); again.SignedPrekey.ID != after.SignedPrekey.ID {
+		t.Fatal("the signed prekey rotated again within the week")
+	}
+	// ...and bob, now on the new keys, still opens it.
+	bob.Start()
+	bu := &user{e: bob, id: acct.ID().String()}
+	waitFor(t, 30*time.Second, "bob to open the message sealed against the old bundle", func() bool {
+		return countFrom(bu, alice, "on the old") == 1
+	})
 }

@@ -12,12 +12,17 @@ import (
 )
 
 const (
-	keyAccountSeed   = "account/seed"
-	keyPrekeys       = "prekeys"
-	oneTimePrekeys   = 20
-	oneTimeKEM       = 5
-	bundleTTL        = 14 * 24 * time.Hour
-	republishEvery   = 24 * time.Hour
+	keyAccountSeed = "account/seed"
+	keyPrekeys     = "prekeys"
+	oneTimePrekeys = 20
+	oneTimeKEM     = 5
+	bundleTTL      = 14 * 24 * time.Hour
+	republishEvery = 24 * time.Hour
+	// rotateEvery is how often the signed prekey and the last-resort
+	// ML-KEM prekey are replaced (the ratchet keeps the last few, so first
+	// messages sent against a just-replaced bundle still open).
+	rotateEvery      = 7 * 24 * time.Hour
+	keyRotated       = "prekeys-rotated"
 	republishOnUseIn = 2 * time.Second
 )
 
@@ -112,6 +117,52 @@ func loadPrekeys(kv KV, acct *identity.Account) (*ratchet.Prekeys, error) {
 	return ratchet.UnmarshalPrekeys(b)
 }
 
+// maintainPrekeysLocked tops the one-time pools up and, once a week,
+// rotates the signed and last-resort prekeys, persisting any change with
+// the time of the last rotation.
+func (e *Engine) maintainPrekeysLocked() error {
+	changed := false
+	x, k := e.prekeys.OneTimeCount()
+	if x < oneTimePrekeys/2 {
+		if err := e.prekeys.AddOneTime(nil, oneTimePrekeys-x); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if k < oneTimeKEM/2+1 {
+		if err := e.prekeys.AddOneTimeKEM(nil, e.acct, oneTimeKEM-k); err != nil {
+			return err
+		}
+		changed = true
+	}
+	var rotated time.Time
+	if ok, err := e.d.getJSON(keyRotated, &rotated); err != nil {
+		return err
+	} else if !ok {
+		rotated, changed = e.now(), true // made at init
+	}
+	if e.now().Sub(rotated) >= rotateEvery {
+		if err := e.prekeys.RotateSignedPrekey(nil, e.acct); err != nil {
+			return err
+		}
+		if err := e.prekeys.RotateLastResortKEM(nil, e.acct); err != nil {
+			return err
+		}
+		rotated, changed = e.now(), true
+	}
+	if !changed {
+		return nil
+	}
+	var b batch
+	if err := e.savePrekeysTo(&b); err != nil {
+		return err
+	}
+	if err := b.putJSON(keyRotated, rotated); err != nil {
+		return err
+	}
+	return e.kv.PutMany(b.entries)
+}
+
 // savePrekeysLocked persists the prekeys (after a one-time key was used).
 func (e *Engine) savePrekeysLocked() error { return e.savePrekeysTo(e.kv) }
 
@@ -167,15 +218,9 @@ func (e *Engine) PublishPrekeys(ctx context.Context) error { return e.publishPre
 
 func (e *Engine) publishPrekeys(ctx context.Context) error {
 	e.mu.Lock()
-	if x, _ := e.prekeys.OneTimeCount(); x < oneTimePrekeys/2 {
-		if err := e.prekeys.AddOneTime(nil, oneTimePrekeys-x); err != nil {
-			e.mu.Unlock()
-			return err
-		}
-		if err := e.savePrekeysLocked(); err != nil {
-			e.mu.Unlock()
-			return err
-		}
+	if err := e.maintainPrekeysLocked(); err != nil {
+		e.mu.Unlock()
+		return err
 	}
 	bundle, err := e.prekeys.Bundle(e.acct)
 	e.mu.Unlock()
