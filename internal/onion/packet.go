@@ -360,6 +360,17 @@ type HopError struct {
 
 func (e *HopError) Error() string { return fmt.Sprintf("onion hop %d: %s", e.Hop, e.Msg) }
 
+// LayerError is a reply whose layer from hop Layer (0 = guard) does not
+// authenticate: that hop, or the one before it, sent garbage back.
+type LayerError struct{ Layer int }
+
+func (e *LayerError) Error() string {
+	return fmt.Sprintf("onion: bad packet: reply layer %d does not authenticate", e.Layer)
+}
+
+// Unwrap makes a LayerError an ErrPacket.
+func (e *LayerError) Unwrap() error { return ErrPacket }
+
 // Open unwraps a reply packet, hop by hop, and returns the exit's response.
 // A hop's error comes back as *HopError.
 func (c *Circuit) Open(packet []byte) ([]byte, error) {
@@ -374,7 +385,7 @@ func (c *Circuit) Open(packet []byte) ([]byte, error) {
 		}
 		pt, err := a.Open(nil, make([]byte, a.NonceSize()), box, nil)
 		if err != nil || len(pt) == 0 {
-			return nil, fmt.Errorf("%w: reply layer %d does not authenticate", ErrPacket, i)
+			return nil, &LayerError{Layer: i}
 		}
 		switch pt[0] {
 		case replyInner:

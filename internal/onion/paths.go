@@ -30,32 +30,41 @@ const (
 )
 
 // Subnets are the diversity keys of a node: the /24 (IPv4) or /48 (IPv6)
-// of every address its record lists. Two nodes that share any key never
-// share a path, so a record cannot escape the rule by listing a decoy
-// address first. Loopback addresses count only when a node has nothing
-// else, and then key by the full IP, so a devnet on 127.0.1.x has distinct
-// "hosts".
+// of every public address its record lists. Two nodes that share any key
+// never share a path, so a record cannot escape the rule by listing a decoy
+// address first. Private addresses (10/8, 192.168/16, a docker bridge...)
+// count only when a node lists no public one, since unrelated hosts share
+// them; loopback addresses count only when there is nothing else, and then
+// key by the full IP, so a devnet on 127.0.1.x has distinct "hosts". (A
+// record can claim up to member.MaxAddrs subnets and so keep those off the
+// paths it is on; capping the keys would instead let decoys listed first
+// hide a shared /24, which is the worse trade.)
 func Subnets(n *member.Node) []string {
-	var public, loop []string
+	var public, private, loop []string
 	for _, a := range n.Addrs {
 		ip, err := manet.ToIP(a)
 		if err != nil {
 			continue
 		}
+		var key string
+		if ip.To4() != nil {
+			key = ip.Mask(net.CIDRMask(24, 32)).String() + "/24"
+		} else {
+			key = ip.Mask(net.CIDRMask(48, 128)).String() + "/48"
+		}
 		switch {
 		case ip.IsLoopback():
 			loop = append(loop, ip.String())
-		case ip.To4() != nil:
-			public = append(public, ip.Mask(net.CIDRMask(24, 32)).String()+"/24")
+		case ip.IsPrivate() || ip.IsLinkLocalUnicast() || !ip.IsGlobalUnicast():
+			private = append(private, key)
 		default:
-			public = append(public, ip.Mask(net.CIDRMask(48, 128)).String()+"/48")
+			public = append(public, key)
 		}
 	}
-	switch {
-	case len(public) > 0:
-		return public
-	case len(loop) > 0:
-		return loop
+	for _, keys := range [][]string{public, private, loop} {
+		if len(keys) > 0 {
+			return keys
+		}
 	}
 	return []string{"unknown:" + n.ID.String()}
 }
@@ -280,23 +289,47 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 			return wire.DecodeMsg(answer, respKind, resp)
 		}
 		errs = append(errs, err)
-		var he *HopError
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return fmt.Errorf("onion request: %w", ctx.Err())
-		case errors.As(err, &he) && he.Hop+1 < len(path):
-			failed := path[he.Hop+1]
-			t.Paths.Failed(failed.ID)
-			if failed.ID == target.ID {
-				return fmt.Errorf("onion request: exit %s unreachable: %w", p2p.ShortID(target.ID), err)
-			}
-		case isRemote(err):
-			return err // the guard refused the packet itself
-		default:
-			t.Paths.Failed(path[0].ID) // the guard did not answer
+		}
+		bad, stop := judge(path, target.ID, err)
+		if bad != "" {
+			t.Paths.Failed(bad)
+		}
+		if stop != nil {
+			return stop
 		}
 	}
 	return fmt.Errorf("onion request failed on %d paths: %w", attempts, errors.Join(errs...))
+}
+
+// judge reads a failed attempt on path to target: the node to avoid from
+// now on ("" for none), and the error to stop with (nil: try another
+// path). It blames only the hop the failure points at: a bad answer from
+// the middle or the exit must not cost the client its guard, or a
+// malicious exit could rotate the guards until it holds one.
+func judge(path []*member.Node, target peer.ID, err error) (peer.ID, error) {
+	var he *HopError
+	var le *LayerError
+	last := len(path) - 1
+	switch {
+	case errors.As(err, &he) && he.Hop < last:
+		failed := path[he.Hop+1].ID // hop he.Hop could not reach the next
+		if failed == target {
+			return failed, fmt.Errorf("onion request: exit %s unreachable: %w", p2p.ShortID(target), err)
+		}
+		return failed, nil
+	case errors.As(err, &he), errors.As(err, &le) && le.Layer == last:
+		// The exit itself answered with an error or garbage: the caller
+		// picks another swarm node.
+		return "", fmt.Errorf("onion request: exit %s failed: %w", p2p.ShortID(target), err)
+	case errors.As(err, &le):
+		return path[le.Layer].ID, nil
+	case isRemote(err):
+		return "", err // the guard refused the packet itself
+	default:
+		return path[0].ID, nil // the guard did not answer
+	}
 }
 
 func isRemote(err error) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/wire"
 )
 
 func TestSubnet(t *testing.T) {
@@ -473,6 +474,23 @@ func TestSubnetIgnoresDecoyAddress(t *testing.T) {
 	if shareSubnet(a, d) {
 		t.Fatalf("nodes in different /24s conflict: %v and %v", Subnets(a), Subnets(d))
 	}
+	// Private addresses do not make unrelated hosts collide when both have
+	// public ones (a docker bridge, a VPC default range).
+	e := testNode(t, "/ip4/172.17.0.1/tcp/1", "/ip4/10.0.0.5/tcp/1", "/ip4/8.8.1.1/tcp/1")
+	f := testNode(t, "/ip4/172.17.0.1/tcp/1", "/ip4/10.0.0.6/tcp/1", "/ip4/9.9.1.1/tcp/1")
+	if shareSubnet(e, f) {
+		t.Fatalf("hosts in different public /24s collide on private addresses: %v and %v", Subnets(e), Subnets(f))
+	}
+	g := testNode(t, "/ip4/10.1.2.3/tcp/1")
+	h := testNode(t, "/ip4/10.1.2.4/tcp/1")
+	if !shareSubnet(g, h) {
+		t.Fatal("private-only nodes of one /24 do not conflict")
+	}
+	// However many decoys come first, the shared /24 is found.
+	decoys := testNode(t, "/ip4/1.1.1.1/tcp/1", "/ip4/2.2.2.2/tcp/1", "/ip4/3.3.3.3/tcp/1", "/ip4/1.2.3.9/tcp/1")
+	if !shareSubnet(a, decoys) {
+		t.Fatalf("three public decoys hide the shared /24: %v", Subnets(decoys))
+	}
 	// Loopback-only nodes (a devnet) key by their full IP.
 	l1, l2 := testNode(t, "/ip4/127.0.1.1/tcp/1"), testNode(t, "/ip4/127.0.1.2/tcp/1")
 	if shareSubnet(l1, l2) {
@@ -516,5 +534,36 @@ func TestGuardsChangeHook(t *testing.T) {
 	}
 	if len(calls) != 3 || len(calls[2]) != Guards || slices.Contains(calls[2], calls[0][0]) {
 		t.Fatalf("the replacement guard: hook calls %v", calls)
+	}
+}
+
+// TestJudgeBlamesTheRightHop: a failed attempt marks only the hop it points
+// at. Above all, an exit that answers with an error or garbage never costs
+// the client its guard (else a malicious exit could rotate the guards
+// until it holds one).
+func TestJudgeBlamesTheRightHop(t *testing.T) {
+	g := testNode(t, "/ip4/10.0.1.1/tcp/1")
+	m := testNode(t, "/ip4/10.0.2.1/tcp/1")
+	x := testNode(t, "/ip4/10.0.3.1/tcp/1")
+	path := []*member.Node{g, m, x}
+	for _, c := range []struct {
+		name string
+		err  error
+		bad  peer.ID
+		stop bool
+	}{
+		{"guard unreachable", errors.New("dial: connection refused"), g.ID, false},
+		{"guard cannot reach the middle", &HopError{Hop: 0, Msg: "next hop unreachable"}, m.ID, false},
+		{"middle cannot reach the exit", &HopError{Hop: 1, Msg: "next hop unreachable"}, x.ID, true},
+		{"exit answers an error box", &HopError{Hop: 2, Msg: "whatever"}, "", true},
+		{"exit answers garbage", &LayerError{Layer: 2}, "", true},
+		{"middle answers garbage", &LayerError{Layer: 1}, m.ID, false},
+		{"guard answers garbage", &LayerError{Layer: 0}, g.ID, false},
+		{"guard refuses the packet", wire.Errorf(wire.CodeBadRequest, "bad packet"), "", true},
+	} {
+		bad, stop := judge(path, x.ID, c.err)
+		if bad != c.bad || (stop != nil) != c.stop {
+			t.Errorf("%s: blamed %q, stop %v; want %q, stop %v", c.name, bad, stop, c.bad, c.stop)
+		}
 	}
 }
