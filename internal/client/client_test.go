@@ -323,3 +323,79 @@ func TestPrekeyRotation(t *testing.T) {
 		return countFrom(bu, alice, "on the old") == 1
 	})
 }
+
+// TestOfflineAcrossEpochs: pairwise mailboxes rotate every epoch and the
+// long-polls cover only the last two; a recipient offline for several
+// epochs still gets what was sent meanwhile (the catch-up reads back), and
+// so does the CLI path (SyncOnce).
+func TestOfflineAcrossEpochs(t *testing.T) {
+	net := startNodes(t, 5)
+	time.Sleep(time.Second)
+	const period = 2 * time.Second
+	mk := func(name string) *user {
+		home := filepath.Join(t.TempDir(), name)
+		acct, err := client.Init(home, "", net, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &user{home: home, id: acct.ID().String()}
+	}
+	open := func(u *user) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e, err := client.Open(ctx, client.Config{Home: u.home, Logger: testLogger(t, u.home), EpochPeriod: period})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Start()
+		u.e = e
+		t.Cleanup(func() { u.stop() })
+	}
+	alice, bob := mk("alice"), mk("bob")
+	open(alice)
+	open(bob)
+	befriend(t, alice, bob)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// A first exchange both ways moves the session onto pairwise mailboxes.
+	waitFor(t, 30*time.Second, "the first message to be sent", func() bool {
+		_, err := alice.e.Send(ctx, bob.id, "e0")
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "bob to get it", func() bool { return countFrom(bob, alice, "e") == 1 })
+	if _, err := bob.e.Send(ctx, alice.id, "reply"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "alice to get the reply", func() bool { return countFrom(alice, bob, "reply") == 1 })
+	bob.stop()
+	if _, err := alice.e.Send(ctx, bob.id, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * period) // bob is away for several epochs
+	// The CLI path: an offline-started engine syncing once.
+	e, err := client.Open(ctx, client.Config{Home: bob.home, Logger: quiet(), EpochPeriod: period})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := e.Messages(alice.id)
+	got := 0
+	for _, m := range ms {
+		if m.Text == "e1" {
+			got++
+		}
+	}
+	e.Close()
+	if got != 1 {
+		t.Fatalf("after %s away, SyncOnce found e1 %d times, want 1", 4*period, got)
+	}
+	// The daemon path: another message from epochs ago, then bob's engine.
+	if _, err := alice.e.Send(ctx, bob.id, "e2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * period)
+	open(bob)
+	waitFor(t, 30*time.Second, "bob's engine to catch up on e2", func() bool { return countFrom(bob, alice, "e") == 3 })
+}

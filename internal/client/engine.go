@@ -128,6 +128,7 @@ func (e *Engine) Start() {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.goLoop(e.outboxLoop)
 	e.goLoop(e.inboxLoop)
+	e.goLoop(e.catchUpLoop)
 	e.goLoop(e.prekeyLoop)
 	e.goLoop(e.refreshLoop)
 }

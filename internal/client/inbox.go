@@ -57,6 +57,71 @@ func (e *Engine) inboundSet() []inbound {
 	return set
 }
 
+// maxCatchUpEpochs bounds how far back a catch-up reads.
+const maxCatchUpEpochs = 64
+
+// catchUpSet lists the older mailboxes the long-polls do not cover: for
+// every session, the peer's sending mailboxes of the epochs before the last
+// two, back to the session's start (one epoch earlier, for clock skew) or
+// as far as a message lives (MessageTTL), whichever is later. A recipient
+// offline for days, or a sender whose outbox held a message for days, still
+// meets: the message waits in the mailbox of the epoch it was sealed in.
+func (e *Engine) catchUpSet() []inbound {
+	now := e.now()
+	ep := ratchet.Epoch(now, e.cfg.EpochPeriod)
+	back := uint64(e.cfg.MessageTTL/e.cfg.EpochPeriod) + 1
+	back = min(back, maxCatchUpEpochs)
+	var set []inbound
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, peer := range e.sessionPeersLocked() {
+		r := e.recordLocked(peer)
+		if r == nil {
+			continue
+		}
+		for id, s := range r.sessions {
+			first := ratchet.Epoch(r.Created[id], e.cfg.EpochPeriod)
+			if first > 0 {
+				first--
+			}
+			if ep > back && first < ep-back {
+				first = ep - back
+			}
+			for epoch := first; epoch+1 < ep; epoch++ { // ep and ep-1 are long-polled
+				seed := s.ReceiveMailboxSeed(epoch)
+				if mk, err := mailbox.KeyFromSeed(seed[:]); err == nil {
+					set = append(set, inbound{key: mk, peer: peer, sess: s.ID()})
+				}
+			}
+		}
+	}
+	return set
+}
+
+// catchUpLoop reads the older mailboxes once at start and after every
+// epoch change (see catchUpSet).
+func (e *Engine) catchUpLoop(ctx context.Context) {
+	for {
+		for _, in := range e.catchUpSet() {
+			if ctx.Err() != nil {
+				return
+			}
+			msgs, err := e.net.Get(ctx, in.key, 0)
+			if err != nil {
+				e.log.Debug("catch up", "err", err)
+				continue
+			}
+			e.drain(ctx, in, msgs)
+		}
+		ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
+		epochEnd := time.Unix(0, 0).Add(time.Duration(ep+1) * e.cfg.EpochPeriod)
+		sleep(ctx, time.Until(epochEnd)+time.Second)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
 func (e *Engine) resubscribe() {
 	select {
 	case e.resub <- struct{}{}:
@@ -161,7 +226,7 @@ func (e *Engine) SyncOnce(ctx context.Context) error {
 	for round := 0; round < 3; round++ {
 		var errs []error
 		n := 0
-		for _, in := range e.inboundSet() {
+		for _, in := range append(e.inboundSet(), e.catchUpSet()...) {
 			if done[in.key.ID()] {
 				continue
 			}
