@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,4 +399,49 @@ func TestOfflineAcrossEpochs(t *testing.T) {
 	time.Sleep(4 * period)
 	open(bob)
 	waitFor(t, 30*time.Second, "bob's engine to catch up on e2", func() bool { return countFrom(bob, alice, "e") == 3 })
+}
+
+// TestReceiveSurvivesWriteFailures: while the recipient's database refuses
+// writes, received messages are neither lost nor marked seen; once writes
+// work again, each arrives exactly once.
+func TestReceiveSurvivesWriteFailures(t *testing.T) {
+	net := startNodes(t, 5)
+	time.Sleep(time.Second)
+	alice := newUser(t, net, "alice")
+	home := filepath.Join(t.TempDir(), "bob")
+	acct, err := client.Init(home, "", net, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	be, err := client.Open(ctx, client.Config{Home: home, Logger: testLogger(t, home)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	be.FailWritesWhen(&fail)
+	be.Start()
+	defer be.Close()
+	bob := &user{home: home, e: be, id: acct.ID().String()}
+	befriend(t, alice, bob)
+	waitFor(t, 30*time.Second, "the first message to be sent", func() bool {
+		_, err := alice.e.Send(ctx, bob.id, "w0")
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "bob to get w0", func() bool { return countFrom(bob, alice, "w") == 1 })
+	fail.Store(true)
+	for i := 1; i <= 3; i++ {
+		if _, err := alice.e.Send(ctx, bob.id, fmt.Sprintf("w%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3 * time.Second) // bob reads them and fails to store them
+	if n := countFrom(bob, alice, "w"); n != 1 {
+		t.Fatalf("bob holds %d messages while his writes fail, want 1", n)
+	}
+	fail.Store(false)
+	waitFor(t, 30*time.Second, "bob to store them once writes work", func() bool { return countFrom(bob, alice, "w") == 4 })
+	time.Sleep(time.Second)
+	checkConversation(t, bob, alice, "w", 4)
 }

@@ -1,6 +1,12 @@
 package client
 
-import "github.com/umbra-im/umbra/internal/ratchet"
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/umbra-im/umbra/internal/keystore"
+	"github.com/umbra-im/umbra/internal/ratchet"
+)
 
 // SessionCount is the number of sessions the engine holds with peer (for
 // tests).
@@ -22,4 +28,33 @@ func (e *Engine) CurrentBundle(t interface{ Fatal(...any) }) *ratchet.Bundle {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// failingKV fails every write while fail is set (for tests).
+type failingKV struct {
+	KV
+	fail *atomic.Bool
+}
+
+var errInjected = errors.New("injected write failure")
+
+func (f failingKV) Put(key string, val []byte) error {
+	if f.fail.Load() {
+		return errInjected
+	}
+	return f.KV.Put(key, val)
+}
+
+func (f failingKV) PutMany(entries []keystore.Entry) error {
+	if f.fail.Load() {
+		return errInjected
+	}
+	return f.KV.PutMany(entries)
+}
+
+// FailWritesWhen makes the engine's database writes fail while fail is
+// set. Call it before Start.
+func (e *Engine) FailWritesWhen(fail *atomic.Bool) {
+	e.kv = failingKV{KV: e.kv, fail: fail}
+	e.d = db{e.kv}
 }

@@ -57,6 +57,10 @@ func (e *Engine) inboundSet() []inbound {
 	return set
 }
 
+// errLocalStore marks a received message that could not be stored
+// locally (a disk error): it is left in the swarm and read again.
+var errLocalStore = errors.New("local database write failed")
+
 // maxCatchUpEpochs bounds how far back a catch-up reads.
 const maxCatchUpEpochs = 64
 
@@ -193,8 +197,13 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 			done = append(done, m.Hash)
 			continue
 		}
-		fresh++
 		stored, err := e.process(in, m, receipts)
+		if errors.Is(err, errLocalStore) {
+			// Not processed: it stays in the swarm for the next read.
+			e.log.Error("could not store a received message; will retry", "err", err)
+			continue
+		}
+		fresh++
 		if err != nil {
 			e.log.Warn("dropped an undecryptable message", "err", err)
 		}
@@ -303,26 +312,50 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 	if in.peer != "" && from != in.peer {
 		return false, errors.New("sender does not match the mailbox's session")
 	}
+	// From here on the ratchet (and, for a new session, the prekeys) has
+	// advanced in memory: a failure to store must roll that back and leave
+	// the message in the swarm, to be read again.
+	rollback := func(err error) (bool, error) {
+		e.forgetPeerLocked(from)
+		if in.peer != "" {
+			e.forgetPeerLocked(in.peer)
+		}
+		if opened.NewSession {
+			if pk, perr := loadPrekeys(e.kv, e.acct); perr == nil {
+				e.prekeys = pk
+			}
+		}
+		return false, fmt.Errorf("%w: %w", errLocalStore, err)
+	}
 	var b batch
 	b.Put(seenKey(m.Hash), []byte{1})
 	if opened.NewSession {
 		if err := e.addSessionLocked(from, opened.Session, &b); err != nil {
-			return false, err
+			return rollback(err)
 		}
 		if err := e.savePrekeysTo(&b); err != nil {
-			return false, err
+			return rollback(err)
 		}
 	} else if err := saveSessionTo(&b, from, opened.Session); err != nil {
-		return false, err
+		return rollback(err)
 	}
 	var events []Event
+	owed := map[string][]string{}
 	if opened.Content.Kind == envelope.KindText {
-		if events, err = e.receiveTextLocked(&b, from, opened.Content, receipts); err != nil {
-			return false, err
+		if events, err = e.receiveTextLocked(&b, from, opened.Content, owed); err != nil {
+			return rollback(err)
 		}
 	}
 	if err := e.kv.PutMany(b.entries); err != nil {
-		return false, err
+		return rollback(err)
+	}
+	for k, ids := range owed {
+		receipts[k] = append(receipts[k], ids...)
+	}
+	if opened.NewSession {
+		if err := e.pruneSessionsLocked(from); err != nil {
+			e.log.Warn("prune sessions", "err", err)
+		}
 	}
 	locked = false
 	e.mu.Unlock()

@@ -128,8 +128,17 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		if s, err = ratchet.Initiate(nil, e.acct, aid, bundle); err != nil {
 			return fmt.Errorf("start a session with %s: %w", short(to), err)
 		}
-		if err := e.addSessionLocked(to, s, e.kv); err != nil {
+		var b batch
+		if err := e.addSessionLocked(to, s, &b); err != nil {
+			e.forgetPeerLocked(to)
 			return err
+		}
+		if err := e.kv.PutMany(b.entries); err != nil {
+			e.forgetPeerLocked(to)
+			return err
+		}
+		if err := e.pruneSessionsLocked(to); err != nil {
+			e.log.Warn("prune sessions", "err", err)
 		}
 		e.resubscribe()
 	}
@@ -168,6 +177,7 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		return err
 	}
 	if err := e.kv.PutMany(b.entries); err != nil {
+		e.forgetPeerLocked(to) // the ratchet advanced in memory only
 		return err
 	}
 	select {

@@ -71,7 +71,20 @@ func (e *Engine) recordLocked(peer string) *sessionRecord {
 		r.sessions[k[len(sessionsPrefix(peer)):]] = s
 	}
 	if r.sessions[r.Active] == nil {
-		return nil
+		// The active session is unreadable or gone: fall back to the
+		// newest one rather than hiding every session with this peer.
+		r.Active = ""
+		for k := range r.sessions {
+			if r.Active == "" || r.Created[k].After(r.Created[r.Active]) {
+				r.Active = k
+			}
+		}
+		if r.Active == "" {
+			return nil
+		}
+	}
+	if r.Created == nil {
+		r.Created = map[string]time.Time{}
 	}
 	e.sessions[peer] = &r
 	return &r
@@ -124,7 +137,8 @@ func saveSessionTo(w kvWriter, peer string, s *ratchet.Session) error {
 }
 
 // addSessionLocked adds a new session to peer's record (creating it),
-// decides which session is active, writes both to w and prunes the record.
+// decides which session is active and writes both to w. Call
+// pruneSessionsLocked once w is committed.
 func (e *Engine) addSessionLocked(peer string, s *ratchet.Session, w kvWriter) error {
 	now := e.now()
 	id := s.ID()
@@ -145,23 +159,6 @@ func (e *Engine) addSessionLocked(peer string, s *ratchet.Session, w kvWriter) e
 	default:
 		r.Active = idHex
 	}
-	// Prune: drop the oldest inactive sessions beyond the bound.
-	var others []string
-	for k := range r.sessions {
-		if k != r.Active {
-			others = append(others, k)
-		}
-	}
-	slices.SortFunc(others, func(a, b string) int { return r.Created[a].Compare(r.Created[b]) })
-	for len(others) > maxSessionsPerPeer-1 {
-		drop := others[0]
-		others = others[1:]
-		delete(r.sessions, drop)
-		delete(r.Created, drop)
-		if err := e.kv.Delete(sessionsPrefix(peer) + drop); err != nil {
-			return err
-		}
-	}
 	e.sessions[peer] = r
 	if err := saveSessionTo(w, peer, s); err != nil {
 		return err
@@ -172,6 +169,42 @@ func (e *Engine) addSessionLocked(peer string, s *ratchet.Session, w kvWriter) e
 	}
 	return w.Put(sessionMetaKey(peer), meta)
 }
+
+// pruneSessionsLocked drops peer's oldest inactive sessions beyond
+// maxSessionsPerPeer: the record is rewritten first, so it never names a
+// session that is gone, and the active one is never dropped.
+func (e *Engine) pruneSessionsLocked(peer string) error {
+	r := e.recordLocked(peer)
+	if r == nil || len(r.sessions) <= maxSessionsPerPeer {
+		return nil
+	}
+	var others []string
+	for k := range r.sessions {
+		if k != r.Active {
+			others = append(others, k)
+		}
+	}
+	slices.SortFunc(others, func(a, b string) int { return r.Created[a].Compare(r.Created[b]) })
+	drop := others[:len(r.sessions)-maxSessionsPerPeer]
+	for _, k := range drop {
+		delete(r.sessions, k)
+		delete(r.Created, k)
+	}
+	if err := e.d.putJSON(sessionMetaKey(peer), r); err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := e.kv.Delete(sessionsPrefix(peer) + k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forgetPeerLocked drops the cached record of peer, so the next use reloads
+// it from the database: after a failed write, memory must not run ahead of
+// what is stored.
+func (e *Engine) forgetPeerLocked(peer string) { delete(e.sessions, peer) }
 
 // inboundSessionsLocked lists peer's sessions (the active first).
 func (e *Engine) inboundSessionsLocked(peer string) []*ratchet.Session {
