@@ -76,7 +76,6 @@ func (k *Key) Secret() string { return hex.EncodeToString(k.priv.Seed()) }
 const (
 	MethodRetrieve = "retrieve"
 	MethodDelete   = "delete"
-	MethodPublish  = "publish" // a store into the mailbox's public namespace
 )
 
 // SignedBytes is what a request signature covers: a domain tag, the method,
@@ -117,4 +116,45 @@ func Verify(method string, mbox ID, ts int64, fields, sig []byte, now time.Time)
 		return ErrAuth
 	}
 	return nil
+}
+
+// A message in a mailbox's public namespace (prekey bundles) carries the
+// mailbox key's signature, so every node (not only the one a client
+// reaches) can tell the owner's messages from junk, replicas and repairs
+// included: data = signature (64 bytes) ‖ payload, signed over
+// "umbra/public/v1\0" ‖ mailbox ‖ be64(timestamp ms) ‖ be64(expiry ms) ‖
+// payload. Timestamp and expiry are the stored message's.
+const publicTag = "umbra/public/v1\x00"
+
+func publicSigned(mbox ID, ts, expiry int64, payload []byte) []byte {
+	b := make([]byte, 0, len(publicTag)+len(mbox)+16+len(payload))
+	b = append(b, publicTag...)
+	b = append(b, mbox[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(ts))
+	b = binary.BigEndian.AppendUint64(b, uint64(expiry))
+	return append(b, payload...)
+}
+
+// SignPublic returns the data of a public-namespace message: the
+// signature, then payload.
+func (k *Key) SignPublic(ts, expiry int64, payload []byte) []byte {
+	sig := ed25519.Sign(k.priv, publicSigned(k.ID(), ts, expiry, payload))
+	return append(sig, payload...)
+}
+
+// ErrPublicSig is returned for a public-namespace message whose signature
+// does not verify.
+var ErrPublicSig = errors.New("public namespace message is not signed by the mailbox key")
+
+// OpenPublic checks a public-namespace message's signature and returns
+// its payload.
+func OpenPublic(mbox ID, ts, expiry int64, data []byte) ([]byte, error) {
+	if len(data) < ed25519.SignatureSize {
+		return nil, ErrPublicSig
+	}
+	sig, payload := data[:ed25519.SignatureSize], data[ed25519.SignatureSize:]
+	if !ed25519.Verify(ed25519.PublicKey(mbox[:]), publicSigned(mbox, ts, expiry, payload), sig) {
+		return nil, ErrPublicSig
+	}
+	return payload, nil
 }

@@ -139,11 +139,8 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 		// Anyone may read the public namespace (prekey bundles), so only
 		// the mailbox owner may write it: otherwise a few junk writes
 		// would push the owner's bundle out of every read.
-		if req.Auth == nil {
-			return nil, wire.Errorf(wire.CodeUnauthorized, "the public namespace takes only writes signed by the mailbox key")
-		}
-		if werr := n.checkAuth(mailbox.MethodPublish, mb, *req.Auth, req.AuthFields()); werr != nil {
-			return nil, werr
+		if _, err := mailbox.OpenPublic(mb, ts, expiry, req.Data); err != nil {
+			return nil, wire.Errorf(wire.CodeUnauthorized, "%v", err)
 		}
 	}
 	h := swarm.MessageHash(mb, req.Namespace, ts, expiry, req.Data)
@@ -331,6 +328,13 @@ func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
 	}
 	if time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > MaxTTL+MaxFutureSkew {
 		return m, errors.New("expiry too far ahead")
+	}
+	if w.Namespace == wire.PublicNamespace {
+		// Checked here too, so a node cannot slip junk into a public
+		// namespace by replication or repair.
+		if _, err := mailbox.OpenPublic(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil {
+			return m, err
+		}
 	}
 	copy(m.Hash[:], w.Hash)
 	m.Namespace, m.Timestamp, m.Expiry, m.Data = w.Namespace, w.Timestamp, w.Expiry, w.Data

@@ -338,13 +338,13 @@ func (c *Client) Put(ctx context.Context, mb mailbox.ID, namespace int32, ttl ti
 }
 
 // Publish stores data in the public namespace of key's mailbox (where
-// anyone can read it), signed by the mailbox key as nodes require there.
+// anyone can read it), signed by the mailbox key as nodes require there
+// (mailbox.SignPublic).
 func (c *Client) Publish(ctx context.Context, key *mailbox.Key, ttl time.Duration, data []byte) (*PutResult, error) {
 	id := key.ID()
-	now := time.Now()
-	req := &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace, Timestamp: now.UnixMilli(), TTL: ttl.Milliseconds(), Data: data}
-	ts, sig := key.Sign(mailbox.MethodPublish, now, req.AuthFields())
-	req.Auth = &wire.Auth{Timestamp: ts, Sig: sig}
+	ts := time.Now().UnixMilli()
+	req := &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace, Timestamp: ts, TTL: ttl.Milliseconds(),
+		Data: key.SignPublic(ts, ts+ttl.Milliseconds(), data)}
 	return c.PutReq(ctx, req)
 }
 
@@ -572,8 +572,9 @@ func (c *Client) Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte
 }
 
 // ReadPublic reads the public namespace of a mailbox (prekey bundles) from
-// its swarm, merging the answers of up to R reachable members. Anyone can
-// write there: callers must verify what they read.
+// its swarm, merging the answers of up to R reachable members. It keeps
+// only messages signed by the mailbox key and returns their payloads;
+// callers still verify what the payload claims.
 func (c *Client) ReadPublic(ctx context.Context, mb mailbox.ID) ([]Message, error) {
 	byHash := map[[32]byte]Message{}
 	var errs []error
@@ -589,10 +590,15 @@ func (c *Client) ReadPublic(ctx context.Context, mb mailbox.ID) ([]Message, erro
 		}
 		answered++
 		for _, m := range resp.Messages {
-			if len(m.Hash) == 32 {
-				byHash[[32]byte(m.Hash)] = Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
-					Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: m.Data}
+			if len(m.Hash) != 32 {
+				continue
 			}
+			payload, err := mailbox.OpenPublic(mb, m.Timestamp, m.Expiry, m.Data)
+			if err != nil {
+				continue // not the owner's: a node should have refused it
+			}
+			byHash[[32]byte(m.Hash)] = Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
+				Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: payload}
 		}
 		if answered >= 2 {
 			break

@@ -103,19 +103,6 @@ type StoreReq struct {
 	Timestamp int64  `cbor:"3,keyasint"` // unix ms, chosen by the sender
 	TTL       int64  `cbor:"4,keyasint"` // ms
 	Data      []byte `cbor:"5,keyasint"`
-	// Auth is required in the public namespace only: a signature of the
-	// mailbox key, so only the owner publishes there (mailbox.MethodPublish
-	// over AuthFields).
-	Auth *Auth `cbor:"6,keyasint,omitempty"`
-}
-
-// AuthFields is what a publish signature covers besides method, mailbox
-// and timestamp: namespace, sender timestamp, TTL and the data.
-func (r *StoreReq) AuthFields() []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(r.Namespace))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Timestamp))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TTL))
-	return append(b, r.Data...)
 }
 
 // Receipt is a node's signed statement that it holds a message on disk.
