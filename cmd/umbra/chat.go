@@ -264,10 +264,28 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 				if len(ms) == 0 {
 					fmt.Fprintln(out, "No messages.")
 				}
+				// Show contacts by the names given them; strangers by ID,
+				// marked as a message request.
+				var contacts, requests []client.Contact
+				_ = c.Do(ctx, http.MethodGet, "/api/v1/contacts", nil, &contacts)
+				_ = c.Do(ctx, http.MethodGet, "/api/v1/requests", nil, &requests)
+				who := func(id string) string {
+					for _, k := range contacts {
+						if k.ID == id && k.Name != "" {
+							return k.Name + " (" + short(id) + ")"
+						}
+					}
+					for _, k := range requests {
+						if k.ID == id {
+							return id + " (message request)"
+						}
+					}
+					return id
+				}
 				for _, m := range ms {
-					dir := "from " + m.From
+					dir := "from " + who(m.From)
 					if m.Outgoing {
-						dir = "to   " + m.To
+						dir = "to   " + who(m.To)
 					}
 					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, m.Text)
 				}
@@ -300,4 +318,12 @@ func readCmd() *cobra.Command {
 	}
 	chatFlags(cmd)
 	return cmd
+}
+
+// short abbreviates an account ID for display next to a name.
+func short(id string) string {
+	if len(id) > 16 {
+		return id[:10] + "…" + id[len(id)-4:]
+	}
+	return id
 }

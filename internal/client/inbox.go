@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -102,10 +103,47 @@ func (e *Engine) catchUpSet() []inbound {
 	return set
 }
 
+// seenValue is what a seen mark holds: the message's expiry (unix ms),
+// after which no node serves it and the mark can go.
+func seenValue(expiry time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(expiry.UnixMilli()))
+}
+
+// pruneSeen deletes the seen marks of messages that have expired
+// everywhere (an hour of slack for clocks), so the database does not grow
+// with every message ever received.
+func (e *Engine) pruneSeen(ctx context.Context) (int, error) {
+	keys, err := e.kv.List("seen/")
+	if err != nil {
+		return 0, err
+	}
+	cutoff := e.now().Add(-time.Hour).UnixMilli()
+	n := 0
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		v, ok, err := e.kv.Get(k)
+		if err != nil || !ok || len(v) != 8 || int64(binary.BigEndian.Uint64(v)) >= cutoff {
+			continue
+		}
+		if err := e.kv.Delete(k); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // catchUpLoop reads the older mailboxes once at start and after every
-// epoch change (see catchUpSet).
+// epoch change (see catchUpSet), and prunes expired seen marks.
 func (e *Engine) catchUpLoop(ctx context.Context) {
 	for {
+		if n, err := e.pruneSeen(ctx); err != nil {
+			e.log.Warn("prune seen marks", "err", err)
+		} else if n > 0 {
+			e.log.Debug("pruned seen marks", "n", n)
+		}
 		for _, in := range e.catchUpSet() {
 			if ctx.Err() != nil {
 				return
@@ -208,7 +246,7 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 			e.log.Warn("dropped an undecryptable message", "err", err)
 		}
 		if !stored {
-			if err := e.kv.Put(seenKey(m.Hash), []byte{1}); err != nil {
+			if err := e.kv.Put(seenKey(m.Hash), seenValue(m.Expiry)); err != nil {
 				e.log.Error("mark seen", "err", err)
 			}
 		}
@@ -328,7 +366,7 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 		return false, fmt.Errorf("%w: %w", errLocalStore, err)
 	}
 	var b batch
-	b.Put(seenKey(m.Hash), []byte{1})
+	b.Put(seenKey(m.Hash), seenValue(m.Expiry))
 	if opened.NewSession {
 		if err := e.addSessionLocked(from, opened.Session, &b); err != nil {
 			return rollback(err)

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestKVIndex: List answers from the in-memory name index, which Put and
@@ -67,5 +69,39 @@ func TestKVIndex(t *testing.T) {
 	check(kv, "reopened")
 	if v, ok, _ := kv.Get("b/07"); !ok || string(v) != "x" {
 		t.Fatalf("b/07 = %q, %v after reopen", v, ok)
+	}
+}
+
+// TestPruneSeen: seen marks of expired messages go, the others stay.
+func TestPruneSeen(t *testing.T) {
+	home := t.TempDir() + "/u"
+	if _, err := Init(home, "", []string{"/ip4/127.0.0.1/tcp/1/p2p/12D3KooWSvTvVKFN3cFCBDDe5R82j8Dm16UiPSq1HQyKizdK6P6s"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	e, err := Open(context.Background(), Config{Home: home, Offline: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	marks := map[byte]time.Time{
+		1: now.Add(-48 * time.Hour), // long expired
+		2: now.Add(-2 * time.Hour),  // expired past the slack
+		3: now.Add(-30 * time.Minute),
+		4: now.Add(14 * 24 * time.Hour),
+	}
+	for b, exp := range marks {
+		if err := e.kv.Put(seenKey([32]byte{b}), seenValue(exp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := e.pruneSeen(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d marks (%v), want 2", n, err)
+	}
+	for b, keep := range map[byte]bool{1: false, 2: false, 3: true, 4: true} {
+		if _, ok, _ := e.kv.Get(seenKey([32]byte{b})); ok != keep {
+			t.Errorf("mark %d present=%v, want %v", b, ok, keep)
+		}
 	}
 }
