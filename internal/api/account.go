@@ -138,46 +138,7 @@ func qrOf(text string) (*QRCode, error) {
 	return q, nil
 }
 
-// SVG draws the code with a 4-module quiet zone, one unit per module.
-func (q *QRCode) SVG() string {
-	const quiet = 4
-	n := q.Size + 2*quiet
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" shape-rendering="crispEdges" role="img" aria-label="QR code of %s">`, n, n, q.Text)
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, n, n)
-	for y, row := range q.Rows {
-		for x := 0; x < len(row); x++ {
-			if row[x] != '1' {
-				continue
-			}
-			// One horizontal run per path segment keeps the SVG small.
-			end := x
-			for end < len(row) && row[end] == '1' {
-				end++
-			}
-			fmt.Fprintf(&b, "M%d %dh%dv1h-%dz", x+quiet, y+quiet, end-x, end-x)
-			x = end
-		}
-	}
-	b.WriteString(`"/></svg>`)
-	return b.String()
-}
-
-// qr returns the account ID as a QR code: JSON (a matrix the page draws),
-// or with ?format=svg an SVG image.
+// qr returns the account ID as a QR code: a matrix the page draws.
 func (s *Server) qr(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := qrOf(e.AccountID())
-	if err != nil {
-		return nil, err
-	}
-	if r.URL.Query().Get("format") == "svg" {
-		w.Header().Set("Content-Type", "image/svg+xml")
-		w.Header().Set("Cache-Control", "no-store")
-		_, err := w.Write([]byte(q.SVG()))
-		if err != nil {
-			s.log.Debug("write QR SVG", "err", err)
-		}
-		return nil, nil
-	}
-	return q, nil
+	return qrOf(e.AccountID())
 }

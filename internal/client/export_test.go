@@ -58,3 +58,14 @@ func (e *Engine) FailWritesWhen(fail *atomic.Bool) {
 	e.kv = failingKV{KV: e.kv, fail: fail}
 	e.d = db{e.kv}
 }
+
+// ActiveSession is the ID (hex) of the session used to send to peer, ""
+// if there is none (for tests).
+func (e *Engine) ActiveSession(peer string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.recordLocked(peer); r != nil {
+		return r.Active
+	}
+	return ""
+}

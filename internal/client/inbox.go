@@ -45,17 +45,26 @@ func (e *Engine) inboundSet() []inbound {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, peer := range e.sessionPeersLocked() {
-		for _, s := range e.inboundSessionsLocked(peer) {
-			for _, epoch := range []uint64{ep, ep - 1} {
-				seed := s.ReceiveMailboxSeed(epoch)
-				mk, err := mailbox.KeyFromSeed(seed[:])
-				if err == nil {
-					set = append(set, inbound{key: mk, peer: peer, sess: s.ID()})
-				}
-			}
+		r := e.recordLocked(peer)
+		if r == nil {
+			continue
+		}
+		for _, s := range r.sessions {
+			set = appendMailbox(set, peer, s, ep)
+			set = appendMailbox(set, peer, s, ep-1)
 		}
 	}
 	return set
+}
+
+// appendMailbox adds the mailbox where peer sends on session s in epoch.
+func appendMailbox(set []inbound, peer string, s *ratchet.Session, epoch uint64) []inbound {
+	seed := s.ReceiveMailboxSeed(epoch)
+	mk, err := mailbox.KeyFromSeed(seed[:])
+	if err != nil {
+		return set
+	}
+	return append(set, inbound{key: mk, peer: peer, sess: s.ID()})
 }
 
 // errLocalStore marks a received message that could not be stored
@@ -93,10 +102,7 @@ func (e *Engine) catchUpSet() []inbound {
 				first = ep - back
 			}
 			for epoch := first; epoch+1 < ep; epoch++ { // ep and ep-1 are long-polled
-				seed := s.ReceiveMailboxSeed(epoch)
-				if mk, err := mailbox.KeyFromSeed(seed[:]); err == nil {
-					set = append(set, inbound{key: mk, peer: peer, sess: s.ID()})
-				}
+				set = appendMailbox(set, peer, s, epoch)
 			}
 		}
 	}
@@ -331,7 +337,7 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 		}
 		opened, err = envelope.OpenInitial(nil, e.acct, e.prekeys, e.sessionByIDLocked, env)
 	} else {
-		s := e.sessionByIDLocked(in.sess)
+		s := e.peerSessionLocked(in.peer, in.sess)
 		if s == nil {
 			return false, errors.New("no session for this mailbox")
 		}
@@ -437,7 +443,7 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 	var events []Event
 	if contact == nil {
 		contact = &Contact{ID: from, State: ContactRequest, AddedAt: e.now()}
-		if err := b.putJSON(contactKey(from), contact); err != nil {
+		if err := putJSON(b, contactKey(from), contact); err != nil {
 			return nil, err
 		}
 		events = append(events, Event{Type: EventContact, Contact: contact})

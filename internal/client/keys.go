@@ -157,7 +157,7 @@ func (e *Engine) maintainPrekeysLocked() error {
 	if err := e.savePrekeysTo(&b); err != nil {
 		return err
 	}
-	if err := b.putJSON(keyRotated, rotated); err != nil {
+	if err := putJSON(&b, keyRotated, rotated); err != nil {
 		return err
 	}
 	return e.kv.PutMany(b.entries)

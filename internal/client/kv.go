@@ -62,10 +62,15 @@ func (k *ksKV) Put(key string, val []byte) error {
 	if err := k.s.Put(context.Background(), key, val); err != nil {
 		return err
 	}
-	if i, found := slices.BinarySearch(k.names, key); !found {
-		k.names = slices.Insert(k.names, i, key)
-	}
+	k.indexLocked(key)
 	return nil
+}
+
+// indexLocked adds name to the sorted index if it is not there.
+func (k *ksKV) indexLocked(name string) {
+	if i, found := slices.BinarySearch(k.names, name); !found {
+		k.names = slices.Insert(k.names, i, name)
+	}
 }
 
 // PutMany stores entries in one transaction and indexes their names.
@@ -79,9 +84,7 @@ func (k *ksKV) PutMany(entries []keystore.Entry) error {
 		return err
 	}
 	for _, e := range entries {
-		if i, found := slices.BinarySearch(k.names, e.Name); !found {
-			k.names = slices.Insert(k.names, i, e.Name)
-		}
+		k.indexLocked(e.Name)
 	}
 	return nil
 }

@@ -29,17 +29,18 @@ func (b *batch) Put(key string, val []byte) error {
 	return nil
 }
 
-func (b *batch) putJSON(key string, v any) error {
+// kvWriter is what saving needs: the KV itself or a batch.
+type kvWriter interface {
+	Put(key string, val []byte) error
+}
+
+// putJSON writes v, JSON-encoded, under key to w.
+func putJSON(w kvWriter, key string, v any) error {
 	j, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return b.Put(key, j)
-}
-
-// kvWriter is what saving needs: the KV itself or a batch.
-type kvWriter interface {
-	Put(key string, val []byte) error
+	return w.Put(key, j)
 }
 
 // Message states, in order. A received message is "received" then "read".
@@ -118,13 +119,7 @@ func unreadPrefix(peer string) string { return "msg/" + peer + "/" }
 
 type db struct{ kv KV }
 
-func (d db) putJSON(key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return d.kv.Put(key, b)
-}
+func (d db) putJSON(key string, v any) error { return putJSON(d.kv, key, v) }
 
 func (d db) getJSON(key string, v any) (bool, error) {
 	b, ok, err := d.kv.Get(key)
@@ -172,11 +167,7 @@ func (d db) saveMessage(m *Message) error {
 // saveMessageTo writes m and its index entry to w.
 func saveMessageTo(w kvWriter, m *Message) error {
 	k := msgKey(m.Peer(), m.SentAt, m.ID)
-	j, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := w.Put(k, j); err != nil {
+	if err := putJSON(w, k, m); err != nil {
 		return err
 	}
 	return w.Put(msgIndexKey(m.ID), []byte(k))

@@ -122,25 +122,23 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// A new session (if any), the advanced ratchet state, the message and
+	// its outbox entry are written in one transaction: a crash leaves all
+	// or none of them, and a failure rolls the cached state back.
+	var b batch
+	fail := func(err error) error {
+		e.forgetPeerLocked(to)
+		return err
+	}
 	s, ok := e.sessionLocked(to)
 	if !ok {
 		var err error
 		if s, err = ratchet.Initiate(nil, e.acct, aid, bundle); err != nil {
 			return fmt.Errorf("start a session with %s: %w", short(to), err)
 		}
-		var b batch
 		if err := e.addSessionLocked(to, s, &b); err != nil {
-			e.forgetPeerLocked(to)
-			return err
+			return fail(err)
 		}
-		if err := e.kv.PutMany(b.entries); err != nil {
-			e.forgetPeerLocked(to)
-			return err
-		}
-		if err := e.pruneSessionsLocked(to); err != nil {
-			e.log.Warn("prune sessions", "err", err)
-		}
-		e.resubscribe()
 	}
 	item := &outboxItem{MsgID: idOf(c), To: to, Timestamp: e.now().UnixMilli(), TTL: e.cfg.MessageTTL.Milliseconds(), Created: e.now()}
 	var box mailbox.ID
@@ -156,29 +154,26 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	item.Mailbox = box[:]
 	var err error
 	if item.Data, err = envelope.Seal(e.acct, s, c); err != nil {
-		return fmt.Errorf("encrypt: %w", err)
+		return fail(fmt.Errorf("encrypt: %w", err))
 	}
-	// The advanced ratchet state, the message and its outbox entry are
-	// written in one transaction: a crash leaves all or none of them.
-	var b batch
-	sb, err := s.Marshal()
-	if err != nil {
-		return err
+	if err := saveSessionTo(&b, to, s); err != nil {
+		return fail(err)
 	}
-	b.Put(sessionKeyOf(to, s.ID()), sb)
 	key := idOf(c)
 	if m == nil {
 		key = "r-" + key
 		item.MsgID = ""
 	} else if err := saveMessageTo(&b, m); err != nil {
-		return err
+		return fail(err)
 	}
-	if err := b.putJSON(outboxKey(key), item); err != nil {
-		return err
+	if err := putJSON(&b, outboxKey(key), item); err != nil {
+		return fail(err)
 	}
 	if err := e.kv.PutMany(b.entries); err != nil {
-		e.forgetPeerLocked(to) // the ratchet advanced in memory only
-		return err
+		return fail(err)
+	}
+	if !ok {
+		e.resubscribe()
 	}
 	select {
 	case e.kick <- struct{}{}:

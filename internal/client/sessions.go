@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -109,7 +108,16 @@ func (e *Engine) sessionPeersLocked() []string {
 	return peers
 }
 
-// sessionByIDLocked finds any session (active or not) by its ratchet ID.
+// peerSessionLocked is peer's session with the given ID, nil if none.
+func (e *Engine) peerSessionLocked(peer string, id ratchet.SessionID) *ratchet.Session {
+	if r := e.recordLocked(peer); r != nil {
+		return r.sessions[hex.EncodeToString(id[:])]
+	}
+	return nil
+}
+
+// sessionByIDLocked finds any session (active or not) by its ratchet ID,
+// whoever it is with (first contact: the sender is not known yet).
 func (e *Engine) sessionByIDLocked(id ratchet.SessionID) *ratchet.Session {
 	want := "/" + hex.EncodeToString(id[:])
 	keys, _ := e.kv.List("session/")
@@ -117,11 +125,8 @@ func (e *Engine) sessionByIDLocked(id ratchet.SessionID) *ratchet.Session {
 		if !strings.HasSuffix(k, want) {
 			continue
 		}
-		peer := strings.TrimSuffix(k[len("session/"):], want)
-		if r := e.recordLocked(peer); r != nil {
-			if s := r.sessions[want[1:]]; s != nil {
-				return s
-			}
+		if s := e.peerSessionLocked(strings.TrimSuffix(k[len("session/"):], want), id); s != nil {
+			return s
 		}
 	}
 	return nil
@@ -163,11 +168,7 @@ func (e *Engine) addSessionLocked(peer string, s *ratchet.Session, w kvWriter) e
 	if err := saveSessionTo(w, peer, s); err != nil {
 		return err
 	}
-	meta, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return w.Put(sessionMetaKey(peer), meta)
+	return putJSON(w, sessionMetaKey(peer), r)
 }
 
 // pruneSessionsLocked drops peer's oldest inactive sessions beyond
@@ -205,29 +206,3 @@ func (e *Engine) pruneSessionsLocked(peer string) error {
 // it from the database: after a failed write, memory must not run ahead of
 // what is stored.
 func (e *Engine) forgetPeerLocked(peer string) { delete(e.sessions, peer) }
-
-// inboundSessionsLocked lists peer's sessions (the active first).
-func (e *Engine) inboundSessionsLocked(peer string) []*ratchet.Session {
-	r := e.recordLocked(peer)
-	if r == nil {
-		return nil
-	}
-	out := []*ratchet.Session{r.sessions[r.Active]}
-	for k, s := range r.sessions {
-		if k != r.Active {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// ActiveSession is the ID (hex) of the session used to send to peer, ""
-// if there is none. Both sides of a conversation converge on the same one.
-func (e *Engine) ActiveSession(peer string) string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if r := e.recordLocked(peer); r != nil {
-		return r.Active
-	}
-	return ""
-}

@@ -18,24 +18,7 @@ func checkName(name string) error {
 
 // Put stores value under name, replacing any previous value.
 func (s *Store) Put(ctx context.Context, name string, value []byte) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if len(value) > MaxValueSize {
-		return fmt.Errorf("keystore: put %q: value of %d bytes, limit %d", name, len(value), MaxValueSize)
-	}
-	return s.withKeys(func(k *keys) error {
-		row, err := sealEntry(k, name, value)
-		if err != nil {
-			return fmt.Errorf("keystore: put %q: %w", name, err)
-		}
-		if _, err := s.db.ExecContext(ctx,
-			"INSERT INTO entries (id, name, value) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, value = excluded.value",
-			row.id, row.name, row.value); err != nil {
-			return fmt.Errorf("keystore: put %q: %w", name, err)
-		}
-		return nil
-	})
+	return s.PutMany(ctx, []Entry{{Name: name, Value: value}})
 }
 
 // Entry is a name and value for PutMany.

@@ -18,7 +18,7 @@ func FuzzOpenPublic(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(k.SignPublic(ts, exp, payload)[64:], payload) || !bytes.Equal(data[64:], payload) {
+		if !bytes.Equal(data[64:], payload) {
 			t.Fatal("payload is not the data after the signature")
 		}
 		if ts != 1000 || exp != 2000 || !bytes.Equal(payload, []byte("bundle")) {

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-im/umbra/internal/mailbox"
-	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/swarm"
@@ -26,11 +25,11 @@ func (n *Node) registerHandlers() {
 	n.srv.Handle(wire.ProtoStore, MaxLongPoll+10*time.Second, wire.MaxClientRequest, n.serveClient)
 	n.srv.HandleSession(wire.ProtoStoreSession, p2p.SessionOptions{MaxReq: wire.MaxClientRequest}, n.serveClient)
 	n.srv.Handle(wire.ProtoReplicate, 30*time.Second, wire.MaxFrame, n.serveReplicate)
-	n.srv.HandleSession(wire.ProtoReplicateSession, p2p.SessionOptions{MaxReq: wire.MaxFrame, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveReplicate)
+	n.srv.HandleSession(wire.ProtoReplicateSession, p2p.SessionOptions{MaxReq: sessReplicate.MaxReq, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveReplicate)
 	n.srv.Handle(wire.ProtoSync, 30*time.Second, wire.MaxFrame, n.serveSync)
-	n.srv.HandleSession(wire.ProtoSyncSession, p2p.SessionOptions{MaxReq: wire.MaxFrame, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveSync)
-	n.srv.Handle(wire.ProtoOnion, MaxLongPoll+30*time.Second, onion.MaxPacket+64, n.serveOnion)
-	n.srv.HandleSession(wire.ProtoOnionSession, p2p.SessionOptions{MaxReq: onion.MaxPacket + 64}, n.serveOnion)
+	n.srv.HandleSession(wire.ProtoSyncSession, p2p.SessionOptions{MaxReq: sessSync.MaxReq, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveSync)
+	n.srv.Handle(wire.ProtoOnion, MaxLongPoll+30*time.Second, sessOnion.MaxReq, n.serveOnion)
+	n.srv.HandleSession(wire.ProtoOnionSession, p2p.SessionOptions{MaxReq: sessOnion.MaxReq}, n.serveOnion)
 	p2p.Handle(n.host, wire.ProtoMembers, 10*time.Second, wire.MaxFrame, n.serveMembers)
 }
 
@@ -43,7 +42,6 @@ func (n *Node) serveClient(ctx context.Context, _ peer.ID, kind wire.Kind, body 
 // list), from a direct stream or from an onion exit. maxBytes bounds the
 // data of a retrieve answer.
 func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, maxBytes int) (wire.Kind, any) {
-	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
 	bad := func(err error) (wire.Kind, any) { return fail(wire.Errorf(wire.CodeBadRequest, "%v", err)) }
 	switch kind {
 	case wire.KindStoreReq:

@@ -136,7 +136,6 @@ func (n *Node) onionRotateLoop(ctx context.Context) {
 // replays, forward to the next hop (or, at the exit, perform the request),
 // and send back the reply re-encrypted under this hop's key.
 func (n *Node) serveOnion(ctx context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
-	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
 	if kind != wire.KindOnion {
 		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}

@@ -28,3 +28,6 @@ func (n *Node) learnAddrs(p peer.ID) {
 		n.host.Peerstore().AddAddrs(p, rec.Addrs, n.cfg.RecordTTL)
 	}
 }
+
+// fail is a handler's answer refusing a request.
+func fail(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }

@@ -274,7 +274,6 @@ func btoi(b bool) int {
 // serveReplicate answers node-to-node writes, deletions and fetches. Only
 // nodes in the table may use it.
 func (n *Node) serveReplicate(_ context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
-	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
 	if !n.table.Known(from) {
 		return fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
 	}

@@ -220,7 +220,6 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, need []store.Hash) erro
 // serveSync answers a digest offer with our full set of every mailbox whose
 // digest differs from ours, within the frame limit.
 func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
-	fail := func(e *wire.Error) (wire.Kind, any) { return wire.KindError, e }
 	if !n.table.Known(from) {
 		return fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
 	}

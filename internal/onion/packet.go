@@ -151,24 +151,51 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 		return nil, nil, fmt.Errorf("onion: a path has 1 to %d hops", MaxHops)
 	}
 	// The packet size is in every layer's aad, and the size is the bucket
-	// of the finished layers; the layers' length does not depend on the
-	// aad, so a first pass finds the size and a second seals for it.
-	c, inner, err := buildLayers(path, request, 0)
+	// of the finished layers, whose length is known before sealing.
+	total := layersLen(path, len(request))
+	size, err := bucket(lenPrefix + total)
 	if err != nil {
 		return nil, nil, err
 	}
-	size, err := bucket(lenPrefix + len(inner))
+	c, inner, err := buildLayers(path, request, size)
 	if err != nil {
 		return nil, nil, err
 	}
-	if c, inner, err = buildLayers(path, request, size); err != nil {
-		return nil, nil, err
-	}
-	if lenPrefix+len(inner) > size {
-		return nil, nil, fmt.Errorf("onion: internal error: layers grew from one pass to the next")
+	if len(inner) != total {
+		return nil, nil, fmt.Errorf("onion: internal error: layers are %d bytes, %d expected", len(inner), total)
 	}
 	p, err := pad(inner, size)
 	return p, c, err
+}
+
+// layersLen is the length of the outermost layer for a request of n bytes
+// on path: each layer is enc ‖ AEAD(CBOR{next, inner}), and the canonical
+// CBOR of a layer body depends only on the lengths (layerbody.go).
+func layersLen(path []Hop, n int) int {
+	for i := len(path) - 1; i >= 0; i-- {
+		body := 1 + 1 + bytesHeadLen(n) + n // map head, key 2, inner
+		if i < len(path)-1 {
+			next := len(path[i+1].ID)
+			body += 1 + bytesHeadLen(next) + next // key 1, next
+		}
+		n = encSize + body + aeadOver
+	}
+	return n
+}
+
+// bytesHeadLen is the length of a canonical CBOR byte-string head.
+func bytesHeadLen(n int) int {
+	switch {
+	case n < 24:
+		return 1
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	case n < 1<<32:
+		return 5
+	}
+	return 9
 }
 
 func layerAAD(size int) []byte {

@@ -654,3 +654,21 @@ func TestResizedPacketRefused(t *testing.T) {
 		t.Fatal("a 32 KiB packet re-framed to 128 KiB was peeled")
 	}
 }
+
+// TestLayersLen: the precomputed length of the layers matches what Build
+// seals, across the CBOR length-head boundaries, for 1 to 3 hops.
+func TestLayersLen(t *testing.T) {
+	rs := newRelays(t, 3)
+	hops := hopsOf(rs)
+	for _, n := range []int{0, 1, 23, 24, 255, 256, 1000, 65535, 65536, 200 << 10} {
+		for k := 1; k <= len(hops); k++ {
+			_, inner, err := buildLayers(hops[:k], make([]byte, n), Sizes[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := layersLen(hops[:k], n); got != len(inner) {
+				t.Fatalf("%d hops, %d-byte request: layersLen %d, sealed %d", k, n, got, len(inner))
+			}
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
@@ -108,6 +107,9 @@ type PathManager struct {
 	bad      map[peer.ID]time.Time
 	now      func() time.Time
 	onChange func([]peer.ID) // called, unlocked, when the guard set changes
+	changed  bool            // guards changed since onChange last saw them
+
+	notifyMu sync.Mutex // serialises onChange calls, so the last one holds the newest set
 }
 
 // OnGuardsChange registers f to be called with the new guards whenever the
@@ -119,14 +121,19 @@ func (pm *PathManager) OnGuardsChange(f func([]peer.ID)) {
 	pm.onChange = f
 }
 
-// notify calls the change hook if the guards differ from before.
-func (pm *PathManager) notify(before []peer.ID) {
+// notify calls the change hook if the guards changed since it last ran.
+func (pm *PathManager) notify() {
+	pm.notifyMu.Lock()
+	defer pm.notifyMu.Unlock()
 	pm.mu.Lock()
+	if !pm.changed || pm.onChange == nil {
+		pm.mu.Unlock()
+		return
+	}
+	pm.changed = false
 	f, now := pm.onChange, append([]peer.ID(nil), pm.guards...)
 	pm.mu.Unlock()
-	if f != nil && !slices.Equal(before, now) {
-		f(now)
-	}
+	f(now)
 }
 
 // NewPathManager makes a path manager over a node list source.
@@ -151,14 +158,14 @@ func (pm *PathManager) SetGuards(g []peer.ID) {
 // Failed marks a node as failing: it is avoided for a while and, if it was
 // a guard, replaced.
 func (pm *PathManager) Failed(id peer.ID) {
-	before := pm.Guards()
-	defer pm.notify(before)
+	defer pm.notify()
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
 	pm.bad[id] = pm.now()
 	for i, g := range pm.guards {
 		if g == id {
 			pm.guards = append(pm.guards[:i:i], pm.guards[i+1:]...)
+			pm.changed = true
 			break
 		}
 	}
@@ -178,8 +185,7 @@ var ErrNoPath = errors.New("onion: not enough reachable nodes in distinct subnet
 
 // Path returns guard, middle and exit for a request that must leave at exit.
 func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
-	before := pm.Guards()
-	defer pm.notify(before)
+	defer pm.notify()
 	return pm.path(exit)
 }
 
@@ -201,6 +207,9 @@ func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 			used.add(n)
 		}
 	}
+	if len(kept) < len(pm.guards) {
+		pm.changed = true
+	}
 	pm.guards = kept
 	for _, i := range rand.Perm(len(nodes)) {
 		if len(pm.guards) >= Guards {
@@ -210,6 +219,7 @@ func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 		if !pm.isBad(n.ID, now) && !used.has(n) {
 			pm.guards = append(pm.guards, n.ID)
 			used.add(n)
+			pm.changed = true
 		}
 	}
 	var guard *member.Node

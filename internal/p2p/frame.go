@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -38,43 +36,14 @@ func readFrame(r *bufio.Reader, max int) (uint32, wire.Kind, []byte, error) {
 	if max <= 0 || max > wire.MaxFrame {
 		max = wire.MaxFrame
 	}
-	n, err := binary.ReadUvarint(r)
+	buf, err := wire.ReadRaw(r, uint64(max)+idLen)
 	if err != nil {
-		if err == io.EOF {
-			return 0, 0, nil, io.EOF
-		}
 		return 0, 0, nil, err
 	}
-	if n < idLen+1 {
+	if len(buf) < idLen+1 {
 		return 0, 0, nil, errBadFrame
 	}
-	if n > uint64(max)+idLen {
-		return 0, 0, nil, fmt.Errorf("%w: %d bytes (limit %d)", wire.ErrFrameTooLarge, n-idLen, max)
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // a length without its frame is a cut, not a clean close
-		}
-		return 0, 0, nil, err
-	}
 	return binary.BigEndian.Uint32(buf), wire.Kind(buf[idLen]), buf[idLen+1:], nil
-}
-
-// decodeAnswer decodes a response frame into v, which must be of kind want;
-// an error frame is returned as *wire.Error.
-func decodeAnswer(kind wire.Kind, body []byte, want wire.Kind, v any) error {
-	if kind == wire.KindError && want != wire.KindError {
-		var e wire.Error
-		if err := wire.Unmarshal(body, &e); err != nil {
-			return err
-		}
-		return &e
-	}
-	if kind != want {
-		return fmt.Errorf("wire: got %s, want %s", kind, want)
-	}
-	return wire.Unmarshal(body, v)
 }
 
 // maxSpare is the largest write buffer a frameWriter keeps between writes.

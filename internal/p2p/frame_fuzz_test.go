@@ -27,8 +27,13 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xff}, 12))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bufio.NewReader(bytes.NewReader(in))
+		type frame struct {
+			id   uint32
+			kind wire.Kind
+			body []byte
+		}
 		var out []byte
-		var bodies [][]byte
+		var frames []frame
 		for range 4 {
 			id, kind, b, err := readFrame(r, fuzzMax)
 			if err != nil {
@@ -38,16 +43,16 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatalf("frame of %d bytes above the %d limit", len(b)+1, fuzzMax)
 			}
 			out = appendFrame(out, id, kind, b)
-			bodies = append(bodies, b)
+			frames = append(frames, frame{id, kind, b})
 		}
 		if len(out) > len(in) {
-			t.Fatalf("%d frames re-encode to %d bytes from %d read", len(bodies), len(out), len(in))
+			t.Fatalf("%d frames re-encode to %d bytes from %d read", len(frames), len(out), len(in))
 		}
 		// What was read re-encodes to frames that read back the same.
 		r = bufio.NewReader(bytes.NewReader(out))
-		for i, want := range bodies {
-			_, _, b, err := readFrame(r, fuzzMax)
-			if err != nil || !bytes.Equal(b, want) {
+		for i, want := range frames {
+			id, kind, b, err := readFrame(r, fuzzMax)
+			if err != nil || id != want.id || kind != want.kind || !bytes.Equal(b, want.body) {
 				t.Fatalf("frame %d does not round-trip: %v", i, err)
 			}
 		}

@@ -116,8 +116,13 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 			p.sessions[key] = ps
 		}
 		var best *Session
+		live := 0
 		for _, s := range ps.list {
-			if !s.dead() && (best == nil || s.Inflight() < best.Inflight()) {
+			if s.dead() {
+				continue // being removed by its onDead hook
+			}
+			live++
+			if best == nil || s.Inflight() < best.Inflight() {
 				best = s
 			}
 		}
@@ -138,7 +143,7 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 			}
 			continue // opened, or the opener's own context ended: try again
 		}
-		if len(ps.list) < p.opts.MaxSessions {
+		if live < p.opts.MaxSessions {
 			a := &openAttempt{done: make(chan struct{})}
 			ps.opening = a
 			p.mu.Unlock()
@@ -174,15 +179,6 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 			continue
 		}
 		p.mu.Unlock()
-		if best == nil {
-			// Every session just died; they are being removed.
-			select {
-			case <-time.After(time.Millisecond):
-			case <-ctx.Done():
-				return fmt.Errorf("%s to %s: %w", reqKind, ShortID(to), ctx.Err())
-			}
-			continue
-		}
 		// Every session is full and there are as many as allowed: wait
 		// for a slot on the least loaded.
 		if err := best.acquire(ctx); err != nil {

@@ -24,11 +24,10 @@ type Handler func(ctx context.Context, from peer.ID, kind wire.Kind, body []byte
 // SessionOptions bound what one peer can make the server hold; zero values
 // take the defaults.
 type SessionOptions struct {
-	MaxReq       int           // largest request frame, kind + body (wire.MaxFrame)
-	MaxInflight  int           // requests served at once per session (DefaultMaxInflight)
-	MaxPerPeer   int           // sessions per peer on this protocol (DefaultMaxPerPeer)
-	IdleTimeout  time.Duration // a session with no request for this long is closed (DefaultServerIdle)
-	WriteTimeout time.Duration // one answer write (30s)
+	MaxReq      int           // largest request frame, kind + body (wire.MaxFrame)
+	MaxInflight int           // requests served at once per session (DefaultMaxInflight)
+	MaxPerPeer  int           // sessions per peer on this protocol (DefaultMaxPerPeer)
+	IdleTimeout time.Duration // a session with no request for this long is closed (DefaultServerIdle)
 	// Accept, if set, vets the peer when a session opens (node-to-node
 	// protocols take only nodes of the table); a refused peer's stream is
 	// reset before anything is read. Handlers still check every request.
@@ -63,9 +62,6 @@ func (o *SessionOptions) setDefaults() {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultServerIdle
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = writeTimeout
 	}
 }
 
@@ -167,7 +163,7 @@ func (srv *Server) serveSession(ns network.Stream, o *SessionOptions, f Handler)
 	from := ns.Conn().RemotePeer()
 	ctx, cancel := context.WithCancel(srv.ctx)
 	defer cancel()
-	w := &frameWriter{s: ns, timeout: o.WriteTimeout}
+	w := &frameWriter{s: ns, timeout: writeTimeout}
 	r := bufio.NewReader(ns)
 	sem := make(chan struct{}, o.MaxInflight)
 	var wg sync.WaitGroup

@@ -84,13 +84,6 @@ type Session struct {
 	onDead     func(*Session) // the pool's hook, called once when the session ends
 }
 
-// NewSession runs the client side of a session on s, a stream negotiated
-// for proto.ID, with at most maxInflight calls in flight (0: the default).
-// Close it when done; it also ends if the stream fails.
-func NewSession(s network.Stream, proto Proto, maxInflight int) *Session {
-	return newSession(s, proto, maxInflight, nil)
-}
-
 func newSession(s network.Stream, proto Proto, maxInflight int, onDead func(*Session)) *Session {
 	if maxInflight <= 0 {
 		maxInflight = DefaultMaxInflight
@@ -117,11 +110,8 @@ func OpenSession(ctx context.Context, h host.Host, p peer.ID, proto Proto, maxIn
 	if err != nil {
 		return nil, fmt.Errorf("open %s to %s: %w", proto.ID, ShortID(p), err)
 	}
-	return NewSession(s, proto, maxInflight), nil
+	return newSession(s, proto, maxInflight, nil), nil
 }
-
-// Peer is the remote peer.
-func (s *Session) Peer() peer.ID { return s.peer }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -226,7 +216,7 @@ func (s *Session) callAcquired(ctx context.Context, reqKind wire.Kind, body []by
 		if r.err != nil {
 			return s.wrap(reqKind, r.err)
 		}
-		if err := decodeAnswer(r.kind, r.body, respKind, resp); err != nil {
+		if err := wire.DecodeBody(r.kind, r.body, respKind, resp); err != nil {
 			var we *wire.Error
 			if errors.As(err, &we) {
 				return err

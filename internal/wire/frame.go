@@ -78,24 +78,34 @@ func ReadFrame(r *bufio.Reader, max int) (Kind, []byte, error) {
 	if max <= 0 || max > MaxFrame {
 		max = MaxFrame
 	}
-	n, err := binary.ReadUvarint(r)
+	buf, err := ReadRaw(r, uint64(max))
 	if err != nil {
 		return 0, nil, err
 	}
-	if n == 0 {
-		return 0, nil, errors.New("wire: empty frame")
+	return Kind(buf[0]), buf[1:], nil
+}
+
+// ReadRaw reads one length-prefixed frame of 1 to limit bytes and returns
+// its content. It allocates only after checking the announced length.
+func ReadRaw(r *bufio.Reader, limit uint64) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
 	}
-	if n > uint64(max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrFrameTooLarge, n, max)
+	if n == 0 {
+		return nil, errors.New("wire: empty frame")
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrFrameTooLarge, n, limit)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // a length without its frame is a cut, not a clean close
 		}
-		return 0, nil, err
+		return nil, err
 	}
-	return Kind(buf[0]), buf[1:], nil
+	return buf, nil
 }
 
 // Read reads one frame and decodes it into v, checking its kind.
@@ -133,7 +143,12 @@ func DecodeMsg(b []byte, want Kind, v any) error {
 	if len(b) == 0 {
 		return errors.New("wire: empty message")
 	}
-	k, body := Kind(b[0]), b[1:]
+	return DecodeBody(Kind(b[0]), b[1:], want, v)
+}
+
+// DecodeBody decodes a message of kind k into v, which must be of kind
+// want; an error message is returned as *Error.
+func DecodeBody(k Kind, body []byte, want Kind, v any) error {
 	if k == KindError && want != KindError {
 		var e Error
 		if err := Unmarshal(body, &e); err != nil {
