@@ -125,29 +125,10 @@ func Start(cfg Config) (*Devnet, error) {
 	d := &Devnet{cfg: cfg}
 	var boot []string
 	for i := 1; i <= cfg.Nodes; i++ {
-		dir := filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("devnet: %w", err)
-		}
-		key, err := node.LoadIdentity(filepath.Join(dir, "identity.key"))
+		p, err := d.prepare(i)
 		if err != nil {
 			return nil, err
 		}
-		id, err := peer.IDFromPrivateKey(key)
-		if err != nil {
-			return nil, err
-		}
-		// A restarted devnet keeps each node's ports, so bootstrap.txt stays true.
-		// Each node gets its own loopback address, 127.0.1.<i>, so the
-		// network looks like separate hosts to path diversity rules.
-		ip := fmt.Sprintf("127.0.1.%d", i)
-		port, admin, err := loadPorts(dir, ip)
-		if err != nil {
-			return nil, err
-		}
-		p := &Proc{Index: i, Dir: dir, ID: id,
-			Addr:      fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", ip, port, id),
-			AdminAddr: fmt.Sprintf("127.0.0.1:%d", admin)}
 		d.Procs = append(d.Procs, p)
 		boot = append(boot, p.Addr)
 	}
@@ -161,6 +142,52 @@ func Start(cfg Config) (*Devnet, error) {
 		}
 	}
 	return d, nil
+}
+
+// prepare makes node i's folder, identity and ports.
+func (d *Devnet) prepare(i int) (*Proc, error) {
+	dir := filepath.Join(d.cfg.Dir, fmt.Sprintf("node-%d", i))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	key, err := node.LoadIdentity(filepath.Join(dir, "identity.key"))
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	// A restarted devnet keeps each node's ports, so bootstrap.txt stays
+	// true. Each node gets a loopback address in a /24 of its own,
+	// 127.0.<i>.1, so the network looks like separate hosts in separate
+	// subnets to the diversity rules of paths and swarms.
+	ip := fmt.Sprintf("127.0.%d.1", i)
+	port, admin, err := loadPorts(dir, ip)
+	if err != nil {
+		return nil, err
+	}
+	return &Proc{Index: i, Dir: dir, ID: id,
+		Addr:      fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", ip, port, id),
+		AdminAddr: fmt.Sprintf("127.0.0.1:%d", admin)}, nil
+}
+
+// AddNode prepares and starts one more node (index len(Procs)+1). It
+// joins through the network file like the others but is not listed in it.
+func (d *Devnet) AddNode() (*Proc, error) {
+	i := len(d.Procs) + 1
+	if i > 254 {
+		return nil, fmt.Errorf("devnet: at most 254 nodes")
+	}
+	p, err := d.prepare(i)
+	if err != nil {
+		return nil, err
+	}
+	d.Procs = append(d.Procs, p)
+	if err := d.start(p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func loadPorts(dir, ip string) (int, int, error) {

@@ -262,6 +262,10 @@ func (c *Client) ranked(mb mailbox.ID) []*member.Node {
 	return out
 }
 
+// Ranked returns the node list ordered by placement for mb, as the client
+// sees it: the first R are the swarm, the rest fallbacks.
+func (c *Client) Ranked(mb mailbox.ID) []*member.Node { return c.ranked(mb) }
+
 // Swarm returns the mailbox's swarm as the client sees it.
 func (c *Client) Swarm(mb mailbox.ID) []*member.Node {
 	r := c.ranked(mb)

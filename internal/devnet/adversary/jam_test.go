@@ -1,0 +1,175 @@
+package adversary_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+type user struct {
+	home string
+	acct *identity.Account
+	e    *client.Engine
+}
+
+func newUser(t *testing.T, boot []string, name string) *user {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), name)
+	acct, err := client.Init(home, "", boot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &user{home: home, acct: acct}
+	u.start(t)
+	t.Cleanup(u.stop)
+	return u
+}
+
+func (u *user) id() string { return u.acct.ID().String() }
+
+func (u *user) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := client.Open(ctx, client.Config{Home: u.home, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	u.e = e
+}
+
+func (u *user) stop() {
+	if u.e != nil {
+		u.e.Close()
+		u.e = nil
+	}
+}
+
+// requestKey is the key of the account's request mailbox, where strangers
+// write first: anyone who knows the account ID can write there.
+func (u *user) requestKey() *mailbox.Key {
+	k, _ := mailbox.KeyFromSeed(u.acct.SigningKey().Seed())
+	return k
+}
+
+// TestJamAccount is attack 6 of issue 9. An attacker who knows an account
+// ID fills its request mailbox with junk as fast as it can for 90 s
+// (10,000 messages took 29-36 s against the first network). Meanwhile a
+// new contact's first message must get through, the owner's restarted
+// client must still publish its prekey bundle, and once the flood stops
+// the owner's client must clear the junk.
+func TestJamAccount(t *testing.T) {
+	an := startNet(t, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	alice := newUser(t, an.boot, "alice")
+	mb := alice.requestKey().ID()
+	c := an.client(ctx, true)
+
+	fctx, fstop := context.WithTimeout(ctx, 90*time.Second)
+	defer fstop()
+	var junk, refused atomic.Int64
+	var fwg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		fwg.Add(1)
+		go func() {
+			defer fwg.Done()
+			for fctx.Err() == nil {
+				data := make([]byte, 1000)
+				rand.Read(data)
+				req := &wire.StoreReq{Mailbox: mb[:], Timestamp: time.Now().UnixMilli(), TTL: time.Hour.Milliseconds(), Data: data}
+				if _, err := c.PutReq(fctx, req); err != nil {
+					refused.Add(1)
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				junk.Add(1)
+			}
+		}()
+	}
+	// Wait until the mailbox is as full as the attacker can make it.
+	for start := time.Now(); refused.Load() < 100 && time.Since(start) < 50*time.Second; {
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("flood under way: %d junk messages stored, %d refused", junk.Load(), refused.Load())
+
+	// A new contact writes first, while the mailbox is full of junk.
+	bob := newUser(t, an.boot, "bob")
+	if _, err := bob.e.AddContact(alice.id(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 90*time.Second)
+	_, err := bob.e.Send(sctx, alice.id(), "hello alice")
+	scancel()
+	if err != nil {
+		t.Errorf("bob's first message to alice: %v", err)
+	}
+	// alice restarts: her client publishes its prekey bundle again.
+	alice.stop()
+	restarted := time.Now()
+	alice.start(t)
+	deadline := time.Now().Add(90 * time.Second)
+	got, published := false, false
+	for time.Now().Before(deadline) && !(got && published) {
+		if !got {
+			ms, _ := alice.e.Messages(bob.id())
+			for _, m := range ms {
+				if !m.Outgoing && m.Text == "hello alice" {
+					got = true
+					t.Logf("bob's first message arrived during the flood (%d junk stored so far)", junk.Load())
+				}
+			}
+		}
+		if !published {
+			if pub, err := c.ReadPublic(ctx, mb); err == nil {
+				for _, m := range pub {
+					if !m.Timestamp.Before(restarted.Add(-time.Second)) {
+						published = true
+					}
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	if !got {
+		t.Errorf("bob's first message did not reach alice during the flood")
+	}
+	if !published {
+		t.Errorf("alice's restarted client could not publish its prekey bundle during the flood")
+	}
+	fwg.Wait()
+	t.Logf("flood over: %d junk messages stored, %d refused", junk.Load(), refused.Load())
+
+	// Once the flood stops, alice's client clears the junk.
+	var left int
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		msgs, err := c.Get(ctx, alice.requestKey(), 0)
+		if err != nil {
+			continue
+		}
+		left = 0
+		for _, m := range msgs {
+			if m.Namespace != wire.PublicNamespace {
+				left++
+			}
+		}
+		if left < 100 {
+			t.Logf("alice's client cleared the junk: %d messages left", left)
+			return
+		}
+	}
+	t.Errorf("a minute after the flood, %d junk messages are still in alice's request mailbox", left)
+}
+
