@@ -172,4 +172,3 @@ func TestJamAccount(t *testing.T) {
 	}
 	t.Errorf("a minute after the flood, %d junk messages are still in alice's request mailbox", left)
 }
-
