@@ -43,10 +43,12 @@ type signed struct {
 
 // Node is a verified record with its parsed fields.
 type Node struct {
-	ID     peer.ID
-	Record Record
-	Addrs  []ma.Multiaddr
-	Raw    []byte // the signed encoding, as gossiped
+	ID      peer.ID
+	Record  Record
+	Addrs   []ma.Multiaddr
+	Raw     []byte   // the signed encoding, as gossiped
+	Pos     [32]byte // placement position (Position)
+	Subnets []string // diversity keys of Addrs (Subnets), never empty
 }
 
 // AddrInfo is the libp2p dialing information of the node.
@@ -126,6 +128,10 @@ func Open(raw []byte, p wire.Params, now time.Time) (*Node, error) {
 			return nil, fmt.Errorf("%w: address: %v", ErrInvalid, err)
 		}
 		n.Addrs = append(n.Addrs, a)
+	}
+	n.Pos = Position(p.Network, r.Node, r.PoW)
+	if n.Subnets = Subnets(n.Addrs); len(n.Subnets) == 0 {
+		n.Subnets = []string{"unknown:" + id.String()}
 	}
 	return n, nil
 }

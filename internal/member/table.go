@@ -12,24 +12,74 @@ import (
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-// DefaultMaxNodes bounds the table; records beyond it are refused.
-const DefaultMaxNodes = 4096
+// Table limits.
+const (
+	// DefaultMaxNodes bounds the verified records a table holds. When it is
+	// full, a new node takes the place of an expired, unreachable or young
+	// record; aged reachable nodes are never pushed out.
+	DefaultMaxNodes = 4096
+	// MaxPerSubnet bounds the verified records that share one diversity key
+	// (a /24 or /48): one subnet cannot fill the table.
+	MaxPerSubnet = 32
+	// MaxPending bounds the records waiting for their reachability probe,
+	// and MaxPendingPerSource those introduced by one peer, so that one
+	// peer's flood of records cannot crowd out another's.
+	MaxPending          = 1024
+	MaxPendingPerSource = 64
+	// FailedMemory is how long a record whose probe failed is not probed
+	// again (unless a newer record of the node arrives), and maxFailed
+	// bounds how many such verdicts are kept.
+	FailedMemory = 10 * time.Minute
+	maxFailed    = 8192
+	// AgeGrace is how long a node's age survives its absence from the
+	// table (its record expired while it was down): a node that restarts
+	// keeps its age, one that leaves for long starts again.
+	AgeGrace = time.Hour
+)
 
 type entry struct {
-	node *Node
-	down bool // locally observed unreachable: not used for placement
+	node      *Node
+	down      bool      // locally observed unreachable: not used for placement
+	downSince time.Time // when it was marked down
+	since     time.Time // reachable since (its age); kept across short absences
+}
+
+type pending struct {
+	node    *Node
+	source  peer.ID
+	probing bool
+}
+
+type ageMem struct {
+	since, last time.Time
+}
+
+type failure struct {
+	seq   uint64
+	until time.Time
 }
 
 // Table is the set of known node records. It is safe for concurrent use.
-// Changes of the live set (a node added, removed, marked down or up, or its
-// addresses changed) bump a generation and signal Changes.
+//
+// A record learned from another peer (Offer) is *pending* until a probe
+// proves the node is reachable at the address it claims (Probed); only
+// then is it *verified*: listed, gossiped, used for paths and, once it has
+// been reachable for the network's minimum age, for placement. Changes of
+// the live set (a node added, removed, marked down or up, or its addresses
+// changed) bump a generation and signal Changes.
 type Table struct {
 	params   wire.Params
 	now      func() time.Time
 	maxNodes int
 
 	mu      sync.RWMutex
-	nodes   map[peer.ID]*entry
+	nodes   map[peer.ID]*entry // verified
+	pend    map[peer.ID]*pending
+	queues  map[peer.ID][]peer.ID // pending IDs by source, oldest first
+	sources []peer.ID             // sources with queued IDs, round-robin order
+	next    int                   // next source to serve
+	ages    map[peer.ID]ageMem
+	failed  map[peer.ID]failure
 	gen     uint64
 	live    []*Node // cache of Live for gen
 	liveGen uint64
@@ -44,12 +94,17 @@ func NewTable(p wire.Params, now func() time.Time) *Table {
 	}
 	return &Table{
 		params: p, now: now, maxNodes: DefaultMaxNodes,
-		nodes: make(map[peer.ID]*entry), changed: make(chan struct{}, 1), liveGen: ^uint64(0),
+		nodes: make(map[peer.ID]*entry), pend: make(map[peer.ID]*pending), queues: make(map[peer.ID][]peer.ID),
+		ages: make(map[peer.ID]ageMem), failed: make(map[peer.ID]failure),
+		changed: make(chan struct{}, 1), liveGen: ^uint64(0),
 	}
 }
 
 // Params returns the network parameters.
 func (t *Table) Params() wire.Params { return t.params }
+
+// MinAge is how long a node must have been reachable to take placements.
+func (t *Table) MinAge() time.Duration { return time.Duration(t.params.MinAgeMs) * time.Millisecond }
 
 // Changes is signalled (coalesced) when the live set changes.
 func (t *Table) Changes() <-chan struct{} { return t.changed }
@@ -62,31 +117,296 @@ func (t *Table) bump() {
 	}
 }
 
-// Upsert verifies raw and stores it if it is newer than what the table has.
-// It reports whether the table changed.
+// Upsert verifies raw and stores it as a verified record if it is newer
+// than what the table has: for the node's own record, and for records
+// whose node was reached already. It reports whether the table changed.
 func (t *Table) Upsert(raw []byte) (bool, error) {
 	n, err := Open(raw, t.params, t.now())
 	if err != nil {
 		return false, err
 	}
-	return t.put(n), nil
-}
-
-func (t *Table) put(n *Node) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.putLocked(n, time.Time{}), nil
+}
+
+// Restore stores a record cached by an earlier run as verified, with the
+// age it had then (reachable since since).
+func (t *Table) Restore(raw []byte, since time.Time) error {
+	n, err := Open(raw, t.params, t.now())
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.ages[n.ID]; !ok || (!since.IsZero() && since.Before(m.since)) {
+		t.ages[n.ID] = ageMem{since: since, last: t.now()}
+	}
+	t.putLocked(n, since)
+	return nil
+}
+
+// putLocked stores n as verified if newer than what the table has. since
+// is its age (zero: from the age memory, or now).
+func (t *Table) putLocked(n *Node, since time.Time) bool {
+	now := t.now()
 	old, ok := t.nodes[n.ID]
 	if ok && old.node.Record.Seq >= n.Record.Seq {
 		return false
 	}
-	if !ok && len(t.nodes) >= t.maxNodes {
-		return false
+	if !ok {
+		if !t.roomLocked(n, now) {
+			return false
+		}
+		if since.IsZero() {
+			since = now
+			if m, ok := t.ages[n.ID]; ok && now.Sub(m.last) <= AgeGrace {
+				since = m.since
+			}
+		}
+		t.nodes[n.ID] = &entry{node: n, since: since}
+		t.ages[n.ID] = ageMem{since: since, last: now}
+		t.dropPendingLocked(n.ID)
+		delete(t.failed, n.ID)
+		t.bump()
+		return true
 	}
-	t.nodes[n.ID] = &entry{node: n}
-	if !ok || old.down || !sameAddrs(old.node, n) {
+	e := &entry{node: n, since: old.since}
+	t.nodes[n.ID] = e
+	if old.down || !sameAddrs(old.node, n) {
 		t.bump()
 	}
 	return true
+}
+
+// roomLocked makes room for a new verified record n, evicting an expired,
+// long-down or young record if the table is full, and reports whether n
+// may enter (the table and its subnets have room).
+func (t *Table) roomLocked(n *Node, now time.Time) bool {
+	same := 0
+	for _, e := range t.nodes {
+		if sharesSubnet(e.node, n) {
+			same++
+		}
+	}
+	if same >= MaxPerSubnet {
+		return false
+	}
+	if len(t.nodes) < t.maxNodes {
+		return true
+	}
+	nowMs := now.UnixMilli()
+	var victim peer.ID
+	for id, e := range t.nodes {
+		if e.node.Record.Expires <= nowMs {
+			victim = id
+			break
+		}
+	}
+	if victim == "" {
+		var oldest time.Time
+		for id, e := range t.nodes {
+			if e.down && (victim == "" || e.downSince.Before(oldest)) {
+				victim, oldest = id, e.downSince
+			}
+		}
+	}
+	if victim == "" {
+		var youngest time.Time
+		for id, e := range t.nodes {
+			if !t.agedLocked(e, now) && (victim == "" || e.since.After(youngest)) {
+				victim, youngest = id, e.since
+			}
+		}
+	}
+	if victim == "" {
+		return false // full of aged, reachable nodes
+	}
+	delete(t.nodes, victim)
+	t.bump()
+	return true
+}
+
+func sharesSubnet(a, b *Node) bool {
+	for _, x := range a.Subnets {
+		for _, y := range b.Subnets {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Offered says what Offer did with a record.
+type Offered int
+
+const (
+	OfferIgnored Offered = iota // not newer, or refused by a bound
+	OfferUpdated                // a newer record of a verified node
+	OfferPending                // a new node, waiting for its probe
+)
+
+// Offer takes a record learned from peer source (gossip). A newer record
+// of a verified node replaces the old one; a record of a node the table
+// does not hold waits, pending, for a probe of its address (see ToProbe
+// and Probed). A record of a node whose probe failed recently is ignored
+// unless it is newer than the one probed.
+func (t *Table) Offer(raw []byte, source peer.ID) (Offered, error) {
+	now := t.now()
+	n, err := Open(raw, t.params, now)
+	if err != nil {
+		return OfferIgnored, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.nodes[n.ID]; ok {
+		if t.putLocked(n, time.Time{}) {
+			return OfferUpdated, nil
+		}
+		return OfferIgnored, nil
+	}
+	if f, ok := t.failed[n.ID]; ok && now.Before(f.until) && n.Record.Seq <= f.seq {
+		return OfferIgnored, nil
+	}
+	if p, ok := t.pend[n.ID]; ok {
+		if p.node.Record.Seq < n.Record.Seq {
+			p.node = n
+		}
+		return OfferIgnored, nil
+	}
+	if len(t.queues[source]) >= MaxPendingPerSource {
+		return OfferIgnored, nil
+	}
+	if len(t.pend) >= MaxPending && !t.evictPendingLocked(source) {
+		return OfferIgnored, nil
+	}
+	t.pend[n.ID] = &pending{node: n, source: source}
+	if len(t.queues[source]) == 0 {
+		t.sources = append(t.sources, source)
+	}
+	t.queues[source] = append(t.queues[source], n.ID)
+	return OfferPending, nil
+}
+
+// evictPendingLocked drops the newest pending record of the source with
+// the most queued, if that source has more than source does.
+func (t *Table) evictPendingLocked(source peer.ID) bool {
+	var big peer.ID
+	for s, q := range t.queues {
+		if big == "" || len(q) > len(t.queues[big]) {
+			big = s
+		}
+	}
+	if big == "" || len(t.queues[big]) <= len(t.queues[source])+1 {
+		return false
+	}
+	q := t.queues[big]
+	for i := len(q) - 1; i >= 0; i-- {
+		if p := t.pend[q[i]]; p != nil && !p.probing {
+			t.dropPendingLocked(q[i])
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Table) dropPendingLocked(id peer.ID) {
+	p, ok := t.pend[id]
+	if !ok {
+		return
+	}
+	delete(t.pend, id)
+	q := t.queues[p.source]
+	for i, x := range q {
+		if x == id {
+			q = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(t.queues, p.source)
+		for i, s := range t.sources {
+			if s == p.source {
+				t.sources = append(t.sources[:i:i], t.sources[i+1:]...)
+				if t.next > i {
+					t.next--
+				}
+				break
+			}
+		}
+	} else {
+		t.queues[p.source] = q
+	}
+}
+
+// ToProbe returns up to max pending records that are not being probed,
+// taking one from each source in turn, and marks them as being probed.
+func (t *Table) ToProbe(max int) []*Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*Node
+	for idle := 0; len(out) < max && idle < len(t.sources); {
+		if t.next >= len(t.sources) {
+			t.next = 0
+		}
+		s := t.sources[t.next]
+		t.next++
+		found := false
+		for _, id := range t.queues[s] {
+			if p := t.pend[id]; p != nil && !p.probing {
+				p.probing = true
+				out = append(out, p.node)
+				found = true
+				break
+			}
+		}
+		if found {
+			idle = 0
+		} else {
+			idle++
+		}
+	}
+	return out
+}
+
+// Probed records the outcome of probing pending node id: reachable, it
+// becomes verified; not, it is dropped and not probed again for a while.
+func (t *Table) Probed(id peer.ID, reachable bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.pend[id]
+	if !ok {
+		return
+	}
+	t.dropPendingLocked(id)
+	if reachable {
+		t.putLocked(p.node, time.Time{})
+		return
+	}
+	if len(t.failed) >= maxFailed {
+		// Forget expired verdicts, then, if still full, any half.
+		now := t.now()
+		for fid, f := range t.failed {
+			if now.After(f.until) {
+				delete(t.failed, fid)
+			}
+		}
+		for fid := range t.failed {
+			if len(t.failed) < maxFailed/2 {
+				break
+			}
+			delete(t.failed, fid)
+		}
+	}
+	t.failed[id] = failure{seq: p.node.Record.Seq, until: t.now().Add(FailedMemory)}
+}
+
+// PendingLen is the number of records waiting for a probe.
+func (t *Table) PendingLen() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.pend)
 }
 
 func sameAddrs(a, b *Node) bool {
@@ -101,7 +421,7 @@ func sameAddrs(a, b *Node) bool {
 	return bytes.Equal(a.Record.OnionKey, b.Record.OnionKey)
 }
 
-// Get returns the record of id, live or not.
+// Get returns the verified record of id, live or not.
 func (t *Table) Get(id peer.ID) (*Node, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -112,13 +432,48 @@ func (t *Table) Get(id peer.ID) (*Node, bool) {
 	return e.node, true
 }
 
-// Known reports whether id has an unexpired record (down or not).
+// Known reports whether id has an unexpired verified record (down or not).
 func (t *Table) Known(id peer.ID) bool {
 	now := t.now().UnixMilli()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	e, ok := t.nodes[id]
 	return ok && e.node.Record.Expires > now
+}
+
+// Since is when id was first seen reachable (its age), if it is verified.
+func (t *Table) Since(id peer.ID) (time.Time, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, ok := t.nodes[id]
+	if !ok {
+		return time.Time{}, false
+	}
+	return e.since, true
+}
+
+// Aged reports whether id has been reachable for the network's minimum age.
+func (t *Table) Aged(id peer.ID) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, ok := t.nodes[id]
+	return ok && t.agedLocked(e, t.now())
+}
+
+func (t *Table) agedLocked(e *entry, now time.Time) bool {
+	return now.Sub(e.since) >= t.MinAge()
+}
+
+// Ages returns, for every record held, when its node was first seen
+// reachable, for the cache a node keeps across restarts.
+func (t *Table) Ages() map[peer.ID]time.Time {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[peer.ID]time.Time, len(t.nodes))
+	for id, e := range t.nodes {
+		out[id] = e.since
+	}
+	return out
 }
 
 // SetDown marks a node unreachable (true) or reachable again (false).
@@ -130,6 +485,9 @@ func (t *Table) SetDown(id peer.ID, down bool) {
 		return
 	}
 	e.down = down
+	if down {
+		e.downSince = t.now()
+	}
 	t.bump()
 }
 
@@ -141,16 +499,37 @@ func (t *Table) IsDown(id peer.ID) bool {
 	return ok && e.down
 }
 
-// Sweep drops expired records and reports how many.
+// Sweep drops expired records (verified and pending) and old verdicts and
+// ages, and reports how many verified records went.
 func (t *Table) Sweep() int {
-	now := t.now().UnixMilli()
+	now := t.now()
+	nowMs := now.UnixMilli()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for id, e := range t.nodes {
-		if e.node.Record.Expires <= now {
+		if e.node.Record.Expires <= nowMs {
 			delete(t.nodes, id)
 			n++
+			continue
+		}
+		if !e.down {
+			t.ages[id] = ageMem{since: e.since, last: now}
+		}
+	}
+	for id, p := range t.pend {
+		if p.node.Record.Expires <= nowMs && !p.probing {
+			t.dropPendingLocked(id)
+		}
+	}
+	for id, f := range t.failed {
+		if now.After(f.until) {
+			delete(t.failed, id)
+		}
+	}
+	for id, m := range t.ages {
+		if _, held := t.nodes[id]; !held && now.Sub(m.last) > AgeGrace {
+			delete(t.ages, id)
 		}
 	}
 	if n > 0 {
@@ -159,8 +538,8 @@ func (t *Table) Sweep() int {
 	return n
 }
 
-// Live returns the unexpired records not marked down, sorted by peer ID.
-// The slice is shared: callers must not modify it.
+// Live returns the unexpired verified records not marked down, sorted by
+// peer ID. The slice is shared: callers must not modify it.
 func (t *Table) Live() []*Node {
 	now := t.now().UnixMilli()
 	t.mu.RLock()
@@ -185,6 +564,22 @@ func (t *Table) Live() []*Node {
 	return l
 }
 
+// All returns every unexpired verified record, down or not, sorted by
+// peer ID (the scope of a mailbox is computed over these).
+func (t *Table) All() []*Node {
+	now := t.now().UnixMilli()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	l := make([]*Node, 0, len(t.nodes))
+	for _, e := range t.nodes {
+		if e.node.Record.Expires > now {
+			l = append(l, e.node)
+		}
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].ID < l[j].ID })
+	return l
+}
+
 // Gen is the live-set generation; it changes whenever Live may change.
 func (t *Table) Gen() uint64 {
 	t.mu.RLock()
@@ -192,14 +587,14 @@ func (t *Table) Gen() uint64 {
 	return t.gen
 }
 
-// Len is the number of records held (including down ones).
+// Len is the number of verified records held (including down ones).
 func (t *Table) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.nodes)
 }
 
-// Versions lists every record held as (node, seq), for gossip.
+// Versions lists every verified record held as (node, seq), for gossip.
 func (t *Table) Versions() []wire.MemberVersion {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -210,8 +605,9 @@ func (t *Table) Versions() []wire.MemberVersion {
 	return v
 }
 
-// Delta compares a peer's versions with ours: the raw records the peer lacks
-// or holds older, and the nodes whose records we lack or hold older.
+// Delta compares a peer's versions with ours: the raw verified records the
+// peer lacks or holds older, and the nodes whose records we lack or hold
+// older (and are not already waiting for a probe).
 func (t *Table) Delta(theirs []wire.MemberVersion) (give [][]byte, want [][]byte) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -221,7 +617,15 @@ func (t *Table) Delta(theirs []wire.MemberVersion) (give [][]byte, want [][]byte
 		seen[id] = true
 		e, ok := t.nodes[id]
 		switch {
-		case !ok || e.node.Record.Seq < v.Seq:
+		case !ok:
+			if p, pending := t.pend[id]; pending && p.node.Record.Seq >= v.Seq {
+				continue
+			}
+			if f, failed := t.failed[id]; failed && v.Seq <= f.seq {
+				continue
+			}
+			want = append(want, v.Node)
+		case e.node.Record.Seq < v.Seq:
 			want = append(want, v.Node)
 		case e.node.Record.Seq > v.Seq:
 			give = append(give, e.node.Raw)
@@ -235,7 +639,8 @@ func (t *Table) Delta(theirs []wire.MemberVersion) (give [][]byte, want [][]byte
 	return give, want
 }
 
-// Raw returns the raw records of the named nodes that the table holds.
+// Raw returns the raw verified records of the named nodes that the table
+// holds.
 func (t *Table) Raw(ids [][]byte) [][]byte {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -256,4 +661,23 @@ func (t *Table) LiveRaw() [][]byte {
 		out[i] = n.Raw
 	}
 	return out
+}
+
+// LiveAges returns the raw records of Live and, for each, how long its
+// node has been reachable (whole seconds), as nodes answer a node-list
+// request.
+func (t *Table) LiveAges() (raws [][]byte, ages []uint64) {
+	l := t.Live()
+	now := t.now()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	raws = make([][]byte, len(l))
+	ages = make([]uint64, len(l))
+	for i, n := range l {
+		raws[i] = n.Raw
+		if e, ok := t.nodes[n.ID]; ok && now.After(e.since) {
+			ages[i] = uint64(now.Sub(e.since) / time.Second)
+		}
+	}
+	return raws, ages
 }

@@ -193,3 +193,136 @@ func (s *Store) GetKV(key string) ([]byte, bool, error) {
 	}
 	return val, true, nil
 }
+
+// EntriesPage returns up to limit entries of mailbox's anti-entropy set
+// with hashes after after (from the start if nil), sorted by hash, and
+// whether the set goes on after them. Paging keeps a sync answer bounded
+// however large a mailbox's set grows.
+func (s *Store) EntriesPage(mailbox Hash, after *Hash, limit int) ([]Entry, bool, error) {
+	if s.closed.Load() {
+		return nil, false, fmt.Errorf("store: entries: %w", ErrClosed)
+	}
+	if limit <= 0 {
+		limit = MaxGetLimit
+	}
+	var afterArg []byte
+	if after != nil {
+		afterArg = after[:]
+	}
+	rows, err := s.rdb.QueryContext(context.Background(),
+		`SELECT hash, 0 FROM messages WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2)
+		 UNION ALL
+		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2)
+		 ORDER BY 1 LIMIT ?3`, mailbox[:], afterArg, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: entries: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var h []byte
+		var e Entry
+		if err := rows.Scan(&h, &e.Deleted); err != nil {
+			return nil, false, fmt.Errorf("store: entries: %w", err)
+		}
+		if len(h) != 32 {
+			return nil, false, fmt.Errorf("store: entries: corrupt hash of length %d", len(h))
+		}
+		e.Hash = Hash(h)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: entries: %w", err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// Deletions returns the signed deletions that the tombstones of hashes in
+// mailbox keep (each once), with at most limit of them. Tombstones without
+// one (made before deletions were signed) are skipped.
+func (s *Store) Deletions(mailbox Hash, hashes []Hash, limit int) ([]Deletion, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: deletions: %w", ErrClosed)
+	}
+	if len(hashes) > MaxGetLimit {
+		return nil, fmt.Errorf("store: deletions: %d hashes asked for, limit is %d", len(hashes), MaxGetLimit)
+	}
+	seen := map[int64]bool{}
+	var out []Deletion
+	const chunk = 250
+	for start := 0; start < len(hashes) && len(out) < limit; start += chunk {
+		part := hashes[start:min(start+chunk, len(hashes))]
+		args := []any{mailbox[:]}
+		for i := range part {
+			args = append(args, part[i][:])
+		}
+		q := `SELECT d.id, d.ts, d.sig, d.hashes FROM delproofs d
+			WHERE d.id IN (SELECT proof FROM tombstones WHERE mailbox = ? AND proof IS NOT NULL AND hash IN (?` +
+			strings.Repeat(",?", len(part)-1) + `))`
+		if err := func() error {
+			rows, err := s.rdb.QueryContext(context.Background(), q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				d := Deletion{Mailbox: mailbox}
+				var hs []byte
+				if err := rows.Scan(&id, &d.Timestamp, &d.Sig, &hs); err != nil {
+					return err
+				}
+				if seen[id] || len(hs)%32 != 0 {
+					continue
+				}
+				seen[id] = true
+				for i := 0; i < len(hs); i += 32 {
+					d.Hashes = append(d.Hashes, Hash(hs[i:i+32]))
+				}
+				if len(out) < limit {
+					out = append(out, d)
+				}
+			}
+			return rows.Err()
+		}(); err != nil {
+			return nil, fmt.Errorf("store: deletions: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Newest returns the newest live messages (at most limit, newest last) of
+// one namespace of mailbox, through the (mailbox, namespace, seq) index:
+// the cost does not grow with the rest of the mailbox.
+func (s *Store) Newest(mailbox Hash, namespace int32, limit int) ([]Message, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: newest: %w", ErrClosed)
+	}
+	if limit <= 0 || limit > MaxGetLimit {
+		limit = MaxGetLimit
+	}
+	rows, err := s.rdb.QueryContext(context.Background(), `SELECT `+msgColumns+` FROM messages
+		WHERE mailbox = ?1 AND namespace = ?2 AND expiry >= ?3 ORDER BY seq DESC LIMIT ?4`,
+		mailbox[:], namespace, s.nowMs(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: newest: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: newest: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: newest: %w", err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}

@@ -38,6 +38,23 @@ CREATE TABLE kv (
 	val BLOB NOT NULL
 ) WITHOUT ROWID;
 `,
+	// v2: signed deletions (a tombstone keeps the mailbox owner's signed
+	// delete request, so replicas can check it), tombstones of messages
+	// this node never held (bounded per mailbox), and an index for reads
+	// of one namespace.
+	`
+CREATE TABLE delproofs (
+	id      INTEGER PRIMARY KEY,
+	mailbox BLOB    NOT NULL,
+	ts      INTEGER NOT NULL,
+	sig     BLOB    NOT NULL UNIQUE,
+	hashes  BLOB    NOT NULL -- the signed hash list, 32 bytes each, in order
+);
+ALTER TABLE tombstones ADD COLUMN proof INTEGER; -- delproofs.id; NULL for tombstones older than v2
+ALTER TABLE tombstones ADD COLUMN unknown INTEGER NOT NULL DEFAULT 0; -- 1: the message was never held here
+CREATE INDEX tombstones_proof ON tombstones(proof);
+CREATE INDEX messages_mailbox_ns_seq ON messages(mailbox, namespace, seq);
+`,
 }
 
 // dsn builds a modernc.org/sqlite DSN for path with the given pragmas.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,20 +55,43 @@ const (
 
 // Config configures Open. Zero fields take the documented defaults. Quotas
 // count every message on disk, including expired ones until ExpireNow
-// removes them; tombstones do not count.
+// removes them. The node-wide byte quota counts tombstones and signed
+// deletions too (TombstoneCost each, and their size).
 type Config struct {
-	Path               string           // sqlite file path (its directory must exist). Required.
-	MaxMailboxMessages int              // default 10000
-	MaxMailboxBytes    int64            // default 64 MiB (sum of len(Data))
-	MaxTotalBytes      int64            // default 8 GiB
-	BatchMax           int              // max messages per group commit, default 512
-	Now                func() time.Time // injectable clock, default time.Now
-	Logger             *slog.Logger     // default slog.Default()
+	Path               string // sqlite file path (its directory must exist). Required.
+	MaxMailboxMessages int    // default 10000: messages of a mailbox outside the namespaces below
+	MaxMailboxBytes    int64  // default 64 MiB (sum of len(Data)), likewise
+	// NamespaceQuotas gives namespaces a quota of their own (at most 4),
+	// so that junk in one namespace of a mailbox cannot crowd out another
+	// (a node gives the public and the first-contact namespaces theirs).
+	NamespaceQuotas map[int32]Quota
+	// MaxUnknownTombstones bounds, per mailbox, the tombstones of messages
+	// this node never held (default MaxMailboxMessages): deletes of
+	// random hashes cannot grow the store without bound. Deletions beyond
+	// it are not remembered; the messages they name are not here anyway.
+	MaxUnknownTombstones int
+	MaxTotalBytes        int64            // default 8 GiB
+	BatchMax             int              // max messages per group commit, default 512
+	Now                  func() time.Time // injectable clock, default time.Now
+	Logger               *slog.Logger     // default slog.Default()
 }
+
+// Quota bounds the messages of one namespace of a mailbox.
+type Quota struct {
+	Messages int
+	Bytes    int64
+}
+
+// TombstoneCost is what a tombstone counts for in the node-wide byte
+// quota: about what its row and index entries take on disk.
+const TombstoneCost = 160
 
 func (c *Config) setDefaults() {
 	if c.MaxMailboxMessages <= 0 {
 		c.MaxMailboxMessages = 10000
+	}
+	if c.MaxUnknownTombstones <= 0 {
+		c.MaxUnknownTombstones = c.MaxMailboxMessages
 	}
 	if c.MaxMailboxBytes <= 0 {
 		c.MaxMailboxBytes = 64 << 20
@@ -129,10 +153,11 @@ type PutResult struct {
 
 // Stats are cheap in-memory counters.
 type Stats struct {
-	Messages   int64 // messages on disk (including expired ones not yet removed by ExpireNow)
-	Bytes      int64 // sum of len(Data) of those messages
-	Mailboxes  int   // mailboxes holding at least one message
-	Tombstones int64
+	Messages      int64 // messages on disk (including expired ones not yet removed by ExpireNow)
+	Bytes         int64 // sum of len(Data) of those messages
+	Mailboxes     int   // mailboxes holding at least one message
+	Tombstones    int64
+	DeletionBytes int64 // size of the signed deletions kept for the tombstones
 }
 
 // Store is a node's message store. It is safe for concurrent use.
@@ -168,6 +193,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, errors.New("store: open: Config.Path is required")
 	}
 	cfg.setDefaults()
+	if len(cfg.NamespaceQuotas) > maxOwnQuota {
+		return nil, fmt.Errorf("store: open: at most %d namespaces may have quotas of their own", maxOwnQuota)
+	}
 	s := &Store{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "store"),
@@ -178,6 +206,10 @@ func Open(cfg Config) (*Store, error) {
 
 		expireChunk: defaultExpireChunk,
 	}
+	for ns := range cfg.NamespaceQuotas {
+		s.st.own = append(s.st.own, ns)
+	}
+	slices.Sort(s.st.own)
 	ctx := context.Background()
 
 	wdb, err := sql.Open("sqlite", dsn(cfg.Path, writerPragmas...))

@@ -32,6 +32,7 @@ type request struct {
 	res     []PutResult // opPut
 	mailbox Hash        // opDelete
 	hashes  []Hash      // opDelete
+	proof   *Deletion   // opDelete: the owner's signed request, kept with the tombstones
 	key     string      // opSetKV, opDeleteKV
 	val     []byte      // opSetKV
 	limit   int         // opExpire: max rows per table
@@ -123,17 +124,44 @@ func (s *Store) Put(ctx context.Context, msgs ...Message) ([]PutResult, error) {
 	return r.res, nil
 }
 
+// Deletion is a mailbox owner's signed delete request (its hashes in the
+// signed order, timestamp and signature). Nodes keep it with the
+// tombstones it made and pass it on, so every replica can check that the
+// owner asked; the store does not check the signature itself.
+type Deletion struct {
+	Mailbox   Hash
+	Hashes    []Hash
+	Timestamp int64
+	Sig       []byte
+}
+
 // Delete removes the given messages of mailbox and records tombstones for
-// them so that replication never resurrects them. A tombstone is kept until
-// the deleted message's expiry, or UnknownTombstoneTTL if this node did not
-// hold the message. Hashes that belong to a message of another mailbox are
-// ignored (neither removed nor tombstoned). Returns how many live messages
-// were removed. Durable on return.
+// them so that replication never resurrects them, without a signed
+// deletion to pass on (tests, and deletions decided locally). See
+// DeleteSigned.
 func (s *Store) Delete(ctx context.Context, mailbox Hash, hashes []Hash) (int, error) {
-	if len(hashes) == 0 {
+	return s.deleteReq(ctx, &request{op: opDelete, mailbox: mailbox, hashes: append([]Hash(nil), hashes...)})
+}
+
+// DeleteSigned applies an owner's signed deletion: it removes the named
+// messages of the mailbox and records tombstones that keep d, so that
+// replication never resurrects them and Deletions can pass d on. A
+// tombstone is kept until the deleted message's expiry, or
+// UnknownTombstoneTTL if this node did not hold the message; tombstones of
+// messages never held are kept only up to Config.MaxUnknownTombstones per
+// mailbox (and while the node has room). Hashes that belong to a message
+// of another mailbox are ignored. Returns how many live messages were
+// removed. Durable on return.
+func (s *Store) DeleteSigned(ctx context.Context, d Deletion) (int, error) {
+	d.Hashes = append([]Hash(nil), d.Hashes...)
+	d.Sig = append([]byte(nil), d.Sig...)
+	return s.deleteReq(ctx, &request{op: opDelete, mailbox: d.Mailbox, hashes: d.Hashes, proof: &d})
+}
+
+func (s *Store) deleteReq(ctx context.Context, r *request) (int, error) {
+	if len(r.hashes) == 0 {
 		return 0, nil
 	}
-	r := &request{op: opDelete, mailbox: mailbox, hashes: append([]Hash(nil), hashes...)}
 	if err := s.submit(ctx, r); err != nil {
 		return 0, fmt.Errorf("store: delete: %w", err)
 	}
@@ -188,16 +216,20 @@ type writer struct {
 	s    *Store
 	conn *sql.Conn
 
-	begin, commit, rollback *sql.Stmt
-	insert, lookup          *sql.Stmt
-	delMsg, insTomb         *sql.Stmt
-	expireMsgs, expireTombs *sql.Stmt
-	setKV, delKV            *sql.Stmt
-	stmts                   []*sql.Stmt
-	batch                   []*request
-	pend                    map[Hash]*delta // per-mailbox changes of the open transaction
-	pendBytes               int64           // total bytes added by the open transaction
-	notify                  []Hash          // mailboxes that got a new message
+	begin, commit, rollback  *sql.Stmt
+	insert, lookup           *sql.Stmt
+	delMsg, insTomb          *sql.Stmt
+	insProof, proofID        *sql.Stmt
+	setTombProof, dropProof  *sql.Stmt
+	expireMsgs, expireTombs  *sql.Stmt
+	expireProofs             *sql.Stmt
+	setKV, delKV             *sql.Stmt
+	stmts                    []*sql.Stmt
+	batch                    []*request
+	pend                     map[Hash]*delta // per-mailbox changes of the open transaction
+	pendBytes                int64           // total bytes (data, tombstones, deletions) added by the open transaction
+	pendProof                int64           // of which signed deletions
+	notify                   []Hash          // mailboxes that got a new message
 }
 
 func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
@@ -216,13 +248,20 @@ func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
 			SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE hash = ?1)`},
 		{&w.lookup, `SELECT EXISTS(SELECT 1 FROM tombstones WHERE hash = ?1),
 			EXISTS(SELECT 1 FROM messages WHERE hash = ?1)`},
-		{&w.delMsg, `DELETE FROM messages WHERE hash = ?1 AND mailbox = ?2 RETURNING expiry, length(data)`},
-		{&w.insTomb, `INSERT OR IGNORE INTO tombstones(hash, mailbox, expiry)
-			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE hash = ?1)`},
+		{&w.delMsg, `DELETE FROM messages WHERE hash = ?1 AND mailbox = ?2 RETURNING expiry, length(data), namespace`},
+		{&w.insTomb, `INSERT OR IGNORE INTO tombstones(hash, mailbox, expiry, proof, unknown)
+			SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE hash = ?1)`},
+		{&w.insProof, `INSERT OR IGNORE INTO delproofs(mailbox, ts, sig, hashes) VALUES (?1, ?2, ?3, ?4)`},
+		{&w.proofID, `SELECT id FROM delproofs WHERE sig = ?1`},
+		{&w.setTombProof, `UPDATE tombstones SET proof = ?3 WHERE hash = ?1 AND mailbox = ?2 AND proof IS NULL`},
+		{&w.dropProof, `DELETE FROM delproofs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM tombstones WHERE proof = ?1)`},
 		{&w.expireMsgs, `DELETE FROM messages WHERE seq IN
-			(SELECT seq FROM messages WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox, length(data)`},
+			(SELECT seq FROM messages WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox, length(data), namespace`},
 		{&w.expireTombs, `DELETE FROM tombstones WHERE hash IN
-			(SELECT hash FROM tombstones WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox`},
+			(SELECT hash FROM tombstones WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox, unknown`},
+		{&w.expireProofs, `DELETE FROM delproofs WHERE id IN
+			(SELECT d.id FROM delproofs d WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.proof = d.id) LIMIT ?1)
+			RETURNING length(hashes)`},
 		{&w.setKV, `INSERT INTO kv(key, val) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET val = excluded.val`},
 		{&w.delKV, `DELETE FROM kv WHERE key = ?1`},
 	}
@@ -332,7 +371,7 @@ func (w *writer) execBatch(batch []*request) {
 	s := w.s
 	now := s.nowMs()
 	clear(w.pend)
-	w.pendBytes = 0
+	w.pendBytes, w.pendProof = 0, 0
 	w.notify = w.notify[:0]
 
 	start := time.Now()
@@ -345,7 +384,7 @@ func (w *writer) execBatch(batch []*request) {
 		}
 		return
 	}
-	s.st.apply(w.pend)
+	s.st.apply(w.pend, w.pendProof)
 	s.commits.Add(1)
 	s.committedReqs.Add(int64(len(batch)))
 	for _, mb := range w.notify {
@@ -395,15 +434,7 @@ func (w *writer) do(ctx context.Context, r *request, now int64) error {
 			r.res[i] = res
 		}
 	case opDelete:
-		for _, h := range r.hashes {
-			removed, err := w.deleteOne(ctx, r.mailbox, h, now)
-			if err != nil {
-				return err
-			}
-			if removed {
-				r.n++
-			}
-		}
+		return w.deleteMany(ctx, r, now)
 	case opExpire:
 		return w.expire(ctx, r, now)
 	case opSetKV:

@@ -68,6 +68,8 @@ func (k Kind) String() string {
 const (
 	CodeBadRequest   = 400
 	CodeUnauthorized = 401
+	CodeForbidden    = 403 // a node asked about a mailbox outside its scope
+	CodeGone         = 410 // the mailbox owner deleted the message
 	CodeTooLarge     = 413
 	CodeRateLimited  = 429
 	CodeInternal     = 500
@@ -80,6 +82,9 @@ const (
 type Error struct {
 	Code int    `cbor:"1,keyasint"`
 	Msg  string `cbor:"2,keyasint"`
+	// WorkBits, on a 429 refusal of a first-contact message, is the
+	// proof-of-work the node asks for (RequestNamespace).
+	WorkBits int `cbor:"3,keyasint,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("node error %d: %s", e.Code, e.Msg) }
@@ -111,11 +116,15 @@ type Receipt struct {
 	Sig  []byte `cbor:"2,keyasint"`
 }
 
-// StoreResp acknowledges a quorum write.
+// StoreResp acknowledges a quorum write. A message that was stored before
+// and since deleted by the mailbox owner (a sender's retry after the
+// recipient read it) is answered with the owner's signed deletion
+// instead of receipts: proof that it was delivered.
 type StoreResp struct {
 	Hash     []byte    `cbor:"1,keyasint"`
 	Expiry   int64     `cbor:"2,keyasint"`
 	Receipts []Receipt `cbor:"3,keyasint"`
+	Deleted  *Tomb     `cbor:"4,keyasint,omitempty"`
 }
 
 // Message is a stored message as it travels between nodes and to clients.
@@ -163,12 +172,19 @@ type Params struct {
 	Network     string `cbor:"1,keyasint"`
 	Replication int    `cbor:"2,keyasint"`
 	PoWBits     int    `cbor:"3,keyasint"`
+	// MinAgeMs is how long a node must have been reachable before it
+	// takes placements (swarm seats).
+	MinAgeMs int64 `cbor:"4,keyasint,omitempty"`
 }
 
 // NodesResp carries the answering node's view of the live node list.
 type NodesResp struct {
 	Params  Params   `cbor:"1,keyasint"`
 	Records [][]byte `cbor:"2,keyasint"` // signed node records
+	// Ages says, for each record, how long (whole seconds) the answering
+	// node has seen that node reachable; clients take a node as old
+	// enough for placements when a majority of the nodes they ask say so.
+	Ages []uint64 `cbor:"3,keyasint,omitempty"`
 }
 
 // ReplicateReq writes replicas (from a coordinator or from repair), or,
@@ -178,11 +194,19 @@ type ReplicateReq struct {
 	Deletes  []Tomb    `cbor:"2,keyasint,omitempty"`
 }
 
-// Tomb is a deletion to replicate.
+// Tomb is a deletion as the mailbox owner signed it: the hashes, the
+// timestamp and the signature of its DeleteReq. Nodes pass it on as is,
+// so every replica checks the owner's signature before it deletes.
 type Tomb struct {
-	Mailbox []byte   `cbor:"1,keyasint"`
-	Hashes  [][]byte `cbor:"2,keyasint"`
+	Mailbox   []byte   `cbor:"1,keyasint"`
+	Hashes    [][]byte `cbor:"2,keyasint"`
+	Timestamp int64    `cbor:"3,keyasint,omitempty"`
+	Sig       []byte   `cbor:"4,keyasint,omitempty"`
 }
+
+// AuthFields is what the owner's signature covers besides method, mailbox
+// and timestamp: the hashes, in order (as DeleteReq.AuthFields).
+func (t *Tomb) AuthFields() []byte { return hashFields(t.Hashes) }
 
 // ReplicateResp answers per message: a receipt when stored (or already held),
 // else an error code.
@@ -196,14 +220,18 @@ type ReplicaResult struct {
 	Code    int    `cbor:"2,keyasint,omitempty"`
 }
 
-// FetchReq asks a node for messages by hash (repair).
+// FetchReq asks a node for messages by hash (repair), and for the signed
+// deletions of hashes it holds tombstones for.
 type FetchReq struct {
 	Hashes [][]byte `cbor:"1,keyasint"`
+	Tombs  [][]byte `cbor:"2,keyasint,omitempty"`
 }
 
-// FetchResp returns the live messages among those asked for.
+// FetchResp returns the live messages among those asked for, and the
+// signed deletions that cover the tombstones asked for.
 type FetchResp struct {
 	Messages []Message `cbor:"1,keyasint"`
+	Tombs    []Tomb    `cbor:"2,keyasint,omitempty"`
 }
 
 // MemberVersion names a record by node and sequence.
@@ -237,9 +265,17 @@ type MailboxDigest struct {
 	XOR     []byte `cbor:"3,keyasint"`
 }
 
-// SyncReq offers digests of mailboxes both sides should hold.
+// SyncReq offers digests of mailboxes both sides should hold, or asks for
+// the next page of a mailbox's entries.
 type SyncReq struct {
 	Digests []MailboxDigest `cbor:"1,keyasint"`
+	Pages   []SyncPage      `cbor:"2,keyasint,omitempty"`
+}
+
+// SyncPage asks for a mailbox's entries after a hash.
+type SyncPage struct {
+	Mailbox []byte `cbor:"1,keyasint"`
+	After   []byte `cbor:"2,keyasint"`
 }
 
 // SyncEntry is one hash of a mailbox's set.
@@ -248,10 +284,14 @@ type SyncEntry struct {
 	Deleted bool   `cbor:"2,keyasint,omitempty"`
 }
 
-// MailboxEntries lists a mailbox's full set at the answering node.
+// MailboxEntries lists one page of a mailbox's set at the answering node:
+// its entries with hashes after After (from the start if empty), in hash
+// order; More says the set goes on after the last entry.
 type MailboxEntries struct {
 	Mailbox []byte      `cbor:"1,keyasint"`
 	Entries []SyncEntry `cbor:"2,keyasint"`
+	More    bool        `cbor:"3,keyasint,omitempty"`
+	After   []byte      `cbor:"4,keyasint,omitempty"`
 }
 
 // SyncResp lists, for each mailbox whose digest differed, the answerer's set.
@@ -269,9 +309,11 @@ func (r *RetrieveReq) AuthFields() []byte {
 
 // AuthFields is what a delete signature covers besides method, mailbox and
 // timestamp: the hashes, in order.
-func (r *DeleteReq) AuthFields() []byte {
-	var b []byte
-	for _, h := range r.Hashes {
+func (r *DeleteReq) AuthFields() []byte { return hashFields(r.Hashes) }
+
+func hashFields(hashes [][]byte) []byte {
+	b := make([]byte, 0, 32*len(hashes))
+	for _, h := range hashes {
 		b = append(b, h...)
 	}
 	return b
@@ -284,8 +326,15 @@ type OnionPacket struct {
 
 // PublicNamespace holds messages anyone may read without the mailbox key:
 // an account's signed prekey bundles live there, in its request mailbox.
-// Readers must check what they get: anyone may also write there.
+// Only the mailbox owner may write there (mailbox.SignPublic); it has a
+// quota of its own.
 const PublicNamespace int32 = 1
+
+// RequestNamespace holds first-contact messages: a write there needs a
+// proof-of-work bound to the message (pow.RequestWork), which every node
+// checks, and the namespace has a quota of its own, so junk elsewhere in
+// the mailbox cannot crowd out a stranger's first message.
+const RequestNamespace int32 = 2
 
 // PublicReq reads the newest messages of a mailbox's public namespace.
 type PublicReq struct {
