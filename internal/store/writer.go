@@ -216,20 +216,20 @@ type writer struct {
 	s    *Store
 	conn *sql.Conn
 
-	begin, commit, rollback  *sql.Stmt
-	insert, lookup           *sql.Stmt
-	delMsg, insTomb          *sql.Stmt
-	insProof, proofID        *sql.Stmt
-	setTombProof, dropProof  *sql.Stmt
-	expireMsgs, expireTombs  *sql.Stmt
-	expireProofs             *sql.Stmt
-	setKV, delKV             *sql.Stmt
-	stmts                    []*sql.Stmt
-	batch                    []*request
-	pend                     map[Hash]*delta // per-mailbox changes of the open transaction
-	pendBytes                int64           // total bytes (data, tombstones, deletions) added by the open transaction
-	pendProof                int64           // of which signed deletions
-	notify                   []Hash          // mailboxes that got a new message
+	begin, commit, rollback *sql.Stmt
+	insert, lookup          *sql.Stmt
+	delMsg, insTomb         *sql.Stmt
+	insProof, proofID       *sql.Stmt
+	setTombProof, dropProof *sql.Stmt
+	expireMsgs, expireTombs *sql.Stmt
+	expireProofs            *sql.Stmt
+	setKV, delKV            *sql.Stmt
+	stmts                   []*sql.Stmt
+	batch                   []*request
+	pend                    map[Hash]*delta // per-mailbox changes of the open transaction
+	pendBytes               int64           // total bytes (data, tombstones, deletions) added by the open transaction
+	pendProof               int64           // of which signed deletions
+	notify                  []Hash          // mailboxes that got a new message
 }
 
 func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
