@@ -8,14 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 func nodeCmd() *cobra.Command {
 	var (
-		cfg       node.Config
+		cfg       = node.DefaultConfig()
 		bootstrap []string
+		minAge    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -37,6 +37,7 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 			}
 			cfg.Logger = log
 			cfg.Version = version
+			cfg.Params.MinAgeMs = minAge.Milliseconds()
 			for _, b := range bootstrap {
 				addrs, err := expandBootstrap(b)
 				if err != nil {
@@ -62,18 +63,20 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data directory for keys and the database (created if missing; required)")
-	f.StringSliceVar(&cfg.Listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "multiaddr to listen on (repeatable)")
+	f.StringSliceVar(&cfg.Listen, "listen", cfg.Listen, "multiaddr to listen on (repeatable)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "node multiaddr with /p2p/<id>, or a file of them one per line, e.g. a devnet's bootstrap.txt (repeatable)")
 	f.StringVar(&cfg.Admin, "admin", "", "serve /healthz, /status and /metrics on this loopback host:port")
-	f.StringVar(&cfg.Params.Network, "network", node.DefaultNetwork, "network name; nodes of other networks are refused")
-	f.IntVar(&cfg.Params.Replication, "replication", swarm.DefaultReplication, "swarm size R (a network parameter: every node must agree)")
-	f.IntVar(&cfg.Params.PoWBits, "pow-bits", 20, "admission proof-of-work difficulty in bits (a network parameter)")
-	f.DurationVar(&cfg.RecordTTL, "record-ttl", 60*time.Second, "lifetime of this node's record unless refreshed")
-	f.DurationVar(&cfg.GossipInterval, "gossip-interval", time.Second, "node-record gossip period")
-	f.DurationVar(&cfg.SyncInterval, "sync-interval", 5*time.Second, "anti-entropy period")
-	f.DurationVar(&cfg.SyncSettle, "sync-settle", time.Second, "mailboxes written this recently wait for the next anti-entropy round")
-	f.DurationVar(&cfg.ProbeInterval, "probe-interval", 2*time.Second, "how often unreachable nodes are probed")
-	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", 8<<30, "refuse new messages once this many bytes are stored")
+	f.StringVar(&cfg.Params.Network, "network", cfg.Params.Network, "network name; nodes of other networks are refused")
+	f.IntVar(&cfg.Params.Replication, "replication", cfg.Params.Replication, "swarm size R (a network parameter: every node must agree)")
+	f.IntVar(&cfg.Params.PoWBits, "pow-bits", cfg.Params.PoWBits, "admission proof-of-work difficulty in bits (a network parameter)")
+	f.DurationVar(&minAge, "min-age", time.Duration(cfg.Params.MinAgeMs)*time.Millisecond,
+		"how long a node must have been reachable before it takes swarm seats (a network parameter: every node must agree)")
+	f.DurationVar(&cfg.RecordTTL, "record-ttl", cfg.RecordTTL, "lifetime of this node's record unless refreshed")
+	f.DurationVar(&cfg.GossipInterval, "gossip-interval", cfg.GossipInterval, "node-record gossip period")
+	f.DurationVar(&cfg.SyncInterval, "sync-interval", cfg.SyncInterval, "anti-entropy period")
+	f.DurationVar(&cfg.SyncSettle, "sync-settle", cfg.SyncSettle, "mailboxes written this recently wait for the next anti-entropy round")
+	f.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often unreachable nodes are probed")
+	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", cfg.MaxStoreBytes, "refuse new messages once this many bytes (messages, tombstones and signed deletions) are stored")
 	return cmd
 }
 

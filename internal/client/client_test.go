@@ -35,7 +35,7 @@ func testLogger(t *testing.T, home string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// startNodes runs n in-process nodes on 127.0.1.x and returns their addresses.
+// startNodes runs n in-process nodes on 127.0.x.1 and returns their addresses.
 func startNodes(t *testing.T, n int) []string {
 	t.Helper()
 	dir := t.TempDir()
@@ -43,7 +43,7 @@ func startNodes(t *testing.T, n int) []string {
 	for i := 0; i < n; i++ {
 		nd, err := node.New(node.Config{
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-			Listen:         []string{fmt.Sprintf("/ip4/127.0.1.%d/tcp/0", i+1)},
+			Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
 			Bootstrap:      boot,
 			Params:         wire.Params{Network: "test", Replication: 5, PoWBits: 4},
 			GossipInterval: 100 * time.Millisecond,

@@ -14,6 +14,7 @@ import (
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/ratchet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
+	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // inbound is a mailbox the engine polls, and whose messages are from.
@@ -234,9 +235,14 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 	fresh := 0
 	receipts := map[string][]string{} // delivered receipts owed, by sender
 	for _, m := range msgs {
-		if m.Namespace != 0 {
-			continue // the public namespace holds our prekey bundles
+		data, ok := e.inboundData(in, m)
+		if !ok {
+			if m.Namespace != wire.PublicNamespace {
+				done = append(done, m.Hash) // junk: delete it, remember nothing
+			}
+			continue
 		}
+		m.Data = data
 		if _, seen, _ := e.kv.Get(seenKey(m.Hash)); seen {
 			done = append(done, m.Hash)
 			continue
@@ -269,6 +275,25 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 		}
 	}
 	return fresh
+}
+
+// inboundData returns the envelope a message read from in carries, or
+// false for what does not belong there: in the request mailbox only
+// first-contact messages with their proof-of-work (the public namespace
+// holds our own prekey bundles), in a pairwise mailbox only namespace 0.
+// Checking the work is one hash, before any decryption.
+func (e *Engine) inboundData(in inbound, m swarmclient.Message) ([]byte, bool) {
+	if in.peer != "" {
+		return m.Data, m.Namespace == 0
+	}
+	if m.Namespace != wire.RequestNamespace {
+		return nil, false
+	}
+	bits, payload, err := mailbox.RequestWork(in.key.ID(), m.Timestamp.UnixMilli(), m.Expiry.UnixMilli(), m.Data)
+	if err != nil || bits < mailbox.RequestWorkBase {
+		return nil, false
+	}
+	return payload, true
 }
 
 // SyncOnce reads every inbound mailbox once, without waiting, and

@@ -156,6 +156,12 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	if item.Data, err = envelope.Seal(e.acct, s, c); err != nil {
 		return fail(fmt.Errorf("encrypt: %w", err))
 	}
+	if s.Pending() {
+		// First contact goes to the request namespace, where every node
+		// asks for proof-of-work bound to the message.
+		item.Namespace = wire.RequestNamespace
+		item.Data = mailbox.SealRequest(box, item.Timestamp, item.Timestamp+item.TTL, item.Data, mailbox.RequestWorkBase)
+	}
 	if err := saveSessionTo(&b, to, s); err != nil {
 		return fail(err)
 	}
@@ -295,9 +301,21 @@ func (e *Engine) outboxLoop(ctx context.Context) {
 func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool {
 	req := &wire.StoreReq{Mailbox: it.Mailbox, Namespace: it.Namespace, Timestamp: it.Timestamp, TTL: it.TTL, Data: it.Data}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err := e.net.PutReq(cctx, req)
+	res, err := e.net.PutReq(cctx, req)
 	cancel()
 	if ctx.Err() != nil {
+		return false
+	}
+	var we *wire.Error
+	if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > 0 && it.Namespace == wire.RequestNamespace && len(it.Data) >= 8 {
+		// The recipient's request mailbox is busy: its nodes ask for
+		// more work. Pay it and send again at once.
+		bits := min(we.WorkBits, mailbox.RequestWorkMax)
+		e.log.Info("first contact needs more proof-of-work", "bits", bits)
+		it.Data = mailbox.SealRequest(mailbox.ID(it.Mailbox), it.Timestamp, it.Timestamp+it.TTL, it.Data[8:], bits)
+		if err := e.d.putJSON(key, it); err != nil {
+			e.log.Error("outbox", "err", err)
+		}
 		return false
 	}
 	if err != nil {
@@ -305,7 +323,6 @@ func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool 
 		backoff := min(time.Duration(1<<min(it.Attempts, 6))*250*time.Millisecond, 15*time.Second)
 		it.NextTry = time.Now().Add(backoff)
 		e.log.Info("send failed; will retry", "attempt", it.Attempts, "in", backoff, "err", err)
-		var we *wire.Error
 		if errors.As(err, &we) && (we.Code == wire.CodeMailboxFull || we.Code == wire.CodeBadRequest) && it.Attempts >= 5 {
 			e.finishItem(key, it, StateFailed, err.Error())
 			return true
@@ -314,6 +331,12 @@ func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool 
 			e.log.Error("outbox", "err", err)
 		}
 		return false
+	}
+	if res.Deleted {
+		// Stored before (the acknowledgement was lost, say in a crash)
+		// and since read and deleted by the recipient, who signed that.
+		e.finishItem(key, it, StateDelivered, "")
+		return true
 	}
 	e.finishItem(key, it, StateSent, "")
 	return true
@@ -330,12 +353,17 @@ func (e *Engine) finishItem(key string, it *outboxItem, state, errText string) {
 	e.setState(it.MsgID, state, errText)
 }
 
-// setState advances an outgoing message's state (never backwards).
+// setState advances an outgoing message's state, never backwards: a
+// message fails only while it is queued (one that was sent, delivered or
+// read stays so), and a failed one can still move on to sent and beyond.
 func (e *Engine) setState(id, state, errText string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.d.message(id)
 	if err != nil || m == nil || !m.Outgoing {
+		return
+	}
+	if state == StateFailed && m.State != StateQueued {
 		return
 	}
 	if state != StateFailed && stateRank[state] <= stateRank[m.State] && m.State != StateFailed {

@@ -36,6 +36,11 @@ type Config struct {
 	NodeArgs []string // extra flags for every node
 }
 
+// MinAge is a devnet's minimum age before a node takes swarm seats (a
+// public network's is a day): short, so a devnet is usable at once, long
+// enough for tests to see a young node kept out of swarms.
+const MinAge = 15 * time.Second
+
 // Proc is one node process.
 type Proc struct {
 	Index     int
@@ -225,6 +230,7 @@ func (d *Devnet) start(p *Proc) error {
 		"--sync-interval", "2s",
 		"--probe-interval", "500ms",
 		"--record-ttl", "30s",
+		"--min-age", MinAge.String(),
 	}
 	args = append(args, d.cfg.NodeArgs...)
 	logf, err := os.OpenFile(filepath.Join(p.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

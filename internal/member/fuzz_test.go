@@ -26,9 +26,9 @@ func fixedIdent(f *testing.F, seed byte) ident {
 	return ident{priv, id}
 }
 
-// FuzzOpen feeds arbitrary bytes to Open as a signed record. It must never
-// panic, must wrap every refusal in ErrInvalid, and whatever it accepts must
-// satisfy the record limits.
+// FuzzOpen feeds arbitrary bytes to Open (and Peek) as a signed record. It
+// must never panic, must wrap every refusal in ErrInvalid, whatever it
+// accepts must satisfy the record limits, and Peek must agree with it.
 func FuzzOpen(f *testing.F) {
 	id := fixedIdent(f, 1)
 	r := record(f, id, 7)
@@ -53,7 +53,14 @@ func FuzzOpen(f *testing.F) {
 
 	params := testParams
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		pid, pseq, perr := member.Peek(raw)
+		if perr != nil && !errors.Is(perr, member.ErrInvalid) {
+			t.Fatalf("Peek refusal %v does not wrap ErrInvalid", perr)
+		}
 		n, err := member.Open(raw, params, t0)
+		if err == nil && (perr != nil || pid != n.ID || pseq != n.Record.Seq) {
+			t.Fatalf("Peek disagrees with Open: %s/%d/%v vs %s/%d", pid, pseq, perr, n.ID, n.Record.Seq)
+		}
 		if err != nil {
 			if n != nil {
 				t.Fatal("Open returned a node with an error")

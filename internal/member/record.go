@@ -136,6 +136,27 @@ func Open(raw []byte, p wire.Params, now time.Time) (*Node, error) {
 	return n, nil
 }
 
+// Peek decodes a signed record's node and sequence without checking its
+// signature or anything else: a cheap look before Open, to skip records
+// that could not change anything.
+func Peek(raw []byte) (peer.ID, uint64, error) {
+	if len(raw) > MaxRecordBytes {
+		return "", 0, fmt.Errorf("%w: %d bytes", ErrInvalid, len(raw))
+	}
+	var s signed
+	if err := wire.Unmarshal(raw, &s); err != nil {
+		return "", 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var r struct {
+		Node []byte `cbor:"2,keyasint"`
+		Seq  uint64 `cbor:"6,keyasint"`
+	}
+	if err := wire.Unmarshal(s.Record, &r); err != nil {
+		return "", 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return peer.ID(r.Node), r.Seq, nil
+}
+
 // powPrefix is what a node's admission proof hashes before the nonce:
 // "umbra/pow/v1\0" ‖ network ‖ 0 ‖ peer ID.
 func powPrefix(network string, node []byte) []byte {

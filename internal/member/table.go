@@ -254,6 +254,15 @@ const (
 // unless it is newer than the one probed.
 func (t *Table) Offer(raw []byte, source peer.ID) (Offered, error) {
 	now := t.now()
+	// A cheap look first: a record that could change nothing is not
+	// worth a signature check.
+	id, seq, err := Peek(raw)
+	if err != nil {
+		return OfferIgnored, err
+	}
+	if !t.mayOffer(id, seq, source, now) {
+		return OfferIgnored, nil
+	}
 	n, err := Open(raw, t.params, now)
 	if err != nil {
 		return OfferIgnored, err
@@ -287,6 +296,23 @@ func (t *Table) Offer(raw []byte, source peer.ID) (Offered, error) {
 	}
 	t.queues[source] = append(t.queues[source], n.ID)
 	return OfferPending, nil
+}
+
+// mayOffer reports whether a record of id with seq from source could
+// change the table.
+func (t *Table) mayOffer(id peer.ID, seq uint64, source peer.ID, now time.Time) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if e, ok := t.nodes[id]; ok {
+		return e.node.Record.Seq < seq
+	}
+	if p, ok := t.pend[id]; ok {
+		return p.node.Record.Seq < seq
+	}
+	if f, ok := t.failed[id]; ok && now.Before(f.until) && seq <= f.seq {
+		return false
+	}
+	return len(t.queues[source]) < MaxPendingPerSource
 }
 
 // evictPendingLocked drops the newest pending record of the source with
@@ -605,13 +631,15 @@ func (t *Table) Versions() []wire.MemberVersion {
 	return v
 }
 
-// Delta compares a peer's versions with ours: the raw verified records the
-// peer lacks or holds older, and the nodes whose records we lack or hold
-// older (and are not already waiting for a probe).
-func (t *Table) Delta(theirs []wire.MemberVersion) (give [][]byte, want [][]byte) {
+// Delta compares peer source's versions with ours: the raw verified
+// records the peer lacks or holds older, and the nodes whose records we
+// lack or hold older (not already waiting for a probe, nor failed one; at
+// most as many new nodes as source may still queue for probes).
+func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID) (give [][]byte, want [][]byte) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	seen := make(map[peer.ID]bool, len(theirs))
+	room := MaxPendingPerSource - len(t.queues[source])
 	for _, v := range theirs {
 		id := peer.ID(v.Node)
 		seen[id] = true
@@ -624,6 +652,10 @@ func (t *Table) Delta(theirs []wire.MemberVersion) (give [][]byte, want [][]byte
 			if f, failed := t.failed[id]; failed && v.Seq <= f.seq {
 				continue
 			}
+			if room <= 0 {
+				continue
+			}
+			room--
 			want = append(want, v.Node)
 		case e.node.Record.Seq < v.Seq:
 			want = append(want, v.Node)

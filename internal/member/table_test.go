@@ -3,6 +3,7 @@ package member_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"testing"
@@ -241,7 +242,7 @@ func TestTableDelta(t *testing.T) {
 		{Node: []byte(onlyTheirs.id), Seq: 1}, // we lack: want
 		// onlyOurs missing: give
 	}
-	give, want := tb.Delta(theirs)
+	give, want := tb.Delta(theirs, "")
 
 	gotGive := map[string]bool{}
 	for _, g := range give {
@@ -261,11 +262,11 @@ func TestTableDelta(t *testing.T) {
 	}
 
 	// An empty digest gets every record; a full, equal one gets nothing.
-	give, want = tb.Delta(nil)
+	give, want = tb.Delta(nil, "")
 	if len(give) != 4 || len(want) != 0 {
 		t.Errorf("Delta(nil) = %d give, %d want", len(give), len(want))
 	}
-	give, want = tb.Delta(tb.Versions())
+	give, want = tb.Delta(tb.Versions(), "")
 	if len(give) != 0 || len(want) != 0 {
 		t.Errorf("Delta(own versions) = %d give, %d want", len(give), len(want))
 	}
@@ -352,11 +353,13 @@ func TestTableMaxNodes(t *testing.T) {
 		if i == 0 {
 			first = id
 		}
-		if !upsert(t, tb, signedAt(t, id, 1, time.Minute, addrA)) {
+		if !upsert(t, tb, signedAt(t, id, 1, time.Minute, spreadAddr(i))) {
 			t.Fatalf("record %d refused below the limit", i)
 		}
 	}
-	if upsert(t, tb, signedAt(t, newIdent(t), 1, time.Minute, addrA)) {
+	// Full of aged, reachable nodes (no minimum age here): a new one is
+	// refused rather than pushing one of them out.
+	if upsert(t, tb, signedAt(t, newIdent(t), 1, time.Minute, spreadAddr(member.DefaultMaxNodes))) {
 		t.Fatal("record beyond DefaultMaxNodes accepted")
 	}
 	if tb.Len() != member.DefaultMaxNodes {
@@ -402,7 +405,7 @@ func TestTableConcurrent(t *testing.T) {
 			_ = tb.Live()
 			_ = tb.LiveRaw()
 			_ = tb.Versions()
-			_, _ = tb.Delta(nil)
+			_, _ = tb.Delta(nil, "")
 			_ = tb.Sweep()
 			_ = tb.Gen()
 			select {
@@ -422,5 +425,201 @@ func TestTableConcurrent(t *testing.T) {
 	}
 	if len(tb.Live()) != len(ids) {
 		t.Fatalf("Live = %d", len(tb.Live()))
+	}
+}
+
+// spreadAddr is an address in a /24 of its own for each i.
+func spreadAddr(i int) string { return fmt.Sprintf("/ip4/11.%d.%d.1/tcp/4001", i/250, i%250) }
+
+// TestTableSubnetCap: one /24 cannot hold more than MaxPerSubnet records.
+func TestTableSubnetCap(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	for i := 0; i < member.MaxPerSubnet; i++ {
+		if !upsert(t, tb, signedAt(t, newIdent(t), 1, time.Minute, fmt.Sprintf("/ip4/11.1.1.%d/tcp/1", i+1))) {
+			t.Fatalf("record %d of the subnet refused below the cap", i)
+		}
+	}
+	if upsert(t, tb, signedAt(t, newIdent(t), 1, time.Minute, "/ip4/11.1.1.200/tcp/1")) {
+		t.Fatal("a record past the subnet cap was accepted")
+	}
+	if !upsert(t, tb, signedAt(t, newIdent(t), 1, time.Minute, "/ip4/11.1.2.1/tcp/1")) {
+		t.Fatal("a record of another subnet was refused")
+	}
+}
+
+// TestTableEvicts: a full table makes room for a new node by dropping an
+// expired record, else the one down longest, else the youngest that is not
+// old enough for placements; aged reachable nodes are never pushed out.
+func TestTableEvicts(t *testing.T) {
+	clk := newClock()
+	params := testParams
+	params.MinAgeMs = (2 * time.Minute).Milliseconds()
+	tb := member.NewTable(params, clk.Now)
+	tb.SetMaxNodes(4)
+	signNow := func(id ident, ttl time.Duration, a string) []byte {
+		r := record(t, id, 1)
+		r.Expires = clk.Now().Add(ttl).UnixMilli()
+		r.Addrs = [][]byte{addr(t, a)}
+		return sign(t, r, id.priv)
+	}
+	ids := make([]ident, 4)
+	for i := range ids {
+		ids[i] = newIdent(t)
+		ttl := 10 * time.Minute
+		if i == 3 {
+			ttl = 30 * time.Second // expires first
+		}
+		if !upsert(t, tb, signNow(ids[i], ttl, spreadAddr(i))) {
+			t.Fatal("fill")
+		}
+	}
+	clk.Advance(3 * time.Minute) // ids[0..2] are aged; ids[3] has expired
+	add := func(i int) ident {
+		id := newIdent(t)
+		if !upsert(t, tb, signNow(id, 10*time.Minute, spreadAddr(100+i))) {
+			t.Fatalf("new node %d refused", i)
+		}
+		return id
+	}
+	has := func(id ident) bool { _, ok := tb.Get(id.id); return ok }
+	n1 := add(1)
+	if has(ids[3]) || !has(n1) {
+		t.Fatal("the expired record was not the one dropped")
+	}
+	tb.SetDown(ids[1].id, true)
+	clk.Advance(time.Second)
+	tb.SetDown(ids[2].id, true)
+	n2 := add(2)
+	if has(ids[1]) || !has(ids[2]) || !has(n2) {
+		t.Fatal("the node down longest was not the one dropped")
+	}
+	clk.Advance(time.Second)
+	n3 := add(3)
+	if has(ids[2]) || !has(n3) {
+		t.Fatal("the down node was not dropped")
+	}
+	// Now ids[0] is aged and n1, n2, n3 young: the youngest goes.
+	clk.Advance(time.Second)
+	n4 := add(4)
+	if has(n3) || !has(n4) || !has(ids[0]) || !has(n1) || !has(n2) {
+		t.Fatal("the youngest young node was not the one dropped, or an aged one was")
+	}
+	if !tb.Aged(ids[0].id) || tb.Aged(n4.id) {
+		t.Fatal("Aged is wrong")
+	}
+	// Once all are aged, a new node is refused.
+	clk.Advance(3 * time.Minute)
+	if upsert(t, tb, signNow(newIdent(t), 10*time.Minute, spreadAddr(200))) {
+		t.Fatal("a full table of aged nodes took a new one")
+	}
+}
+
+// TestTableOfferAndProbe: records learned by gossip wait, pending, until a
+// probe proves them; a peer can queue only so many; a failed probe is
+// remembered until a newer record comes.
+func TestTableOfferAndProbe(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	src, other := newIdent(t).id, newIdent(t).id
+	a := newIdent(t)
+	res, err := tb.Offer(signedAt(t, a, 1, time.Minute, spreadAddr(1)), src)
+	if err != nil || res != member.OfferPending {
+		t.Fatalf("Offer = %v, %v; want pending", res, err)
+	}
+	if tb.Known(a.id) || len(tb.Live()) != 0 || len(tb.Versions()) != 0 {
+		t.Fatal("a pending record is listed")
+	}
+	// One source fills its share; another still gets in, and is served
+	// first in turn.
+	for i := 0; i < member.MaxPendingPerSource+10; i++ {
+		tb.Offer(signedAt(t, newIdent(t), 1, time.Minute, spreadAddr(10+i)), src)
+	}
+	b := newIdent(t)
+	if res, _ := tb.Offer(signedAt(t, b, 1, time.Minute, spreadAddr(900)), other); res != member.OfferPending {
+		t.Fatalf("another source's record: %v", res)
+	}
+	if got := tb.PendingLen(); got != member.MaxPendingPerSource+1 {
+		t.Fatalf("PendingLen = %d, want %d", got, member.MaxPendingPerSource+1)
+	}
+	batch := tb.ToProbe(2)
+	if len(batch) != 2 || (batch[0].ID != b.id && batch[1].ID != b.id) {
+		t.Fatalf("ToProbe did not take one from each source: %v", batch)
+	}
+	for _, n := range batch {
+		tb.Probed(n.ID, n.ID == b.id)
+	}
+	if !tb.Known(b.id) || len(tb.Live()) != 1 {
+		t.Fatal("a probed record is not verified")
+	}
+	failed := batch[0].ID
+	if failed == b.id {
+		failed = batch[1].ID
+	}
+	if tb.Known(failed) {
+		t.Fatal("a record whose probe failed is verified")
+	}
+	if got := tb.ToProbe(1000); len(got) != member.MaxPendingPerSource-1 {
+		t.Fatalf("ToProbe returned %d, want the %d left", len(got), member.MaxPendingPerSource-1)
+	}
+	if tb.ToProbe(10) != nil {
+		t.Fatal("records being probed were handed out twice")
+	}
+}
+
+// TestTableProbeFailureRemembered: a record whose probe failed is not
+// pending again until a newer record of the node comes.
+func TestTableProbeFailureRemembered(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	src := newIdent(t).id
+	a := newIdent(t)
+	tb.Offer(signedAt(t, a, 1, time.Minute, spreadAddr(1)), src)
+	for _, n := range tb.ToProbe(1) {
+		tb.Probed(n.ID, false)
+	}
+	if res, _ := tb.Offer(signedAt(t, a, 1, time.Minute, spreadAddr(1)), src); res != member.OfferIgnored {
+		t.Fatalf("the same record after a failed probe: %v, want ignored", res)
+	}
+	if res, _ := tb.Offer(signedAt(t, a, 2, time.Minute, spreadAddr(1)), src); res != member.OfferPending {
+		t.Fatalf("a newer record after a failed probe: %v, want pending", res)
+	}
+	// A newer record of a verified node updates it at once.
+	for _, n := range tb.ToProbe(1) {
+		tb.Probed(n.ID, true)
+	}
+	if res, _ := tb.Offer(signedAt(t, a, 3, time.Minute, spreadAddr(2)), src); res != member.OfferUpdated {
+		t.Fatalf("a newer record of a verified node: %v, want updated", res)
+	}
+}
+
+// TestTableAgeSurvivesShortAbsence: a node whose record expires while it
+// is down keeps its age if it comes back within AgeGrace, not after.
+func TestTableAgeSurvivesShortAbsence(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	a := newIdent(t)
+	upsert(t, tb, signedAt(t, a, 1, time.Minute, spreadAddr(1)))
+	since, _ := tb.Since(a.id)
+	clk.Advance(2 * time.Minute)
+	tb.Sweep()
+	if tb.Known(a.id) {
+		t.Fatal("expired record still known")
+	}
+	r := record(t, a, 2)
+	r.Expires = clk.Now().Add(time.Minute).UnixMilli()
+	r.Addrs = [][]byte{addr(t, spreadAddr(1))}
+	upsert(t, tb, sign(t, r, a.priv))
+	if got, _ := tb.Since(a.id); !got.Equal(since) {
+		t.Fatalf("age after a short absence: since %v, want %v", got, since)
+	}
+	clk.Advance(member.AgeGrace + 2*time.Minute)
+	tb.Sweep()
+	tb.Sweep()
+	r.Seq = 3
+	r.Expires = clk.Now().Add(time.Minute).UnixMilli()
+	upsert(t, tb, sign(t, r, a.priv))
+	if got, _ := tb.Since(a.id); !got.Equal(clk.Now()) {
+		t.Fatalf("age after a long absence: since %v, want now %v", got, clk.Now())
 	}
 }

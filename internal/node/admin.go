@@ -34,6 +34,12 @@ type metrics struct {
 	onionExit    prometheus.Counter
 	onionBad     prometheus.Counter
 	onionReplays prometheus.Counter
+	badReceipts  prometheus.Counter
+	rateLimited  prometheus.Counter
+	outOfScope   prometheus.Counter
+	probes       prometheus.Counter
+	probesFailed prometheus.Counter
+	workRefused  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
@@ -60,6 +66,12 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		onionExit:    f("onion_exit_total", "Onion requests performed as exit."),
 		onionBad:     f("onion_bad_total", "Onion packets that could not be peeled."),
 		onionReplays: f("onion_replays_total", "Replayed onion packets dropped."),
+		badReceipts:  f("bad_receipts_total", "Replica receipts that did not verify (not counted toward a quorum)."),
+		rateLimited:  f("replica_rate_limited_total", "Replica requests refused because their node sent too many."),
+		outOfScope:   f("out_of_scope_total", "Node requests about a mailbox outside both nodes' scope, refused."),
+		probes:       f("record_probes_total", "Reachability probes of new node records."),
+		probesFailed: f("record_probes_failed_total", "New node records whose node could not be reached (dropped)."),
+		workRefused:  f("first_contact_work_refused_total", "First-contact messages refused for too little proof-of-work."),
 	}
 	reg.MustRegister(m.storeLatency, m.syncSeconds)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "live_nodes",

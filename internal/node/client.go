@@ -75,7 +75,8 @@ func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, ma
 		}
 		return wire.KindDeleteResp, resp
 	case wire.KindNodesReq:
-		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: n.table.LiveRaw()}
+		raws, ages := n.table.LiveAges()
+		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: raws, Ages: ages}
 	case wire.KindPublicReq:
 		var req wire.PublicReq
 		if err := wire.Unmarshal(body, &req); err != nil {
@@ -133,18 +134,39 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 	if expiry <= now.UnixMilli() {
 		return nil, wire.Errorf(wire.CodeBadRequest, "message already expired")
 	}
-	if req.Namespace == wire.PublicNamespace {
+	switch req.Namespace {
+	case wire.PublicNamespace:
 		// Anyone may read the public namespace (prekey bundles), so only
 		// the mailbox owner may write it: otherwise a few junk writes
 		// would push the owner's bundle out of every read.
 		if _, err := mailbox.OpenPublic(mb, ts, expiry, req.Data); err != nil {
 			return nil, wire.Errorf(wire.CodeUnauthorized, "%v", err)
 		}
+	case wire.RequestNamespace:
+		// A first-contact message pays for its place: the more are
+		// waiting in this mailbox, the more work a new one must carry.
+		need := mailbox.RequiredRequestWork(max(0, n.store.Count(mb, wire.RequestNamespace)))
+		if got, _, err := mailbox.RequestWork(mb, ts, expiry, req.Data); err != nil || got < need {
+			n.m.workRefused.Inc()
+			e := wire.Errorf(wire.CodeRateLimited, "first-contact message needs %d bits of proof-of-work, carries %d", need, got)
+			e.WorkBits = need
+			return nil, e
+		}
 	}
 	h := swarm.MessageHash(mb, req.Namespace, ts, expiry, req.Data)
 	msg := store.Message{Hash: h, Mailbox: mb, Namespace: req.Namespace, Timestamp: ts, Expiry: expiry, Data: req.Data}
 	receipts, werr := n.writeQuorum(ctx, msg)
 	n.m.storeLatency.Observe(time.Since(start).Seconds())
+	if werr != nil && werr.Code == wire.CodeGone {
+		// Stored before and since deleted by the mailbox owner: a
+		// sender's retry after the recipient read it. The owner's signed
+		// deletion proves it was delivered.
+		if ds, err := n.store.Deletions(mb, []store.Hash{h}, 1); err == nil && len(ds) == 1 {
+			n.m.storeOK.Inc()
+			t := tombOf(ds[0])
+			return &wire.StoreResp{Hash: h[:], Expiry: expiry, Deleted: &t}, nil
+		}
+	}
 	if werr != nil {
 		n.m.storeFail.Inc()
 		return nil, werr
@@ -243,25 +265,11 @@ func (n *Node) ReadPublic(req *wire.PublicReq, maxBytes int) (*wire.PublicResp, 
 	if limit <= 0 || limit > 16 {
 		limit = 16
 	}
-	var pub []store.Message
-	var after *store.Hash
-	for page := 0; page < 100; page++ {
-		msgs, more, err := n.store.Get(mb, after, 1000, maxBytes)
-		if err != nil {
-			return nil, wire.Errorf(wire.CodeInternal, "storage error")
-		}
-		for _, m := range msgs {
-			if m.Namespace == wire.PublicNamespace {
-				pub = append(pub, m)
-			}
-		}
-		if !more || len(msgs) == 0 {
-			break
-		}
-		after = &msgs[len(msgs)-1].Hash
-	}
-	if len(pub) > limit {
-		pub = pub[len(pub)-limit:]
+	// Through the (mailbox, namespace) index: the cost does not grow with
+	// what else the mailbox holds.
+	pub, err := n.store.Newest(mb, wire.PublicNamespace, limit)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "storage error")
 	}
 	size := 0
 	for i := len(pub) - 1; i >= 0; i-- {
@@ -280,20 +288,23 @@ func (n *Node) Delete(ctx context.Context, req *wire.DeleteReq) (*wire.DeleteRes
 	if werr != nil {
 		return nil, werr
 	}
-	if len(req.Hashes) == 0 || len(req.Hashes) > 1000 {
-		return nil, wire.Errorf(wire.CodeBadRequest, "delete takes 1 to 1000 hashes")
+	if len(req.Hashes) == 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "delete names no hashes")
 	}
-	hashes := make([]store.Hash, len(req.Hashes))
+	if len(req.Hashes) > maxDeleteHashes {
+		return nil, wire.Errorf(wire.CodeTooLarge, "delete takes at most %d hashes; send them in several requests", maxDeleteHashes)
+	}
 	for i, b := range req.Hashes {
 		if len(b) != 32 {
 			return nil, wire.Errorf(wire.CodeBadRequest, "hash %d is not 32 bytes", i)
 		}
-		copy(hashes[i][:], b)
 	}
 	if werr := n.checkAuth(mailbox.MethodDelete, mb, req.Auth, req.AuthFields()); werr != nil {
 		return nil, werr
 	}
-	deleted, err := n.deleteQuorum(ctx, mb, hashes)
+	// The request itself, signed by the owner, is what every replica
+	// checks before it deletes.
+	deleted, err := n.deleteQuorum(ctx, wire.Tomb{Mailbox: mb[:], Hashes: req.Hashes, Timestamp: req.Auth.Timestamp, Sig: req.Auth.Sig})
 	if err != nil {
 		return nil, err
 	}
@@ -327,11 +338,18 @@ func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
 	if time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > MaxTTL+MaxFutureSkew {
 		return m, errors.New("expiry too far ahead")
 	}
-	if w.Namespace == wire.PublicNamespace {
+	switch w.Namespace {
+	case wire.PublicNamespace:
 		// Checked here too, so a node cannot slip junk into a public
 		// namespace by replication or repair.
 		if _, err := mailbox.OpenPublic(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil {
 			return m, err
+		}
+	case wire.RequestNamespace:
+		// Likewise the first-contact work; replicas ask for the base
+		// (their counts differ a little from the coordinator's).
+		if got, _, err := mailbox.RequestWork(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil || got < mailbox.RequestWorkBase {
+			return m, errors.New("first-contact message without its proof-of-work")
 		}
 	}
 	copy(m.Hash[:], w.Hash)

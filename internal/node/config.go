@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -23,8 +24,10 @@ const (
 	MaxFutureSkew = 60 * time.Second
 )
 
-// Config configures a node. The zero value of every field except DataDir
-// gives the production default.
+// Config configures a node. DefaultConfig gives the production defaults
+// (the CLI's flags read them from there); in a Config built by hand, a zero
+// field takes the same default, except the network parameters' PoWBits and
+// MinAgeMs, where zero means none.
 type Config struct {
 	DataDir   string   // keys, database, addr file; created if missing
 	Listen    []string // multiaddrs; default /ip4/127.0.0.1/tcp/0
@@ -50,26 +53,111 @@ type Config struct {
 	MaxMailboxMessages int
 	MaxMailboxBytes    int64
 	MaxStoreBytes      int64
+	// PublicQuota and RequestQuota bound a mailbox's public namespace
+	// (prekey bundles) and first-contact namespace, each on its own.
+	PublicQuota  store.Quota
+	RequestQuota store.Quota
+	// ReplicaRate bounds the replica writes and deletions one node may
+	// send this one per second (a token bucket holding ReplicaBurst).
+	ReplicaRate  float64
+	ReplicaBurst int
 
 	Logger *slog.Logger
 	Now    func() time.Time
 }
 
+// DefaultMinAge is the production network's minimum age before a node
+// takes placements (a network parameter).
+const DefaultMinAge = 24 * time.Hour
+
+// DefaultConfig returns the production defaults (DataDir is left empty:
+// it is required).
+func DefaultConfig() Config {
+	return Config{
+		Listen:             []string{"/ip4/127.0.0.1/tcp/0"},
+		Params:             wire.Params{Network: DefaultNetwork, Replication: swarm.DefaultReplication, PoWBits: 20, MinAgeMs: DefaultMinAge.Milliseconds()},
+		Version:            "dev",
+		RecordTTL:          60 * time.Second,
+		GossipInterval:     time.Second,
+		SyncInterval:       5 * time.Second,
+		SyncSettle:         time.Second,
+		ProbeInterval:      2 * time.Second,
+		ExpireInterval:     30 * time.Second,
+		OnionKeyLifetime:   time.Hour,
+		MaxMailboxMessages: 10000,
+		MaxMailboxBytes:    64 << 20,
+		MaxStoreBytes:      8 << 30,
+		PublicQuota:        store.Quota{Messages: 64, Bytes: 4 << 20},
+		RequestQuota:       store.Quota{Messages: 10000, Bytes: 64 << 20},
+		ReplicaRate:        5000,
+		ReplicaBurst:       20000,
+	}
+}
+
 // DefaultNetwork is the network name used when none is given.
 const DefaultNetwork = "umbra-dev"
 
+// setDefaults fills zero fields from DefaultConfig and validates.
 func (c *Config) setDefaults() error {
-	if c.DataDir == "" {
-		return errors.New("node: a data directory is required (--data DIR)")
-	}
+	d := DefaultConfig()
 	if len(c.Listen) == 0 {
-		c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+		c.Listen = d.Listen
 	}
 	if c.Params.Network == "" {
-		c.Params.Network = DefaultNetwork
+		c.Params.Network = d.Params.Network
 	}
 	if c.Params.Replication == 0 {
-		c.Params.Replication = swarm.DefaultReplication
+		c.Params.Replication = d.Params.Replication
+	}
+	if c.Version == "" {
+		c.Version = d.Version
+	}
+	dur := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	dur(&c.RecordTTL, d.RecordTTL)
+	dur(&c.GossipInterval, d.GossipInterval)
+	dur(&c.SyncInterval, d.SyncInterval)
+	dur(&c.SyncSettle, d.SyncSettle)
+	dur(&c.ProbeInterval, d.ProbeInterval)
+	dur(&c.ExpireInterval, d.ExpireInterval)
+	dur(&c.OnionKeyLifetime, d.OnionKeyLifetime)
+	if c.MaxMailboxMessages <= 0 {
+		c.MaxMailboxMessages = d.MaxMailboxMessages
+	}
+	if c.MaxMailboxBytes <= 0 {
+		c.MaxMailboxBytes = d.MaxMailboxBytes
+	}
+	if c.MaxStoreBytes <= 0 {
+		c.MaxStoreBytes = d.MaxStoreBytes
+	}
+	if c.PublicQuota.Messages <= 0 || c.PublicQuota.Bytes <= 0 {
+		c.PublicQuota = d.PublicQuota
+	}
+	if c.RequestQuota.Messages <= 0 || c.RequestQuota.Bytes <= 0 {
+		c.RequestQuota = d.RequestQuota
+	}
+	if c.ReplicaRate <= 0 {
+		c.ReplicaRate = d.ReplicaRate
+	}
+	if c.ReplicaBurst <= 0 {
+		c.ReplicaBurst = d.ReplicaBurst
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c.Validate()
+}
+
+// Validate checks a configuration whose defaults are filled in.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("node: a data directory is required (--data DIR)")
 	}
 	if c.Params.Replication < 1 || c.Params.Replication > 15 {
 		return fmt.Errorf("node: replication must be 1..15, got %d", c.Params.Replication)
@@ -77,26 +165,11 @@ func (c *Config) setDefaults() error {
 	if c.Params.PoWBits < 0 || c.Params.PoWBits > 40 {
 		return fmt.Errorf("node: proof-of-work bits must be 0..40, got %d", c.Params.PoWBits)
 	}
-	if c.Version == "" {
-		c.Version = "dev"
+	if c.Params.MinAgeMs < 0 || c.Params.MinAgeMs > (30*24*time.Hour).Milliseconds() {
+		return fmt.Errorf("node: the minimum age must be between 0 and 30 days, got %s", time.Duration(c.Params.MinAgeMs)*time.Millisecond)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.RecordTTL, 60*time.Second)
-	def(&c.GossipInterval, time.Second)
-	def(&c.SyncInterval, 5*time.Second)
-	def(&c.SyncSettle, time.Second)
-	def(&c.ProbeInterval, 2*time.Second)
-	def(&c.ExpireInterval, 30*time.Second)
-	def(&c.OnionKeyLifetime, time.Hour)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.RecordTTL > 10*time.Minute {
+		return fmt.Errorf("node: the record lifetime may be at most 10m, got %s", c.RecordTTL)
 	}
 	return nil
 }

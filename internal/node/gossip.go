@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -51,25 +52,39 @@ func (n *Node) publishSelf() error {
 	return nil
 }
 
-// loadPeers restores the records cached at the last run, so that a node
-// restarted after a crash can rejoin even if its bootstrap nodes are gone.
-// Expired records are refused by the table as usual.
+// cachedPeer is a verified record as a node caches it across restarts,
+// with the age it had reached.
+type cachedPeer struct {
+	Raw   []byte `cbor:"1,keyasint"`
+	Since int64  `cbor:"2,keyasint"` // unix ms: reachable since
+}
+
+// loadPeers restores the records cached at the last run, with their ages,
+// so that a node restarted after a crash can rejoin even if its bootstrap
+// nodes are gone, and does not forget which nodes are old enough to take
+// placements. Expired records are refused by the table as usual.
 func (n *Node) loadPeers() {
 	b, ok, err := n.store.GetKV(peersKey)
 	if err != nil || !ok {
 		return
 	}
-	var recs [][]byte
-	if err := wire.Unmarshal(b, &recs); err != nil {
+	var peers []cachedPeer
+	if err := wire.Unmarshal(b, &peers); err != nil {
 		return
 	}
-	for _, r := range recs {
-		_, _ = n.table.Upsert(r)
+	for _, p := range peers {
+		_ = n.table.Restore(p.Raw, time.UnixMilli(p.Since))
 	}
 }
 
 func (n *Node) savePeers() {
-	b, err := wire.Marshal(n.table.LiveRaw())
+	ages := n.table.Ages()
+	live := n.table.Live()
+	peers := make([]cachedPeer, 0, len(live))
+	for _, l := range live {
+		peers = append(peers, cachedPeer{Raw: l.Raw, Since: ages[l.ID].UnixMilli()})
+	}
+	b, err := wire.Marshal(peers)
 	if err == nil {
 		err = n.store.SetKV(peersKey, b)
 	}
@@ -177,7 +192,9 @@ func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
 		s.Reset()
 		return
 	}
-	n.absorb(delta.Records)
+	// We chose to ask p (a node of our table, or a bootstrap node): what
+	// it tells us is taken as its introductions, each probed before use.
+	n.absorb(p, delta.Records, false)
 	if err := wire.WriteFrame(s, wire.KindMembersPush, &wire.MembersPush{Records: n.table.Raw(delta.Want)}); err != nil {
 		s.Reset()
 		return
@@ -186,10 +203,38 @@ func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
 	n.table.SetDown(p, false)
 }
 
-func (n *Node) absorb(recs [][]byte) {
+// absorb offers records learned from peer from to the table: a newer
+// record of a node we hold replaces the old, a new node waits for its
+// probe. With selfOnly (a peer that is not a node of our table yet), only
+// the peer's own record is taken: a stranger may introduce itself, not
+// thousands of others.
+func (n *Node) absorb(from peer.ID, recs [][]byte, selfOnly bool) {
+	pending := false
 	for _, r := range recs {
-		if _, err := n.table.Upsert(r); err != nil {
+		if selfOnly {
+			if len(recs) > 1 {
+				// Decode only the record that can be the sender's.
+				if nd, err := member.Open(r, n.cfg.Params, n.cfg.Now()); err != nil || nd.ID != from {
+					continue
+				}
+			}
+		}
+		res, err := n.table.Offer(r, from)
+		if err != nil {
 			n.m.badRecords.Inc()
+			continue
+		}
+		if selfOnly && res == member.OfferPending {
+			if nd, err := member.Open(r, n.cfg.Params, n.cfg.Now()); err != nil || nd.ID != from {
+				continue
+			}
+		}
+		pending = pending || res == member.OfferPending
+	}
+	if pending {
+		select {
+		case n.probeKick <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -205,7 +250,19 @@ func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
 	if d.Params != n.cfg.Params {
 		return s.Fail(wire.Errorf(wire.CodeBadRequest, "network mismatch: peer has %+v, this node %+v", d.Params, n.cfg.Params))
 	}
-	give, want := n.table.Delta(d.Versions)
+	from := s.Conn().RemotePeer()
+	known := n.table.Known(from)
+	give, want := n.table.Delta(d.Versions, from)
+	if !known {
+		// A stranger may introduce itself only: ask for its own record,
+		// not for whatever else it claims to know.
+		want = want[:0]
+		for _, v := range d.Versions {
+			if peer.ID(v.Node) == from {
+				want = append(want, v.Node)
+			}
+		}
+	}
 	if err := s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Records: give, Want: want}); err != nil {
 		return err
 	}
@@ -213,7 +270,7 @@ func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
 	if err := wire.Read(s.R, wire.MaxFrame, wire.KindMembersPush, &push); err != nil {
 		return err
 	}
-	n.absorb(push.Records)
+	n.absorb(from, push.Records, !known)
 	return nil
 }
 
@@ -226,7 +283,9 @@ func (n *Node) requestProbe(p peer.ID) {
 
 // probeLoop keeps the live set honest: a node whose connection dropped or
 // whose call failed is probed, marked down if it cannot be reached (so it no
-// longer takes placements), and marked up when it answers again.
+// longer takes placements), and marked up when it answers again. New
+// records learned by gossip are probed here too, and only a node reached
+// at the address its record claims enters the table.
 func (n *Node) probeLoop(ctx context.Context) {
 	tick := time.NewTicker(n.cfg.ProbeInterval)
 	defer tick.Stop()
@@ -238,13 +297,57 @@ func (n *Node) probeLoop(ctx context.Context) {
 			if p != n.host.ID() && n.host.Network().Connectedness(p) != network.Connected {
 				n.probe(ctx, p)
 			}
+		case <-n.probeKick:
+			n.probeNew(ctx)
 		case <-tick.C:
 			n.table.Sweep()
 			for _, p := range n.downNodes() {
 				n.probe(ctx, p)
 			}
+			n.probeNew(ctx)
 		}
 	}
+}
+
+// Probing new records: this many at once, each for at most newProbeTimeout.
+const (
+	newProbes       = 16
+	newProbeTimeout = 2 * time.Second
+)
+
+// probeNew probes pending records (a few from each source in turn, see
+// member.Table.ToProbe) until none is left or the node stops: a node is
+// verified only when a dial to its claimed address reaches its peer ID.
+func (n *Node) probeNew(ctx context.Context) {
+	for rounds := 0; rounds < 64 && ctx.Err() == nil; rounds++ {
+		batch := n.table.ToProbe(newProbes)
+		if len(batch) == 0 {
+			return
+		}
+		var wg sync.WaitGroup
+		for _, rec := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.m.probes.Inc()
+				ok := rec.ID == n.host.ID() || n.reach(ctx, rec, newProbeTimeout) == nil
+				if !ok {
+					n.m.probesFailed.Inc()
+				}
+				n.table.Probed(rec.ID, ok)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// reach dials rec's addresses (skipping the dial backoff) and checks that
+// the node answering is rec's.
+func (n *Node) reach(ctx context.Context, rec *member.Node, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	n.host.Network().Peerstore().AddAddrs(rec.ID, rec.Addrs, n.cfg.RecordTTL)
+	return n.host.Connect(network.WithForceDirectDial(ctx, "probe"), rec.AddrInfo())
 }
 
 func (n *Node) downNodes() []peer.ID {
@@ -263,12 +366,9 @@ func (n *Node) probe(ctx context.Context, p peer.ID) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	n.host.Network().Peerstore().AddAddrs(p, rec.Addrs, n.cfg.RecordTTL)
 	// A forced direct dial skips the dial backoff, so a restarted node is
 	// seen at once.
-	err := n.host.Connect(network.WithForceDirectDial(ctx, "probe"), rec.AddrInfo())
+	err := n.reach(ctx, rec, time.Second)
 	if err != nil && n.ctx.Err() == nil {
 		if !n.table.IsDown(p) {
 			n.log.Info("node unreachable; marked down", "peer", p2p.ShortID(p))

@@ -25,6 +25,7 @@ import (
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/replay"
 	"github.com/umbra-im/umbra/internal/store"
+	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // Node is a running service node.
@@ -45,6 +46,9 @@ type Node struct {
 	batch     *batcher
 	chg       *changeLog
 	reg       *prometheus.Registry
+
+	replicaRate *rateLimit    // replica writes and deletions per peer
+	probeKick   chan struct{} // new records wait for a probe
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -75,7 +79,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, lock: lock, seen: replay.New(1 << 16), onionSeen: replay.New(1 << 18),
-		pollSem: make(chan struct{}, 2048), probeReq: make(chan peer.ID, 256), started: cfg.Now()}
+		pollSem: make(chan struct{}, 2048), probeReq: make(chan peer.ID, 256), started: cfg.Now(),
+		replicaRate: newRateLimit(cfg.ReplicaRate, cfg.ReplicaBurst, cfg.Now), probeKick: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -86,6 +91,7 @@ func New(cfg Config) (*Node, error) {
 		Path:               filepath.Join(cfg.DataDir, "store.db"),
 		MaxMailboxMessages: cfg.MaxMailboxMessages,
 		MaxMailboxBytes:    cfg.MaxMailboxBytes,
+		NamespaceQuotas:    map[int32]store.Quota{wire.PublicNamespace: cfg.PublicQuota, wire.RequestNamespace: cfg.RequestQuota},
 		MaxTotalBytes:      cfg.MaxStoreBytes,
 		Now:                cfg.Now,
 		Logger:             cfg.Logger.With("sub", "store"),

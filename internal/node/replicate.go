@@ -1,12 +1,15 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/swarm"
@@ -19,20 +22,31 @@ const (
 	maxFetchBytes  = wire.MaxFrame - 256<<10
 )
 
-// rank returns the live nodes ordered by rendezvous weight for mailbox: the
-// first R are its swarm, the rest fallbacks.
+// rank returns the live nodes in placement order for mailbox (member.Place:
+// aged nodes first, rendezvous weight of their positions, at most ⌊R/2⌋
+// per subnet in the swarm): the first R are its swarm, the rest fallbacks.
 func (n *Node) rank(mb [32]byte) []peer.ID {
-	live := n.table.Live()
-	ids := make([][]byte, len(live))
-	for i, l := range live {
-		ids[i] = []byte(l.ID)
-	}
-	ranked := swarm.Rank(mb, ids)
-	out := make([]peer.ID, len(ranked))
-	for i, r := range ranked {
-		out[i] = peer.ID(r)
+	placed := member.Place(mb, n.table.Live(), n.table.Aged, n.cfg.Params.Replication)
+	out := make([]peer.ID, len(placed))
+	for i, p := range placed {
+		out[i] = p.ID
 	}
 	return out
+}
+
+// inScope reports whether every one of ids ranks within the first R+k of
+// mailbox mb's placement over all verified nodes, down ones included: the
+// nodes that may write, repair, fetch and acknowledge its messages. A node
+// answers another's replica writes, deletions, sync offers and fetches
+// only for mailboxes where both are in scope.
+func (n *Node) inScope(mb [32]byte, ids ...peer.ID) bool {
+	placed := member.Place(mb, n.table.All(), n.table.Aged, n.cfg.Params.Replication)
+	for _, id := range ids {
+		if !member.InScope(placed, id, n.cfg.Params.Replication) {
+			return false
+		}
+	}
+	return true
 }
 
 // SwarmOf returns the mailbox's swarm in this node's view.
@@ -107,6 +121,12 @@ func (n *Node) fanOut(msg store.Message, ranked []peer.ID, r, w int, out chan<- 
 	for inflight > 0 {
 		res := <-results
 		inflight--
+		if res.err == nil && !n.validReceipt(res.target, &msg, res.receipt) {
+			// A receipt that does not verify counts for nothing: the
+			// replica lied or garbled it. Try the next node instead.
+			n.m.badReceipts.Inc()
+			res.err = errors.New("receipt does not verify")
+		}
 		if res.err == nil {
 			receipts = append(receipts, wire.Receipt{Node: []byte(res.target), Sig: res.receipt})
 			if len(receipts) == w && !decided {
@@ -139,10 +159,23 @@ func (n *Node) fanOut(msg store.Message, ranked []peer.ID, r, w int, out chan<- 
 	}
 }
 
+// validReceipt checks a replica's receipt: target's signature over the
+// message's hash, mailbox and expiry.
+func (n *Node) validReceipt(target peer.ID, m *store.Message, sig []byte) bool {
+	pub, err := target.ExtractPublicKey()
+	if err != nil {
+		return false
+	}
+	ok, err := pub.Verify(swarm.ReceiptBytes(m.Hash, m.Mailbox, m.Expiry), sig)
+	return err == nil && ok
+}
+
 // refusalMessage explains a replica's refusal of the message itself, or
 // returns "" for failures another node might not have.
 func refusalMessage(code int) string {
 	switch code {
+	case wire.CodeGone:
+		return "the mailbox owner deleted this message (it was delivered)"
 	case wire.CodeMailboxFull:
 		return "mailbox is full (quota reached): the recipient must read and delete messages, or wait for old ones to expire"
 	case wire.CodeStoreFull:
@@ -183,7 +216,7 @@ func putCode(r store.PutResult) (int, error) {
 	case store.Stored, store.Duplicate:
 		return 0, nil
 	case store.Deleted:
-		return wire.CodeBadRequest, errors.New("message was deleted")
+		return wire.CodeGone, errors.New("message was deleted by the mailbox owner")
 	case store.Expired:
 		return wire.CodeBadRequest, errors.New("message expired")
 	default:
@@ -217,18 +250,18 @@ func isRemoteError(err error) bool {
 	return errors.As(err, &we)
 }
 
-// deleteQuorum applies a deletion here and at the swarm, waiting for a
-// majority. Tombstones keep replicas from resurrecting the messages.
-func (n *Node) deleteQuorum(ctx context.Context, mb [32]byte, hashes []store.Hash) (int, *wire.Error) {
-	members := n.swarmOf(mb)
-	w := swarm.Quorum(n.cfg.Params.Replication)
-	tomb := wire.Tomb{Mailbox: mb[:]}
-	for _, h := range hashes {
-		tomb.Hashes = append(tomb.Hashes, h[:])
+// deleteQuorum applies the owner's signed deletion here and at the swarm,
+// waiting for a majority. Every replica checks the signature itself;
+// tombstones keep replicas from resurrecting the messages.
+func (n *Node) deleteQuorum(ctx context.Context, tomb wire.Tomb) (int, *wire.Error) {
+	d, werr := deletionOf(&tomb)
+	if werr != nil {
+		return 0, werr
 	}
+	members := n.swarmOf(d.Mailbox)
+	w := swarm.Quorum(n.cfg.Params.Replication)
 	type res struct {
-		deleted int
-		err     error
+		err error
 	}
 	results := make(chan res, len(members)+1)
 	cctx, cancel := context.WithTimeout(ctx, replicaTimeout)
@@ -245,10 +278,11 @@ func (n *Node) deleteQuorum(ctx context.Context, mb [32]byte, hashes []store.Has
 			results <- res{err: err}
 		}()
 	}
-	local, err := n.store.Delete(cctx, mb, hashes)
+	local, err := n.store.DeleteSigned(cctx, d)
 	if err != nil {
 		return 0, wire.Errorf(wire.CodeInternal, "storage error")
 	}
+	n.chg.touch(d.Mailbox, n.cfg.Now())
 	acks := 0
 	if self {
 		acks++
@@ -271,8 +305,46 @@ func btoi(b bool) int {
 	return 0
 }
 
+// deletionOf checks a signed deletion, the mailbox owner's signature over
+// its hashes (whatever its age: it stays the owner's word), and returns it
+// in the store's form.
+func deletionOf(t *wire.Tomb) (store.Deletion, *wire.Error) {
+	mb, werr := mailboxID(t.Mailbox)
+	if werr != nil {
+		return store.Deletion{}, werr
+	}
+	if len(t.Hashes) == 0 || len(t.Hashes) > maxDeleteHashes {
+		return store.Deletion{}, wire.Errorf(wire.CodeBadRequest, "a deletion names 1 to %d hashes", maxDeleteHashes)
+	}
+	d := store.Deletion{Mailbox: mb, Timestamp: t.Timestamp, Sig: t.Sig, Hashes: make([]store.Hash, len(t.Hashes))}
+	for i, h := range t.Hashes {
+		if len(h) != 32 {
+			return store.Deletion{}, wire.Errorf(wire.CodeBadRequest, "hash %d is not 32 bytes", i)
+		}
+		copy(d.Hashes[i][:], h)
+	}
+	if err := mailbox.VerifySig(mailbox.MethodDelete, mb, t.Timestamp, t.AuthFields(), t.Sig); err != nil {
+		return store.Deletion{}, wire.Errorf(wire.CodeUnauthorized, "deletion not signed by the mailbox owner")
+	}
+	return d, nil
+}
+
+// tombOf is a stored signed deletion in its wire form.
+func tombOf(d store.Deletion) wire.Tomb {
+	t := wire.Tomb{Mailbox: bytes.Clone(d.Mailbox[:]), Timestamp: d.Timestamp, Sig: d.Sig, Hashes: make([][]byte, len(d.Hashes))}
+	for i, h := range d.Hashes {
+		t.Hashes[i] = bytes.Clone(h[:])
+	}
+	return t
+}
+
+// maxDeleteHashes bounds the hashes of one deletion (a client's delete
+// request, a tomb between nodes).
+const maxDeleteHashes = 1000
+
 // serveReplicate answers node-to-node writes, deletions and fetches. Only
-// nodes in the table may use it.
+// nodes in the table may use it, only for mailboxes where both nodes are
+// in scope, and at most at the replica rate.
 func (n *Node) serveReplicate(_ context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
 	if !n.table.Known(from) {
 		return fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
@@ -283,7 +355,15 @@ func (n *Node) serveReplicate(_ context.Context, from peer.ID, kind wire.Kind, b
 		if err := wire.Unmarshal(body, &req); err != nil {
 			return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 		}
-		resp, werr := n.applyReplicas(&req)
+		cost := len(req.Messages)
+		for _, t := range req.Deletes {
+			cost += len(t.Hashes)
+		}
+		if !n.replicaRate.allow(from, cost) {
+			n.m.rateLimited.Inc()
+			return fail(wire.Errorf(wire.CodeRateLimited, "too many replica writes; slow down"))
+		}
+		resp, werr := n.applyReplicas(from, &req)
 		if werr != nil {
 			return fail(werr)
 		}
@@ -293,46 +373,118 @@ func (n *Node) serveReplicate(_ context.Context, from peer.ID, kind wire.Kind, b
 		if err := wire.Unmarshal(body, &req); err != nil {
 			return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 		}
-		hashes := make([]store.Hash, 0, len(req.Hashes))
-		for _, h := range req.Hashes {
-			if len(h) == 32 {
-				hashes = append(hashes, store.Hash(h))
-			}
+		resp, werr := n.fetch(from, &req)
+		if werr != nil {
+			return fail(werr)
 		}
-		msgs, err := n.store.GetByHash(hashes)
-		if err != nil {
-			return fail(wire.Errorf(wire.CodeInternal, "storage error"))
-		}
-		size := 0
-		for i := range msgs {
-			size += len(msgs[i].Data) + 128
-			if size > maxFetchBytes {
-				msgs = msgs[:i]
-				break
-			}
-		}
-		return wire.KindFetchResp, &wire.FetchResp{Messages: toWire(msgs)}
+		return wire.KindFetchResp, resp
 	default:
 		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}
 }
 
-func (n *Node) applyReplicas(req *wire.ReplicateReq) (*wire.ReplicateResp, *wire.Error) {
-	for _, t := range req.Deletes {
-		mb, werr := mailboxID(t.Mailbox)
+// fetch answers a repair fetch: the messages and the signed deletions asked
+// for, of mailboxes where both nodes are in scope.
+func (n *Node) fetch(from peer.ID, req *wire.FetchReq) (*wire.FetchResp, *wire.Error) {
+	if len(req.Hashes) > store.MaxGetLimit || len(req.Tombs) > store.MaxGetLimit {
+		return nil, wire.Errorf(wire.CodeBadRequest, "fetch takes at most %d hashes", store.MaxGetLimit)
+	}
+	scope := scopeCache{n: n, from: from}
+	hashes := make([]store.Hash, 0, len(req.Hashes))
+	for _, h := range req.Hashes {
+		if len(h) == 32 {
+			hashes = append(hashes, store.Hash(h))
+		}
+	}
+	msgs, err := n.store.GetByHash(hashes)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInternal, "storage error")
+	}
+	resp := &wire.FetchResp{}
+	size := 0
+	for i := range msgs {
+		if !scope.ok(msgs[i].Mailbox) {
+			continue
+		}
+		size += len(msgs[i].Data) + 128
+		if size > maxFetchBytes {
+			break
+		}
+		resp.Messages = append(resp.Messages, toWire(msgs[i:i+1])...)
+	}
+	if len(req.Tombs) > 0 {
+		mb, werr := mailboxID(req.TombsOf)
 		if werr != nil {
 			return nil, werr
 		}
-		hashes := make([]store.Hash, 0, len(t.Hashes))
-		for _, h := range t.Hashes {
-			if len(h) == 32 {
-				hashes = append(hashes, store.Hash(h))
-			}
+		if !scope.ok(mb) {
+			return resp, nil
 		}
-		if _, err := n.store.Delete(n.ctx, mb, hashes); err != nil {
+		ds, err := n.store.Deletions(mb, hashesOf(req.Tombs), 64)
+		if err != nil {
 			return nil, wire.Errorf(wire.CodeInternal, "storage error")
 		}
-		n.chg.touch(mb, n.cfg.Now())
+		for _, d := range ds {
+			size += 32*len(d.Hashes) + 128
+			if size > maxFetchBytes {
+				break
+			}
+			resp.Tombs = append(resp.Tombs, tombOf(d))
+		}
+	}
+	return resp, nil
+}
+
+func hashesOf(b [][]byte) []store.Hash {
+	out := make([]store.Hash, 0, len(b))
+	for _, h := range b {
+		if len(h) == 32 {
+			out = append(out, store.Hash(h))
+		}
+	}
+	return out
+}
+
+// scopeCache answers inScope for one peer over many mailboxes, computing
+// each mailbox's placement once.
+type scopeCache struct {
+	n    *Node
+	from peer.ID
+	seen map[store.Hash]bool
+}
+
+func (c *scopeCache) ok(mb store.Hash) bool {
+	if v, ok := c.seen[mb]; ok {
+		return v
+	}
+	if c.seen == nil {
+		c.seen = map[store.Hash]bool{}
+	}
+	v := c.n.inScope(mb, c.from, c.n.host.ID())
+	c.seen[mb] = v
+	if !v {
+		c.n.m.outOfScope.Inc()
+	}
+	return v
+}
+
+// applyReplicas stores replica writes and applies signed deletions from
+// node from, for mailboxes where both nodes are in scope. A deletion
+// whose signature does not verify is refused whole.
+func (n *Node) applyReplicas(from peer.ID, req *wire.ReplicateReq) (*wire.ReplicateResp, *wire.Error) {
+	scope := scopeCache{n: n, from: from}
+	for i := range req.Deletes {
+		d, werr := deletionOf(&req.Deletes[i])
+		if werr != nil {
+			return nil, werr
+		}
+		if !scope.ok(d.Mailbox) {
+			return nil, wire.Errorf(wire.CodeForbidden, "mailbox outside both nodes' scope")
+		}
+		if _, err := n.store.DeleteSigned(n.ctx, d); err != nil {
+			return nil, wire.Errorf(wire.CodeInternal, "storage error")
+		}
+		n.chg.touch(d.Mailbox, n.cfg.Now())
 	}
 	resp := &wire.ReplicateResp{Results: make([]wire.ReplicaResult, len(req.Messages))}
 	msgs := make([]store.Message, 0, len(req.Messages))
@@ -341,6 +493,10 @@ func (n *Node) applyReplicas(req *wire.ReplicateReq) (*wire.ReplicateResp, *wire
 		m, err := n.fromWire(&req.Messages[i])
 		if err != nil {
 			resp.Results[i].Code = wire.CodeBadRequest
+			continue
+		}
+		if !scope.ok(m.Mailbox) {
+			resp.Results[i].Code = wire.CodeForbidden
 			continue
 		}
 		msgs = append(msgs, m)

@@ -15,8 +15,15 @@ import (
 
 const (
 	maxSyncDigests = 4096 // mailboxes offered in one sync request
+	maxSyncPages   = 64   // page requests in one sync request
 	syncParallel   = 4    // peers synced at once
 	pushBatchBytes = 1 << 20
+	// syncPageEntries bounds one page of a mailbox's entries, and
+	// syncAnswerEntries all the entries of one sync answer (about 40
+	// bytes each on the wire: well under the frame limit).
+	syncPageEntries   = 8192
+	syncAnswerEntries = 32768
+	fetchBatch        = 256 // messages asked for in one fetch
 )
 
 // syncLoop runs anti-entropy every SyncInterval and shortly after every
@@ -43,9 +50,10 @@ func (n *Node) syncLoop(ctx context.Context) {
 
 // SyncOnce runs one anti-entropy round: for every mailbox this node holds,
 // it offers a digest to each other member of the mailbox's swarm; a peer
-// whose digest differs answers with its full set, and the two sides
-// exchange what is missing (messages and tombstones). A node that holds a
-// mailbox but is not in its swarm hands it to the swarm the same way.
+// whose digest differs answers with its set, a page at a time, and the
+// two sides exchange what is missing: messages, and the owner's signed
+// deletions for tombstones. A node that holds a mailbox but is not in its
+// swarm hands it to the swarm the same way, while it is still in scope.
 func (n *Node) SyncOnce(ctx context.Context) {
 	start := time.Now()
 	digests := n.store.Digests()
@@ -58,6 +66,9 @@ func (n *Node) SyncOnce(ctx context.Context) {
 			continue
 		}
 		n.chg.markSynced(mb, now)
+		if !n.inScope(mb, self) {
+			continue // no node would take it from us
+		}
 		for _, m := range n.swarmOf(mb) {
 			if m != self && len(byPeer[m]) < maxSyncDigests {
 				byPeer[m] = append(byPeer[m], wire.MailboxDigest{Mailbox: bytes.Clone(mb[:]), Count: d.Count, XOR: bytes.Clone(d.XOR[:])})
@@ -82,96 +93,151 @@ func (n *Node) SyncOnce(ctx context.Context) {
 	n.m.syncSeconds.Observe(time.Since(start).Seconds())
 }
 
+// syncPusher batches what one sync round sends a peer.
+type syncPusher struct {
+	n     *Node
+	p     peer.ID
+	msgs  []store.Message
+	size  int
+	tombs []wire.Tomb
+}
+
+func (s *syncPusher) flush(ctx context.Context) error {
+	if len(s.msgs) == 0 && len(s.tombs) == 0 {
+		return nil
+	}
+	var rr wire.ReplicateResp
+	err := s.n.call(ctx, s.p, sessReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Messages: toWire(s.msgs), Deletes: s.tombs}, wire.KindReplicateResp, &rr)
+	if err == nil {
+		s.n.m.repairPushed.Add(float64(len(s.msgs)))
+	}
+	s.msgs, s.size, s.tombs = nil, 0, nil
+	return err
+}
+
 func (n *Node) syncWith(ctx context.Context, p peer.ID, ds []wire.MailboxDigest) error {
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var resp wire.SyncResp
 	if err := n.call(cctx, p, sessSync, wire.KindSyncReq, &wire.SyncReq{Digests: ds}, wire.KindSyncResp, &resp); err != nil {
 		return err
 	}
-	var push []store.Message
-	var pushSize int
-	var tombs []wire.Tomb
-	flush := func() error {
-		if len(push) == 0 && len(tombs) == 0 {
-			return nil
-		}
-		var rr wire.ReplicateResp
-		err := n.call(cctx, p, sessReplicate, wire.KindReplicateReq, &wire.ReplicateReq{Messages: toWire(push), Deletes: tombs}, wire.KindReplicateResp, &rr)
-		if err == nil {
-			n.m.repairPushed.Add(float64(len(push)))
-		}
-		push, pushSize, tombs = nil, 0, nil
-		return err
-	}
-	for _, diff := range resp.Diffs {
-		mb, werr := mailboxID(diff.Mailbox)
+	push := &syncPusher{n: n, p: p}
+	for _, page := range resp.Diffs {
+		mb, werr := mailboxID(page.Mailbox)
 		if werr != nil {
 			continue
 		}
-		mine, err := n.store.Entries(mb)
+		for pages := 0; ; pages++ {
+			var lo *store.Hash
+			if len(page.After) == 32 {
+				h := store.Hash(page.After)
+				lo = &h
+			}
+			var hi *store.Hash // through the last entry, or to the end
+			if page.More && len(page.Entries) > 0 {
+				h := store.Hash(page.Entries[len(page.Entries)-1].Hash)
+				hi = &h
+			}
+			if err := n.syncRange(cctx, p, mb, lo, hi, page.Entries, push); err != nil {
+				return err
+			}
+			if !page.More || hi == nil || pages > 64 {
+				break
+			}
+			var next wire.SyncResp
+			req := &wire.SyncReq{Pages: []wire.SyncPage{{Mailbox: mb[:], After: hi[:]}}}
+			if err := n.call(cctx, p, sessSync, wire.KindSyncReq, req, wire.KindSyncResp, &next); err != nil {
+				return err
+			}
+			if len(next.Diffs) != 1 || !bytes.Equal(next.Diffs[0].Mailbox, mb[:]) || !bytes.Equal(next.Diffs[0].After, hi[:]) {
+				break // the peer would not go on: the next round will
+			}
+			page = next.Diffs[0]
+		}
+	}
+	return push.flush(cctx)
+}
+
+// syncRange reconciles the part of mailbox mb's set with hashes in
+// (lo, hi] (nil: open) with theirs, the peer's entries in that range.
+func (n *Node) syncRange(ctx context.Context, p peer.ID, mb store.Hash, lo, hi *store.Hash, theirEntries []wire.SyncEntry, push *syncPusher) error {
+	mine, err := n.store.EntriesBetween(mb, lo, hi)
+	if err != nil {
+		return err
+	}
+	theirs := make(map[store.Hash]bool, len(theirEntries)) // hash -> deleted
+	for _, e := range theirEntries {
+		if len(e.Hash) == 32 {
+			theirs[store.Hash(e.Hash)] = e.Deleted
+		}
+	}
+	var need, theyDeleted, tombsFor, give []store.Hash
+	myset := make(map[store.Hash]bool, len(mine))
+	for _, e := range mine {
+		myset[e.Hash] = e.Deleted
+		tDel, has := theirs[e.Hash]
+		switch {
+		case e.Deleted && (!has || !tDel):
+			tombsFor = append(tombsFor, e.Hash)
+		case !e.Deleted && !has:
+			give = append(give, e.Hash)
+		case !e.Deleted && tDel:
+			theyDeleted = append(theyDeleted, e.Hash)
+		}
+	}
+	for h, del := range theirs {
+		if _, has := myset[h]; !has && !del {
+			need = append(need, h)
+		}
+	}
+	// Our tombstones, as the owner signed them.
+	for len(tombsFor) > 0 {
+		part := tombsFor[:min(len(tombsFor), store.MaxGetLimit)]
+		tombsFor = tombsFor[len(part):]
+		dels, err := n.store.Deletions(mb, part, 64)
 		if err != nil {
 			return err
 		}
-		theirs := make(map[store.Hash]bool, len(diff.Entries)) // hash -> deleted
-		for _, e := range diff.Entries {
-			if len(e.Hash) == 32 {
-				theirs[store.Hash(e.Hash)] = e.Deleted
-			}
+		for _, d := range dels {
+			push.tombs = append(push.tombs, tombOf(d))
+			push.size += 32*len(d.Hashes) + 128
 		}
-		var need []store.Hash // live there, unknown here
-		var theyDeleted []store.Hash
-		var tomb wire.Tomb
-		var give []store.Hash
-		myset := make(map[store.Hash]bool, len(mine))
-		for _, e := range mine {
-			myset[e.Hash] = e.Deleted
-			tDel, has := theirs[e.Hash]
-			switch {
-			case e.Deleted && (!has || !tDel):
-				tomb.Hashes = append(tomb.Hashes, bytes.Clone(e.Hash[:]))
-			case !e.Deleted && !has:
-				give = append(give, e.Hash)
-			case !e.Deleted && tDel:
-				theyDeleted = append(theyDeleted, e.Hash)
-			}
-		}
-		for h, del := range theirs {
-			if _, has := myset[h]; !has && !del {
-				need = append(need, h)
-			}
-		}
-		if len(theyDeleted) > 0 {
-			if _, err := n.store.Delete(cctx, mb, theyDeleted); err != nil {
-				return err
-			}
-		}
-		if len(tomb.Hashes) > 0 {
-			tomb.Mailbox = bytes.Clone(mb[:])
-			tombs = append(tombs, tomb)
-		}
-		if len(give) > 0 {
-			msgs, err := n.store.GetByHash(give)
-			if err != nil {
-				return err
-			}
-			for _, m := range msgs {
-				push = append(push, m)
-				pushSize += len(m.Data) + 128
-				if pushSize >= pushBatchBytes {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		if len(need) > 0 && n.inSwarm(mb) {
-			if err := n.fetchFrom(cctx, p, need); err != nil {
+		if push.size >= pushBatchBytes {
+			if err := push.flush(ctx); err != nil {
 				return err
 			}
 		}
 	}
-	return flush()
+	for len(give) > 0 {
+		part := give[:min(len(give), store.MaxGetLimit)]
+		give = give[len(part):]
+		msgs, err := n.store.GetByHash(part)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			push.msgs = append(push.msgs, m)
+			push.size += len(m.Data) + 128
+			if push.size >= pushBatchBytes {
+				if err := push.flush(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// Their deletions we apply only with the owner's signature.
+	if len(theyDeleted) > 0 {
+		if err := n.fetchDeletions(ctx, p, mb, theyDeleted); err != nil {
+			return err
+		}
+	}
+	if len(need) > 0 && n.inSwarm(mb) {
+		if err := n.fetchFrom(ctx, p, need); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (n *Node) inSwarm(mb [32]byte) bool {
@@ -183,13 +249,38 @@ func (n *Node) inSwarm(mb [32]byte) bool {
 	return false
 }
 
+// fetchDeletions asks p for the signed deletions behind its tombstones of
+// hashes and applies those whose signature verifies.
+func (n *Node) fetchDeletions(ctx context.Context, p peer.ID, mb store.Hash, hashes []store.Hash) error {
+	for len(hashes) > 0 {
+		part := hashes[:min(len(hashes), store.MaxGetLimit)]
+		hashes = hashes[len(part):]
+		req := wire.FetchReq{Tombs: make([][]byte, len(part)), TombsOf: bytes.Clone(mb[:])}
+		for i, h := range part {
+			req.Tombs[i] = bytes.Clone(h[:])
+		}
+		var resp wire.FetchResp
+		if err := n.call(ctx, p, sessReplicate, wire.KindFetchReq, &req, wire.KindFetchResp, &resp); err != nil {
+			return err
+		}
+		for i := range resp.Tombs {
+			d, werr := deletionOf(&resp.Tombs[i])
+			if werr != nil || d.Mailbox != mb {
+				continue // not the owner's word: ignored
+			}
+			if _, err := n.store.DeleteSigned(ctx, d); err != nil {
+				return err
+			}
+			n.chg.touch(mb, n.cfg.Now())
+		}
+	}
+	return nil
+}
+
 // fetchFrom pulls messages by hash from p and stores them here.
 func (n *Node) fetchFrom(ctx context.Context, p peer.ID, need []store.Hash) error {
 	for len(need) > 0 {
-		batch := need
-		if len(batch) > 256 {
-			batch = batch[:256]
-		}
+		batch := need[:min(len(need), fetchBatch)]
 		need = need[len(batch):]
 		req := wire.FetchReq{Hashes: make([][]byte, len(batch))}
 		for i, h := range batch {
@@ -217,8 +308,10 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, need []store.Hash) erro
 	return nil
 }
 
-// serveSync answers a digest offer with our full set of every mailbox whose
-// digest differs from ours, within the frame limit.
+// serveSync answers a digest offer with the first page of our set of every
+// mailbox whose digest differs from ours, and page requests with the next
+// page, within an entry budget per answer; only for mailboxes where both
+// nodes are in scope.
 func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
 	if !n.table.Known(from) {
 		return fail(wire.Errorf(wire.CodeUnauthorized, "unknown node"))
@@ -230,9 +323,46 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body [
 	if err := wire.Unmarshal(body, &req); err != nil {
 		return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 	}
+	if len(req.Digests) > maxSyncDigests || len(req.Pages) > maxSyncPages {
+		return fail(wire.Errorf(wire.CodeTooLarge, "at most %d digests and %d pages per sync request", maxSyncDigests, maxSyncPages))
+	}
+	scope := scopeCache{n: n, from: from}
 	var resp wire.SyncResp
-	size := 0
+	budget := syncAnswerEntries
+	page := func(mb store.Hash, after []byte) bool {
+		var lo *store.Hash
+		if len(after) == 32 {
+			h := store.Hash(after)
+			lo = &h
+		}
+		entries, more, err := n.store.EntriesPage(mb, lo, min(syncPageEntries, budget))
+		if err != nil {
+			return false
+		}
+		budget -= len(entries)
+		me := wire.MailboxEntries{Mailbox: bytes.Clone(mb[:]), Entries: make([]wire.SyncEntry, len(entries)), More: more, After: after}
+		for i, e := range entries {
+			me.Entries[i] = wire.SyncEntry{Hash: bytes.Clone(e.Hash[:]), Deleted: e.Deleted}
+		}
+		resp.Diffs = append(resp.Diffs, me)
+		return true
+	}
+	for _, pg := range req.Pages {
+		if budget <= 0 {
+			break
+		}
+		mb, werr := mailboxID(pg.Mailbox)
+		if werr != nil || (len(pg.After) != 32) || !scope.ok(mb) {
+			continue
+		}
+		if !page(mb, pg.After) {
+			return fail(wire.Errorf(wire.CodeInternal, "storage error"))
+		}
+	}
 	for _, d := range req.Digests {
+		if budget <= 0 {
+			break // the rest waits for the next round
+		}
 		mb, werr := mailboxID(d.Mailbox)
 		if werr != nil || len(d.XOR) != 32 {
 			continue
@@ -241,19 +371,12 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body [
 		if mine.Count == d.Count && bytes.Equal(mine.XOR[:], d.XOR) {
 			continue
 		}
-		entries, err := n.store.Entries(mb)
-		if err != nil {
+		if !scope.ok(mb) {
+			continue
+		}
+		if !page(mb, nil) {
 			return fail(wire.Errorf(wire.CodeInternal, "storage error"))
 		}
-		size += 40 + len(entries)*40
-		if size > wire.MaxFrame/2 {
-			break // the rest waits for the next round
-		}
-		me := wire.MailboxEntries{Mailbox: d.Mailbox, Entries: make([]wire.SyncEntry, len(entries))}
-		for i, e := range entries {
-			me.Entries[i] = wire.SyncEntry{Hash: bytes.Clone(e.Hash[:]), Deleted: e.Deleted}
-		}
-		resp.Diffs = append(resp.Diffs, me)
 	}
 	return wire.KindSyncResp, &resp
 }

@@ -326,3 +326,45 @@ func (s *Store) Newest(mailbox Hash, namespace int32, limit int) ([]Message, err
 	slices.Reverse(out)
 	return out, nil
 }
+
+// EntriesBetween returns the entries of mailbox's set with hashes in
+// (after, through], sorted by hash; a nil bound is open. Anti-entropy
+// compares one page of a peer's set with this range of its own.
+func (s *Store) EntriesBetween(mailbox Hash, after, through *Hash) ([]Entry, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("store: entries: %w", ErrClosed)
+	}
+	var lo, hi []byte
+	if after != nil {
+		lo = after[:]
+	}
+	if through != nil {
+		hi = through[:]
+	}
+	rows, err := s.rdb.QueryContext(context.Background(),
+		`SELECT hash, 0 FROM messages WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
+		 UNION ALL
+		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
+		 ORDER BY 1`, mailbox[:], lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("store: entries: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var h []byte
+		var e Entry
+		if err := rows.Scan(&h, &e.Deleted); err != nil {
+			return nil, fmt.Errorf("store: entries: %w", err)
+		}
+		if len(h) != 32 {
+			return nil, fmt.Errorf("store: entries: corrupt hash of length %d", len(h))
+		}
+		e.Hash = Hash(h)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: entries: %w", err)
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ package swarmclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,7 +54,8 @@ type Client struct {
 	mu     sync.RWMutex
 	params wire.Params
 	nodes  map[peer.ID]*member.Node
-	ids    [][]byte
+	list   []*member.Node   // nodes, sorted by peer ID
+	aged   map[peer.ID]bool // reachable for the network's minimum age, say most answers
 }
 
 // ReadNetworkFile reads a bootstrap file: one multiaddr per line; blank
@@ -137,16 +139,11 @@ func (c *Client) Params() wire.Params {
 	return c.params
 }
 
-// Nodes returns the verified live node list.
+// Nodes returns the verified live node list, sorted by peer ID.
 func (c *Client) Nodes() []*member.Node {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	out := make([]*member.Node, 0, len(c.nodes))
-	for _, n := range c.nodes {
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return append([]*member.Node(nil), c.list...)
 }
 
 // Paths is the onion path manager (nil in direct mode).
@@ -216,50 +213,54 @@ func (c *Client) Refresh(ctx context.Context) error {
 	}
 	need := len(answers)/2 + 1
 	votes := map[peer.ID]int{}
+	agedVotes := map[peer.ID]int{}
 	newest := map[peer.ID]*member.Node{}
 	now := time.Now()
+	minAge := uint64(params.MinAgeMs / 1000)
 	for _, a := range answers {
 		if a.resp.Params != params {
 			continue
 		}
-		for _, raw := range a.resp.Records {
+		for i, raw := range a.resp.Records {
 			n, err := member.Open(raw, params, now)
 			if err != nil {
 				continue
 			}
 			votes[n.ID]++
+			if i < len(a.resp.Ages) && a.resp.Ages[i] >= minAge {
+				agedVotes[n.ID]++
+			}
 			if o, ok := newest[n.ID]; !ok || o.Record.Seq < n.Record.Seq {
 				newest[n.ID] = n
 			}
 		}
 	}
 	nodes := map[peer.ID]*member.Node{}
-	var ids [][]byte
+	aged := map[peer.ID]bool{}
+	var list []*member.Node
 	for id, k := range votes {
 		if k >= need {
 			nodes[id] = newest[id]
-			ids = append(ids, []byte(id))
+			list = append(list, newest[id])
+			aged[id] = agedVotes[id] >= need
 		}
 	}
 	if len(nodes) == 0 {
 		return errors.New("the nodes asked agree on no live node")
 	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	c.mu.Lock()
-	c.params, c.nodes, c.ids = params, nodes, ids
+	c.params, c.nodes, c.list, c.aged = params, nodes, list, aged
 	c.mu.Unlock()
 	return nil
 }
 
-// ranked returns the node list ordered by rendezvous weight for mb.
+// ranked returns the node list in placement order for mb, by the rule the
+// nodes use (member.Place), with the ages most of the nodes asked agree on.
 func (c *Client) ranked(mb mailbox.ID) []*member.Node {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	r := swarm.Rank(mb, c.ids)
-	out := make([]*member.Node, len(r))
-	for i, id := range r {
-		out[i] = c.nodes[peer.ID(id)]
-	}
-	return out
+	return member.Place(mb, c.list, func(id peer.ID) bool { return c.aged[id] }, c.params.Replication)
 }
 
 // Ranked returns the node list ordered by placement for mb, as the client
@@ -330,7 +331,8 @@ func (d *directTransport) Call(ctx context.Context, n *member.Node, reqKind wire
 type PutResult struct {
 	Hash     [32]byte
 	Expiry   time.Time
-	Receipts int // verified receipts from distinct nodes
+	Receipts int  // verified receipts from distinct nodes of the swarm
+	Deleted  bool // stored before, and since read and deleted by the mailbox owner (signed)
 }
 
 // Put stores data in mb's swarm and returns once a write quorum holds it,
@@ -352,8 +354,17 @@ func (c *Client) Publish(ctx context.Context, key *mailbox.Key, ttl time.Duratio
 	return c.PutReq(ctx, req)
 }
 
+// DefaultTTL is how long a message lives when a store request names no
+// TTL (the nodes' default).
+const DefaultTTL = 14 * 24 * time.Hour
+
 // PutReq is Put with a prepared request (a fixed timestamp makes retries
-// idempotent: the same message gets the same hash).
+// idempotent: the same message gets the same hash). It fills in a missing
+// timestamp and TTL. It asks the swarm's members in random order and
+// moves on to the next when one fails, refuses for a reason another node
+// may not share, or answers with an acknowledgement that does not hold
+// (see checkAck); a refusal of the message itself (too large, mailbox
+// full, not enough first-contact work...) ends it.
 func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, error) {
 	if len(req.Mailbox) != len(mailbox.ID{}) {
 		return nil, errors.New("mailbox must be 32 bytes")
@@ -361,7 +372,16 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 	if len(req.Data) == 0 || len(req.Data) > wire.MaxMessageSize {
 		return nil, fmt.Errorf("message must be 1 byte to %d KiB, got %d bytes", wire.MaxMessageSize>>10, len(req.Data))
 	}
+	if req.Timestamp == 0 {
+		req.Timestamp = time.Now().UnixMilli()
+	}
+	if req.TTL == 0 {
+		req.TTL = DefaultTTL.Milliseconds()
+	}
 	mb := mailbox.ID(req.Mailbox)
+	// The acknowledgement must be for this message: its hash is computed
+	// here, from what is sent, never taken from the answer.
+	want := expectedAck{hash: swarm.MessageHash(mb, req.Namespace, req.Timestamp, req.Timestamp+req.TTL, req.Data), expiry: req.Timestamp + req.TTL}
 	members := c.Swarm(mb)
 	if len(members) == 0 {
 		return nil, errors.New("no live nodes known")
@@ -374,52 +394,103 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := c.call(cctx, n, wire.KindStoreReq, req, wire.KindStoreResp, &resp)
 		cancel()
-		if err != nil {
-			var we *wire.Error
-			if errors.As(err, &we) && we.Code != wire.CodeUnavailable && we.Code != wire.CodeInternal {
-				return nil, err
+		if err == nil {
+			var res *PutResult
+			if res, err = c.checkAck(mb, want, &resp); err == nil {
+				return res, nil
 			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
+			err = fmt.Errorf("node %s: %w", n.ID.ShortString(), err)
+		} else if final(err) {
+			return nil, err
 		}
-		return c.checkAck(mb, &resp)
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	return nil, fmt.Errorf("store failed on every swarm node: %w", errors.Join(errs...))
 }
 
-func (c *Client) checkAck(mb mailbox.ID, resp *wire.StoreResp) (*PutResult, error) {
-	if len(resp.Hash) != 32 {
-		return nil, errors.New("malformed store answer")
+// final reports whether a node's refusal is of the message itself, which
+// every node would repeat, rather than a failure of that node.
+func final(err error) bool {
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		return false
 	}
-	res := &PutResult{Hash: [32]byte(resp.Hash), Expiry: time.UnixMilli(resp.Expiry)}
-	msg := swarm.ReceiptBytes(res.Hash, mb, resp.Expiry)
-	seen := map[peer.ID]bool{}
-	c.mu.RLock()
-	for _, r := range resp.Receipts {
-		id, err := peer.IDFromBytes(r.Node)
-		if err != nil || seen[id] {
-			continue
+	switch we.Code {
+	case wire.CodeUnavailable, wire.CodeInternal, wire.CodeForbidden, wire.CodeGone:
+		return false
+	case wire.CodeRateLimited:
+		return we.WorkBits > 0 // more first-contact work: the caller must pay it
+	}
+	return true
+}
+
+// expectedAck is what an acknowledgement must be about.
+type expectedAck struct {
+	hash   [32]byte
+	expiry int64
+}
+
+// checkAck checks a store answer against the message sent: the hash and
+// expiry must be the message's, and it needs W valid receipts from
+// distinct nodes that rank within the mailbox's first R+k in this client's
+// own view (a node outside the swarm cannot vouch for it). An answer that
+// the message was deleted must carry the mailbox owner's signed deletion
+// naming it: then it was stored and the recipient has read it.
+func (c *Client) checkAck(mb mailbox.ID, want expectedAck, resp *wire.StoreResp) (*PutResult, error) {
+	if len(resp.Hash) != 32 || [32]byte(resp.Hash) != want.hash || resp.Expiry != want.expiry {
+		return nil, errors.New("the store answer is not about this message")
+	}
+	res := &PutResult{Hash: want.hash, Expiry: time.UnixMilli(want.expiry)}
+	if resp.Deleted != nil {
+		if err := checkDeleted(mb, want.hash, resp.Deleted); err != nil {
+			return nil, err
 		}
-		if _, ok := c.nodes[id]; !ok {
+		res.Deleted = true
+		return res, nil
+	}
+	placed := c.Ranked(mb)
+	r := c.Params().Replication
+	msg := swarm.ReceiptBytes(res.Hash, mb, want.expiry)
+	seen := map[peer.ID]bool{}
+	for _, rc := range resp.Receipts {
+		id, err := peer.IDFromBytes(rc.Node)
+		if err != nil || seen[id] || !member.InScope(placed, id, r) {
 			continue
 		}
 		pub, err := id.ExtractPublicKey()
 		if err != nil {
 			continue
 		}
-		if ok, err := pub.Verify(msg, r.Sig); err == nil && ok {
+		if ok, err := pub.Verify(msg, rc.Sig); err == nil && ok {
 			seen[id] = true
 			res.Receipts++
 		}
 	}
-	c.mu.RUnlock()
-	if w := swarm.Quorum(c.Params().Replication); res.Receipts < w {
-		return nil, fmt.Errorf("store answer carries %d valid receipts; %d needed", res.Receipts, w)
+	if w := swarm.Quorum(r); res.Receipts < w {
+		return nil, fmt.Errorf("store answer carries %d valid receipts from the mailbox's swarm; %d needed", res.Receipts, w)
 	}
 	return res, nil
+}
+
+// checkDeleted checks that t is mb's owner's signed deletion of hash h.
+func checkDeleted(mb mailbox.ID, h [32]byte, t *wire.Tomb) error {
+	if !bytes.Equal(t.Mailbox, mb[:]) {
+		return errors.New("a deletion of another mailbox")
+	}
+	named := false
+	for _, x := range t.Hashes {
+		named = named || bytes.Equal(x, h[:])
+	}
+	if !named {
+		return errors.New("a deletion that does not name this message")
+	}
+	if err := mailbox.VerifySig(mailbox.MethodDelete, mb, t.Timestamp, t.AuthFields(), t.Sig); err != nil {
+		return errors.New("a deletion not signed by the mailbox owner")
+	}
+	return nil
 }
 
 // Message is a retrieved message.
@@ -555,8 +626,29 @@ func (c *Client) Retrieve(ctx context.Context, n *member.Node, key *mailbox.Key,
 	return &resp, nil
 }
 
-// Delete removes messages from the mailbox's swarm.
+// MaxDeleteHashes is how many hashes one delete request may name (the
+// nodes' limit); Delete sends longer lists in chunks.
+const MaxDeleteHashes = 1000
+
+// Delete removes messages from the mailbox's swarm, in requests of at most
+// MaxDeleteHashes hashes, each signed by the mailbox key (every replica
+// checks that signature before it deletes). It returns how many live
+// messages the answering nodes removed.
 func (c *Client) Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte) (int, error) {
+	total := 0
+	for len(hashes) > 0 {
+		part := hashes[:min(len(hashes), MaxDeleteHashes)]
+		hashes = hashes[len(part):]
+		n, err := c.deleteChunk(ctx, key, part)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (c *Client) deleteChunk(ctx context.Context, key *mailbox.Key, hashes [][32]byte) (int, error) {
 	id := key.ID()
 	req := &wire.DeleteReq{Mailbox: id[:]}
 	for _, h := range hashes {
@@ -568,6 +660,9 @@ func (c *Client) Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte
 		var resp wire.DeleteResp
 		if err := c.call(ctx, n, wire.KindDeleteReq, req, wire.KindDeleteResp, &resp); err != nil {
 			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
 			continue
 		}
 		return resp.Deleted, nil

@@ -224,7 +224,9 @@ type ReplicaResult struct {
 // deletions of hashes it holds tombstones for.
 type FetchReq struct {
 	Hashes [][]byte `cbor:"1,keyasint"`
-	Tombs  [][]byte `cbor:"2,keyasint,omitempty"`
+	Tombs  [][]byte `cbor:"2,keyasint,omitempty"` // tombstoned hashes of TombsOf
+	// TombsOf is the mailbox the Tombs hashes belong to.
+	TombsOf []byte `cbor:"3,keyasint,omitempty"`
 }
 
 // FetchResp returns the live messages among those asked for, and the

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/umbra-im/umbra/internal/devnet"
 	"github.com/umbra-im/umbra/internal/devnet/adversary"
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/member"
@@ -22,7 +23,7 @@ import (
 
 // devnetMinAge is how long a devnet node must have been reachable before
 // it takes placements (the devnet's --min-age).
-const devnetMinAge = 15 * time.Second
+const devnetMinAge = devnet.MinAge
 
 // TestFillTable is attack 4 of issue 9. An attacker gossips 4,100 node
 // records with valid signatures and admission proofs for nodes that do
@@ -35,11 +36,10 @@ func TestFillTable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	params := an.params(ctx)
-	a, err := adversary.NewNode("127.0.200.1", params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	// The flood comes from a node of the network: it joined like any
+	// other, so the honest nodes take what it gossips as introductions.
+	a := an.adversary(ctx, "127.0.200.1")
+	waitListed(t, ctx, an.client(ctx, true), time.Minute, a.ID())
 	stall, err := net.Listen("tcp", "127.0.201.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -131,11 +131,13 @@ type candidate struct {
 }
 
 // outranks reports whether cand would rank above every honest node for
-// mb, by the placement rule a node computes from public data.
-func outranks(mb mailbox.ID, cand candidate, honest []*member.Node) bool {
-	s := swarm.Score(mb, []byte(cand.id))
+// mb, by the placement rule a node computes from public data: the
+// rendezvous weight of its position, the hash of its admission proof.
+func outranks(mb mailbox.ID, params wire.Params, cand candidate, honest []*member.Node) bool {
+	pos := member.Position(params.Network, []byte(cand.id), cand.nonce)
+	s := swarm.Score(mb, pos[:])
 	for _, h := range honest {
-		if swarm.Score(mb, []byte(h.ID)) >= s {
+		if swarm.Score(mb, h.Pos[:]) >= s {
 			return false
 		}
 	}
@@ -156,7 +158,7 @@ func grind(t *testing.T, params wire.Params, mb mailbox.ID, honest []*member.Nod
 			t.Fatal(err)
 		}
 		c := candidate{priv: priv, id: id, nonce: nonce}
-		if outranks(mb, c, honest) {
+		if outranks(mb, params, c, honest) {
 			out = append(out, c)
 		}
 		if i+1 == budget || len(out) == want {
