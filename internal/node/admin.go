@@ -96,6 +96,9 @@ type Status struct {
 	StoredMessages int64    `json:"stored_messages"`
 	StoredBytes    int64    `json:"stored_bytes"`
 	Mailboxes      int      `json:"mailboxes"`
+	Tombstones     int64    `json:"tombstones"`
+	DeletionBytes  int64    `json:"deletion_bytes"` // signed deletions kept for the tombstones
+	PendingNodes   int      `json:"pending_nodes"`  // records waiting for their reachability probe
 	UptimeSeconds  int64    `json:"uptime_seconds"`
 }
 
@@ -107,6 +110,7 @@ func (n *Node) Status() Status {
 		Replication: n.cfg.Params.Replication, Version: n.cfg.Version,
 		LiveNodes: len(n.table.Live()), KnownNodes: n.table.Len(),
 		StoredMessages: st.Messages, StoredBytes: st.Bytes, Mailboxes: st.Mailboxes,
+		Tombstones: st.Tombstones, DeletionBytes: st.DeletionBytes, PendingNodes: n.table.PendingLen(),
 		UptimeSeconds: int64(n.cfg.Now().Sub(n.started).Seconds()),
 	}
 }
