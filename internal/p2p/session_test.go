@@ -206,7 +206,7 @@ func TestSessionPeerReset(t *testing.T) {
 			default:
 				k, v := echo(context.Background(), "", kind, body)
 				b, _ := wire.Marshal(v)
-				_ = w.write(id, k, b)
+				_ = w.write(id, k, b, false)
 			}
 		}
 	})
@@ -398,24 +398,6 @@ func TestPoolLongPollsDoNotBlock(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-}
-
-// A peer that only serves the one-shot protocol is called one-shot.
-func TestPoolLegacyFallback(t *testing.T) {
-	p := newPair(t)
-	p.srv.Handle("/test/echo/1", 5*time.Second, 1024, echo)
-	pool := NewPool(p.cliHost, PoolOptions{})
-	defer pool.Close()
-	proto := Proto{ID: testProto, Legacy: "/test/echo/1"}
-	for i := 0; i < 3; i++ {
-		data := fmt.Sprintf("legacy-%d", i)
-		if got, err := call(context.Background(), pool, p.srvHost.ID(), proto, data); err != nil || got != data {
-			t.Fatalf("legacy call %d: %q, %v", i, got, err)
-		}
-	}
-	if n := pool.Sessions(); n != 0 {
-		t.Errorf("%d sessions to a legacy peer", n)
-	}
 }
 
 // Sessions unused for IdleTimeout are closed by the pool, and by the
