@@ -257,7 +257,7 @@ loop:
 			}
 			// Over the resource manager's limits: refuse this request,
 			// keep the session.
-			if err := discard(r, h.size-len(body)); err != nil || !refuse(h.id, frameError("request", err)) {
+			if derr := discard(r, h.size-len(body)); derr != nil || !refuse(h.id, frameError("request", err)) {
 				break
 			}
 			continue

@@ -511,3 +511,29 @@ func (srv *Server) active() int {
 	defer srv.mu.Unlock()
 	return len(srv.streams)
 }
+
+// A peer that Accept refuses has its session reset before anything is
+// read: its requests reach no handler and hold no memory.
+func TestAcceptBeforeRead(t *testing.T) {
+	p := newPair(t)
+	var called atomic.Int32
+	var asked atomic.Int32
+	p.srv.HandleSession(testProto, SessionOptions{Accept: func(peer.ID) bool { asked.Add(1); return false }},
+		func(ctx context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+			called.Add(1)
+			return echo(ctx, from, kind, body)
+		})
+	pool := NewPool(p.cliHost, PoolOptions{})
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := call(ctx, pool, p.srvHost.ID(), echoProto, strings.Repeat("x", 60<<10)); err == nil {
+		t.Fatal("a refused peer's call was answered")
+	}
+	if asked.Load() == 0 || called.Load() != 0 {
+		t.Fatalf("Accept asked %d times, handler called %d times", asked.Load(), called.Load())
+	}
+	if m := serviceMemory(t, p.srvHost); m != 0 {
+		t.Fatalf("%d bytes reserved for a refused peer", m)
+	}
+}
