@@ -50,14 +50,16 @@ func readHeader(r *bufio.Reader, max int) (header, error) {
 	if n < idLen+1 {
 		return header{}, errBadFrame
 	}
-	var b [idLen + 1]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
+	b, err := r.Peek(idLen + 1)
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return header{}, err
 	}
-	return header{id: binary.BigEndian.Uint32(b[:]), kind: wire.Kind(b[idLen]), size: int(n) - idLen - 1}, nil
+	h := header{id: binary.BigEndian.Uint32(b), kind: wire.Kind(b[idLen]), size: int(n) - idLen - 1}
+	_, _ = r.Discard(idLen + 1)
+	return h, nil
 }
 
 // readFrame reads one session frame whose kind and body take at most max
