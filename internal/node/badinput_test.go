@@ -26,6 +26,7 @@ import (
 // rawResult is what came back on a raw stream: one frame, or the error
 // that ended the exchange (a reset, an EOF).
 type rawResult struct {
+	id      uint32 // request id of a session answer (0: a session-level error)
 	kind    wire.Kind
 	body    []byte
 	readErr error
@@ -61,7 +62,8 @@ func (r rawResult) wireError() (*wire.Error, bool) {
 
 // rawExchange opens a stream to target, sends payload as is (concurrently
 // with reading, so a node that answers early is heard), half-closes, and
-// reads one frame back.
+// reads one frame back: a session frame, except on the one-shot gossip
+// protocol.
 func rawExchange(ctx context.Context, t *testing.T, h host.Host, target peer.ID, proto string, payload []byte) rawResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -81,7 +83,11 @@ func rawExchange(ctx context.Context, t *testing.T, h host.Host, target peer.ID,
 		werr <- err
 	}()
 	var res rawResult
-	res.kind, res.body, res.readErr = wire.ReadFrame(bufio.NewReader(s), wire.MaxFrame)
+	if proto == wire.ProtoMembers {
+		res.kind, res.body, res.readErr = wire.ReadFrame(bufio.NewReader(s), wire.MaxFrame)
+	} else {
+		res.id, res.kind, res.body, res.readErr = readSessionFrame(bufio.NewReader(s))
+	}
 	if res.readErr != nil {
 		s.Reset()
 	}
@@ -89,6 +95,37 @@ func rawExchange(ctx context.Context, t *testing.T, h host.Host, target peer.ID,
 	return res
 }
 
+// readSessionFrame reads one session frame: uvarint(n) ‖ be32(id) ‖ kind ‖ body.
+func readSessionFrame(r *bufio.Reader) (uint32, wire.Kind, []byte, error) {
+	b, err := wire.ReadRaw(r, wire.MaxFrame+4)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if len(b) < 5 {
+		return 0, 0, nil, fmt.Errorf("session frame of %d bytes", len(b))
+	}
+	return binary.BigEndian.Uint32(b), wire.Kind(b[4]), b[5:], nil
+}
+
+// sframe encodes v as request 1 of a session.
+func sframe(t *testing.T, kind wire.Kind, v any) []byte {
+	t.Helper()
+	body, err := wire.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawSFrame(byte(kind), body)
+}
+
+// rawSFrame builds request 1 of a session without any check.
+func rawSFrame(kind byte, body []byte) []byte {
+	b := binary.AppendUvarint(nil, uint64(4+1+len(body)))
+	b = binary.BigEndian.AppendUint32(b, 1)
+	b = append(b, kind)
+	return append(b, body...)
+}
+
+// frame encodes a one-shot (gossip) frame.
 func frame(t *testing.T, kind wire.Kind, v any) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -140,22 +177,27 @@ func TestBadInput(t *testing.T) {
 	badSig.Auth.Sig[5] ^= 0x10
 	staleSig := &wire.RetrieveReq{Mailbox: mb[:]}
 	staleSig.Auth.Timestamp, staleSig.Auth.Sig = key.Sign(mailbox.MethodRetrieve, time.Now().Add(-time.Hour), staleSig.AuthFields())
-	replayed := frame(t, wire.KindRetrieveReq, signedRetrieve(t, key))
+	replayed := sframe(t, wire.KindRetrieveReq, signedRetrieve(t, key))
 	other, _ := mailbox.NewKey()
 	otherSig := signedRetrieve(t, other) // signed by another mailbox's key
 	otherSig.Mailbox = mb[:]
 
 	hundredMiB := binary.AppendUvarint(nil, 100<<20)
 	hundredMiB = append(hundredMiB, byte(wire.KindStoreReq), 0xa0)
+	hundredMiBSession := binary.AppendUvarint(nil, 100<<20)
+	hundredMiBSession = append(hundredMiBSession, 0, 0, 0, 1, byte(wire.KindStoreReq), 0xa0)
 
 	const (
 		// The input is not a frame (or too large a one): the node answers
-		// 400 or 413 "bad frame" and resets the stream. As p2p.Handle is
-		// written the reset discards the answer at the peer, so a reset is
-		// accepted too.
+		// 400 or 413 "bad frame" (a session-level error, id 0, on a
+		// session) and resets the stream. The reset may discard the answer
+		// at the peer, so a reset is accepted too.
 		badFrame = -1
 		// The node answered with a response frame, not an error.
 		ok = 0
+		// The node reset the stream without reading anything: a node
+		// protocol opened by a peer that is not a node.
+		refused = -2
 	)
 	tests := []struct {
 		name    string
@@ -165,48 +207,45 @@ func TestBadInput(t *testing.T) {
 		msg     string // substring of the error message
 	}{
 		// client protocol
-		{"store: garbage", wire.ProtoStore, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), badFrame, ""},
-		{"store: varint overflow", wire.ProtoStore, bytes.Repeat([]byte{0xff}, 16), badFrame, ""},
-		{"store: empty frame", wire.ProtoStore, []byte{0x00}, badFrame, ""},
-		{"store: 100 MiB announced", wire.ProtoStore, hundredMiB, badFrame, "too large"},
-		{"store: unknown kind", wire.ProtoStore, rawFrame(0xee, []byte{0xa0}), wire.CodeBadRequest, "unsupported"},
-		{"store: kind 0", wire.ProtoStore, rawFrame(0, nil), wire.CodeBadRequest, "unsupported"},
-		{"store: response kind as request", wire.ProtoStore, frame(t, wire.KindStoreResp, &wire.StoreResp{}), wire.CodeBadRequest, "unsupported"},
-		{"store: body not CBOR", wire.ProtoStore, rawFrame(byte(wire.KindStoreReq), []byte{0xff, 0xff}), wire.CodeBadRequest, "decode"},
-		{"store: duplicate map key", wire.ProtoStore, rawFrame(byte(wire.KindStoreReq), []byte{0xa2, 0x01, 0x41, 0x61, 0x01, 0x41, 0x62}), wire.CodeBadRequest, "decode"},
-		{"store: 31-byte mailbox", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:31], Data: []byte("x")}), wire.CodeBadRequest, "mailbox"},
-		{"store: 33-byte mailbox", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: append(mb[:], 0), Data: []byte("x")}), wire.CodeBadRequest, "mailbox"},
-		{"store: empty message", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:]}), wire.CodeBadRequest, "empty"},
-		{"store: message one byte over the limit", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Data: make([]byte, node.MaxMessageSize+1)}), wire.CodeTooLarge, ""},
-		{"store: TTL too long", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], TTL: (node.MaxTTL + time.Hour).Milliseconds(), Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
-		{"store: negative TTL", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], TTL: -1, Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
-		{"store: timestamp far ahead", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Timestamp: time.Now().Add(time.Hour).UnixMilli(), Data: []byte("x")}), wire.CodeBadRequest, "future"},
-		{"store: already expired", wire.ProtoStore, frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Timestamp: 1, TTL: 1000, Data: []byte("x")}), wire.CodeBadRequest, "expired"},
-		{"retrieve: bad signature", wire.ProtoStore, frame(t, wire.KindRetrieveReq, badSig), wire.CodeUnauthorized, ""},
-		{"retrieve: stale signature", wire.ProtoStore, frame(t, wire.KindRetrieveReq, staleSig), wire.CodeUnauthorized, "timestamp"},
-		{"retrieve: another mailbox's key", wire.ProtoStore, frame(t, wire.KindRetrieveReq, otherSig), wire.CodeUnauthorized, ""},
-		{"retrieve: no auth", wire.ProtoStore, frame(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:]}), wire.CodeUnauthorized, ""},
-		{"retrieve: 31-byte mailbox", wire.ProtoStore, frame(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:31]}), wire.CodeBadRequest, "mailbox"},
-		{"retrieve: valid", wire.ProtoStore, replayed, ok, ""},
-		{"retrieve: replayed", wire.ProtoStore, replayed, wire.CodeUnauthorized, "replayed"},
-		{"delete: no hashes", wire.ProtoStore, frame(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:]}), wire.CodeBadRequest, "hashes"},
-		{"delete: short hash", wire.ProtoStore, frame(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{{1}}}), wire.CodeBadRequest, "32 bytes"},
-		{"delete: bad signature", wire.ProtoStore, frame(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}, Auth: wire.Auth{Timestamp: time.Now().UnixMilli(), Sig: make([]byte, 64)}}), wire.CodeUnauthorized, ""},
+		{"store: garbage", wire.ProtoStoreSession, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), badFrame, ""},
+		{"store: varint overflow", wire.ProtoStoreSession, bytes.Repeat([]byte{0xff}, 16), badFrame, ""},
+		{"store: empty frame", wire.ProtoStoreSession, []byte{0x00}, badFrame, ""},
+		{"store: 100 MiB announced", wire.ProtoStoreSession, hundredMiBSession, badFrame, "too large"},
+		{"store: unknown kind", wire.ProtoStoreSession, rawSFrame(0xee, []byte{0xa0}), wire.CodeBadRequest, "unsupported"},
+		{"store: kind 0", wire.ProtoStoreSession, rawSFrame(0, nil), wire.CodeBadRequest, "unsupported"},
+		{"store: response kind as request", wire.ProtoStoreSession, sframe(t, wire.KindStoreResp, &wire.StoreResp{}), wire.CodeBadRequest, "unsupported"},
+		{"store: body not CBOR", wire.ProtoStoreSession, rawSFrame(byte(wire.KindStoreReq), []byte{0xff, 0xff}), wire.CodeBadRequest, "decode"},
+		{"store: duplicate map key", wire.ProtoStoreSession, rawSFrame(byte(wire.KindStoreReq), []byte{0xa2, 0x01, 0x41, 0x61, 0x01, 0x41, 0x62}), wire.CodeBadRequest, "decode"},
+		{"store: 31-byte mailbox", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:31], Data: []byte("x")}), wire.CodeBadRequest, "mailbox"},
+		{"store: 33-byte mailbox", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: append(mb[:], 0), Data: []byte("x")}), wire.CodeBadRequest, "mailbox"},
+		{"store: empty message", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:]}), wire.CodeBadRequest, "empty"},
+		{"store: message one byte over the limit", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Data: make([]byte, node.MaxMessageSize+1)}), wire.CodeTooLarge, ""},
+		{"store: TTL too long", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], TTL: (node.MaxTTL + time.Hour).Milliseconds(), Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
+		{"store: negative TTL", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], TTL: -1, Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
+		{"store: timestamp far ahead", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Timestamp: time.Now().Add(time.Hour).UnixMilli(), Data: []byte("x")}), wire.CodeBadRequest, "future"},
+		{"store: already expired", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Timestamp: 1, TTL: 1000, Data: []byte("x")}), wire.CodeBadRequest, "expired"},
+		{"retrieve: bad signature", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, badSig), wire.CodeUnauthorized, ""},
+		{"retrieve: stale signature", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, staleSig), wire.CodeUnauthorized, "timestamp"},
+		{"retrieve: another mailbox's key", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, otherSig), wire.CodeUnauthorized, ""},
+		{"retrieve: no auth", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:]}), wire.CodeUnauthorized, ""},
+		{"retrieve: 31-byte mailbox", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:31]}), wire.CodeBadRequest, "mailbox"},
+		{"retrieve: valid", wire.ProtoStoreSession, replayed, ok, ""},
+		{"retrieve: replayed", wire.ProtoStoreSession, replayed, wire.CodeUnauthorized, "replayed"},
+		{"delete: no hashes", wire.ProtoStoreSession, sframe(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:]}), wire.CodeBadRequest, "hashes"},
+		{"delete: short hash", wire.ProtoStoreSession, sframe(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{{1}}}), wire.CodeBadRequest, "32 bytes"},
+		{"delete: bad signature", wire.ProtoStoreSession, sframe(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}, Auth: wire.Auth{Timestamp: time.Now().UnixMilli(), Sig: make([]byte, 64)}}), wire.CodeUnauthorized, ""},
 
-		// node-to-node protocols from a peer that is not a node
-		{"replicate: unknown peer", wire.ProtoReplicate, frame(t, wire.KindReplicateReq, &wire.ReplicateReq{Messages: []wire.Message{{Hash: make([]byte, 32), Mailbox: mb[:], Data: []byte("x")}}}), wire.CodeUnauthorized, "unknown node"},
-		{"replicate: tombstone from unknown peer", wire.ProtoReplicate, frame(t, wire.KindReplicateReq, &wire.ReplicateReq{Deletes: []wire.Tomb{{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}}}}), wire.CodeUnauthorized, "unknown node"},
-		{"replicate: fetch from unknown peer", wire.ProtoReplicate, frame(t, wire.KindFetchReq, &wire.FetchReq{Hashes: [][]byte{make([]byte, 32)}}), wire.CodeUnauthorized, "unknown node"},
-		{"replicate: garbage", wire.ProtoReplicate, []byte("\xffgarbage-garbage"), badFrame, ""},
-		{"replicate: garbage that frames", wire.ProtoReplicate, []byte("\x05garbage"), wire.CodeUnauthorized, "unknown node"},
-		{"replicate: 100 MiB announced", wire.ProtoReplicate, hundredMiB, badFrame, "too large"},
-		{"replicate: unknown kind", wire.ProtoReplicate, rawFrame(0xee, []byte{0xa0}), wire.CodeUnauthorized, "unknown node"},
-		{"sync: unknown peer", wire.ProtoSync, frame(t, wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: mb[:], Count: 1, XOR: make([]byte, 32)}}}), wire.CodeUnauthorized, "unknown node"},
-		{"sync: garbage", wire.ProtoSync, []byte{0x80, 0x80, 0x80}, badFrame, ""},
-		{"sync: 100 MiB announced", wire.ProtoSync, hundredMiB, badFrame, "too large"},
-		{"sync: unknown kind", wire.ProtoSync, rawFrame(0xee, []byte{0xa0}), wire.CodeUnauthorized, "unknown node"},
+		// node protocols: a peer that is not in the node table is refused
+		// before anything is read, whatever it sends
+		{"replicate: unknown peer", wire.ProtoReplicateSession, sframe(t, wire.KindReplicateReq, &wire.ReplicateReq{Messages: []wire.Message{{Hash: make([]byte, 32), Mailbox: mb[:], Data: []byte("x")}}}), refused, ""},
+		{"replicate: tombstone from unknown peer", wire.ProtoReplicateSession, sframe(t, wire.KindReplicateReq, &wire.ReplicateReq{Deletes: []wire.Tomb{{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}}}}), refused, ""},
+		{"replicate: fetch from unknown peer", wire.ProtoReplicateSession, sframe(t, wire.KindFetchReq, &wire.FetchReq{Hashes: [][]byte{make([]byte, 32)}}), refused, ""},
+		{"replicate: garbage", wire.ProtoReplicateSession, []byte("\xffgarbage-garbage"), refused, ""},
+		{"replicate: 100 MiB announced", wire.ProtoReplicateSession, hundredMiBSession, refused, ""},
+		{"sync: unknown peer", wire.ProtoSyncSession, sframe(t, wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: mb[:], Count: 1, XOR: make([]byte, 32)}}}), refused, ""},
+		{"sync: 100 MiB announced", wire.ProtoSyncSession, hundredMiBSession, refused, ""},
 
-		// record gossip is open to anyone, so its input checks matter
+		// gossip (one-shot)
 		{"members: garbage", wire.ProtoMembers, []byte("\x03\x00\x00"), badFrame, ""},
 		{"members: garbage that frames", wire.ProtoMembers, []byte("\x02\x00\x00"), wire.CodeBadRequest, "unsupported"},
 		{"members: truncated frame", wire.ProtoMembers, []byte("\x40abc"), badFrame, ""},
@@ -221,7 +260,14 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res := rawExchange(ctx, t, h, nd.ID(), tc.proto, tc.payload)
 			t.Logf("-> %v", res)
+			if tc.code >= ok && tc.proto != wire.ProtoMembers && res.readErr == nil && res.id != 1 {
+				t.Fatalf("answer to request 1 came with id %d", res.id)
+			}
 			switch tc.code {
+			case refused:
+				if res.readErr == nil || !(errors.Is(res.readErr, io.EOF) || isReset(res.readErr)) {
+					t.Fatalf("want the stream reset unanswered, got %v", res)
+				}
 			case ok:
 				if res.readErr != nil || res.kind == wire.KindError {
 					t.Fatalf("want a response, got %v", res)
@@ -238,6 +284,9 @@ func TestBadInput(t *testing.T) {
 				e, isErr := res.wireError()
 				if !isErr || (e.Code != wire.CodeBadRequest && e.Code != wire.CodeTooLarge) || !strings.Contains(e.Msg, tc.msg) {
 					t.Fatalf("want error frame 400 or 413 %q, got %v", tc.msg, res)
+				}
+				if res.id != 0 {
+					t.Fatalf("a broken frame was answered as request %d, not with a session-level error", res.id)
 				}
 			default:
 				e, isErr := res.wireError()
@@ -257,8 +306,8 @@ func TestBadInput(t *testing.T) {
 	// answer must still reach the client.
 	t.Run("store: 300 KiB message", func(t *testing.T) {
 		id := key.ID()
-		payload := frame(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: id[:], Data: make([]byte, 300<<10)})
-		res := rawExchange(ctx, t, h, nd.ID(), wire.ProtoStore, payload)
+		payload := sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: id[:], Data: make([]byte, 300<<10)})
+		res := rawExchange(ctx, t, h, nd.ID(), wire.ProtoStoreSession, payload)
 		t.Logf("-> %v", res)
 		e, isErr := res.wireError()
 		if !isErr {
@@ -320,7 +369,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("get = %+v", msgs)
 		}
 		// and the raw client can still talk to the attacked node directly
-		res2 := rawExchange(ctx, t, h, nd.ID(), wire.ProtoStore, frame(t, wire.KindRetrieveReq, signedRetrieve(t, key)))
+		res2 := rawExchange(ctx, t, h, nd.ID(), wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, signedRetrieve(t, key)))
 		var rr wire.RetrieveResp
 		if res2.readErr != nil || res2.kind != wire.KindRetrieveResp {
 			t.Fatalf("direct retrieve: %v", res2)

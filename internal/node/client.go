@@ -18,22 +18,24 @@ import (
 // maxRetrieveBytes bounds the data in one retrieve answer, under MaxFrame.
 const maxRetrieveBytes = wire.MaxFrame - 256<<10
 
-// registerHandlers serves every request protocol one-shot (/1: older
-// peers, simple clients) and on sessions (/2).
+// registerHandlers serves every request protocol on sessions (/2), and
+// gossip one-shot. Node-to-node protocols vet the peer before reading
+// anything (Accept) and again in every handler.
 func (n *Node) registerHandlers() {
 	known := n.table.Known
-	n.srv.Handle(wire.ProtoStore, MaxLongPoll+10*time.Second, wire.MaxClientRequest, n.serveClient)
+	node := func(maxReq int) p2p.SessionOptions {
+		return p2p.SessionOptions{MaxReq: maxReq, MaxPerPeer: nodeMaxPerPeer, MaxPeerInflight: nodeMaxPeerInflight, Accept: known}
+	}
 	n.srv.HandleSession(wire.ProtoStoreSession, p2p.SessionOptions{MaxReq: wire.MaxClientRequest}, n.serveClient)
-	n.srv.Handle(wire.ProtoReplicate, 30*time.Second, wire.MaxFrame, n.serveReplicate)
-	n.srv.HandleSession(wire.ProtoReplicateSession, p2p.SessionOptions{MaxReq: sessReplicate.MaxReq, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveReplicate)
-	n.srv.Handle(wire.ProtoSync, 30*time.Second, wire.MaxFrame, n.serveSync)
-	n.srv.HandleSession(wire.ProtoSyncSession, p2p.SessionOptions{MaxReq: sessSync.MaxReq, MaxPerPeer: 2 * nodeMaxSessions, Accept: known}, n.serveSync)
-	n.srv.Handle(wire.ProtoOnion, MaxLongPoll+30*time.Second, sessOnion.MaxReq, n.serveOnion)
-	n.srv.HandleSession(wire.ProtoOnionSession, p2p.SessionOptions{MaxReq: sessOnion.MaxReq}, n.serveOnion)
+	n.srv.HandleSession(wire.ProtoReplicateSession, node(sessReplicate.MaxReq), n.serveReplicate)
+	n.srv.HandleSession(wire.ProtoSyncSession, node(sessSync.MaxReq), n.serveSync)
+	// Onion is served to anyone (clients to their guard, nodes relaying),
+	// with a node's allowance, since one node relays many circuits.
+	n.srv.HandleSession(wire.ProtoOnionSession, p2p.SessionOptions{MaxReq: sessOnion.MaxReq, MaxPerPeer: nodeMaxPerPeer, MaxPeerInflight: nodeMaxPeerInflight}, n.serveOnion)
 	p2p.Handle(n.host, wire.ProtoMembers, 10*time.Second, wire.MaxFrame, n.serveMembers)
 }
 
-// serveClient answers client requests, on a session or a one-shot stream.
+// serveClient answers client requests on a store session.
 func (n *Node) serveClient(ctx context.Context, _ peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
 	return n.handleClient(ctx, kind, body, maxRetrieveBytes)
 }

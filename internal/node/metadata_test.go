@@ -185,7 +185,12 @@ func TestOnionReplayDropped(t *testing.T) {
 	}
 	before := len(rec.all())
 	var out wire.OnionPacket
-	err := p2p.Call(ctx, c.Host(), first.Node, wire.ProtoOnion, wire.KindOnion, &wire.OnionPacket{Data: first.In}, wire.KindOnion, &out, onion.MaxPacket+64)
+	s, err := p2p.OpenSession(ctx, c.Host(), first.Node, p2p.Proto{ID: wire.ProtoOnionSession, MaxReq: onion.MaxPacket + 64, MaxResp: onion.MaxPacket + 64}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Call(ctx, wire.KindOnion, &wire.OnionPacket{Data: first.In}, wire.KindOnion, &out)
 	var we *wire.Error
 	if err == nil || !errorsAs(err, &we) || we.Code != wire.CodeUnauthorized {
 		t.Fatalf("replayed packet: got %v, want a 401 replay refusal", err)

@@ -264,9 +264,8 @@ type Transport struct {
 	pool     *p2p.Pool // sessions to guards, made on first use
 }
 
-// guardProto is the session protocol to a guard, with the one-shot
-// protocol older nodes serve.
-var guardProto = p2p.Proto{ID: wire.ProtoOnionSession, Legacy: wire.ProtoOnion, MaxReq: MaxPacket + 64, MaxResp: MaxPacket + 64}
+// guardProto is the session protocol to a guard.
+var guardProto = p2p.Proto{ID: wire.ProtoOnionSession, MaxReq: MaxPacket + 64, MaxResp: MaxPacket + 64}
 
 // sessions is the pool of sessions to guards: every request to a guard
 // rides one long-lived stream instead of opening its own. Closing the host

@@ -2,9 +2,7 @@ package p2p
 
 import (
 	"bufio"
-	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -19,49 +17,6 @@ import (
 // says otherwise.
 const DefaultCallTimeout = 10 * time.Second
 
-// Call opens a stream to p, sends one request frame and reads one response
-// frame of kind respKind into resp (at most max bytes). A wire.Error frame
-// from the peer is returned as *wire.Error.
-func Call(ctx context.Context, h host.Host, p peer.ID, proto string, reqKind wire.Kind, req any, respKind wire.Kind, resp any, max int) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
-		defer cancel()
-	}
-	s, err := h.NewStream(ctx, p, protocol.ID(proto))
-	if err != nil {
-		return fmt.Errorf("open %s to %s: %w", proto, ShortID(p), err)
-	}
-	return callOnStream(ctx, s, reqKind, req, respKind, resp, max)
-}
-
-// callOnStream runs a one-shot exchange on a fresh stream and closes it.
-func callOnStream(ctx context.Context, s network.Stream, reqKind wire.Kind, req any, respKind wire.Kind, resp any, max int) error {
-	p := s.Conn().RemotePeer()
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
-	defer stop()
-	if err := wire.WriteFrame(s, reqKind, req); err != nil {
-		s.Reset()
-		return fmt.Errorf("send %s to %s: %w", reqKind, ShortID(p), err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		s.Reset()
-		return fmt.Errorf("send %s to %s: %w", reqKind, ShortID(p), err)
-	}
-	if err := wire.Read(bufio.NewReader(s), max, respKind, resp); err != nil {
-		s.Reset()
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s from %s: %w", respKind, ShortID(p), ctx.Err())
-		}
-		return fmt.Errorf("%s from %s: %w", respKind, ShortID(p), err)
-	}
-	return nil
-}
-
 // ShortID is a peer ID shortened for logs and errors.
 func ShortID(p peer.ID) string {
 	s := p.String()
@@ -71,7 +26,7 @@ func ShortID(p peer.ID) string {
 	return s
 }
 
-// Stream is the server side of one exchange.
+// Stream is the server side of a one-shot exchange (gossip).
 type Stream struct {
 	network.Stream
 	R *bufio.Reader
@@ -83,8 +38,24 @@ func (s *Stream) Reply(kind wire.Kind, v any) error { return wire.WriteFrame(s, 
 // Fail writes an error frame.
 func (s *Stream) Fail(e *wire.Error) error { return wire.WriteFrame(s, wire.KindError, e) }
 
-// Handle registers a handler that gets a deadline-bounded stream and the
-// first frame; the stream is closed (or reset on error) when f returns.
+// Read reads one frame of at most max bytes from s.R and decodes it into
+// v, which must be of kind want (an error frame comes back as *wire.Error).
+// The frame's buffer grows as its bytes arrive and is reserved in the
+// stream's resource scope until it is decoded.
+func (s *Stream) Read(max int, want wire.Kind, v any) error {
+	b := budget{scope: s.Scope(), prio: network.ReservationPriorityMedium}
+	defer b.release()
+	k, body, err := wire.ReadFrameReserve(s.R, max, b.reserve)
+	if err != nil {
+		return err
+	}
+	return wire.DecodeBody(k, body, want, v)
+}
+
+// Handle registers a one-shot handler: it gets a deadline-bounded stream
+// and the first frame; the stream is closed (or reset on error) when f
+// returns. The first frame grows as its bytes arrive and is reserved in
+// the stream's resource scope (Umbra service) until f returns.
 func Handle(h host.Host, proto string, timeout time.Duration, maxReq int, f func(s *Stream, kind wire.Kind, body []byte) error) {
 	h.SetStreamHandler(protocol.ID(proto), func(ns network.Stream) {
 		serveOneShot(ns, timeout, maxReq, f)
@@ -93,16 +64,18 @@ func Handle(h host.Host, proto string, timeout time.Duration, maxReq int, f func
 
 func serveOneShot(ns network.Stream, timeout time.Duration, maxReq int, f func(s *Stream, kind wire.Kind, body []byte) error) {
 	_ = ns.SetDeadline(time.Now().Add(timeout))
+	if err := ns.Scope().SetService(ServiceName); err != nil {
+		ns.Reset()
+		return
+	}
 	s := &Stream{Stream: ns, R: bufio.NewReader(ns)}
-	kind, body, err := wire.ReadFrame(s.R, maxReq)
+	b := budget{scope: ns.Scope(), prio: network.ReservationPriorityMedium}
+	defer b.release()
+	kind, body, err := wire.ReadFrameReserve(s.R, maxReq, b.reserve)
 	if err != nil {
-		code := wire.CodeBadRequest
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			code = wire.CodeTooLarge
-		}
 		// Answer and close our side (the answer stays readable), then
 		// reset: the peer may still be sending a frame we will not take.
-		_ = s.Fail(wire.Errorf(code, "bad request frame: %v", err))
+		_ = s.Fail(frameError("request", err))
 		_ = ns.CloseWrite()
 		ns.Reset()
 		return
@@ -113,4 +86,17 @@ func serveOneShot(ns network.Stream, timeout time.Duration, maxReq int, f func(s
 		return
 	}
 	ns.Close()
+}
+
+// frameError is the error answer to a frame that could not be read: too
+// large (413), over the memory limits (503), or malformed (400).
+func frameError(what string, err error) *wire.Error {
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		return wire.Errorf(wire.CodeTooLarge, "bad %s frame: %v", what, err)
+	case errors.Is(err, wire.ErrReserve):
+		return wire.Errorf(wire.CodeUnavailable, "%s refused: %v", what, err)
+	default:
+		return wire.Errorf(wire.CodeBadRequest, "bad %s frame: %v", what, err)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"testing"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -15,35 +14,8 @@ import (
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-func BenchmarkCall(b *testing.B) {
-	priv, _, _ := crypto.GenerateEd25519Key(nil)
-	srv, err := p2p.NewNodeHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	p2p.Handle(srv, "/bench/1", 10e9, 1<<20, func(s *p2p.Stream, k wire.Kind, body []byte) error {
-		return s.Reply(wire.KindNodesResp, &wire.NodesResp{})
-	})
-	cli, err := p2p.NewClientHost()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close()
-	if err := cli.Connect(context.Background(), peer.AddrInfo{ID: srv.ID(), Addrs: srv.Addrs()}); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		var resp wire.NodesResp
-		if err := p2p.Call(context.Background(), cli, srv.ID(), "/bench/1", wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, 1<<20); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkPersistentStream is the round trip of one frame each way on a
-// stream kept open, for comparison with BenchmarkCall's stream per call.
+// raw stream kept open: the floor under BenchmarkSession.
 func BenchmarkPersistentStream(b *testing.B) {
 	priv, _, _ := crypto.GenerateEd25519Key(nil)
 	srv, err := p2p.NewNodeHost(priv, []string{"/ip4/127.0.0.1/tcp/0"}, nil)
@@ -115,7 +87,7 @@ func nodesHandler(context.Context, peer.ID, wire.Kind, []byte) (wire.Kind, any) 
 	return wire.KindNodesResp, &wire.NodesResp{}
 }
 
-// BenchmarkSession is BenchmarkCall's exchange on a pooled session: one
+// BenchmarkSession is one request/answer exchange on a pooled session: one
 // call at a time.
 func BenchmarkSession(b *testing.B) {
 	srv, cli, s := benchPair(b)
@@ -133,25 +105,7 @@ func BenchmarkSession(b *testing.B) {
 	}
 }
 
-// BenchmarkCallParallel and BenchmarkSessionParallel run 64 calls in
-// flight: a stream per call against one pipelined session.
-func BenchmarkCallParallel(b *testing.B) {
-	srv, cli, s := benchPair(b)
-	s.Handle("/benchp/1", 10*time.Second, 1<<20, nodesHandler)
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			var resp wire.NodesResp
-			if err := p2p.Call(context.Background(), cli, srv.ID(), "/benchp/1", wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp, 1<<20); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
+// BenchmarkSessionParallel runs 64 calls in flight on pooled sessions.
 func BenchmarkSessionParallel(b *testing.B) {
 	srv, cli, s := benchPair(b)
 	s.HandleSession("/benchs/2", p2p.SessionOptions{}, nodesHandler)

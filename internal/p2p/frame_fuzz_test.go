@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/umbra-im/umbra/internal/wire"
@@ -54,6 +55,61 @@ func FuzzReadFrame(f *testing.F) {
 			id, kind, b, err := readFrame(r, fuzzMax)
 			if err != nil || id != want.id || kind != want.kind || !bytes.Equal(b, want.body) {
 				t.Fatalf("frame %d does not round-trip: %v", i, err)
+			}
+		}
+	})
+}
+
+// FuzzSessionReader reads up to four session frames the way a session
+// reader does: the header first, then the body under a memory budget
+// (budget bytes per frame), skipping the body of a refused frame to keep
+// the framing. It must never panic, never reserve past the budget nor more
+// than the input could fill twice over plus the first chunk, and what it
+// keeps must be the wire bytes.
+func FuzzSessionReader(f *testing.F) {
+	body, _ := wire.Marshal(&wire.OnionPacket{Data: bytes.Repeat([]byte("x"), 40000)})
+	big := appendFrame(nil, 3, wire.KindOnion, body)
+	small := appendFrame(nil, 4, wire.KindNodesReq, []byte{0xa0})
+	f.Add(append(append([]byte{}, big...), small...), uint32(1<<20))
+	f.Add(append(append([]byte{}, big...), small...), uint32(32<<10))
+	f.Add(append(append([]byte{}, big...), small...), uint32(0))
+	f.Add(big[:100], uint32(1<<20))
+	f.Add(binary.AppendUvarint(nil, fuzzMax+idLen), uint32(1<<20))
+	f.Fuzz(func(t *testing.T, in []byte, budget uint32) {
+		r := bufio.NewReader(bytes.NewReader(in))
+		for range 4 {
+			h, err := readHeader(r, fuzzMax)
+			if err != nil {
+				return
+			}
+			if h.size < 0 || h.size+1 > fuzzMax {
+				t.Fatalf("header announces a body of %d bytes; the limit is %d with the kind", h.size, fuzzMax)
+			}
+			reserved := 0
+			body, err := wire.ReadBody(r, h.size, func(n int) error {
+				if reserved+n > int(budget) {
+					return errors.New("over budget")
+				}
+				reserved += n
+				return nil
+			})
+			if reserved > int(budget) || reserved > max(wire.FirstChunk, 2*len(in)) {
+				t.Fatalf("reserved %d (budget %d, %d input bytes)", reserved, budget, len(in))
+			}
+			if !bytes.Contains(in, body) {
+				t.Fatal("kept bytes that are not the input's")
+			}
+			switch {
+			case err == nil:
+				if len(body) != h.size || reserved != h.size {
+					t.Fatalf("body of %d bytes, %d reserved; want %d", len(body), reserved, h.size)
+				}
+			case errors.Is(err, wire.ErrReserve):
+				if discard(r, h.size-len(body)) != nil {
+					return
+				}
+			default:
+				return
 			}
 		}
 	})

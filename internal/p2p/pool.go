@@ -8,19 +8,13 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // ErrPoolClosed is returned by calls on a closed pool.
 var ErrPoolClosed = errors.New("p2p: pool closed")
-
-// legacyFor is how long a peer that answered a session protocol with its
-// one-shot fallback is called one-shot before the session is tried again.
-const legacyFor = 5 * time.Minute
 
 // PoolOptions configure a Pool; zero values take the defaults.
 type PoolOptions struct {
@@ -53,7 +47,9 @@ type openAttempt struct {
 // fails is dropped and the next call opens a new one. A second session to
 // the same peer is opened only when every open one has MaxInflight calls in
 // flight (long-polls, say), up to MaxSessions; beyond that calls wait for
-// a slot. The pool owns no goroutine of its own besides each session's
+// a slot: so at most MaxSessions × MaxInflight calls are in flight to one
+// peer on one protocol (the server's per-peer cap, DefaultMaxPeerInflight,
+// with the defaults). The pool owns no goroutine of its own besides each session's
 // reader (and a timer while sessions exist); Close ends them all, and so
 // does closing the host.
 type Pool struct {
@@ -63,8 +59,7 @@ type Pool struct {
 	mu       sync.Mutex
 	closed   bool
 	sessions map[poolKey]*peerSessions
-	legacy   map[poolKey]time.Time // peers served one-shot until then
-	reaper   *time.Timer           // armed while sessions exist
+	reaper   *time.Timer // armed while sessions exist
 }
 
 // NewPool makes a pool of sessions from h.
@@ -78,14 +73,13 @@ func NewPool(h host.Host, opts PoolOptions) *Pool {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
-	return &Pool{h: h, opts: opts, sessions: make(map[poolKey]*peerSessions), legacy: make(map[poolKey]time.Time)}
+	return &Pool{h: h, opts: opts, sessions: make(map[poolKey]*peerSessions)}
 }
 
 // Call sends a request to p on proto's session and decodes the answer of
 // kind respKind into resp; an error frame from the peer is returned as
 // *wire.Error. Without a deadline on ctx the call is bounded by
-// DefaultCallTimeout. A peer that only serves proto.Legacy is called
-// one-shot.
+// DefaultCallTimeout.
 func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -102,13 +96,6 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 		if p.closed {
 			p.mu.Unlock()
 			return ErrPoolClosed
-		}
-		if until, ok := p.legacy[key]; ok {
-			if time.Now().Before(until) {
-				p.mu.Unlock()
-				return Call(ctx, p.h, to, proto.Legacy, reqKind, req, respKind, resp, limit(proto.MaxResp))
-			}
-			delete(p.legacy, key)
 		}
 		ps := p.sessions[key]
 		if ps == nil {
@@ -147,7 +134,7 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 			a := &openAttempt{done: make(chan struct{})}
 			ps.opening = a
 			p.mu.Unlock()
-			s, legacy, err := p.open(ctx, to, proto)
+			s, err := p.open(ctx, to, proto)
 			p.mu.Lock()
 			ps.opening = nil
 			a.err = err
@@ -156,25 +143,16 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 				ps.list = append(ps.list, s)
 				p.armReaper()
 			}
-			if legacy != nil && !closed {
-				p.legacy[key] = time.Now().Add(legacyFor)
-			}
 			close(a.done)
 			p.mu.Unlock()
 			if closed {
 				if s != nil {
 					s.Close()
 				}
-				if legacy != nil {
-					legacy.Reset()
-				}
 				return ErrPoolClosed
 			}
 			if err != nil {
 				return err
-			}
-			if legacy != nil {
-				return callOnStream(ctx, legacy, reqKind, req, respKind, resp, limit(proto.MaxResp))
 			}
 			continue
 		}
@@ -191,25 +169,17 @@ func (p *Pool) Call(ctx context.Context, to peer.ID, proto Proto, reqKind wire.K
 	}
 }
 
-// open opens a stream to p for proto.ID, or for proto.Legacy when the peer
-// only speaks that: then it returns the stream instead of a session.
-func (p *Pool) open(ctx context.Context, to peer.ID, proto Proto) (*Session, network.Stream, error) {
+// open opens a session to p for proto.ID.
+func (p *Pool) open(ctx context.Context, to peer.ID, proto Proto) (*Session, error) {
 	if p.opts.BeforeOpen != nil {
 		p.opts.BeforeOpen(to)
 	}
-	pids := []protocol.ID{protocol.ID(proto.ID)}
-	if proto.Legacy != "" {
-		pids = append(pids, protocol.ID(proto.Legacy))
-	}
-	s, err := p.h.NewStream(ctx, to, pids...)
+	s, err := openStream(ctx, p.h, to, proto.ID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open %s to %s: %w", proto.ID, ShortID(to), err)
-	}
-	if proto.Legacy != "" && s.Protocol() == protocol.ID(proto.Legacy) {
-		return nil, s, nil
+		return nil, err
 	}
 	key := poolKey{to, proto.ID}
-	return newSession(s, proto, p.opts.MaxInflight, func(s *Session) { p.remove(key, s) }), nil, nil
+	return newSession(s, proto, p.opts.MaxInflight, func(s *Session) { p.remove(key, s) }), nil
 }
 
 // remove drops a session that ended.
@@ -257,12 +227,6 @@ func (p *Pool) reap() {
 		ps.list = kept
 		if len(ps.list) == 0 && ps.opening == nil {
 			delete(p.sessions, key)
-		}
-	}
-	now := time.Now()
-	for key, until := range p.legacy {
-		if now.After(until) {
-			delete(p.legacy, key)
 		}
 	}
 	if len(p.sessions) > 0 {

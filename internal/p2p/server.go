@@ -3,7 +3,9 @@ package p2p
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -24,10 +26,14 @@ type Handler func(ctx context.Context, from peer.ID, kind wire.Kind, body []byte
 // SessionOptions bound what one peer can make the server hold; zero values
 // take the defaults.
 type SessionOptions struct {
-	MaxReq      int           // largest request frame, kind + body (wire.MaxFrame)
-	MaxInflight int           // requests served at once per session (DefaultMaxInflight)
-	MaxPerPeer  int           // sessions per peer on this protocol (DefaultMaxPerPeer)
-	IdleTimeout time.Duration // a session with no request for this long is closed (DefaultServerIdle)
+	MaxReq      int // largest request frame, kind + body (wire.MaxFrame)
+	MaxInflight int // requests served at once per session (DefaultMaxInflight)
+	MaxPerPeer  int // sessions per peer on this protocol (DefaultMaxPerPeer)
+	// MaxPeerInflight bounds a peer's requests in flight over all its
+	// sessions of this protocol (DefaultMaxPeerInflight); beyond it a
+	// request is answered 429 at once.
+	MaxPeerInflight int
+	IdleTimeout     time.Duration // a session with no request for this long is closed (DefaultServerIdle)
 	// Accept, if set, vets the peer when a session opens (node-to-node
 	// protocols take only nodes of the table); a refused peer's stream is
 	// reset before anything is read. Handlers still check every request.
@@ -39,10 +45,10 @@ const (
 	// DefaultMaxPerPeer is twice the pool's DefaultMaxSessions, so a
 	// client replacing sessions does not hit it.
 	DefaultMaxPerPeer = 2 * DefaultMaxSessions
-	// DefaultMaxInflightTotal bounds the requests served at once on all
-	// sessions of a server together, as the resource manager's system
-	// stream limit bounded one-shot requests.
-	DefaultMaxInflightTotal = 4096
+	// DefaultMaxPeerInflight is what a pool with the defaults holds in
+	// flight to one peer on one protocol: DefaultMaxSessions sessions of
+	// DefaultMaxInflight calls.
+	DefaultMaxPeerInflight = DefaultMaxSessions * DefaultMaxInflight
 	// DefaultServerIdle is longer than the pool's DefaultIdleTimeout, so
 	// the client closes idle sessions first (an answer cannot be lost to a
 	// close racing a new request).
@@ -60,20 +66,24 @@ func (o *SessionOptions) setDefaults() {
 	if o.MaxPerPeer <= 0 {
 		o.MaxPerPeer = DefaultMaxPerPeer
 	}
+	if o.MaxPeerInflight <= 0 {
+		o.MaxPeerInflight = DefaultMaxPeerInflight
+	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultServerIdle
 	}
 }
 
-// Server serves request handlers on a host, one-shot (Handle) or on
-// sessions (HandleSession), and tracks every stream it serves so that
-// Close cuts them and waits for their handlers.
+// Server serves request handlers on sessions (HandleSession) and tracks
+// every stream it serves so that Close cuts them and waits for their
+// handlers. It shares its request slots fairly between sources: see
+// DefaultMaxInflightTotal and the shares after it.
 type Server struct {
 	h      host.Host
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	total chan struct{} // one per request being served on any session
+	slots *slots // requests being served on any session
 
 	mu      sync.Mutex
 	closed  bool
@@ -84,73 +94,71 @@ type Server struct {
 
 // NewServer makes a server on h.
 func NewServer(h host.Host) *Server {
+	return newServer(h, defaultSlotLimits)
+}
+
+func newServer(h host.Host, lim slotLimits) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{h: h, ctx: ctx, cancel: cancel, total: make(chan struct{}, DefaultMaxInflightTotal),
+	return &Server{h: h, ctx: ctx, cancel: cancel, slots: newSlots(lim),
 		streams: make(map[network.Stream]struct{}), perPeer: make(map[poolKey]int)}
 }
 
 // enter registers a stream being served; false if the server is closed or
-// the peer has maxPerPeer sessions on this protocol already (0: no bound).
+// the peer has maxPerPeer sessions on this protocol already.
 func (srv *Server) enter(s network.Stream, key poolKey, maxPerPeer int) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if srv.closed || (maxPerPeer > 0 && srv.perPeer[key] >= maxPerPeer) {
+	if srv.closed || srv.perPeer[key] >= maxPerPeer {
 		return false
 	}
-	if maxPerPeer > 0 {
-		srv.perPeer[key]++
-	}
+	srv.perPeer[key]++
 	srv.streams[s] = struct{}{}
 	srv.wg.Add(1)
 	return true
 }
 
-func (srv *Server) leave(s network.Stream, key poolKey, counted bool) {
+func (srv *Server) leave(s network.Stream, key poolKey) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if counted {
-		if srv.perPeer[key]--; srv.perPeer[key] <= 0 {
-			delete(srv.perPeer, key)
-		}
+	if srv.perPeer[key]--; srv.perPeer[key] <= 0 {
+		delete(srv.perPeer, key)
 	}
 	delete(srv.streams, s)
 	srv.wg.Done()
 }
 
-// Handle serves proto one-shot: one request frame per stream, one answer,
-// as p2p.Handle does, with a deadline of timeout on the stream.
-func (srv *Server) Handle(proto string, timeout time.Duration, maxReq int, f Handler) {
-	srv.h.SetStreamHandler(protocol.ID(proto), func(ns network.Stream) {
-		if !srv.enter(ns, poolKey{}, 0) {
-			ns.Reset()
-			return
-		}
-		defer srv.leave(ns, poolKey{}, false)
-		serveOneShot(ns, timeout, maxReq, func(s *Stream, kind wire.Kind, body []byte) error {
-			k, v := f(srv.ctx, s.Conn().RemotePeer(), kind, body)
-			return wire.WriteFrame(s, k, v)
-		})
-	})
-}
-
 // HandleSession serves proto on sessions: each stream carries pipelined
-// requests with ids (see Session). Every request is served in its own
-// goroutine, at most o.MaxInflight at once per session (beyond that the
-// server stops reading the stream: backpressure); answers go back as they
-// are ready, in any order. A bad request gets an error answer and the
-// session goes on; broken framing (an oversized or malformed frame) gets a
-// session-level error frame and ends the session. A session without
-// requests for o.IdleTimeout is closed.
+// requests with ids (see Session). The peer is vetted (o.Accept) and its
+// stream put in the resource manager's Umbra service scope before anything
+// is read. Every request is served in its own goroutine, at most
+// o.MaxInflight at once per session (beyond that the server stops reading
+// the stream: backpressure); answers go back as they are ready, in any
+// order. A request over the peer's, its address's or its subnet's share
+// of the server's slots is answered 429 at once, over the server's total
+// 503, without reading its body into memory. A request's body is reserved
+// in the stream's resource scope as it arrives (refused: 503), and held
+// with its slot until the answer has been written. A bad request gets an
+// error answer and the session goes on; broken framing (an oversized or
+// malformed frame) gets a session-level error frame and ends the session.
+// A session without requests for o.IdleTimeout is closed.
 func (srv *Server) HandleSession(proto string, o SessionOptions, f Handler) {
 	o.setDefaults()
 	srv.h.SetStreamHandler(protocol.ID(proto), func(ns network.Stream) {
 		key := poolKey{ns.Conn().RemotePeer(), proto}
-		if (o.Accept != nil && !o.Accept(key.peer)) || !srv.enter(ns, key, o.MaxPerPeer) {
+		if o.Accept != nil && !o.Accept(key.peer) {
 			ns.Reset()
 			return
 		}
-		defer srv.leave(ns, key, true)
-		srv.serveSession(ns, &o, f)
+		if !srv.enter(ns, key, o.MaxPerPeer) {
+			ns.Reset()
+			return
+		}
+		defer srv.leave(ns, key)
+		if err := ns.Scope().SetService(ServiceName); err != nil {
+			ns.Reset()
+			return
+		}
+		srv.serveSession(ns, key, sourceOf(ns.Conn()), &o, f)
 	})
 }
 
@@ -159,8 +167,16 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-func (srv *Server) serveSession(ns network.Stream, o *SessionOptions, f Handler) {
-	from := ns.Conn().RemotePeer()
+// errorFrame encodes an error answer.
+func errorFrame(e *wire.Error) []byte {
+	b, err := wire.Marshal(e)
+	if err != nil {
+		panic(err) // a wire.Error always encodes
+	}
+	return b
+}
+
+func (srv *Server) serveSession(ns network.Stream, key poolKey, src source, o *SessionOptions, f Handler) {
 	ctx, cancel := context.WithCancel(srv.ctx)
 	defer cancel()
 	w := &frameWriter{s: ns, timeout: writeTimeout}
@@ -169,6 +185,14 @@ func (srv *Server) serveSession(ns network.Stream, o *SessionOptions, f Handler)
 	var wg sync.WaitGroup
 	var deadline time.Time
 	graceful := false
+	// refuse answers a request without serving it; false if the session
+	// is broken.
+	refuse := func(id uint32, e *wire.Error) bool {
+		// Wait for the answer to be written: a peer that does not read
+		// its refusals stalls only its own session.
+		err := w.write(id, wire.KindError, errorFrame(e), true)
+		return err == nil || errors.Is(err, errWriterClosed)
+	}
 loop:
 	for {
 		select {
@@ -191,32 +215,18 @@ loop:
 			graceful = err == io.EOF || isTimeout(err)
 			break
 		}
-		// A request is arriving: give it time to arrive whole, and take a
-		// server-wide slot before reading it.
+		// A request is arriving: give it time to arrive whole.
 		if now := time.Now(); deadline.Sub(now) < o.IdleTimeout/2 {
 			deadline = now.Add(o.IdleTimeout)
 			_ = ns.SetReadDeadline(deadline)
 		}
-		select {
-		case srv.total <- struct{}{}:
-		case <-ctx.Done():
-			<-sem
-			break loop
-		}
-		id, kind, body, err := readFrame(r, o.MaxReq)
-		if err == nil && id == 0 {
+		h, err := readHeader(r, o.MaxReq)
+		if err == nil && h.id == 0 {
 			err = errors.New("request id 0")
 		}
 		if err != nil {
 			<-sem
-			<-srv.total
-			code := wire.CodeBadRequest
-			if errors.Is(err, wire.ErrFrameTooLarge) {
-				code = wire.CodeTooLarge
-			}
-			if b, merr := wire.Marshal(wire.Errorf(code, "bad session frame: %v", err)); merr == nil {
-				_ = w.write(0, wire.KindError, b)
-			}
+			_ = w.write(0, wire.KindError, errorFrame(frameError("session", err)), false)
 			w.closeWrite()
 			cancel()
 			wg.Wait()
@@ -226,20 +236,58 @@ loop:
 			ns.Reset()
 			return
 		}
+		// Take a slot before reading the body: over a share, the body
+		// is skipped, never buffered.
+		if e := srv.slots.take(key, src, o.MaxPeerInflight); e != nil {
+			err := discard(r, h.size)
+			<-sem
+			if err != nil || !refuse(h.id, e) {
+				break
+			}
+			continue
+		}
+		b := &budget{scope: ns.Scope(), prio: network.ReservationPriorityMedium}
+		body, err := wire.ReadBody(r, h.size, b.reserve)
+		if err != nil {
+			b.release()
+			srv.slots.give(key, src)
+			<-sem
+			if !errors.Is(err, wire.ErrReserve) {
+				break // the stream broke mid-frame
+			}
+			// Over the resource manager's limits: refuse this request,
+			// keep the session.
+			if derr := discard(r, h.size-len(body)); derr != nil || !refuse(h.id, frameError("request", err)) {
+				break
+			}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-srv.total; <-sem }()
-			k, v := f(ctx, from, kind, body)
-			b, err := wire.Marshal(v)
-			if err == nil && len(b)+1 > wire.MaxFrame {
+			defer func() {
+				b.release()
+				srv.slots.give(key, src)
+				<-sem
+			}()
+			k, v := f(ctx, key.peer, h.kind, body)
+			body = nil // the handler is done with it; only the reservation waits for the answer
+			out, err := wire.Marshal(v)
+			if err == nil && len(out)+1 > wire.MaxFrame {
 				err = wire.ErrFrameTooLarge
 			}
-			if err != nil {
-				k = wire.KindError
-				b, _ = wire.Marshal(wire.Errorf(wire.CodeInternal, "encode answer: %v", err))
+			if err == nil {
+				// The answer waits in the writer's queue until written:
+				// reserve it too.
+				err = b.reserve(len(out) + idLen + 1 + binary.MaxVarintLen32)
+				if err != nil {
+					err = fmt.Errorf("%w: %w", wire.ErrReserve, err)
+				}
 			}
-			if err := w.write(id, k, b); err != nil && !errors.Is(err, errWriterClosed) {
+			if err != nil {
+				k, out = wire.KindError, errorFrame(answerError(err))
+			}
+			if err := w.write(h.id, k, out, true); err != nil && !errors.Is(err, errWriterClosed) {
 				// The stream is broken: end the session.
 				cancel()
 				ns.Reset()
@@ -256,6 +304,15 @@ loop:
 	cancel()
 	ns.Reset()
 	wg.Wait()
+}
+
+// answerError is the error answer sent instead of an answer that could
+// not be sent.
+func answerError(err error) *wire.Error {
+	if errors.Is(err, wire.ErrReserve) {
+		return wire.Errorf(wire.CodeUnavailable, "answer refused: %v", err)
+	}
+	return wire.Errorf(wire.CodeInternal, "encode answer: %v", err)
 }
 
 // Close stops serving: handlers' contexts end, every stream being served

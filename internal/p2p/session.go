@@ -18,11 +18,10 @@ import (
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-// Proto describes a session protocol: its ID, the one-shot protocol that
-// older peers serve instead, and the frame limits of each direction.
+// Proto describes a session protocol: its ID and the frame limits of each
+// direction.
 type Proto struct {
 	ID      string // session protocol, e.g. wire.ProtoReplicateSession
-	Legacy  string // one-shot protocol to fall back to ("" for none)
 	MaxReq  int    // largest request the server takes (kind + body)
 	MaxResp int    // largest answer the client takes (kind + body)
 }
@@ -41,8 +40,11 @@ const (
 	// server (it stops reading the stream: backpressure).
 	DefaultMaxInflight = 128
 	// DefaultMaxSessions bounds the sessions a pool opens to one peer on
-	// one protocol; it opens a second only when the first is full.
-	DefaultMaxSessions = 8
+	// one protocol; it opens a second only when the first is full. With
+	// DefaultMaxInflight it makes the pool's calls in flight to one peer
+	// on one protocol DefaultMaxPeerInflight, the server's cap: calls
+	// beyond it wait in the pool rather than being refused.
+	DefaultMaxSessions = 2
 	// DefaultIdleTimeout closes a client session unused this long.
 	DefaultIdleTimeout = 60 * time.Second
 	// writeTimeout bounds one write to a session stream.
@@ -55,6 +57,7 @@ var ErrSessionClosed = errors.New("p2p: session closed")
 type response struct {
 	kind wire.Kind
 	body []byte
+	held int // bytes of body reserved in the stream's scope, released once decoded
 	err  error
 }
 
@@ -106,11 +109,25 @@ func newSession(s network.Stream, proto Proto, maxInflight int, onDead func(*Ses
 
 // OpenSession opens a stream to p for proto.ID and starts a session on it.
 func OpenSession(ctx context.Context, h host.Host, p peer.ID, proto Proto, maxInflight int) (*Session, error) {
-	s, err := h.NewStream(ctx, p, protocol.ID(proto.ID))
+	s, err := openStream(ctx, h, p, proto.ID)
 	if err != nil {
-		return nil, fmt.Errorf("open %s to %s: %w", proto.ID, ShortID(p), err)
+		return nil, err
 	}
 	return newSession(s, proto, maxInflight, nil), nil
+}
+
+// openStream opens a stream to p for proto and puts it in the Umbra
+// service scope of the resource manager.
+func openStream(ctx context.Context, h host.Host, p peer.ID, proto string) (network.Stream, error) {
+	s, err := h.NewStream(ctx, p, protocol.ID(proto))
+	if err != nil {
+		return nil, fmt.Errorf("open %s to %s: %w", proto, ShortID(p), err)
+	}
+	if err := s.Scope().SetService(ServiceName); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("open %s to %s: %w", proto, ShortID(p), err)
+	}
+	return s, nil
 }
 
 // Done is closed when the session has ended.
@@ -207,7 +224,7 @@ func (s *Session) callAcquired(ctx context.Context, reqKind wire.Kind, body []by
 	id := s.nextID
 	s.pending[id] = ch
 	s.mu.Unlock()
-	if err := s.w.write(id, reqKind, body); err != nil {
+	if err := s.w.write(id, reqKind, body, false); err != nil {
 		s.close(fmt.Errorf("send: %w", err), false)
 	}
 	select {
@@ -216,7 +233,9 @@ func (s *Session) callAcquired(ctx context.Context, reqKind wire.Kind, body []by
 		if r.err != nil {
 			return s.wrap(reqKind, r.err)
 		}
-		if err := wire.DecodeBody(r.kind, r.body, respKind, resp); err != nil {
+		err := wire.DecodeBody(r.kind, r.body, respKind, resp)
+		s.releaseAnswer(r.held)
+		if err != nil {
 			var we *wire.Error
 			if errors.As(err, &we) {
 				return err
@@ -230,20 +249,36 @@ func (s *Session) callAcquired(ctx context.Context, reqKind wire.Kind, body []by
 		delete(s.pending, id)
 		s.mu.Unlock()
 		if !waiting {
-			<-ch // an answer or a failure is being delivered: take it so the channel can be reused
+			// An answer or a failure is being delivered: take it so the
+			// channel can be reused, and give back its memory.
+			s.releaseAnswer((<-ch).held)
 		}
 		respChans.Put(ch)
 		return s.wrap(reqKind, ctx.Err())
 	}
 }
 
-// readLoop hands each answer to its caller until the stream fails.
+// releaseAnswer gives back the memory an answer held in the stream's scope.
+func (s *Session) releaseAnswer(n int) {
+	if n > 0 {
+		s.stream.Scope().ReleaseMemory(n)
+	}
+}
+
+// maxSessionError bounds a session-level error frame (id 0) the client
+// reads: it is a short message, not worth a reservation.
+const maxSessionError = 4 << 10
+
+// readLoop hands each answer to its caller until the stream fails. An
+// answer's memory is reserved in the stream's scope as it arrives and
+// released once its caller has decoded it; an answer to a call no longer
+// waiting is skipped without being buffered.
 func (s *Session) readLoop() {
 	defer close(s.readerDone)
 	r := bufio.NewReader(s.stream)
 	max := limit(s.proto.MaxResp)
 	for {
-		id, kind, body, err := readFrame(r, max)
+		h, err := readHeader(r, max)
 		if err != nil {
 			if err == io.EOF {
 				err = errors.New("session closed by peer")
@@ -251,27 +286,61 @@ func (s *Session) readLoop() {
 			s.close(err, false)
 			return
 		}
-		if id == 0 {
+		if h.id == 0 {
 			// A session-level error: the peer found our framing broken
 			// and closes the session. Not a refusal of any one call.
 			err := errors.New("session ended by peer")
-			var e wire.Error
-			if kind == wire.KindError && wire.Unmarshal(body, &e) == nil {
-				err = fmt.Errorf("session ended by peer: %v", e.Error())
+			if h.size <= maxSessionError {
+				var e wire.Error
+				if body, rerr := wire.ReadBody(r, h.size, nil); rerr == nil && h.kind == wire.KindError && wire.Unmarshal(body, &e) == nil {
+					err = fmt.Errorf("session ended by peer: %v", e.Error())
+				}
 			}
 			s.close(err, false)
 			return
 		}
 		s.mu.Lock()
-		ch, ok := s.pending[id]
+		_, waiting := s.pending[h.id]
+		s.mu.Unlock()
+		if !waiting {
+			// A late answer to an abandoned call (or a bogus id).
+			if err := discard(r, h.size); err != nil {
+				s.close(err, false)
+				return
+			}
+			continue
+		}
+		b := budget{scope: s.stream.Scope(), prio: network.ReservationPriorityHigh}
+		body, err := wire.ReadBody(r, h.size, b.reserve)
+		var res response
+		switch {
+		case err == nil:
+			res = response{kind: h.kind, body: body, held: b.n}
+		case errors.Is(err, wire.ErrReserve):
+			// Over this host's memory limits: fail this call, keep the
+			// session (the rest of the answer is skipped).
+			b.release()
+			if derr := discard(r, h.size-len(body)); derr != nil {
+				s.close(derr, false)
+				return
+			}
+			res = response{err: fmt.Errorf("answer of %d bytes: %w", h.size+1, err)}
+		default:
+			b.release()
+			s.close(err, false)
+			return
+		}
+		s.mu.Lock()
+		ch, ok := s.pending[h.id]
 		if ok {
-			delete(s.pending, id)
+			delete(s.pending, h.id)
 		}
 		s.mu.Unlock()
 		if ok {
-			ch <- response{kind: kind, body: body}
+			ch <- res
+		} else {
+			s.releaseAnswer(res.held) // abandoned while its answer arrived
 		}
-		// else: a late answer to an abandoned call
 	}
 }
 

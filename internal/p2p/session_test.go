@@ -206,7 +206,7 @@ func TestSessionPeerReset(t *testing.T) {
 			default:
 				k, v := echo(context.Background(), "", kind, body)
 				b, _ := wire.Marshal(v)
-				_ = w.write(id, k, b)
+				_ = w.write(id, k, b, false)
 			}
 		}
 	})
@@ -400,24 +400,6 @@ func TestPoolLongPollsDoNotBlock(t *testing.T) {
 	wg.Wait()
 }
 
-// A peer that only serves the one-shot protocol is called one-shot.
-func TestPoolLegacyFallback(t *testing.T) {
-	p := newPair(t)
-	p.srv.Handle("/test/echo/1", 5*time.Second, 1024, echo)
-	pool := NewPool(p.cliHost, PoolOptions{})
-	defer pool.Close()
-	proto := Proto{ID: testProto, Legacy: "/test/echo/1"}
-	for i := 0; i < 3; i++ {
-		data := fmt.Sprintf("legacy-%d", i)
-		if got, err := call(context.Background(), pool, p.srvHost.ID(), proto, data); err != nil || got != data {
-			t.Fatalf("legacy call %d: %q, %v", i, got, err)
-		}
-	}
-	if n := pool.Sessions(); n != 0 {
-		t.Errorf("%d sessions to a legacy peer", n)
-	}
-}
-
 // Sessions unused for IdleTimeout are closed by the pool, and by the
 // server for its own idle timeout.
 func TestSessionIdle(t *testing.T) {
@@ -528,4 +510,30 @@ func (srv *Server) active() int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	return len(srv.streams)
+}
+
+// A peer that Accept refuses has its session reset before anything is
+// read: its requests reach no handler and hold no memory.
+func TestAcceptBeforeRead(t *testing.T) {
+	p := newPair(t)
+	var called atomic.Int32
+	var asked atomic.Int32
+	p.srv.HandleSession(testProto, SessionOptions{Accept: func(peer.ID) bool { asked.Add(1); return false }},
+		func(ctx context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+			called.Add(1)
+			return echo(ctx, from, kind, body)
+		})
+	pool := NewPool(p.cliHost, PoolOptions{})
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := call(ctx, pool, p.srvHost.ID(), echoProto, strings.Repeat("x", 60<<10)); err == nil {
+		t.Fatal("a refused peer's call was answered")
+	}
+	if asked.Load() == 0 || called.Load() != 0 {
+		t.Fatalf("Accept asked %d times, handler called %d times", asked.Load(), called.Load())
+	}
+	if m := serviceMemory(t, p.srvHost); m != 0 {
+		t.Fatalf("%d bytes reserved for a refused peer", m)
+	}
 }

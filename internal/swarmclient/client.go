@@ -291,9 +291,9 @@ func (c *Client) call(ctx context.Context, n *member.Node, reqKind wire.Kind, re
 	return c.tr.Call(ctx, n, reqKind, req, respKind, resp)
 }
 
-// bootstrapCall asks a bootstrap node for the node list directly, from a
-// throwaway host of its own, so the bootstrap node cannot tie this fetch to
-// the client's later onion traffic by peer ID.
+// bootstrapCall asks a bootstrap node for the node list directly, on a
+// store session from a throwaway host of its own, so the bootstrap node
+// cannot tie this fetch to the client's later onion traffic by peer ID.
 func bootstrapCall(ctx context.Context, b peer.AddrInfo, resp *wire.NodesResp) error {
 	h, err := p2p.NewClientHost()
 	if err != nil {
@@ -301,7 +301,17 @@ func bootstrapCall(ctx context.Context, b peer.AddrInfo, resp *wire.NodesResp) e
 	}
 	defer h.Close()
 	h.Peerstore().AddAddrs(b.ID, b.Addrs, time.Minute)
-	return p2p.Call(ctx, h, b.ID, wire.ProtoStore, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, resp, wire.MaxFrame)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p2p.DefaultCallTimeout)
+		defer cancel()
+	}
+	s, err := p2p.OpenSession(ctx, h, b.ID, storeProto, 1)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Call(ctx, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, resp)
 }
 
 // directTransport sends requests straight to the node, each node's on one
@@ -312,9 +322,8 @@ type directTransport struct {
 	pool *p2p.Pool
 }
 
-// storeProto is the client protocol on sessions, with the one-shot
-// protocol older nodes serve.
-var storeProto = p2p.Proto{ID: wire.ProtoStoreSession, Legacy: wire.ProtoStore, MaxReq: wire.MaxClientRequest, MaxResp: wire.MaxFrame}
+// storeProto is the client protocol on sessions.
+var storeProto = p2p.Proto{ID: wire.ProtoStoreSession, MaxReq: wire.MaxClientRequest, MaxResp: wire.MaxFrame}
 
 func newDirectTransport(h host.Host) *directTransport {
 	return &directTransport{h: h, pool: p2p.NewPool(h, p2p.PoolOptions{})}

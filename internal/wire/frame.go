@@ -73,12 +73,19 @@ func WriteFrame(w io.Writer, kind Kind, v any) error {
 }
 
 // ReadFrame reads one frame of at most max bytes (kind included). It
-// allocates only after checking the announced length.
+// allocates as the frame's bytes arrive, never the announced length up
+// front.
 func ReadFrame(r *bufio.Reader, max int) (Kind, []byte, error) {
+	return ReadFrameReserve(r, max, nil)
+}
+
+// ReadFrameReserve is ReadFrame asking reserve before the frame's buffer
+// grows (see ReadBody).
+func ReadFrameReserve(r *bufio.Reader, max int, reserve Reserve) (Kind, []byte, error) {
 	if max <= 0 || max > MaxFrame {
 		max = MaxFrame
 	}
-	buf, err := ReadRaw(r, uint64(max))
+	buf, err := ReadRawReserve(r, uint64(max), reserve)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -86,26 +93,98 @@ func ReadFrame(r *bufio.Reader, max int) (Kind, []byte, error) {
 }
 
 // ReadRaw reads one length-prefixed frame of 1 to limit bytes and returns
-// its content. It allocates only after checking the announced length.
+// its content. It refuses a length above limit before reading on, and
+// allocates as the bytes arrive (see ReadBody).
 func ReadRaw(r *bufio.Reader, limit uint64) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	return ReadRawReserve(r, limit, nil)
+}
+
+// ReadRawReserve is ReadRaw asking reserve before the frame's buffer grows.
+func ReadRawReserve(r *bufio.Reader, limit uint64, reserve Reserve) ([]byte, error) {
+	n, err := ReadLength(r, limit)
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		return nil, errors.New("wire: empty frame")
-	}
-	if n > limit {
-		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrFrameTooLarge, n, limit)
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // a length without its frame is a cut, not a clean close
-		}
+	buf, err := ReadBody(r, int(n), reserve)
+	if err != nil {
 		return nil, err
 	}
 	return buf, nil
+}
+
+// ReadLength reads a frame's length prefix: 1 to limit.
+func ReadLength(r io.ByteReader, limit uint64) (uint64, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, errors.New("wire: empty frame")
+	}
+	if n > limit {
+		return 0, fmt.Errorf("%w: %d bytes (limit %d)", ErrFrameTooLarge, n, limit)
+	}
+	return n, nil
+}
+
+// FirstChunk is the most a frame reader allocates before the frame's
+// bytes arrive; the buffer then doubles as it fills, up to the announced
+// length. A peer that announces 4 MiB and sends 5 bytes pins 32 KiB.
+const FirstChunk = 32 << 10
+
+// Reserve is asked for n more bytes before a frame buffer grows by n (the
+// caller accounts for them, e.g. in the libp2p resource manager, and
+// releases them when done with the frame). An error refuses the frame:
+// the read stops with an error wrapping ErrReserve.
+type Reserve func(n int) error
+
+// ErrReserve wraps a refusal of Reserve.
+var ErrReserve = errors.New("wire: memory reservation refused")
+
+// ReadBody reads exactly n bytes from r. It does not allocate n up front:
+// it allocates min(n, FirstChunk), and doubles the buffer (up to n) only
+// once it is full, so what it holds is at most twice what arrived plus
+// FirstChunk. reserve, if not nil, is asked before each allocation for
+// the bytes it adds (FirstChunk, then each growth), so what it is asked
+// in all is the final buffer's size.
+//
+// On an error the bytes read so far are returned, so a caller that must
+// keep the stream's framing can discard the n-len(buf) left. A stream
+// that ends early gives io.ErrUnexpectedEOF.
+func ReadBody(r io.Reader, n int, reserve Reserve) ([]byte, error) {
+	if n < 0 {
+		return nil, errors.New("wire: negative frame length")
+	}
+	size := min(n, FirstChunk)
+	if reserve != nil {
+		if err := reserve(size); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrReserve, err)
+		}
+	}
+	buf := make([]byte, size)
+	filled := 0
+	for {
+		k, err := io.ReadFull(r, buf[filled:])
+		filled += k
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // a length without its frame is a cut, not a clean close
+			}
+			return buf[:filled], err
+		}
+		if filled == n {
+			return buf, nil
+		}
+		grow := min(2*len(buf), n) - len(buf)
+		if reserve != nil {
+			if err := reserve(grow); err != nil {
+				return buf[:filled], fmt.Errorf("%w: %w", ErrReserve, err)
+			}
+		}
+		nb := make([]byte, len(buf)+grow)
+		copy(nb, buf)
+		buf = nb
+	}
 }
 
 // Read reads one frame and decodes it into v, checking its kind.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"reflect"
 	"testing"
 
@@ -14,7 +16,9 @@ const fuzzMaxFrame = 64 << 10
 
 // FuzzReadFrame feeds arbitrary bytes to ReadFrame (64 KiB limit), up to
 // four frames. It must never panic, never return a frame above the limit, and
-// every body it returns must be the bytes that were on the wire.
+// every body it returns must be the bytes that were on the wire; what it
+// reserves for a frame is the frame's size, and never more than the input
+// could fill twice over plus the first chunk.
 func FuzzReadFrame(f *testing.F) {
 	for _, s := range samples() {
 		var buf bytes.Buffer
@@ -40,12 +44,22 @@ func FuzzReadFrame(f *testing.F) {
 		// the fuzzer to grow inputs (by loop-count coverage) that are slow
 		// to minimize.
 		for i := 0; i < 4; i++ {
-			k, body, err := wire.ReadFrame(r, fuzzMaxFrame)
+			reserved := 0
+			k, body, err := wire.ReadFrameReserve(r, fuzzMaxFrame, func(n int) error {
+				reserved += n
+				return nil
+			})
+			if bound := max(wire.FirstChunk, 2*len(in)); reserved > bound {
+				t.Fatalf("frame %d: reserved %d from %d input bytes", i, reserved, len(in))
+			}
 			if err != nil {
 				if body != nil {
 					t.Fatalf("error %v with a body", err)
 				}
 				return
+			}
+			if reserved != len(body)+1 {
+				t.Fatalf("frame %d: reserved %d for a frame of %d bytes", i, reserved, len(body)+1)
 			}
 			if len(body)+1 > fuzzMaxFrame {
 				t.Fatalf("frame of %d bytes above the %d limit", len(body)+1, fuzzMaxFrame)
@@ -117,6 +131,55 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(v, v3) {
 			t.Fatalf("%s: Read and Unmarshal disagree", s.kind)
+		}
+	})
+}
+
+// FuzzReadBody reads a body of n bytes from data with a memory budget. It
+// must never panic nor reserve more than the budget; what it reserves is
+// at most twice what arrived plus the first chunk (never the announced
+// length up front); on success the body is data's first n bytes and the
+// reservations add up to n; on a refusal it returns what it read.
+func FuzzReadBody(f *testing.F) {
+	f.Add([]byte("hello"), uint32(5), uint32(1<<20))
+	f.Add([]byte("hello"), uint32(wire.MaxFrame), uint32(1<<30))
+	f.Add(make([]byte, 70000), uint32(70000), uint32(40000))
+	f.Add(make([]byte, 70000), uint32(70000), uint32(0))
+	f.Add([]byte{}, uint32(0), uint32(0))
+	f.Fuzz(func(t *testing.T, data []byte, n, budget uint32) {
+		size := int(n % (wire.MaxFrame + 1))
+		reserved := 0
+		body, err := wire.ReadBody(bytes.NewReader(data), size, func(k int) error {
+			if k < 0 {
+				t.Fatalf("negative reservation %d", k)
+			}
+			if reserved+k > int(budget) {
+				return errors.New("over budget")
+			}
+			reserved += k
+			return nil
+		})
+		if reserved > int(budget) {
+			t.Fatalf("reserved %d over a budget of %d", reserved, budget)
+		}
+		if bound := min(size, max(wire.FirstChunk, 2*len(data))); reserved > bound {
+			t.Fatalf("reserved %d for %d bytes arrived of %d announced; bound %d", reserved, len(data), size, bound)
+		}
+		if len(body) > reserved || len(body) > len(data) || !bytes.Equal(body, data[:len(body)]) {
+			t.Fatalf("returned %d bytes (reserved %d, %d arrived) that are not the input's", len(body), reserved, len(data))
+		}
+		switch {
+		case err == nil:
+			if len(body) != size || reserved != size {
+				t.Fatalf("success with %d bytes and %d reserved; want %d", len(body), reserved, size)
+			}
+		case errors.Is(err, wire.ErrReserve):
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			if len(data) >= size {
+				t.Fatalf("unexpected EOF with %d of %d bytes there", len(data), size)
+			}
+		default:
+			t.Fatalf("unexpected error %v", err)
 		}
 	})
 }

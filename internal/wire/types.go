@@ -5,15 +5,10 @@ import (
 	"fmt"
 )
 
-// Protocol IDs. Client-facing requests share one protocol; node-to-node
-// protocols are only served to peers in the node list.
-const (
-	ProtoStore     = "/umbra/store/1"     // client: store, retrieve, delete, node list
-	ProtoReplicate = "/umbra/replicate/1" // node: write replicas, fetch by hash
-	ProtoMembers   = "/umbra/members/1"   // node: record gossip
-	ProtoSync      = "/umbra/sync/1"      // node: anti-entropy digests
-	ProtoOnion     = "/umbra/onion/1"     // anyone: onion packets (guard, middle, exit)
-)
+// ProtoMembers is record gossip between nodes, one-shot: one stream per
+// exchange. Every request/response protocol runs on sessions (the
+// Proto*Session IDs below).
+const ProtoMembers = "/umbra/members/1"
 
 // MaxMessageSize is the largest message data a node accepts (a protocol limit).
 const MaxMessageSize = 256 << 10
@@ -349,15 +344,16 @@ type PublicResp struct {
 	Messages []Message `cbor:"1,keyasint"`
 }
 
-// Session protocols carry the same requests as the one-shot protocols
-// above, pipelined with request ids on one long-lived stream (see
-// internal/p2p Session). Nodes serve both; a caller falls back to the
-// one-shot protocol for a peer that does not speak the session one.
+// Session protocols carry requests pipelined with request ids on one
+// long-lived stream (see internal/p2p Session). Client-facing requests
+// share one protocol; node-to-node protocols are only served to peers in
+// the node list. (The /1 one-shot forms of these were removed: no
+// released peer spoke them.)
 const (
-	ProtoStoreSession     = "/umbra/store/2"
-	ProtoReplicateSession = "/umbra/replicate/2"
-	ProtoSyncSession      = "/umbra/sync/2"
-	ProtoOnionSession     = "/umbra/onion/2"
+	ProtoStoreSession     = "/umbra/store/2"     // client: store, retrieve, delete, node list, public read
+	ProtoReplicateSession = "/umbra/replicate/2" // node: write replicas, fetch by hash
+	ProtoSyncSession      = "/umbra/sync/2"      // node: anti-entropy digests
+	ProtoOnionSession     = "/umbra/onion/2"     // anyone: onion packets (guard, middle, exit)
 )
 
 // MaxClientRequest bounds a request frame (kind and body) on the client

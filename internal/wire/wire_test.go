@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"runtime"
@@ -143,10 +144,8 @@ func TestReadFrameRejects(t *testing.T) {
 		{name: "truncated varint", in: []byte{0x80}, wantErr: io.ErrUnexpectedEOF},
 		{name: "varint overflow", in: bytes.Repeat([]byte{0xff}, 11), substr: "overflow"},
 		{name: "truncated body", in: valid[:len(valid)-1], wantErr: io.ErrUnexpectedEOF},
-		// The length prefix alone: ReadFrame reports a plain io.EOF here (the
-		// body's ReadFull read nothing), which looks like a clean close; any
-		// error is accepted.
-		{name: "only length", in: valid[:1]},
+		// The length prefix alone is a cut frame, not a clean close.
+		{name: "only length", in: valid[:1], wantErr: io.ErrUnexpectedEOF},
 		{name: "length 10, 5 bytes", in: uv(10, 1, 2, 3, 4, 5), wantErr: io.ErrUnexpectedEOF},
 	}
 	for _, tc := range tests {
@@ -431,5 +430,84 @@ func TestAuthFields(t *testing.T) {
 	}
 	if got := len(d1.AuthFields()); got != 64 {
 		t.Errorf("delete AuthFields length %d", got)
+	}
+}
+
+// A peer that announces 4 MiB and sends 5 bytes makes the reader allocate
+// its first chunk, not the announced length.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	in := binary.AppendUvarint(nil, wire.MaxFrame)
+	in = append(in, 1, 2, 3, 4, 5)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const reads = 10
+	for i := 0; i < reads; i++ {
+		if _, _, err := wire.ReadFrame(bufio.NewReaderSize(bytes.NewReader(in), 16), wire.MaxFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / reads; per > 2*wire.FirstChunk {
+		t.Fatalf("a 4 MiB announcement with 5 bytes allocated %d bytes per read; want at most %d", per, 2*wire.FirstChunk)
+	}
+}
+
+// ReadBody asks for every byte it allocates before allocating it, in all
+// the final size; a refusal stops it with ErrReserve and the bytes read.
+func TestReadBodyReserve(t *testing.T) {
+	data := make([]byte, 100<<10)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	var asked []int
+	body, err := wire.ReadBody(bytes.NewReader(data), len(data), func(n int) error {
+		asked = append(asked, n)
+		return nil
+	})
+	if err != nil || !bytes.Equal(body, data) {
+		t.Fatalf("ReadBody: %v", err)
+	}
+	want := []int{wire.FirstChunk, wire.FirstChunk, len(data) - 2*wire.FirstChunk}
+	if fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Fatalf("reservations %v, want %v (the buffer doubling up to the length)", asked, want)
+	}
+
+	refuse := errors.New("over budget")
+	calls := 0
+	body, err = wire.ReadBody(bytes.NewReader(data), len(data), func(n int) error {
+		if calls++; calls == 2 {
+			return refuse
+		}
+		return nil
+	})
+	if !errors.Is(err, wire.ErrReserve) || !errors.Is(err, refuse) {
+		t.Fatalf("refused growth: err = %v, want ErrReserve wrapping the refusal", err)
+	}
+	if len(body) != wire.FirstChunk || !bytes.Equal(body, data[:wire.FirstChunk]) {
+		t.Fatalf("refused growth returned %d bytes, want the %d read", len(body), wire.FirstChunk)
+	}
+
+	// A refusal of the first chunk reads nothing.
+	body, err = wire.ReadBody(bytes.NewReader(data), len(data), func(int) error { return refuse })
+	if !errors.Is(err, wire.ErrReserve) || len(body) != 0 {
+		t.Fatalf("refused first chunk: %d bytes, %v", len(body), err)
+	}
+}
+
+// What ReadBody holds is at most twice what arrived, plus the first chunk.
+func TestReadBodyGrowsWithArrivals(t *testing.T) {
+	for _, arrived := range []int{0, 5, wire.FirstChunk - 1, wire.FirstChunk, wire.FirstChunk + 1, 100 << 10, 1 << 20} {
+		held := 0
+		body, err := wire.ReadBody(bytes.NewReader(make([]byte, arrived)), wire.MaxFrame, func(n int) error {
+			held += n
+			return nil
+		})
+		if !errors.Is(err, io.ErrUnexpectedEOF) || len(body) != arrived {
+			t.Fatalf("%d of %d bytes: %d bytes, %v", arrived, wire.MaxFrame, len(body), err)
+		}
+		if bound := max(wire.FirstChunk, 2*arrived); held > bound {
+			t.Errorf("%d bytes arrived: %d held, bound %d", arrived, held, bound)
+		}
 	}
 }
