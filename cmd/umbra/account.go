@@ -16,6 +16,7 @@ import (
 	"rsc.io/qr"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
@@ -38,6 +39,12 @@ func homeOf(cmd *cobra.Command) string {
 // passphrase comes from UMBRA_PASSPHRASE; empty means an unprotected database.
 func passphrase() string { return os.Getenv("UMBRA_PASSPHRASE") }
 
+// warnUnprotected prints the one-line warning of a home without a
+// passphrase, on standard error (never into --json output).
+func warnUnprotected(cmd *cobra.Command) {
+	fmt.Fprintln(cmd.ErrOrStderr(), "umbra:", client.UnprotectedWarning)
+}
+
 func initCmd() *cobra.Command {
 	var (
 		network string
@@ -53,7 +60,9 @@ recovery phrase is printed once: write it down; it is the only way to
 restore the account.
 
 The database is encrypted with the passphrase in UMBRA_PASSPHRASE. Without
-one, the database is not protected and the command says so.
+one, the database is not protected: anyone who can read the folder can
+read the messages and take over the account, and every command that opens
+the home says so on standard error.
 
 --restore reads the 24-word recovery phrase from standard input and restores
 the same account ID.`,
@@ -79,12 +88,15 @@ the same account ID.`,
 					return errors.New("--restore: type or pipe your 24-word recovery phrase on standard input")
 				}
 			}
-			acct, err := createAccount(home, addrs, phrase)
+			acct, err := createAccount(home, addrs, phrase, passphrase())
 			if err != nil {
 				return err
 			}
 			id := acct.ID().String()
 			out := cmd.OutOrStdout()
+			if passphrase() == "" {
+				warnUnprotected(cmd)
+			}
 			var pubErr error
 			if len(addrs) > 0 {
 				pubErr = publishPrekeys(cmd.Context(), home)
@@ -102,9 +114,6 @@ the same account ID.`,
 				fmt.Fprintf(out, "Account created in %s\n\nYour account ID (share it with people who should reach you):\n  %s\n\n", home, id)
 				fmt.Fprintf(out, "Your recovery phrase. WRITE IT DOWN NOW and keep it secret: it is shown only\nonce, and anyone who has it can read your messages and act as you.\n\n  %s\n", acct.Phrase())
 			}
-			if passphrase() == "" {
-				fmt.Fprintln(out, "\nNote: no passphrase (UMBRA_PASSPHRASE) was set, so your local database is NOT\nencrypted with one. Anyone with access to this folder can read it.")
-			}
 			if len(addrs) == 0 {
 				fmt.Fprintln(out, "\nNo --network given: add one before sending (umbra init --network FILE on a new home).")
 			} else if pubErr != nil {
@@ -121,14 +130,17 @@ the same account ID.`,
 }
 
 // createAccount creates the account of a new home (a fresh one, or with
-// phrase the one it restores), as 'umbra init' and the web UI's onboarding
-// do, and keeps its public ID in the clear for 'umbra id'.
-func createAccount(home string, network []string, phrase string) (*identity.Account, error) {
-	acct, err := client.Init(home, passphrase(), network, phrase)
+// phrase the one it restores) protected by pass ("" for none), as 'umbra
+// init' and the web UI's onboarding do, and keeps its public ID in the
+// clear for 'umbra id'.
+func createAccount(home string, network []string, phrase, pass string) (*identity.Account, error) {
+	acct, err := client.Init(home, pass, network, phrase)
 	if err != nil {
 		return nil, err
 	}
-	_ = os.WriteFile(filepath.Join(home, idFile), []byte(acct.ID().String()+"\n"), 0o644)
+	// Only a convenience copy of the public ID ('umbra id' falls back to
+	// the database), so a failure to write it is not an error.
+	_ = fsutil.WriteFileAtomic(filepath.Join(home, idFile), []byte(acct.ID().String()+"\n"), 0o644)
 	return acct, nil
 }
 
@@ -139,7 +151,7 @@ func idCmd() *cobra.Command {
 		Short: "Print your account ID (to share), optionally as a QR code",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := accountID(homeOf(cmd))
+			id, err := accountID(homeOf(cmd), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -160,8 +172,9 @@ func idCmd() *cobra.Command {
 	return cmd
 }
 
-// accountID reads the account ID of a home.
-func accountID(home string) (string, error) {
+// accountID reads the account ID of a home (from the clear copy, else from
+// the database, warning on warn if that opens without a passphrase).
+func accountID(home string, warn io.Writer) (string, error) {
 	if b, err := os.ReadFile(filepath.Join(home, idFile)); err == nil {
 		if id, err := identity.ParseAccountID(strings.TrimSpace(string(b))); err == nil {
 			return id.String(), nil
@@ -170,6 +183,10 @@ func accountID(home string) (string, error) {
 	id, err := client.ReadAccountID(home, passphrase())
 	if err != nil {
 		return "", err
+	}
+	if passphrase() == "" {
+		// It opened without a passphrase: the home has none.
+		fmt.Fprintln(warn, "umbra:", client.UnprotectedWarning)
 	}
 	return id.String(), nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,11 +27,19 @@ const (
 )
 
 // withAPI runs f against the daemon of the home, or, if none runs, against
-// an engine started in this process for the command's duration.
+// an engine started in this process for the command's duration (served on
+// a loopback port of its own, with a fresh token sent as a header). Either
+// way a home without a passphrase gets a one-line warning on stderr.
 func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Client) error) error {
 	ctx := cmd.Context()
 	home := homeOf(cmd)
-	if c, ok := api.FindDaemon(ctx, home); ok {
+	if c, st, ok := api.FindDaemon(ctx, home); ok {
+		if st.Locked {
+			return errors.New("the daemon for this home waits for its passphrase: unlock it in its web UI, or restart it with UMBRA_PASSPHRASE set")
+		}
+		if st.Unprotected {
+			warnUnprotected(cmd)
+		}
 		return f(ctx, c)
 	}
 	log, err := newLogger(cmd)
@@ -43,6 +52,9 @@ func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Cl
 		return err
 	}
 	defer e.Close()
+	if e.Unprotected() {
+		warnUnprotected(cmd)
+	}
 	e.Start()
 	if mode == synced {
 		if err := e.SyncOnce(ctx); err != nil {

@@ -26,12 +26,19 @@ func daemonCmd() *cobra.Command {
 		Long: `Run the client engine for your home folder: it long-polls your mailboxes
 through onion paths, sends queued messages, and serves the local API and
 the web UI on a loopback address. It writes HOME/daemon.json with the URL
-and a bearer token; other umbra commands for this home then talk to it.
-Open the printed web UI address (it carries the token) in a browser.
+and a bearer token; other umbra commands for this home then talk to it,
+sending the token as an Authorization header. Open the printed web UI
+address in a browser: the token is in its #fragment, which the browser
+never sends to a server; the page keeps it for the tab and takes it out of
+the address bar. The API answers only requests addressed to 127.0.0.1,
+localhost or [::1] on its port, and never reads the token from a URL.
 
 On a home without an account, give --network FILE: the daemon then serves
 the web UI's onboarding, which creates the account (or restores one from
-its recovery phrase) and starts the engine.`,
+its recovery phrase) and starts the engine. The account is protected by
+UMBRA_PASSPHRASE if the daemon has one, else by a passphrase chosen in the
+page (or, after a clear warning, none). A home protected by a passphrase
+the daemon was not given waits for it: the web UI asks for it.`,
 		Example: `  umbra daemon --home ./alice --ui 127.0.0.1:7070
   umbra daemon --home ./new-user --network /tmp/umbra-devnet/bootstrap.txt`,
 		Args: cobra.NoArgs,
@@ -42,16 +49,24 @@ its recovery phrase) and starts the engine.`,
 			}
 			direct, _ := cmd.Flags().GetBool("direct")
 			home := homeOf(cmd)
-			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network, Direct: direct, Log: log})
+			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network,
+				Passphrase: passphrase(), Direct: direct, Log: log})
 			if err != nil {
 				return err
 			}
 			defer d.Stop()
+			e := d.srv.Engine()
 			account := "none yet: open the web UI to create one"
-			if e := d.srv.Engine(); e != nil {
+			switch {
+			case e != nil:
 				account = e.AccountID()
+				if e.Unprotected() {
+					warnUnprotected(cmd)
+				}
+			case d.srv.Locked():
+				account = "locked: open the web UI and type its passphrase (or set UMBRA_PASSPHRASE)"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "umbra daemon for %s\n  account: %s\n  api:     %s (token in %s)\n  web UI:  %s\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "umbra daemon for %s\n  account: %s\n  api:     %s (token in %s, sent as Authorization: Bearer)\n  web UI:  %s\n",
 				home, account, d.srv.URL(), filepath.Join(home, client.DaemonFile), d.UIURL())
 			<-cmd.Context().Done()
 			return nil
@@ -67,8 +82,11 @@ type daemonConfig struct {
 	Home    string
 	Listen  string
 	Network string // network file: used only to create an account from the web UI
-	Direct  bool
-	Log     *slog.Logger
+	// Passphrase opens the home's database ("" for none). Without it, a
+	// protected home waits to be unlocked in the web UI.
+	Passphrase string
+	Direct     bool
+	Log        *slog.Logger
 }
 
 // daemon is a running API and web UI server for one home.
@@ -80,13 +98,14 @@ type daemon struct {
 }
 
 // startDaemon serves the API and web UI for cfg.Home until ctx ends or Stop.
-// A home with an account gets its engine opened and started; a home
-// without one is served for onboarding (it needs a network).
+// A home with an account gets its engine opened and started (or, if its
+// passphrase is missing, waits for it from the web UI); a home without one
+// is served for onboarding (it needs a network).
 func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 	srv := api.NewServer(nil, cfg.Log)
 	srv.UI = ui.Handler()
-	open := func(ctx context.Context) (*client.Engine, error) {
-		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: passphrase(), Logger: cfg.Log, Direct: cfg.Direct})
+	open := func(ctx context.Context, pass string) (*client.Engine, error) {
+		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: pass, Logger: cfg.Log, Direct: cfg.Direct})
 		if err != nil {
 			return nil, err
 		}
@@ -97,21 +116,29 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 		if cfg.Network != "" {
 			cfg.Log.Warn("--network is only used to create an account; this home has one and keeps its network", "home", cfg.Home)
 		}
-		e, err := open(ctx)
-		if err != nil {
+		e, err := open(ctx, cfg.Passphrase)
+		switch {
+		case errors.Is(err, client.ErrPassphraseRequired):
+			srv.Unlock = open
+		case err != nil:
 			return nil, err
+		default:
+			srv.SetEngine(e)
 		}
-		srv.SetEngine(e)
 	} else {
 		addrs, err := onboardingNetwork(cfg)
 		if err != nil {
 			return nil, err
 		}
-		srv.Onboard = func(ctx context.Context, phrase string) (*client.Engine, error) {
-			if err := ensureAccount(cfg.Home, addrs, phrase); err != nil {
+		srv.DaemonPassphrase = cfg.Passphrase != ""
+		srv.Onboard = func(ctx context.Context, phrase, pass string) (*client.Engine, error) {
+			if pass == "" {
+				pass = cfg.Passphrase
+			}
+			if err := ensureAccount(cfg.Home, addrs, phrase, pass); err != nil {
 				return nil, err
 			}
-			e, err := open(ctx)
+			e, err := open(ctx, pass)
 			if err != nil {
 				return nil, fmt.Errorf("open the new account: %w", err)
 			}
@@ -162,19 +189,19 @@ func onboardingNetwork(cfg daemonConfig) ([]string, error) {
 	return nil, fmt.Errorf("%s has no account yet: start the daemon with --network FILE (a devnet's bootstrap.txt) to create one in the web UI, or run 'umbra init --network FILE' first", cfg.Home)
 }
 
-// ensureAccount creates the home's account from phrase, or accepts the one
-// a previous attempt (that could not join the network) already created
-// from the same phrase.
-func ensureAccount(home string, network []string, phrase string) error {
+// ensureAccount creates the home's account from phrase with passphrase
+// pass, or accepts the one a previous attempt (that could not join the
+// network) already created from the same phrase.
+func ensureAccount(home string, network []string, phrase, pass string) error {
 	if !client.Exists(home) {
-		_, err := createAccount(home, network, phrase)
+		_, err := createAccount(home, network, phrase, pass)
 		return err
 	}
 	want, err := identity.Restore(phrase)
 	if err != nil {
 		return err
 	}
-	have, err := client.ReadAccountID(home, passphrase())
+	have, err := client.ReadAccountID(home, pass)
 	if err != nil {
 		return err
 	}
@@ -186,7 +213,7 @@ func ensureAccount(home string, network []string, phrase string) error {
 
 // UIURL is the web UI's address with the token (in the fragment, which the
 // browser never sends to a server).
-func (d *daemon) UIURL() string { return d.srv.URL() + "/#token=" + d.srv.Token() }
+func (d *daemon) UIURL() string { return d.srv.UIURL() }
 
 // Stop stops serving, closes the engine and removes daemon.json.
 func (d *daemon) Stop() {

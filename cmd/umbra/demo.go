@@ -62,11 +62,11 @@ everything.`,
 			for _, u := range users {
 				u.home = filepath.Join(dir, u.name)
 				if !client.Exists(u.home) {
-					if _, err := createAccount(u.home, addrs, ""); err != nil {
+					if _, err := createAccount(u.home, addrs, "", passphrase()); err != nil {
 						return err
 					}
 				}
-				ud, err := startDaemon(ctx, daemonConfig{Home: u.home, Listen: "127.0.0.1:0", Log: quiet})
+				ud, err := startDaemon(ctx, daemonConfig{Home: u.home, Listen: "127.0.0.1:0", Passphrase: passphrase(), Log: quiet})
 				if err != nil {
 					return fmt.Errorf("start %s's daemon: %w", u.name, err)
 				}
@@ -86,9 +86,14 @@ everything.`,
 			for _, u := range users {
 				fmt.Fprintf(out, "\n%s\n  account: %s\n  home:    %s\n  api:     %s\n  web UI:  %s\n", u.name, u.id, u.home, u.d.srv.URL(), u.d.UIURL())
 			}
+			if passphrase() == "" {
+				fmt.Fprintln(out, "\nWithout UMBRA_PASSPHRASE the demo accounts have no passphrase; the web UI warns about it.")
+			}
 			fmt.Fprintf(out, `
 Open the two web UI addresses in two browser tabs (or windows) and chat
-between alice and bob: they already have each other as contacts.
+between alice and bob: they already have each other as contacts. Each
+address carries its daemon's token after the #, which the browser never
+sends; the page keeps it for its tab.
 
 Or from a terminal, send a message from alice to bob:
 

@@ -25,7 +25,8 @@ to, replicates every write to a quorum of its swarm before acknowledging it,
 repairs replicas by anti-entropy, and gossips the signed list of live nodes.
 
 On start it writes its full dialable address to DIR/addr (and, with --admin,
-its admin URL to DIR/admin). SIGTERM or Ctrl-C stops it gracefully; an
+its admin URL to DIR/admin; --pprof adds Go's profiler under /debug/pprof/
+there, which is off by default). SIGTERM or Ctrl-C stops it gracefully; an
 acknowledged message is on disk, so even kill -9 loses none.`,
 		Example: `  umbra node --data ./n1 --admin 127.0.0.1:7001
   umbra node --data ./n2 --bootstrap ./n1/addr --admin 127.0.0.1:7002`,
@@ -66,6 +67,7 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.StringSliceVar(&cfg.Listen, "listen", cfg.Listen, "multiaddr to listen on (repeatable)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "node multiaddr with /p2p/<id>, or a file of them one per line, e.g. a devnet's bootstrap.txt (repeatable)")
 	f.StringVar(&cfg.Admin, "admin", "", "serve /healthz, /status and /metrics on this loopback host:port")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the admin address (unauthenticated: for debugging only)")
 	f.StringVar(&cfg.Params.Network, "network", cfg.Params.Network, "network name; nodes of other networks are refused")
 	f.IntVar(&cfg.Params.Replication, "replication", cfg.Params.Replication, "swarm size R (a network parameter: every node must agree)")
 	f.IntVar(&cfg.Params.PoWBits, "pow-bits", cfg.Params.PoWBits, "admission proof-of-work difficulty in bits (a network parameter)")

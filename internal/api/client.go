@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,7 +17,8 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 )
 
-// Client talks to a daemon's API.
+// Client talks to a daemon's API, sending the token as
+// Authorization: Bearer on every request.
 type Client struct {
 	Base  string
 	Token string
@@ -27,24 +30,38 @@ func NewClient(base, token string) *Client {
 	return &Client{Base: base, Token: token, hc: &http.Client{Timeout: 90 * time.Second}}
 }
 
-// FindDaemon returns a client for the daemon serving home, if one answers.
-func FindDaemon(ctx context.Context, home string) (*Client, bool) {
+// FindDaemon returns a client for the daemon serving home, and its account
+// status, if one answers. A daemon whose account is locked (waiting for its
+// passphrase in the web UI) answers too: the caller says so rather than
+// opening the home itself.
+func FindDaemon(ctx context.Context, home string) (*Client, AccountStatus, bool) {
 	b, err := os.ReadFile(filepath.Join(home, client.DaemonFile))
 	if err != nil {
-		return nil, false
+		return nil, AccountStatus{}, false
 	}
 	var info DaemonInfo
-	if json.Unmarshal(b, &info) != nil || info.URL == "" {
-		return nil, false
+	if json.Unmarshal(b, &info) != nil || !loopbackURL(info.URL) {
+		return nil, AccountStatus{}, false
 	}
 	c := NewClient(info.URL, info.Token)
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	var me map[string]string
-	if err := c.Do(cctx, http.MethodGet, "/api/v1/me", nil, &me); err != nil {
-		return nil, false
+	var st AccountStatus
+	if err := c.Do(cctx, http.MethodGet, "/api/v1/account", nil, &st); err != nil || !st.Exists {
+		return nil, AccountStatus{}, false
 	}
-	return c, true
+	return c, st, true
+}
+
+// loopbackURL reports whether u is http://LOOPBACK-IP:PORT, the only kind
+// of address a daemon listens on: the token is never sent anywhere else.
+func loopbackURL(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "http" || pu.Port() == "" || (pu.Path != "" && pu.Path != "/") {
+		return false
+	}
+	ip := net.ParseIP(pu.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
 
 // Do sends a request with a JSON body (if any) and decodes the JSON answer

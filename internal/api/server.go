@@ -1,12 +1,12 @@
 // Package api is the daemon's local API: HTTP + WebSocket on 127.0.0.1,
-// authenticated by a bearer token kept in the home folder. The CLI and the
-// web UI are its clients.
+// authenticated by a bearer token kept in the home folder (see auth.go for
+// the Host, Origin and token rules). The CLI and the web UI are its
+// clients.
 package api
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,13 +17,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
 )
 
@@ -32,19 +32,23 @@ type DaemonInfo struct {
 	URL   string `json:"url"`
 	Token string `json:"token"`
 	PID   int    `json:"pid"`
+	// UI is the web app's address with the token in the fragment.
+	UI string `json:"ui"`
 }
 
 // Server serves one engine. A server made without an engine (a home with
-// no account yet) answers the onboarding endpoints until Onboard creates
-// the account; every other endpoint answers 409 until then.
+// no account yet, or one locked by a passphrase) answers the onboarding or
+// unlock endpoints until Onboard or Unlock gives it one; every other
+// endpoint answers 409 until then.
 type Server struct {
 	token string
 	log   *slog.Logger
 	srv   *http.Server
 	l     net.Listener
+	hosts map[string]bool // Host values naming the listener (set by Listen)
 	ctx   context.Context // Serve's; bounds onboarding work
 
-	mu     sync.Mutex // guards e and closed
+	mu     sync.Mutex // guards e, closed and Unlock once serving
 	e      *client.Engine
 	closed bool
 
@@ -55,8 +59,17 @@ type Server struct {
 	UI http.Handler
 	// Onboard, if set, creates the account of a server without an engine
 	// from a 24-word recovery phrase (a new account's freshly generated
-	// phrase, or one being restored) and returns its started engine.
-	Onboard func(ctx context.Context, phrase string) (*client.Engine, error)
+	// phrase, or one being restored), protected by passphrase ("" for none,
+	// or the daemon's own when DaemonPassphrase), and returns its started
+	// engine.
+	Onboard func(ctx context.Context, phrase, passphrase string) (*client.Engine, error)
+	// DaemonPassphrase tells that the daemon has a passphrase of its own
+	// (UMBRA_PASSPHRASE): a new account gets it, and the web UI asks none.
+	DaemonPassphrase bool
+	// Unlock, if set, opens the engine of a home protected by a passphrase
+	// that the daemon was not given; the web UI asks the user for it.
+	// It returns client.ErrWrongPassphrase for a wrong one.
+	Unlock func(ctx context.Context, passphrase string) (*client.Engine, error)
 }
 
 // NewServer makes a server for e with a fresh random token. e may be nil:
@@ -119,20 +132,22 @@ func (s *Server) Listen(addr string) error {
 		return fmt.Errorf("API listen: %w", err)
 	}
 	s.l = l
+	s.hosts = hostsFor(s.port())
 	return nil
 }
+
+// UIURL is the web app's address with the token in the fragment, which
+// browsers never send to a server; the page moves it out of the address bar.
+func (s *Server) UIURL() string { return s.URL() + "/#token=" + s.token }
 
 // URL is the base URL the server listens on.
 func (s *Server) URL() string { return "http://" + s.l.Addr().String() }
 
-// WriteInfo writes HOME/daemon.json (mode 0600) so CLI commands find the daemon.
+// WriteInfo writes HOME/daemon.json (mode 0600, atomically and flushed to
+// disk) so CLI commands find the daemon.
 func (s *Server) WriteInfo(home string) error {
-	b, _ := json.Marshal(DaemonInfo{URL: s.URL(), Token: s.token, PID: os.Getpid()})
-	tmp := filepath.Join(home, client.DaemonFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(home, client.DaemonFile))
+	b, _ := json.Marshal(DaemonInfo{URL: s.URL(), Token: s.token, PID: os.Getpid(), UI: s.UIURL()})
+	return fsutil.WriteFileAtomic(filepath.Join(home, client.DaemonFile), b, 0o600)
 }
 
 // Serve serves until ctx ends.
@@ -151,11 +166,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Handler is the server's HTTP handler (Serve uses it; tests may too).
+// Handler is the server's HTTP handler (Serve uses it; tests may too). It
+// answers only requests addressed to the listener (see auth.go): call
+// Listen first.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return mux
+	return s.guard(mux)
 }
 
 // handlerFunc is an API handler for the engine served; what it returns is
@@ -179,14 +196,18 @@ func (s *Server) routes(mux *http.ServeMux) {
 		plain(pattern, func(w http.ResponseWriter, r *http.Request) (any, error) {
 			e := s.Engine()
 			if e == nil {
-				return nil, errNoAccount
+				return nil, s.noEngine()
 			}
 			return h(e, w, r)
 		})
 	}
+	plain("POST /api/v1/session", s.session)
+	plain("DELETE /api/v1/session", s.session)
 	plain("GET /api/v1/account", s.account)
 	plain("POST /api/v1/account/phrase", s.newPhrase)
 	plain("POST /api/v1/account", s.createAccount)
+	plain("POST /api/v1/unlock", s.unlock)
+	api("POST /api/v1/account/passphrase", s.setPassphrase)
 	plain("POST /api/v1/parse-id", s.parseID)
 	api("GET /api/v1/me", s.me)
 	api("GET /api/v1/me/qr", s.qr)
@@ -222,48 +243,37 @@ func (s *Server) routes(mux *http.ServeMux) {
 	}
 }
 
-// auth checks the bearer token (header, or ?token= for the browser's
-// WebSocket, which cannot set headers).
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if tok == "" {
-			tok = r.URL.Query().Get("token")
-		}
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong token (see the daemon's daemon.json)"})
-			return
-		}
-		h(w, r)
-	}
-}
-
 type apiError struct {
 	code int
 	msg  string
+	key  string // the "code" field of the JSON answer, if any
 }
 
 func (e *apiError) Error() string { return e.msg }
 
 func badRequest(format string, a ...any) error {
-	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, a...), ""}
 }
 
 // errNoAccount answers engine endpoints while the home has no account.
-var errNoAccount = &apiError{http.StatusConflict, "no account here yet: create one in the web UI or with 'umbra init'"}
+var errNoAccount = &apiError{http.StatusConflict, "no account here yet: create one in the web UI or with 'umbra init'", "no_account"}
+
+// errLocked answers engine endpoints while the account waits for its
+// passphrase.
+var errLocked = &apiError{http.StatusConflict, "this account is locked by a passphrase: unlock it in the web UI, or restart the daemon with UMBRA_PASSPHRASE set", "locked"}
 
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusBadRequest
+	body := map[string]string{"error": err.Error()}
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
 		code = ae.code
+		if ae.key != "" {
+			body["code"] = ae.key
+		}
 	case errors.Is(err, identity.ErrInvalidAccountID), errors.Is(err, client.ErrUnknownContact):
 		code = http.StatusBadRequest
-	}
-	body := map[string]string{"error": err.Error()}
-	if errors.Is(err, errNoAccount) {
-		body["code"] = "no_account"
 	}
 	writeJSON(w, code, body)
 }
@@ -390,21 +400,35 @@ func (s *Server) network(e *client.Engine, w http.ResponseWriter, r *http.Reques
 	return e.NetworkStatus(r.Context()), nil
 }
 
-var upgrader = websocket.Upgrader{
-	ReadBufferSize: 1024, WriteBufferSize: 4096,
-	// Same origin only: the page the daemon serves itself.
-	CheckOrigin: func(r *http.Request) bool {
-		o := r.Header.Get("Origin")
-		return o == "" || strings.TrimPrefix(strings.TrimPrefix(o, "http://"), "https://") == r.Host
-	},
+// Locked reports whether the account waits for its passphrase.
+func (s *Server) Locked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e == nil && s.Unlock != nil
+}
+
+// noEngine is the error of an engine endpoint while there is no engine.
+func (s *Server) noEngine() error {
+	if s.Locked() {
+		return errLocked
+	}
+	return errNoAccount
 }
 
 // events streams engine events over a WebSocket until the client leaves.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	e := s.Engine()
 	if e == nil {
-		writeErr(w, errNoAccount)
+		writeErr(w, s.noEngine())
 		return
+	}
+	upgrader := websocket.Upgrader{
+		ReadBufferSize: 1024, WriteBufferSize: 4096,
+		// Selected when offered, so that the token entry offered beside
+		// it is never echoed back.
+		Subprotocols: []string{wsProtocol},
+		// The guard checked Origin already; check again here.
+		CheckOrigin: s.originOK,
 	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {

@@ -22,9 +22,14 @@ import (
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // offlineOnboard creates accounts in home the way the daemon does, with an
-// engine that stays off the network.
-func offlineOnboard(t *testing.T, home string) func(ctx context.Context, phrase string) (*client.Engine, error) {
-	return func(ctx context.Context, phrase string) (*client.Engine, error) {
+// engine that stays off the network. The passphrase the server passes on is
+// recorded in *gotPass (if not nil); the account itself is created without
+// one, to keep the tests fast (the client's tests cover protected homes).
+func offlineOnboard(t *testing.T, home string, gotPass *string) func(ctx context.Context, phrase, passphrase string) (*client.Engine, error) {
+	return func(ctx context.Context, phrase, passphrase string) (*client.Engine, error) {
+		if gotPass != nil {
+			*gotPass = passphrase
+		}
 		if _, err := client.Init(home, "", nil, phrase); err != nil {
 			return nil, err
 		}
@@ -36,9 +41,24 @@ func offlineOnboard(t *testing.T, home string) func(ctx context.Context, phrase 
 	}
 }
 
-// call sends a request through the server's handler and decodes the JSON
-// answer into out (if not nil); it returns the status and the raw body.
-func call(t *testing.T, h http.Handler, token, method, path string, body, out any) (int, string) {
+// newServer makes a server for e listening on a loopback port (the Host
+// check needs one); the listener is closed at the end of the test.
+func newServer(t *testing.T, e *client.Engine) *Server {
+	t.Helper()
+	s := NewServer(e, quiet())
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.l.Close() })
+	return s
+}
+
+// host is the Host a client of s sends.
+func (s *Server) host() string { return s.l.Addr().String() }
+
+// newRequest is a request to s as a well-behaved client sends it: to the
+// listener's address, with the token (if any) as a bearer header.
+func newRequest(t *testing.T, s *Server, token, method, path string, body any) *http.Request {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -49,11 +69,25 @@ func call(t *testing.T, h http.Handler, token, method, path string, body, out an
 		rd = bytes.NewReader(b)
 	}
 	req := httptest.NewRequest(method, path, rd)
+	req.Host = s.host()
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return req
+}
+
+// serve runs req through s's handler.
+func serve(s *Server, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// call sends a request through the server's handler and decodes the JSON
+// answer into out (if not nil); it returns the status and the raw body.
+func call(t *testing.T, s *Server, token, method, path string, body, out any) (int, string) {
+	t.Helper()
+	rec := serve(s, newRequest(t, s, token, method, path, body))
 	if out != nil && rec.Code == http.StatusOK {
 		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, path, rec.Body.String(), err)
@@ -63,49 +97,46 @@ func call(t *testing.T, h http.Handler, token, method, path string, body, out an
 }
 
 func TestTokenRequired(t *testing.T) {
-	s := NewServer(nil, quiet())
-	h := s.Handler()
-	if code, _ := call(t, h, "", http.MethodGet, "/api/v1/account", nil, nil); code != http.StatusUnauthorized {
+	s := newServer(t, nil)
+	if code, _ := call(t, s, "", http.MethodGet, "/api/v1/account", nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d, want 401", code)
 	}
-	if code, _ := call(t, h, "wrong", http.MethodPost, "/api/v1/account/phrase", nil, nil); code != http.StatusUnauthorized {
+	if code, _ := call(t, s, "wrong", http.MethodPost, "/api/v1/account/phrase", nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("wrong token: %d, want 401", code)
 	}
-	if code, _ := call(t, h, s.Token(), http.MethodGet, "/api/v1/account", nil, nil); code != http.StatusOK {
+	if code, _ := call(t, s, s.Token(), http.MethodGet, "/api/v1/account", nil, nil); code != http.StatusOK {
 		t.Errorf("bearer token: %d, want 200", code)
 	}
-	if code, _ := call(t, h, "", http.MethodGet, "/api/v1/account?token="+s.Token(), nil, nil); code != http.StatusOK {
-		t.Errorf("?token=: %d, want 200", code)
-	}
-	if code, _ := call(t, h, "", http.MethodGet, "/api/v1/nothing", nil, nil); code != http.StatusUnauthorized {
+	if code, _ := call(t, s, "", http.MethodGet, "/api/v1/nothing", nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("unknown endpoint without token: %d, want 401", code)
 	}
 }
 
 func TestOnboarding(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
-	s := NewServer(nil, quiet())
-	s.Onboard = offlineOnboard(t, home)
-	h, tok := s.Handler(), s.Token()
+	s := newServer(t, nil)
+	var gotPass string
+	s.Onboard = offlineOnboard(t, home, &gotPass)
+	tok := s.Token()
 
 	var st AccountStatus
-	if code, body := call(t, h, tok, http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || st.Exists || !st.CanCreate {
+	if code, body := call(t, s, tok, http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || st.Exists || !st.CanCreate {
 		t.Fatalf("before: %d %s, want no account that can be created", code, body)
 	}
 	// Engine endpoints wait for the account.
 	for _, path := range []string{"/api/v1/me", "/api/v1/me/qr", "/api/v1/conversations", "/api/v1/events"} {
-		code, body := call(t, h, tok, http.MethodGet, path, nil, nil)
+		code, body := call(t, s, tok, http.MethodGet, path, nil, nil)
 		if code != http.StatusConflict || !strings.Contains(body, `"code":"no_account"`) {
 			t.Errorf("GET %s without an account: %d %s, want 409 no_account", path, code, body)
 		}
 	}
 	// The ID check needs no account.
-	if code, body := call(t, h, tok, http.MethodPost, "/api/v1/parse-id", map[string]string{"id": "umbra1xyz"}, nil); code != http.StatusBadRequest || !strings.Contains(body, "characters long") {
+	if code, body := call(t, s, tok, http.MethodPost, "/api/v1/parse-id", map[string]string{"id": "umbra1xyz"}, nil); code != http.StatusBadRequest || !strings.Contains(body, "characters long") {
 		t.Errorf("parse-id: %d %s", code, body)
 	}
 
 	var ph map[string]string
-	if code, body := call(t, h, tok, http.MethodPost, "/api/v1/account/phrase", nil, &ph); code != http.StatusOK {
+	if code, body := call(t, s, tok, http.MethodPost, "/api/v1/account/phrase", nil, &ph); code != http.StatusOK {
 		t.Fatalf("phrase: %d %s", code, body)
 	}
 	phrase := ph["recovery_phrase"]
@@ -125,7 +156,7 @@ func TestOnboarding(t *testing.T) {
 		{strings.Join(typo, " "), `Word 3, "qwertyx"`},
 		{swapped(t, words), "not a valid recovery phrase"},
 	} {
-		code, body := call(t, h, tok, http.MethodPost, "/api/v1/account", map[string]string{"recovery_phrase": tc.phrase}, nil)
+		code, body := call(t, s, tok, http.MethodPost, "/api/v1/account", map[string]string{"recovery_phrase": tc.phrase}, nil)
 		var e struct{ Error string }
 		_ = json.Unmarshal([]byte(body), &e)
 		if code != http.StatusBadRequest || !strings.Contains(e.Error, tc.want) {
@@ -136,26 +167,47 @@ func TestOnboarding(t *testing.T) {
 		t.Fatal("a refused phrase created an account")
 	}
 
+	// A passphrase is chosen, or its absence confirmed.
+	for _, tc := range []struct {
+		body map[string]any
+		want string
+	}{
+		{map[string]any{"recovery_phrase": phrase}, `"code":"passphrase_required"`},
+		{map[string]any{"recovery_phrase": phrase, "passphrase": "short"}, "at least 8 characters"},
+		{map[string]any{"recovery_phrase": phrase, "passphrase": "long enough", "no_passphrase": true}, "one or the other"},
+	} {
+		code, body := call(t, s, tok, http.MethodPost, "/api/v1/account", tc.body, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, tc.want) {
+			t.Errorf("create with %v: %d %s, want 400 with %q", tc.body, code, body, tc.want)
+		}
+	}
+	if client.Exists(home) {
+		t.Fatal("a refused passphrase created an account")
+	}
+
 	// Upper case and extra spaces are fine.
 	messy := "  " + strings.ToUpper(strings.Join(words, "   ")) + "\n"
-	if code, body := call(t, h, tok, http.MethodPost, "/api/v1/account", map[string]string{"recovery_phrase": messy}, &st); code != http.StatusOK {
+	if code, body := call(t, s, tok, http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": messy, "no_passphrase": true}, &st); code != http.StatusOK {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	if !st.Exists || st.AccountID != want.ID().String() {
 		t.Fatalf("created %+v, want account %s", st, want.ID())
 	}
+	if gotPass != "" || !st.Unprotected {
+		t.Errorf("created without a passphrase: onboard got %q, status unprotected %v; want \"\" and true", gotPass, st.Unprotected)
+	}
 	var me map[string]string
-	if code, body := call(t, h, tok, http.MethodGet, "/api/v1/me", nil, &me); code != http.StatusOK || me["account_id"] != st.AccountID {
+	if code, body := call(t, s, tok, http.MethodGet, "/api/v1/me", nil, &me); code != http.StatusOK || me["account_id"] != st.AccountID {
 		t.Fatalf("me after onboarding: %d %s", code, body)
 	}
-	if code, _ := call(t, h, tok, http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || !st.Exists || st.CanCreate {
+	if code, _ := call(t, s, tok, http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || !st.Exists || st.CanCreate {
 		t.Errorf("after: %+v", st)
 	}
 	// Once there is an account, onboarding is closed.
-	if code, _ := call(t, h, tok, http.MethodPost, "/api/v1/account", map[string]string{"recovery_phrase": phrase}, nil); code != http.StatusConflict {
+	if code, _ := call(t, s, tok, http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": phrase, "no_passphrase": true}, nil); code != http.StatusConflict {
 		t.Errorf("second create: %d, want 409", code)
 	}
-	if code, _ := call(t, h, tok, http.MethodPost, "/api/v1/account/phrase", nil, nil); code != http.StatusConflict {
+	if code, _ := call(t, s, tok, http.MethodPost, "/api/v1/account/phrase", nil, nil); code != http.StatusConflict {
 		t.Errorf("phrase with an account: %d, want 409", code)
 	}
 }
@@ -165,33 +217,64 @@ func TestOnboardingUnavailableOrFailing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := map[string]string{"recovery_phrase": acct.Phrase()}
+	body := map[string]any{"recovery_phrase": acct.Phrase(), "passphrase": "a fine passphrase"}
 
-	s := NewServer(nil, quiet())
+	s := newServer(t, nil)
 	var st AccountStatus
-	if code, _ := call(t, s.Handler(), s.Token(), http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || st.CanCreate {
+	if code, _ := call(t, s, s.Token(), http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || st.CanCreate {
 		t.Errorf("a server without Onboard: status %d, can create %v; want 200 and false", code, st.CanCreate)
 	}
-	if code, _ := call(t, s.Handler(), s.Token(), http.MethodPost, "/api/v1/account", body, nil); code != http.StatusNotImplemented {
+	if code, _ := call(t, s, s.Token(), http.MethodPost, "/api/v1/account", body, nil); code != http.StatusNotImplemented {
 		t.Errorf("create without Onboard: %d, want 501", code)
 	}
 
 	fails := true
 	home := filepath.Join(t.TempDir(), "home")
-	ok := offlineOnboard(t, home)
-	s.Onboard = func(ctx context.Context, phrase string) (*client.Engine, error) {
+	var gotPass string
+	ok := offlineOnboard(t, home, &gotPass)
+	s.Onboard = func(ctx context.Context, phrase, passphrase string) (*client.Engine, error) {
 		if fails {
 			return nil, errors.New("cannot reach the Umbra network")
 		}
-		return ok(ctx, phrase)
+		return ok(ctx, phrase, passphrase)
 	}
-	code, msg := call(t, s.Handler(), s.Token(), http.MethodPost, "/api/v1/account", body, nil)
+	code, msg := call(t, s, s.Token(), http.MethodPost, "/api/v1/account", body, nil)
 	if code != http.StatusInternalServerError || !strings.Contains(msg, "cannot reach the Umbra network") || s.Engine() != nil {
 		t.Fatalf("failing onboard: %d %s", code, msg)
 	}
 	fails = false // a retry works
-	if code, msg := call(t, s.Handler(), s.Token(), http.MethodPost, "/api/v1/account", body, &st); code != http.StatusOK || st.AccountID != acct.ID().String() {
+	if code, msg := call(t, s, s.Token(), http.MethodPost, "/api/v1/account", body, &st); code != http.StatusOK || st.AccountID != acct.ID().String() {
 		t.Fatalf("retry: %d %s", code, msg)
+	}
+	if gotPass != "a fine passphrase" {
+		t.Errorf("onboard got passphrase %q, want the one chosen", gotPass)
+	}
+}
+
+// TestOnboardingDaemonPassphrase: a daemon with a passphrase of its own
+// gives it to the new account; the page may not send another.
+func TestOnboardingDaemonPassphrase(t *testing.T) {
+	acct, err := identity.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, nil)
+	s.DaemonPassphrase = true
+	var gotPass string
+	s.Onboard = offlineOnboard(t, filepath.Join(t.TempDir(), "home"), &gotPass)
+	var st AccountStatus
+	if code, _ := call(t, s, s.Token(), http.MethodGet, "/api/v1/account", nil, &st); code != http.StatusOK || !st.DaemonPassphrase {
+		t.Errorf("status %+v, want daemon_passphrase", st)
+	}
+	code, body := call(t, s, s.Token(), http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": acct.Phrase(), "passphrase": "another one"}, nil)
+	if code != http.StatusBadRequest || !strings.Contains(body, "UMBRA_PASSPHRASE") {
+		t.Errorf("a second passphrase: %d %s, want 400", code, body)
+	}
+	if code, body := call(t, s, s.Token(), http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": acct.Phrase()}, &st); code != http.StatusOK {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if gotPass != "" {
+		t.Errorf("onboard got %q, want \"\" (the daemon uses its own)", gotPass)
 	}
 }
 
@@ -214,17 +297,17 @@ func swapped(t *testing.T, words []string) string {
 func engineServer(t *testing.T) (*Server, *client.Engine) {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), "home")
-	e, err := offlineOnboard(t, home)(context.Background(), "")
+	e, err := offlineOnboard(t, home, nil)(context.Background(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewServer(e, quiet()), e
+	return newServer(t, e), e
 }
 
 func TestQR(t *testing.T) {
 	s, e := engineServer(t)
 	var q QRCode
-	if code, body := call(t, s.Handler(), s.Token(), http.MethodGet, "/api/v1/me/qr", nil, &q); code != http.StatusOK {
+	if code, body := call(t, s, s.Token(), http.MethodGet, "/api/v1/me/qr", nil, &q); code != http.StatusOK {
 		t.Fatalf("qr: %d %s", code, body)
 	}
 	if q.Text != strings.ToUpper(e.AccountID()) {
@@ -255,11 +338,10 @@ func TestQR(t *testing.T) {
 func TestUIMountedWithoutToken(t *testing.T) {
 	s, _ := engineServer(t)
 	s.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the app") })
-	h := s.Handler()
-	if code, body := call(t, h, "", http.MethodGet, "/", nil, nil); code != http.StatusOK || body != "the app" {
+	if code, body := call(t, s, "", http.MethodGet, "/", nil, nil); code != http.StatusOK || body != "the app" {
 		t.Errorf("GET / without token: %d %q, want the UI", code, body)
 	}
-	code, body := call(t, h, s.Token(), http.MethodGet, "/api/v1/nothing", nil, nil)
+	code, body := call(t, s, s.Token(), http.MethodGet, "/api/v1/nothing", nil, nil)
 	if code != http.StatusNotFound || !strings.Contains(body, "no such API endpoint") {
 		t.Errorf("unknown endpoint: %d %s, want a JSON 404 (not the UI)", code, body)
 	}
@@ -275,7 +357,7 @@ func TestCloseEngine(t *testing.T) {
 	}
 	// An onboarding finishing after shutdown does not leak its engine.
 	home := filepath.Join(t.TempDir(), "late")
-	late, err := offlineOnboard(t, home)(context.Background(), "")
+	late, err := offlineOnboard(t, home, nil)(context.Background(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

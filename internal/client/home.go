@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/umbra-im/umbra/internal/fsutil"
 )
 
 // Home layout:
@@ -64,9 +66,13 @@ func lockHome(home string) (*os.File, error) {
 	return f, nil
 }
 
-// WriteNetwork saves the bootstrap addresses in the home.
+// WriteNetwork saves the bootstrap addresses in the home, durably (a torn
+// network file would leave the account unable to reach the network).
 func WriteNetwork(home string, addrs []string) error {
-	return os.WriteFile(filepath.Join(home, networkFile), []byte(strings.Join(addrs, "\n")+"\n"), 0o600)
+	if err := fsutil.WriteFileAtomic(filepath.Join(home, networkFile), []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("save the network file: %w", err)
+	}
+	return nil
 }
 
 // ReadNetwork loads the bootstrap addresses saved in the home.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/ratchet"
 )
@@ -74,6 +76,15 @@ func Init(home, passphrase string, network []string, phrase string) (*identity.A
 	// The seed last: an account exists only once everything else is saved.
 	if err := kv.Put(keyAccountSeed, acct.Seed()); err != nil {
 		return nil, err
+	}
+	// SQLite flushes the database's content (synchronous=FULL) but not the
+	// folder entries of the files just created: flush the home, and the
+	// folder holding it, so the new account survives a crash.
+	if err := fsutil.SyncDir(home); err != nil {
+		return nil, fmt.Errorf("create account: %w", err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(filepath.Clean(home))); err != nil {
+		return nil, fmt.Errorf("create account: %w", err)
 	}
 	return acct, nil
 }

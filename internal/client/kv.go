@@ -12,19 +12,44 @@ import (
 	"github.com/umbra-im/umbra/internal/keystore"
 )
 
+// Passphrase errors of opening a home, each telling the user what to do.
+var (
+	// ErrWrongPassphrase: the home is protected by another passphrase.
+	ErrWrongPassphrase = errors.New("wrong passphrase for this home (UMBRA_PASSPHRASE)")
+	// ErrPassphraseRequired: the home is protected and no passphrase was given.
+	ErrPassphraseRequired = errors.New("this home is protected by a passphrase: set UMBRA_PASSPHRASE")
+	// ErrNoPassphrase: a passphrase was given but the home has none: its
+	// database is not encrypted with one.
+	ErrNoPassphrase = errors.New("this home has no passphrase, so its database is not protected: " +
+		"unset UMBRA_PASSPHRASE to open it, then set one in the web UI of 'umbra daemon'")
+)
+
+// UnprotectedWarning is the one line a CLI command prints (on stderr) when
+// the home it opens has no passphrase.
+const UnprotectedWarning = "warning: this home has no passphrase: anyone who can read its folder can read your messages " +
+	"and take over your account (set one in the web UI of 'umbra daemon'; new accounts take UMBRA_PASSPHRASE)"
+
+// passphraseArgon2 is the key derivation cost of a database with a
+// passphrase (this package's tests lower it).
+var passphraseArgon2 = keystore.DefaultArgon2
+
 // openKV opens the home's encrypted database. With an empty passphrase
 // (the demo's) the database is unprotected anyway, so the key derivation
 // uses light argon2id parameters instead of spending 64 MiB and a second.
 func openKV(home, passphrase string) (KV, func() error, error) {
-	var opts []keystore.Option
+	opts := []keystore.Option{keystore.WithArgon2(passphraseArgon2)}
 	if passphrase == "" {
-		opts = append(opts, keystore.WithArgon2(keystore.LightArgon2))
+		opts = []keystore.Option{keystore.WithArgon2(keystore.LightArgon2)}
 	}
 	ks, err := keystore.Open(filepath.Join(home, dbFile), passphrase, opts...)
-	if errors.Is(err, keystore.ErrWrongPassphrase) {
-		return nil, nil, errors.New("wrong passphrase for this home (set UMBRA_PASSPHRASE)")
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, keystore.ErrWrongPassphrase) && passphrase == "":
+		return nil, nil, ErrPassphraseRequired
+	case errors.Is(err, keystore.ErrWrongPassphrase):
+		return nil, nil, ErrWrongPassphrase
+	case errors.Is(err, keystore.ErrNoPassphrase):
+		return nil, nil, ErrNoPassphrase
+	case err != nil:
 		return nil, nil, fmt.Errorf("open local database: %w", err)
 	}
 	kv, err := newKSKV(ks)
@@ -33,6 +58,33 @@ func openKV(home, passphrase string) (KV, func() error, error) {
 		return nil, nil, fmt.Errorf("open local database: %w", err)
 	}
 	return kv, ks.Close, nil
+}
+
+// Unprotected reports whether the account's database has no passphrase:
+// anyone who can read the home folder can read it, the account's seed
+// included. Say so to the user.
+func (e *Engine) Unprotected() bool {
+	u, ok := e.kv.(interface{ Unprotected() bool })
+	return ok && u.Unprotected()
+}
+
+// SetPassphrase re-encrypts the account's database under a new passphrase
+// (argon2id at its default cost) in one transaction. The engine keeps
+// running; the next open of the home needs the new passphrase.
+func (e *Engine) SetPassphrase(ctx context.Context, passphrase string) error {
+	if passphrase == "" {
+		return errors.New("set passphrase: the passphrase is empty")
+	}
+	c, ok := e.kv.(interface {
+		ChangePassphrase(ctx context.Context, passphrase string) error
+	})
+	if !ok {
+		return errors.New("set passphrase: this database cannot change its passphrase")
+	}
+	if err := c.ChangePassphrase(ctx, passphrase); err != nil {
+		return fmt.Errorf("set passphrase: %w", err)
+	}
+	return nil
 }
 
 // ksKV adapts the keystore to KV. The keystore seals entry names, so its
@@ -54,6 +106,17 @@ func newKSKV(s *keystore.Store) (*ksKV, error) {
 	}
 	slices.Sort(names)
 	return &ksKV{s: s, names: names}, nil
+}
+
+// Unprotected reports whether the store has an empty passphrase.
+func (k *ksKV) Unprotected() bool { return k.s.Unprotected() }
+
+// ChangePassphrase re-encrypts the store (names are unchanged, so the index
+// stays valid).
+func (k *ksKV) ChangePassphrase(ctx context.Context, passphrase string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.s.ChangePassphrase(ctx, passphrase, keystore.WithArgon2(passphraseArgon2))
 }
 
 func (k *ksKV) Put(key string, val []byte) error {

@@ -12,7 +12,9 @@
 // check value and Open returns ErrWrongPassphrase.
 //
 // An empty passphrase is allowed (the demo uses it): the file is then
-// readable by anyone who has it, and Unprotected reports true.
+// readable by anyone who has it, and Unprotected reports true. Opening such
+// a store with a non-empty passphrase returns ErrNoPassphrase rather than
+// ErrWrongPassphrase, so the user learns the file was never protected.
 //
 // Not protected against: an attacker who can write the file and rolls an
 // entry (or the whole file) back to an older version of itself.
@@ -34,6 +36,10 @@ import (
 var (
 	// ErrWrongPassphrase: the passphrase does not open this store.
 	ErrWrongPassphrase = errors.New("keystore: wrong passphrase")
+	// ErrNoPassphrase: a passphrase was given but this store has none
+	// (it was created, or last changed, with an empty one): it opens only
+	// with the empty passphrase, and anyone with the file can read it.
+	ErrNoPassphrase = errors.New("keystore: this store has no passphrase")
 	// ErrNotFound: no entry has that name.
 	ErrNotFound = errors.New("keystore: no such entry")
 	// ErrCorrupt: stored data failed authentication or does not parse:
@@ -73,7 +79,8 @@ type Store struct {
 }
 
 // Open opens the store at path with passphrase, creating it (mode 0600)
-// if it does not exist. A wrong passphrase returns ErrWrongPassphrase.
+// if it does not exist. A wrong passphrase returns ErrWrongPassphrase; a
+// passphrase for a store that has none returns ErrNoPassphrase.
 func Open(path, passphrase string, opts ...Option) (*Store, error) {
 	o := options{argon: DefaultArgon2}
 	for _, f := range opts {

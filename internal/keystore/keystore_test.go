@@ -223,8 +223,24 @@ func TestUnprotected(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	s2.Close()
-	if _, err := Open(path, "something", light()); !errors.Is(err, ErrWrongPassphrase) {
-		t.Fatalf("non-empty passphrase on an unprotected store: %v", err)
+	_, err = Open(path, "something", light())
+	if !errors.Is(err, ErrNoPassphrase) || errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("non-empty passphrase on an unprotected store: %v, want ErrNoPassphrase", err)
+	}
+	// After a passphrase is set, the empty one is just wrong, and so is
+	// another one.
+	s3, err := Open(path, "", light())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.ChangePassphrase(ctx, "set now", light()); err != nil {
+		t.Fatal(err)
+	}
+	s3.Close()
+	for _, p := range []string{"", "something"} {
+		if _, err := Open(path, p, light()); !errors.Is(err, ErrWrongPassphrase) {
+			t.Errorf("passphrase %q on a protected store: %v, want ErrWrongPassphrase", p, err)
+		}
 	}
 }
 

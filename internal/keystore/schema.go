@@ -96,13 +96,30 @@ func (s *Store) init(ctx context.Context, passphrase string, o options) error {
 	if err != nil {
 		return fmt.Errorf("keystore: open: %w", err)
 	}
-	pt, err := open(k.check, check, checkAAD)
-	if err != nil || string(pt) != checkPlaintext {
+	if !opensCheck(k, check) {
 		k.wipe()
+		// Tell "this store has no passphrase" from a wrong one: the
+		// empty passphrase is the one guess worth telling the user about.
+		// It costs one more derivation, on a failed open only.
+		if passphrase != "" {
+			if k0, err := deriveKeys("", r); err == nil {
+				none := opensCheck(k0, check)
+				k0.wipe()
+				if none {
+					return ErrNoPassphrase
+				}
+			}
+		}
 		return ErrWrongPassphrase
 	}
 	s.keys = k
 	return nil
+}
+
+// opensCheck reports whether k opens the stored check value.
+func opensCheck(k *keys, check []byte) bool {
+	pt, err := open(k.check, check, checkAAD)
+	return err == nil && string(pt) == checkPlaintext
 }
 
 // createKeys makes a fresh salt with params p, derives the keys and

@@ -138,9 +138,9 @@ func (n *Node) startAdmin(addr string) error {
 		_ = enc.Encode(n.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if n.cfg.Pprof {
+		registerPprof(mux)
+	}
 	n.adminL = l
 	n.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.wg.Add(1)
@@ -151,6 +151,17 @@ func (n *Node) startAdmin(addr string) error {
 		}
 	}()
 	return writeFileAtomic(filepath.Join(n.cfg.DataDir, "admin"), []byte("http://"+l.Addr().String()+"\n"))
+}
+
+// registerPprof serves Go's profiler under /debug/pprof/. Only on request
+// (--pprof): a profile or trace costs CPU and shows the node's internals,
+// and the admin port has no authentication beyond being on loopback.
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // maintainLoop deletes expired messages periodically.

@@ -33,6 +33,7 @@ type Config struct {
 	Listen    []string // multiaddrs; default /ip4/127.0.0.1/tcp/0
 	Bootstrap []string // multiaddrs with /p2p/ of nodes to join through
 	Admin     string   // host:port for the admin HTTP server; "" disables it
+	Pprof     bool     // serve /debug/pprof/ on the admin server (off by default)
 
 	Params  wire.Params // network: name, replication R, PoW difficulty
 	Version string

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/replay"
@@ -240,13 +241,12 @@ func (n *Node) writeAddrFile() error {
 	return writeFileAtomic(filepath.Join(n.cfg.DataDir, "addr"), []byte(strings.Join(addrs, "\n")+"\n"))
 }
 
+// writeFileAtomic replaces an address file (addr, admin) durably: other
+// processes (the devnet, scripts) read them, and a crash must not leave
+// one empty.
 func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	if err := fsutil.WriteFileAtomic(path, b, 0o644); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	return nil
 }
@@ -263,8 +263,9 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// LoadIdentity reads the node's libp2p identity key at path, creating it if
-// missing. The devnet calls it to learn peer IDs before starting nodes.
+// LoadIdentity reads the node's libp2p identity key at path, creating it
+// (mode 0600, written and flushed to disk before it is renamed into place)
+// if missing. The devnet calls it to learn peer IDs before starting nodes.
 func LoadIdentity(path string) (crypto.PrivKey, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -285,12 +286,10 @@ func LoadIdentity(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, fmt.Errorf("node: write identity key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("node: write identity key: %w", err)
+	// Flushed to disk before the node uses it: a key lost in a crash would
+	// give the node a new identity its peers and records do not know.
+	if err := fsutil.WriteFileAtomic(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("node: save identity key: %w", err)
 	}
 	return k, nil
 }

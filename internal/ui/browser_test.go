@@ -18,12 +18,17 @@ import (
 )
 
 // TestBrowser drives the web UI of two real `umbra daemon` processes on a
-// devnet in headless Chromium: alice creates her account (confirming her
-// recovery phrase) at desktop width, bob restores his from a phrase at
-// phone width; a mistyped ID is refused in plain words; alice adds bob and
+// devnet in headless Chromium: alice creates her account without a
+// passphrase (after confirming the warning) and confirming her recovery
+// phrase at desktop width, and the app then warns that it is unprotected;
+// bob chooses a passphrase and restores his account from a phrase at phone
+// width; a mistyped ID is refused in plain words; alice adds bob and
 // writes; the message reaches bob's tab as a message request, bob accepts,
 // alice's tab shows it delivered, bob answers live; alice renames bob; the
-// network view lists the three hops of the onion path and the swarm.
+// network view lists the three hops of the onion path and the swarm; alice
+// sets a passphrase from the warning, which goes away; bob's daemon
+// restarts without his passphrase and his tab unlocks it. The token only
+// ever travels in the URL's fragment and in headers.
 // Screenshots of the main screens go to artifacts/screens.
 func TestBrowser(t *testing.T) {
 	chromiumPath(t) // fail early and clearly without Chromium
@@ -44,7 +49,17 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the token stays in the address bar: %s", u)
 	}
 	at.shot("01-welcome-desktop")
-	at.do("start creating", 10*time.Second, chromedp.Click(css("#create-account")), chromedp.WaitVisible(css("ol.phrase")))
+	// The passphrase step comes first; alice goes without one, which takes
+	// a warning and an explicit confirmation.
+	at.do("start creating", 10*time.Second, chromedp.Click(css("#create-account")), chromedp.WaitVisible(css("#passphrase")))
+	at.shot("01b-passphrase-desktop")
+	at.do("skip the passphrase", 10*time.Second, chromedp.Click(css("#skip-passphrase")), chromedp.WaitVisible(css("#no-passphrase .warning")))
+	if !eval[bool](at, "read the confirm button", `document.querySelector('#no-passphrase-continue').disabled`) {
+		t.Error("continuing without a passphrase is possible before confirming the warning")
+	}
+	at.shot("01c-no-passphrase-warning-desktop")
+	at.do("confirm no passphrase", 10*time.Second,
+		chromedp.Click(css("#no-passphrase-ok")), chromedp.Click(css("#no-passphrase-continue")), chromedp.WaitVisible(css("ol.phrase")))
 	words := eval[[]string](at, "read the phrase", `[...document.querySelectorAll('ol.phrase .word')].map(e => e.textContent)`)
 	if len(words) != 24 {
 		t.Fatalf("the recovery phrase shows %d words, want 24", len(words))
@@ -79,6 +94,17 @@ func TestBrowser(t *testing.T) {
 	if want, _ := identity.Restore(strings.Join(words, " ")); want.ID().String() != aliceID {
 		t.Fatalf("alice's account %s is not the one of the phrase shown (%s)", aliceID, want.ID())
 	}
+	if !st.Unprotected {
+		t.Errorf("alice's account made without a passphrase: status %+v, want unprotected", st)
+	}
+	// The app warns, visibly and for as long as the account is unprotected.
+	at.waitJS("the unprotected-account warning", 10*time.Second, `(() => {
+		const w = document.querySelector('#unprotected-warning');
+		if (!w) return false;
+		const r = w.getBoundingClientRect();
+		return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight && getComputedStyle(w).visibility === 'visible' &&
+			w.textContent.includes('not protected by a passphrase');
+	})()`)
 	at.waitJS("the QR code and the ID", 10*time.Second,
 		`document.querySelector('#my-qr svg path') && document.querySelector('#my-id').dataset.id === `+jsString(aliceID))
 	at.shot("04-my-id-desktop")
@@ -93,8 +119,20 @@ func TestBrowser(t *testing.T) {
 	bt.shot("20-welcome-phone")
 	phrase := strings.Fields(bobAcct.Phrase())
 	typo := strings.Join(append(append([]string{}, phrase[:4]...), append([]string{"zebraa"}, phrase[5:]...)...), " ")
+	// bob chooses a passphrase: a short one and two that differ are refused.
+	bt.do("start restoring", 10*time.Second, chromedp.Click(css("#restore-account")), chromedp.WaitVisible(css("#passphrase")))
+	bt.do("a short passphrase", 10*time.Second,
+		chromedp.SendKeys(css("#passphrase"), "short"), chromedp.SendKeys(css("#passphrase-repeat"), "short"), chromedp.Click(css("#passphrase-continue")))
+	bt.waitJS("the too-short error", 5*time.Second, `document.querySelector('#passphrase-error').textContent.includes('at least 8')`)
+	bt.do("two different passphrases", 10*time.Second,
+		clearField("#passphrase"), clearField("#passphrase-repeat"),
+		chromedp.SendKeys(css("#passphrase"), bobPassphrase), chromedp.SendKeys(css("#passphrase-repeat"), bobPassphrase+"x"),
+		chromedp.Click(css("#passphrase-continue")))
+	bt.waitJS("the mismatch error", 5*time.Second, `document.querySelector('#passphrase-error').textContent.includes('differ')`)
+	bt.do("bob's passphrase", 10*time.Second,
+		clearField("#passphrase-repeat"), chromedp.SendKeys(css("#passphrase-repeat"), bobPassphrase),
+		chromedp.Click(css("#passphrase-continue")), chromedp.WaitVisible(css("#restore-phrase")))
 	bt.do("type a phrase with a typo", 10*time.Second,
-		chromedp.Click(css("#restore-account")), chromedp.WaitVisible(css("#restore-phrase")),
 		chromedp.SendKeys(css("#restore-phrase"), typo), chromedp.Click(css("#restore-submit")))
 	bt.waitJS("the phrase error", 10*time.Second, `document.querySelector('#restore-error').textContent.includes('Word 5')`)
 	bt.shot("21-restore-error-phone")
@@ -102,6 +140,12 @@ func TestBrowser(t *testing.T) {
 		clearField("#restore-phrase"), chromedp.SendKeys(css("#restore-phrase"), bobAcct.Phrase()),
 		chromedp.Click(css("#restore-submit")), chromedp.WaitVisible(css("#me-panel")))
 	bt.waitJS("bob's restored ID", 10*time.Second, `document.querySelector('#my-id').dataset.id === `+jsString(bobID))
+	if err := bob.get("/api/v1/account", &st); err != nil || st.Unprotected {
+		t.Errorf("bob's account made with a passphrase: %+v, %v; want protected", st, err)
+	}
+	if eval[bool](bt, "look for the warning", `!!document.querySelector('#unprotected-warning')`) {
+		t.Error("bob's protected account shows the unprotected warning")
+	}
 	bt.shot("22-my-id-phone")
 	bt.do("go back to the list", 10*time.Second, chromedp.Click(css("#main .back")), chromedp.WaitVisible(css("#conv-list")))
 
@@ -193,9 +237,39 @@ func TestBrowser(t *testing.T) {
 	at.waitJS("the list without bob", 10*time.Second,
 		`!document.querySelector('#conv-list button[data-peer="`+bobID+`"]') && document.querySelector('#conv-list .conv-empty')`)
 
+	// --- alice protects her account from the warning ---
+	at.do("open the passphrase dialog", 10*time.Second, chromedp.Click(css("#set-passphrase")), chromedp.WaitVisible(css("#new-passphrase")))
+	at.do("set a passphrase", 30*time.Second,
+		chromedp.SendKeys(css("#new-passphrase"), "alice's long passphrase"), chromedp.SendKeys(css("#new-passphrase-repeat"), "alice's long passphrase"),
+		chromedp.Click(css("#set-passphrase-save")))
+	at.waitJS("the warning to go", 30*time.Second, `!document.querySelector('#unprotected-warning') && !document.querySelector('dialog[open]')`)
+	if err := alice.get("/api/v1/account", &st); err != nil || st.Unprotected {
+		t.Errorf("after alice set a passphrase: %+v, %v; want protected", st, err)
+	}
+
+	// --- bob's daemon restarts without his passphrase: the tab unlocks it ---
+	bob.restart(t)
+	if err := bob.get("/api/v1/account", &st); err != nil || !st.Locked {
+		t.Fatalf("bob's restarted daemon: %+v, %v; want locked", st, err)
+	}
+	bt.do("open bob's UI again", 20*time.Second, chromedp.Navigate(bob.uiURL()), chromedp.WaitVisible(css("#unlock-passphrase")))
+	bt.shot("25-unlock-phone")
+	bt.do("a wrong passphrase", 30*time.Second,
+		chromedp.SendKeys(css("#unlock-passphrase"), "not bob's passphrase"), chromedp.Click(css("#unlock-submit")))
+	bt.waitJS("the wrong-passphrase error", 30*time.Second, `document.querySelector('#unlock-error').textContent.includes('Wrong passphrase')`)
+	bt.do("unlock", 60*time.Second,
+		clearField("#unlock-passphrase"), chromedp.SendKeys(css("#unlock-passphrase"), bobPassphrase), chromedp.Click(css("#unlock-submit")),
+		chromedp.WaitVisible(css(`#conv-list button[data-peer="`+aliceID+`"]`)))
+	if eval[bool](bt, "look for the warning", `!!document.querySelector('#unprotected-warning')`) {
+		t.Error("bob's unlocked account shows the unprotected warning")
+	}
+
 	b.checkFaults()
 	t.Logf("browser test took %.1fs", time.Since(start).Seconds())
 }
+
+// bobPassphrase protects bob's account in the browser test.
+const bobPassphrase = "correct horse battery staple"
 
 // mistype changes one character of an ID so that its checksum fails.
 func mistype(id string) string {

@@ -76,6 +76,7 @@ func startNetwork(t *testing.T, bin string, n int) *devnet.Devnet {
 // daemonProc is a running `umbra daemon` process.
 type daemonProc struct {
 	name, home string
+	bin, net   string
 	url, token string
 	cmd        *exec.Cmd
 	done       chan struct{}
@@ -86,8 +87,27 @@ type daemonProc struct {
 func startDaemon(t *testing.T, bin, name, network string) *daemonProc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &daemonProc{name: name, home: filepath.Join(dir, name), logPath: filepath.Join(dir, name+"-daemon.log"), done: make(chan struct{})}
-	logf, err := os.Create(p.logPath)
+	p := &daemonProc{name: name, home: filepath.Join(dir, name), bin: bin, net: network, logPath: filepath.Join(dir, name+"-daemon.log")}
+	p.start(t)
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// restart stops the daemon and starts a new one for the same home (with a
+// new port and token), as after a reboot, without UMBRA_PASSPHRASE.
+func (p *daemonProc) restart(t *testing.T) {
+	t.Helper()
+	p.stop(t)
+	p.start(t)
+}
+
+// start runs the daemon and waits until its API answers.
+func (p *daemonProc) start(t *testing.T) {
+	t.Helper()
+	name, bin, network := p.name, p.bin, p.net
+	p.done = make(chan struct{})
+	p.url, p.token = "", ""
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,21 +119,21 @@ func startDaemon(t *testing.T, bin, name, network string) *daemonProc {
 		logf.Close()
 		t.Fatalf("start %s's daemon: %v", name, err)
 	}
+	done := p.done
 	go func() {
 		_ = p.cmd.Wait()
 		logf.Close()
-		close(p.done)
+		close(done)
 	}()
-	t.Cleanup(func() { p.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(filepath.Join(p.home, client.DaemonFile)); err == nil {
 			var info api.DaemonInfo
-			if json.Unmarshal(b, &info) == nil && info.URL != "" {
+			if json.Unmarshal(b, &info) == nil && info.URL != "" && info.PID == p.cmd.Process.Pid {
 				p.url, p.token = info.URL, info.Token
 				var st api.AccountStatus
 				if err := p.get("/api/v1/account", &st); err == nil {
-					return p
+					return
 				}
 			}
 		}
@@ -139,7 +159,8 @@ func hermeticEnv() []string {
 	return env
 }
 
-// uiURL is the address a user opens: the page with the token.
+// uiURL is the address a user opens: the page with the token in the
+// fragment.
 func (p *daemonProc) uiURL() string { return p.url + "/#token=" + url.QueryEscape(p.token) }
 
 func (p *daemonProc) get(path string, out any) error {
@@ -157,7 +178,7 @@ func (p *daemonProc) logTail() string {
 }
 
 func (p *daemonProc) stop(t *testing.T) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM) // a no-op once it exited (a restarted daemon is stopped twice)
 	select {
 	case <-p.done:
 	case <-time.After(15 * time.Second):
@@ -229,7 +250,8 @@ func (b *browser) openTab(name string, first bool, width, height int64, scale fl
 }
 
 // watch records what must not happen on the page: uncaught exceptions,
-// console errors of the app or the CSP, and requests off 127.0.0.1.
+// console errors of the app or the CSP, requests off 127.0.0.1 and a token
+// in a request URL.
 func (tb *tab) watch(ev any) {
 	fault := ""
 	switch e := ev.(type) {
@@ -263,6 +285,9 @@ func offHost(raw string) string {
 	}
 	if u.Hostname() != "127.0.0.1" {
 		return "request outside 127.0.0.1: " + raw
+	}
+	if strings.Contains(strings.ToLower(u.RawQuery), "token") {
+		return "a token in a request URL: " + raw
 	}
 	return ""
 }

@@ -1,8 +1,9 @@
 // Package ui is Umbra's web app: plain HTML, CSS and JavaScript embedded in
 // the binary (no build step, no download), served by the daemon on its
 // loopback API address. The page itself is public; it reads the daemon's
-// token from its URL (#token=... or ?token=...) and sends it on every /api
-// call and on the events WebSocket.
+// token from its URL's fragment (#token=..., which browsers never send to a
+// server), keeps it for the tab and sends it as an Authorization header on
+// every /api call and as a subprotocol entry on the events WebSocket.
 package ui
 
 import (
@@ -46,8 +47,7 @@ func Handler() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		p := path.Clean("/" + r.URL.Path)
 		if p == "/" || p == "/index.html" {
-			// Served directly: FileServer would redirect /index.html to /
-			// and drop the ?token= query.
+			// Served directly: FileServer would redirect /index.html to /.
 			serveIndex(w, r, files)
 			return
 		}

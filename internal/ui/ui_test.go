@@ -21,7 +21,7 @@ func get(t *testing.T, method, path string) *httptest.ResponseRecorder {
 }
 
 func TestHandlerServesTheApp(t *testing.T) {
-	for _, path := range []string{"/", "/?token=abc", "/index.html"} {
+	for _, path := range []string{"/", "/index.html"} {
 		rec := get(t, http.MethodGet, path)
 		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `<script type="module" src="app.js">`) {
 			t.Errorf("GET %s: %d %.80q", path, rec.Code, rec.Body.String())

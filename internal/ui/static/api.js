@@ -1,12 +1,13 @@
-// The daemon's local API: every call carries the token the page was
-// opened with (#token=... or ?token=...), kept for this tab only.
+// The daemon's local API. The page is opened at /#token=...: the fragment
+// never reaches a server. The token is kept for this tab only
+// (sessionStorage), taken out of the address bar, and sent as an
+// Authorization header on every call and as a WebSocket subprotocol entry
+// on the events stream. The daemon never reads it from a URL.
 
 const KEY = 'umbra-token';
 
 function readToken() {
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
-  const fromQuery = new URLSearchParams(location.search).get('token');
-  const t = fromHash || fromQuery;
+  const t = new URLSearchParams(location.hash.slice(1)).get('token');
   if (t) {
     sessionStorage.setItem(KEY, t);
     // Keep the token out of the address bar, history and screenshots.
@@ -73,9 +74,10 @@ export class Events {
   }
 
   connect() {
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host +
-      '/api/v1/events?token=' + encodeURIComponent(token);
-    const ws = new WebSocket(url);
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/events';
+    // Browsers cannot set headers on a WebSocket: the token travels as a
+    // second subprotocol; the daemon selects the first, "umbra".
+    const ws = new WebSocket(url, ['umbra', 'umbra.token.' + token]);
     this.ws = ws;
     ws.onopen = () => {
       this.delay = 500;

@@ -4,6 +4,7 @@
 import { api, token, Events } from './api.js';
 import { h, icon, tick, avatar, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
 import { onboarding } from './onboarding.js';
+import { unlock, unprotectedBanner } from './passphrase.js';
 import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
 
 const root = document.getElementById('root');
@@ -30,7 +31,7 @@ function convOf(peer) { return S.convs.find((x) => x.peer === peer); }
 
 async function start() {
   if (!token) {
-    fatal('This page needs the daemon\'s token', 'Open the link that "umbra daemon" printed (it ends in #token=…), or find the token in daemon.json in your Umbra home folder.');
+    fatal('This page needs the daemon\'s token', 'Open the link that "umbra daemon" printed (it ends in #token=…); it is also in daemon.json in your Umbra home folder ("ui").');
     return;
   }
   let acct;
@@ -42,14 +43,18 @@ async function start() {
     return;
   }
   if (!acct.exists) {
-    onboarding(root, acct.can_create, (a) => {
-      mountMain(a.account_id);
+    onboarding(root, acct, (a) => {
+      mountMain(a);
       showView('me');
       toast('Your account is ready. Share your ID so people can reach you.');
     });
     return;
   }
-  mountMain(acct.account_id);
+  if (acct.locked) {
+    unlock(root, mountMain);
+    return;
+  }
+  mountMain(acct);
 }
 
 function fatal(title, text) {
@@ -62,7 +67,9 @@ function fatal(title, text) {
 
 let shell, convList, reqSection, reqList, mainPane, statusDot;
 
-function mountMain(me) {
+// mountMain shows the app for the account status acct.
+function mountMain(acct) {
+  const me = acct.account_id;
   S.me = me;
   statusDot = h('span', { class: 'status-dot', role: 'status', 'aria-label': 'Connecting', title: 'Connecting' });
   const headBtn = (name, label, view) => h('button', {
@@ -90,6 +97,8 @@ function mountMain(me) {
         h('button', { class: 'me-btn', type: 'button', onclick: () => showView('me') },
           avatar(me, 'You'), h('span', { class: 'me-text' }, h('strong', { text: 'You' }), h('span', { class: 'mono muted', text: shortID(me) }))))),
     mainPane);
+  // The warning stays at the top while the account has no passphrase.
+  if (acct.unprotected) shell.prepend(unprotectedBanner(() => {}));
   root.replaceChildren(shell);
   showView('welcome');
   S.events = new Events(onEvent, onStatus);

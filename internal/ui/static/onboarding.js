@@ -1,13 +1,22 @@
-// Onboarding: create an account (show the recovery phrase, then make the
+// Onboarding: choose a passphrase (or confirm a warning to go without
+// one), then create an account (show the recovery phrase, then make the
 // user retype three of its words) or restore one from its phrase. The
 // account is created only once the phrase is confirmed.
 
 import { api } from './api.js';
 import { h, icon, spinner } from './dom.js';
+import { choosePassphrase } from './passphrase.js';
 
 const CONFIRM_WORDS = 3;
 
-export function onboarding(root, canCreate, done) {
+// onboarding runs in root for the account status st (no account yet);
+// done gets the new account's status.
+export function onboarding(root, st, done) {
+  const canCreate = st.can_create;
+  // protection is what POST /api/v1/account gets besides the phrase:
+  // {passphrase} or {no_passphrase: true}; nothing when the daemon has a
+  // passphrase of its own.
+  let protection = {};
   const card = h('main', { class: 'onboard-card', id: 'onboarding', 'aria-labelledby': 'onboard-title' });
   root.replaceChildren(h('div', { class: 'onboard' }, card));
   const show = (...children) => {
@@ -33,18 +42,31 @@ export function onboarding(root, canCreate, done) {
         h('li', {}, icon('shield'), h('span', { text: 'Messages travel through three onion hops, so no node sees who talks to whom.' })),
         h('li', {}, icon('network'), h('span', { text: 'Stored by a network of nodes anyone can run, each mailbox on a swarm of them.' }))),
       h('div', { class: 'actions-col' },
-        h('button', { class: 'btn primary lg', id: 'create-account', type: 'button', onclick: create, text: 'Create a new account' }),
-        h('button', { class: 'btn ghost lg', id: 'restore-account', type: 'button', onclick: restore, text: 'Restore from recovery phrase' })));
+        h('button', { class: 'btn primary lg', id: 'create-account', type: 'button', onclick: () => protect(create), text: 'Create a new account' }),
+        h('button', { class: 'btn ghost lg', id: 'restore-account', type: 'button', onclick: () => protect(restore), text: 'Restore from recovery phrase' })));
+  }
+
+  // protect asks for the passphrase first (unless the daemon has one),
+  // then goes on with next.
+  function protect(next) {
+    protection = {};
+    if (st.daemon_passphrase) {
+      next();
+      return;
+    }
+    choosePassphrase(show, welcome, (p) => {
+      protection = p;
+      next();
+    });
   }
 
   async function create() {
-    const btn = card.querySelector('#create-account');
-    btn.disabled = true;
+    for (const b of card.querySelectorAll('button')) b.disabled = true;
     try {
       const r = await api('POST', '/api/v1/account/phrase');
       showPhrase(r.recovery_phrase.split(' '));
     } catch (e) {
-      btn.disabled = false;
+      for (const b of card.querySelectorAll('button')) b.disabled = false;
       card.append(h('p', { class: 'error', role: 'alert', text: e.message }));
     }
   }
@@ -140,7 +162,7 @@ export function onboarding(root, canCreate, done) {
     const busy = h('p', { class: 'busy' }, spinner(busyText), h('span', { text: busyText }));
     err.after(busy);
     try {
-      const acct = await api('POST', '/api/v1/account', { recovery_phrase: phrase });
+      const acct = await api('POST', '/api/v1/account', { recovery_phrase: phrase, ...protection });
       done(acct);
     } catch (e) {
       busy.remove();
