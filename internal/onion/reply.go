@@ -148,13 +148,30 @@ func (e *LayerError) Error() string {
 // Unwrap makes a LayerError an ErrPacket.
 func (e *LayerError) Unwrap() error { return ErrPacket }
 
+// BadReplyError is a box that authenticates (so hop Hop sealed it: only
+// it and the client hold its key) but breaks the protocol: a final answer
+// from a relay, an unknown type, or more boxes than the path has hops.
+type BadReplyError struct {
+	Hop int
+	Msg string
+}
+
+func (e *BadReplyError) Error() string {
+	return fmt.Sprintf("onion: bad packet: hop %d sealed %s", e.Hop, e.Msg)
+}
+
+// Unwrap makes a BadReplyError an ErrPacket.
+func (e *BadReplyError) Unwrap() error { return ErrPacket }
+
 // Open unwraps a reply packet, hop by hop, and returns the exit's response.
-// A hop's error comes back as *HopError. packet is not modified (Open
-// decrypts in one copy of it).
+// A hop's error comes back as *HopError, a box that does not open as
+// *LayerError (a malformed packet is the guard's: layer 0), a box that
+// opens but breaks the protocol as *BadReplyError. packet is not modified
+// (Open decrypts in one copy of it).
 func (c *Circuit) Open(packet []byte) ([]byte, error) {
 	box, err := unpad(packet)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (%w)", &LayerError{Layer: 0}, err)
 	}
 	box = bytes.Clone(box)
 	aad := replyAAD(len(packet))
@@ -176,14 +193,14 @@ func (c *Circuit) Open(packet []byte) ([]byte, error) {
 			box = pt[1:]
 		case replyFinal:
 			if i != len(c.replyKeys)-1 {
-				return nil, fmt.Errorf("%w: final reply from hop %d", ErrPacket, i)
+				return nil, &BadReplyError{Hop: i, Msg: "a final answer, but it is a relay"}
 			}
 			return pt[1:], nil
 		case replyError:
 			return nil, &HopError{Hop: i, Msg: string(pt[1:])}
 		default:
-			return nil, fmt.Errorf("%w: reply type %d", ErrPacket, pt[0])
+			return nil, &BadReplyError{Hop: i, Msg: fmt.Sprintf("reply type %d", pt[0])}
 		}
 	}
-	return nil, fmt.Errorf("%w: reply has more layers than the path", ErrPacket)
+	return nil, &BadReplyError{Hop: len(c.replyKeys) - 1, Msg: "an inner box, but it is the exit"}
 }
