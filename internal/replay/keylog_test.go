@@ -333,3 +333,38 @@ func FuzzOpenKeyLog(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLoadTags: the loader itself, from memory (fast), with a size that
+// may disagree with the bytes (a file that shrinks while it is read).
+func FuzzLoadTags(f *testing.F) {
+	key := testKey(8)
+	good := append([]byte(magic), key[:]...)
+	f.Add(good, int64(0))
+	f.Add(append(bytes.Clone(good), bytes.Repeat([]byte{9}, 5*TagSize+3)...), int64(0))
+	f.Add(append(bytes.Clone(good), bytes.Repeat([]byte{9}, 5*TagSize)...), int64(-2*TagSize))
+	f.Add(append(bytes.Clone(good), bytes.Repeat([]byte{9}, 5*TagSize)...), int64(1<<40))
+	f.Add([]byte("umbra-replay-v1\n"), int64(0))
+	const max = 64
+	f.Fuzz(func(t *testing.T, content []byte, skew int64) {
+		size := int64(len(content)) + skew
+		seen, whole, err := loadTags(bytes.NewReader(content), size, key, max)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		if len(seen) > max || whole < int64(headerSize) || whole > size || whole > int64(len(content)) ||
+			(whole-int64(headerSize))%TagSize != 0 {
+			t.Fatalf("%d tags, whole %d, of %d bytes (size %d)", len(seen), whole, len(content), size)
+		}
+		if !bytes.Equal(content[:headerSize], good) {
+			t.Fatal("accepted a wrong header")
+		}
+		for i := int64(headerSize); i < whole; i += TagSize {
+			if _, ok := seen[Tag(content[i:i+TagSize])]; !ok {
+				t.Fatalf("record at %d not loaded", i)
+			}
+		}
+	})
+}
