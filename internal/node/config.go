@@ -46,6 +46,9 @@ type Config struct {
 	// OnionObserver, if set, is called for every onion request this node
 	// relays (tests use it to check what each hop learns).
 	OnionObserver func(OnionEvent)
+	// Onion bounds the memory of onion relaying and the replay logs
+	// (onion_limits.go).
+	Onion OnionLimits
 
 	MaxMailboxMessages int
 	MaxMailboxBytes    int64
@@ -92,6 +95,7 @@ func (c *Config) setDefaults() error {
 	def(&c.ProbeInterval, 2*time.Second)
 	def(&c.ExpireInterval, 30*time.Second)
 	def(&c.OnionKeyLifetime, time.Hour)
+	c.Onion.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/node"
 	"github.com/umbra-im/umbra/internal/onion"
-	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -18,35 +17,21 @@ import (
 // over in-process nodes, on 2-hop (middle, exit) and 3-hop (guard, middle,
 // exit) paths with the same middle and exit.
 type relayBench struct {
-	tn                   *testNet
-	guard, middle, exit  *node.Node
-	hops                 map[*node.Node]onion.Hop
-	pool                 *p2p.Pool
-	key                  *mailbox.Key // a mailbox at the exit holding about 1 MiB
-	lastTS               int64
-	proto                p2p.Proto
-	guardHop, middleFrom onion.Hop
+	tn                  *testNet
+	guard, middle, exit *node.Node
+	hops                map[*node.Node]onion.Hop
+	oc                  *onionClient
+	key                 *mailbox.Key // a mailbox at the exit holding about 1 MiB
+	lastTS              int64
 }
 
 func newRelayBench(b *testing.B) *relayBench {
 	b.Helper()
 	tn := startNet(b, 5)
 	rb := &relayBench{tn: tn, guard: tn.nodes[0], middle: tn.nodes[1], exit: tn.nodes[2], hops: map[*node.Node]onion.Hop{},
-		proto: p2p.Proto{ID: wire.ProtoOnionSession, Legacy: wire.ProtoOnion, MaxReq: onion.MaxPacket + 64, MaxResp: onion.MaxPacket + 64}}
-	h, err := p2p.NewClientHost()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { h.Close() })
-	rb.pool = p2p.NewPool(h, p2p.PoolOptions{})
-	b.Cleanup(func() { rb.pool.Close() })
+		oc: newOnionClient(b)}
 	for _, nd := range []*node.Node{rb.guard, rb.middle, rb.exit} {
-		rec, ok := tn.nodes[4].Table().Get(nd.ID())
-		if !ok {
-			b.Fatalf("node %s not in the table", nd.ID())
-		}
-		rb.hops[nd] = onion.Hop{ID: []byte(nd.ID()), OnionKey: rec.Record.OnionKey}
-		h.Peerstore().AddAddrs(nd.ID(), rec.Addrs, time.Hour)
+		rb.hops[nd] = rb.oc.hop(b, nd)
 	}
 	// About 1.2 MiB in one mailbox, so that a retrieve answer fills the
 	// largest reply packet (the exit caps it at 1 MiB of data).
@@ -97,18 +82,17 @@ func (rb *relayBench) send(b *testing.B, path []*node.Node, payload []byte) (uin
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	before := ms.TotalAlloc
-	var out wire.OnionPacket
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = rb.pool.Call(ctx, path[0].ID(), rb.proto, wire.KindOnion, &wire.OnionPacket{Data: pkt}, wire.KindOnion, &out)
+	reply, err := rb.oc.send(ctx, path[0].ID(), pkt)
 	cancel()
 	runtime.ReadMemStats(&ms)
 	if err != nil {
 		b.Fatalf("onion call over %d hops: %v", len(path), err)
 	}
-	if _, err := circ.Open(out.Data); err != nil {
+	if _, err := circ.Open(reply); err != nil {
 		b.Fatalf("open reply over %d hops: %v", len(path), err)
 	}
-	return ms.TotalAlloc - before, len(out.Data)
+	return ms.TotalAlloc - before, len(reply)
 }
 
 // BenchmarkOnionRelayMemory reports the bytes one relay allocates for one

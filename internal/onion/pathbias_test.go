@@ -364,3 +364,74 @@ func TestPathExclude(t *testing.T) {
 		t.Fatalf("excluding guards for one request changed the guard set: %v", g)
 	}
 }
+
+// TestDeadExitCorroborated: an exit that is really down is named by every
+// middle asked to reach it. The first report avoids its reporter; a second
+// reporter confirms it: the exit is taken as down (requests to it fail at
+// once, without a circuit, and it is used in no role), and the middles are
+// cleared. One reporter naming a node again and again never makes it down.
+func TestDeadExitCorroborated(t *testing.T) {
+	nodes := loopbackNodes(t, 10)
+	pm, clk := newTestPM(nodes)
+	pm.SetGuards([]peer.ID{nodes[0].ID, nodes[1].ID})
+	dead := nodes[9]
+	fn := newFakeNet(t, pm, func(path []*member.Node) error {
+		for i, n := range path[1:] {
+			if n.ID == dead.ID {
+				return &HopError{Hop: i, Msg: "next hop unreachable"}
+			}
+		}
+		return nil
+	})
+	if err := fn.call(dead); err == nil {
+		t.Fatal("a call to a dead exit succeeded")
+	}
+	first := fn.paths[0][1].ID
+	if !pm.Avoided(first) || pm.Down(dead.ID) {
+		t.Fatalf("after one report: reporter avoided %v, exit down %v; want true, false", pm.Avoided(first), pm.Down(dead.ID))
+	}
+	if err := fn.call(dead); err == nil {
+		t.Fatal("a call to a dead exit succeeded")
+	}
+	second := fn.paths[1][1].ID
+	if second == first {
+		t.Fatal("the avoided middle was used again")
+	}
+	if !pm.Down(dead.ID) || pm.Avoided(first) || pm.Avoided(second) {
+		t.Fatalf("after two reporters: exit down %v, reporters avoided %v %v; want true, false, false",
+			pm.Down(dead.ID), pm.Avoided(first), pm.Avoided(second))
+	}
+	n := len(fn.paths)
+	if err := fn.call(dead); err == nil || len(fn.paths) != n {
+		t.Fatalf("a call to a down exit: %v after %d more circuits; want an error and none", err, len(fn.paths)-n)
+	}
+	// The dead node is no middle either, and the other exits work.
+	for i := 0; i < 50; i++ {
+		if err := fn.call(nodes[2+i%7]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.add(badFor + time.Second)
+	if pm.Down(dead.ID) {
+		t.Fatal("a node stays down beyond badFor")
+	}
+
+	// One malicious middle naming an honest exit over and over.
+	pm2, clk2 := newTestPM(nodes)
+	pm2.SetGuards([]peer.ID{nodes[0].ID, nodes[1].ID})
+	liar, victim := nodes[2].ID, nodes[8].ID
+	for i := 0; i < 20; i++ {
+		pm2.reported(report{by: liar, named: victim})
+		clk2.add(time.Second)
+	}
+	if pm2.Down(victim) || pm2.Avoided(victim) || !pm2.Avoided(liar) {
+		t.Fatalf("one reporter: victim down %v avoided %v, liar avoided %v", pm2.Down(victim), pm2.Avoided(victim), pm2.Avoided(liar))
+	}
+	// Nor does one guard.
+	for i := 0; i < 20; i++ {
+		pm2.reported(report{by: nodes[0].ID, named: nodes[7].ID, guard: true})
+	}
+	if pm2.Avoided(nodes[7].ID) || pm2.Avoided(nodes[0].ID) {
+		t.Fatal("one guard's reports avoided a node (or the guard, which path bias handles)")
+	}
+}

@@ -106,9 +106,12 @@ type PathManager struct {
 
 	mu       sync.Mutex
 	guards   []peer.ID
-	bad      map[peer.ID]time.Time
-	bias     map[peer.ID]*GuardStats // per current guard
-	dropped  map[peer.ID]time.Time   // guards replaced for path bias, and when
+	bad      map[peer.ID]time.Time             // failed by their own fault
+	suspect  map[peer.ID]time.Time             // middles that reported their next hop (reports.go)
+	down     map[peer.ID]time.Time             // named by two reporters
+	reports  map[peer.ID]map[peer.ID]time.Time // named node -> reporter -> when
+	bias     map[peer.ID]*GuardStats           // per current guard
+	dropped  map[peer.ID]time.Time             // guards replaced for path bias, and when
 	now      func() time.Time
 	onChange func([]peer.ID) // called, unlocked, when the guard set changes
 	changed  bool            // guards changed since onChange last saw them
@@ -142,8 +145,9 @@ func (pm *PathManager) notify() {
 
 // NewPathManager makes a path manager over a node list source.
 func NewPathManager(nodes func() []*member.Node) *PathManager {
-	return &PathManager{nodes: nodes, bad: make(map[peer.ID]time.Time), bias: make(map[peer.ID]*GuardStats),
-		dropped: make(map[peer.ID]time.Time), now: time.Now}
+	return &PathManager{nodes: nodes, bad: make(map[peer.ID]time.Time), suspect: make(map[peer.ID]time.Time),
+		down: make(map[peer.ID]time.Time), reports: make(map[peer.ID]map[peer.ID]time.Time),
+		bias: make(map[peer.ID]*GuardStats), dropped: make(map[peer.ID]time.Time), now: time.Now}
 }
 
 // SetClock replaces the clock the manager reads (tests).
@@ -202,13 +206,10 @@ func (pm *PathManager) Avoided(id peer.ID) bool {
 	return pm.isBad(id, pm.now())
 }
 
+// isBad reports whether id is avoided: failed, suspect or down.
 func (pm *PathManager) isBad(id peer.ID, now time.Time) bool {
-	t, ok := pm.bad[id]
-	if ok && now.Sub(t) > badFor {
-		delete(pm.bad, id)
-		return false
-	}
-	return ok
+	bad, suspect, down := recent(pm.bad, id, now), recent(pm.suspect, id, now), recent(pm.down, id, now)
+	return bad || suspect || down
 }
 
 // ErrNoPath is returned when the network has too few usable nodes.
@@ -327,6 +328,9 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 	if err != nil {
 		return err
 	}
+	if t.Paths.Down(target.ID) {
+		return fmt.Errorf("onion request: exit %s was reported unreachable by two relays", p2p.ShortID(target.ID))
+	}
 	var errs []error
 	var exclude []peer.ID // suspects of this call only
 	for a := 0; a < attempts; a++ {
@@ -351,6 +355,9 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 		if v.avoid != "" {
 			t.Paths.Failed(v.avoid)
 		}
+		if v.report != nil {
+			t.Paths.reported(*v.report)
+		}
 		if v.exclude != "" {
 			exclude = append(exclude, v.exclude)
 		}
@@ -363,7 +370,8 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 
 // verdict is what one failed attempt says about its path.
 type verdict struct {
-	avoid   peer.ID // avoided by every request for badFor (and replaced if a guard); "" for none
+	avoid   peer.ID // at fault: avoided by every request for badFor (and replaced if a guard); "" for none
+	report  *report // a hop said its next hop failed (reports.go)
 	exclude peer.ID // not used again by this call; "" for none
 	guard   outcome // path-bias outcome for the guard
 	stop    error   // non-nil: give up the call with this error
@@ -374,9 +382,10 @@ type verdict struct {
 // push honest middles out of every path by claiming they are down and
 // steer its clients towards colluders. What a guard reports counts against
 // its path bias and excludes the named node for this call only; a middle
-// that reports is avoided itself. A bad answer from the middle or the exit
-// never costs the client its guard (else a malicious exit could rotate the
-// guards until it holds one).
+// that reports is avoided itself, unless a second reporter confirms the
+// node it named is down (reports.go). A bad answer from the middle or the
+// exit never costs the client its guard (else a malicious exit could
+// rotate the guards until it holds one).
 func judge(path []*member.Node, target peer.ID, err error) verdict {
 	var he *HopError
 	var le *LayerError
@@ -393,15 +402,15 @@ func judge(path []*member.Node, target peer.ID, err error) verdict {
 		// The guard says it cannot go on. Perhaps its next hop is down,
 		// perhaps the guard does not like it: try other nodes for this
 		// call and count a failure against the guard.
-		v := verdict{exclude: path[1].ID, guard: failure}
+		v := verdict{exclude: path[1].ID, guard: failure, report: &report{by: path[0].ID, named: path[1].ID, guard: true}}
 		if path[1].ID == target {
 			v.stop = exitDown(err)
 		}
 		return v
 	case errors.As(err, &he) && he.Hop < last:
-		// A middle says it cannot go on: it is the one avoided. The guard
-		// carried the circuit both ways: neutral.
-		v := verdict{avoid: path[he.Hop].ID}
+		// A middle says it cannot go on: it is the one avoided (unless
+		// confirmed). The guard carried the circuit both ways: neutral.
+		v := verdict{report: &report{by: path[he.Hop].ID, named: path[he.Hop+1].ID}}
 		if path[he.Hop+1].ID == target {
 			v.stop = exitDown(err)
 		}

@@ -551,31 +551,33 @@ func TestJudgeBlamesTheReporter(t *testing.T) {
 		name           string
 		err            error
 		avoid, exclude peer.ID
+		report         *report
 		guard          outcome
 		stop           bool
 	}{
-		{"guard unreachable", errors.New("dial: connection refused"), g.ID, "", failure, false},
-		{"guard says the middle is unreachable", &HopError{Hop: 0, Msg: "next hop unreachable"}, "", m.ID, failure, false},
-		{"middle says the exit is unreachable", &HopError{Hop: 1, Msg: "next hop unreachable"}, m.ID, "", neutral, true},
-		{"exit answers an error box", &HopError{Hop: 2, Msg: "whatever"}, "", "", success, true},
-		{"guard's box garbled", &LayerError{Layer: 0}, g.ID, "", failure, false},
-		{"middle's box garbled", &LayerError{Layer: 1}, "", m.ID, failure, false},
-		{"exit's box garbled", &LayerError{Layer: 2}, "", x.ID, success, true},
-		{"guard seals a final answer", &BadReplyError{Hop: 0}, g.ID, "", failure, false},
-		{"middle seals a final answer", &BadReplyError{Hop: 1}, m.ID, "", success, false},
-		{"exit seals an inner box", &BadReplyError{Hop: 2}, "", "", success, true},
-		{"guard refuses the packet", wire.Errorf(wire.CodeBadRequest, "bad packet"), "", "", neutral, true},
-		{"guard is busy", wire.Errorf(wire.CodeRateLimited, "busy"), "", "", neutral, true},
+		{"guard unreachable", errors.New("dial: connection refused"), g.ID, "", nil, failure, false},
+		{"guard says the middle is unreachable", &HopError{Hop: 0, Msg: "next hop unreachable"}, "", m.ID, &report{g.ID, m.ID, true}, failure, false},
+		{"middle says the exit is unreachable", &HopError{Hop: 1, Msg: "next hop unreachable"}, "", "", &report{m.ID, x.ID, false}, neutral, true},
+		{"exit answers an error box", &HopError{Hop: 2, Msg: "whatever"}, "", "", nil, success, true},
+		{"guard's box garbled", &LayerError{Layer: 0}, g.ID, "", nil, failure, false},
+		{"middle's box garbled", &LayerError{Layer: 1}, "", m.ID, nil, failure, false},
+		{"exit's box garbled", &LayerError{Layer: 2}, "", x.ID, nil, success, true},
+		{"guard seals a final answer", &BadReplyError{Hop: 0}, g.ID, "", nil, failure, false},
+		{"middle seals a final answer", &BadReplyError{Hop: 1}, m.ID, "", nil, success, false},
+		{"exit seals an inner box", &BadReplyError{Hop: 2}, "", "", nil, success, true},
+		{"guard refuses the packet", wire.Errorf(wire.CodeBadRequest, "bad packet"), "", "", nil, neutral, true},
+		{"guard is busy", wire.Errorf(wire.CodeRateLimited, "busy"), "", "", nil, neutral, true},
 	} {
 		v := judge(path, x.ID, c.err)
-		if v.avoid != c.avoid || v.exclude != c.exclude || v.guard != c.guard || (v.stop != nil) != c.stop {
-			t.Errorf("%s: avoid %q, exclude %q, guard %d, stop %v; want %q, %q, %d, stop %v",
-				c.name, v.avoid, v.exclude, v.guard, v.stop, c.avoid, c.exclude, c.guard, c.stop)
+		if v.avoid != c.avoid || v.exclude != c.exclude || v.guard != c.guard || (v.stop != nil) != c.stop ||
+			(v.report == nil) != (c.report == nil) || (v.report != nil && *v.report != *c.report) {
+			t.Errorf("%s: avoid %q, exclude %q, report %+v, guard %d, stop %v; want %q, %q, %+v, %d, stop %v",
+				c.name, v.avoid, v.exclude, v.report, v.guard, v.stop, c.avoid, c.exclude, c.report, c.guard, c.stop)
 		}
 	}
 	// A middle that says the next hop is down when that is not the exit
-	// (a longer path) is avoided and the call goes on.
-	if v := judge(path, "someone-else", &HopError{Hop: 1, Msg: "down"}); v.avoid != m.ID || v.stop != nil {
+	// (a longer path) is the reporter and the call goes on.
+	if v := judge(path, "someone-else", &HopError{Hop: 1, Msg: "down"}); v.report == nil || v.report.by != m.ID || v.stop != nil {
 		t.Errorf("middle reporting a non-exit: %+v", v)
 	}
 }

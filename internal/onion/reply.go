@@ -59,6 +59,10 @@ func replySize(n int) (int, error) {
 	return bucket(lenPrefix + n + MaxHops*replyOver)
 }
 
+// ReplySize is the size of the reply packet FinalReply makes for a
+// response of n bytes (an error if it does not fit the largest).
+func ReplySize(n int) (int, error) { return replySize(n) }
+
 // newReply makes a reply packet whose box holds typ ‖ data.
 func newReply(key []byte, typ byte, data []byte) ([]byte, error) {
 	size, err := replySize(len(data))
