@@ -107,3 +107,16 @@ func wireCode(err error) int {
 	}
 	return 0
 }
+
+// eventually is waitFor for tests and benchmarks.
+func eventually(t testing.TB, d time.Duration, f func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if f() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
