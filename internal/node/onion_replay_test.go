@@ -174,3 +174,72 @@ func TestOnionKeyRotatesWhenReplayLogFull(t *testing.T) {
 		t.Fatalf("packet to a retired key: %v, want 400 (cannot peel)", err)
 	}
 }
+
+// TestOnionCorruptReplayLog: a node whose replay log was torn by a crash
+// keeps its key (the torn record is cut); one whose log cannot be trusted
+// (garbage, or gone) starts with a new key, since packets the old key
+// accepted could be replayed: they are refused (the key is retired).
+func TestOnionCorruptReplayLog(t *testing.T) {
+	tn := startNet(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	oc := newOnionClient(t)
+	restart := func(damage func(log string)) (before, after onion.Hop, sent []byte) {
+		t.Helper()
+		before = oc.hop(t, tn.nodes[0])
+		pkt, _, err := onion.Build([]onion.Hop{before}, junkRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = bytes.Clone(pkt)
+		if _, err := oc.send(ctx, tn.nodes[0].ID(), pkt); err != nil {
+			t.Fatal(err)
+		}
+		if err := tn.nodes[0].Close(); err != nil {
+			t.Fatal(err)
+		}
+		damage(filepath.Join(tn.cfgs[0].DataDir, "onion-replay", logName(before.OnionKey)))
+		nd, err := node.New(tn.cfgs[0])
+		if err != nil {
+			t.Fatalf("restart with a damaged replay log: %v", err)
+		}
+		tn.nodes[0] = nd
+		return before, oc.hop(t, nd), sent
+	}
+
+	// Torn: half a tag appended.
+	before, after, sent := restart(func(log string) {
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+		f.Close()
+	})
+	if !bytes.Equal(before.OnionKey, after.OnionKey) {
+		t.Fatal("a torn replay log retired the key")
+	}
+	if _, err := oc.send(ctx, tn.nodes[0].ID(), sent); wireCode(err) != 401 {
+		t.Fatalf("replay after a torn log: %v, want 401", err)
+	}
+
+	for name, damage := range map[string]func(string){
+		"garbage": func(log string) { os.WriteFile(log, []byte("not a replay log at all, not at all"), 0o600) },
+		"deleted": func(log string) { os.Remove(log) },
+	} {
+		before, after, sent := restart(damage)
+		if bytes.Equal(before.OnionKey, after.OnionKey) {
+			t.Fatalf("%s replay log: the key was kept", name)
+		}
+		if _, err := oc.send(ctx, tn.nodes[0].ID(), sent); wireCode(err) != 400 {
+			t.Fatalf("%s replay log: a packet to the old key: %v, want 400 (retired)", name, err)
+		}
+		if _, err := oc.roundTrip(ctx, t, []onion.Hop{after}, junkRequest()); err != nil {
+			t.Fatalf("%s replay log: a packet to the new key: %v", name, err)
+		}
+		names, _ := replayLogs(t, tn.cfgs[0].DataDir)
+		if len(names) != 1 || names[0] != logName(after.OnionKey) {
+			t.Fatalf("%s replay log: logs %v, want only the new key's", name, names)
+		}
+	}
+}
