@@ -50,6 +50,9 @@ type Config struct {
 	// OnionObserver, if set, is called for every onion request this node
 	// relays (tests use it to check what each hop learns).
 	OnionObserver func(OnionEvent)
+	// Onion bounds the memory of onion relaying and the replay logs
+	// (onion_limits.go).
+	Onion OnionLimits
 
 	MaxMailboxMessages int
 	MaxMailboxBytes    int64
@@ -85,6 +88,7 @@ func DefaultConfig() Config {
 		ProbeInterval:      2 * time.Second,
 		ExpireInterval:     30 * time.Second,
 		OnionKeyLifetime:   time.Hour,
+		Onion:              DefaultOnionLimits,
 		MaxMailboxMessages: 10000,
 		MaxMailboxBytes:    64 << 20,
 		MaxStoreBytes:      8 << 30,
@@ -125,6 +129,7 @@ func (c *Config) setDefaults() error {
 	dur(&c.ProbeInterval, d.ProbeInterval)
 	dur(&c.ExpireInterval, d.ExpireInterval)
 	dur(&c.OnionKeyLifetime, d.OnionKeyLifetime)
+	c.Onion.setDefaults()
 	if c.MaxMailboxMessages <= 0 {
 		c.MaxMailboxMessages = d.MaxMailboxMessages
 	}

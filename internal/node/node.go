@@ -31,22 +31,22 @@ import (
 
 // Node is a running service node.
 type Node struct {
-	cfg       Config
-	log       *slog.Logger
-	host      host.Host
-	pool      *p2p.Pool   // sessions to other nodes (replicate, sync, onion)
-	srv       *p2p.Server // the request protocols this node serves
-	priv      crypto.PrivKey
-	okeys     *onionKeys
-	pow       uint64
-	store     *store.Store
-	table     *member.Table
-	seen      *replay.Cache // mailbox request signatures
-	onionSeen *replay.Cache // onion layer tags
-	m         *metrics
-	batch     *batcher
-	chg       *changeLog
-	reg       *prometheus.Registry
+	cfg     Config
+	log     *slog.Logger
+	host    host.Host
+	pool    *p2p.Pool   // sessions to other nodes (replicate, sync, onion)
+	srv     *p2p.Server // the request protocols this node serves
+	priv    crypto.PrivKey
+	okeys   *onionKeys
+	pow     uint64
+	store   *store.Store
+	table   *member.Table
+	seen    *replay.Cache // mailbox request signatures
+	obudget *onionBudget  // bytes of onion work held
+	m       *metrics
+	batch   *batcher
+	chg     *changeLog
+	reg     *prometheus.Registry
 
 	replicaRate *rateLimit    // replica writes and deletions per peer
 	probeKick   chan struct{} // new records wait for a probe
@@ -79,7 +79,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, lock: lock, seen: replay.New(1 << 16), onionSeen: replay.New(1 << 18),
+	n := &Node{cfg: cfg, log: cfg.Logger, lock: lock, seen: replay.New(1 << 16),
 		pollSem: make(chan struct{}, 2048), probeReq: make(chan peer.ID, 256), started: cfg.Now(),
 		replicaRate: newRateLimit(cfg.ReplicaRate, cfg.ReplicaBurst, cfg.Now), probeKick: make(chan struct{}, 1)}
 	ok := false
@@ -115,6 +115,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.reg = prometheus.NewRegistry()
 	n.m = newMetrics(n.reg, n)
+	n.obudget = newOnionBudget(cfg.Onion, n.reg)
 	if n.host, err = p2p.NewNodeHost(n.priv, cfg.Listen, n.reg); err != nil {
 		return nil, err
 	}
@@ -147,6 +148,7 @@ func New(cfg Config) (*Node, error) {
 	n.goLoop("gossip", n.gossipLoop)
 	n.goLoop("refresh", n.refreshLoop)
 	n.goLoop("onion-rotate", n.onionRotateLoop)
+	n.goLoop("onion-replay", n.onionReplayLoop)
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
 	n.goLoop("maintain", n.maintainLoop)
@@ -192,9 +194,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeResources() error {
-	var err error
+	err := n.okeys.close()
 	if n.store != nil {
-		err = n.store.Close()
+		err = errors.Join(err, n.store.Close())
 		n.store = nil
 	}
 	if n.lock != nil {

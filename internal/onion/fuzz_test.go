@@ -8,6 +8,8 @@ import (
 	"errors"
 	"testing"
 
+	"golang.org/x/crypto/chacha20poly1305"
+
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -77,7 +79,7 @@ func FuzzPeel(f *testing.F) {
 			p, _ := mustBuild(f, fp.hops[:hops], req)
 			f.Add(p)
 			f.Add(p[:len(p)-1])
-			f.Add(p[:lenPrefix+encSize+aeadOver])
+			f.Add(p[:lenPrefix+layerOver])
 			f.Add(p[:3])
 			n := int(binary.BigEndian.Uint32(p))
 			for _, i := range []int{0, 3, lenPrefix, lenPrefix + encSize - 1, lenPrefix + encSize, lenPrefix + n - 1, lenPrefix + n} {
@@ -108,10 +110,12 @@ func FuzzPeel(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Peeling again (a replay) gives the same layer and tag.
-		l2, err := Peel(keys, packet)
-		if err != nil || l2.Tag != l.Tag || !bytes.Equal(l2.Next, l.Next) || !bytes.Equal(l2.ReplyKey, l.ReplyKey) {
-			t.Fatalf("a second Peel differs: %v", err)
+		// Peeling again (a replay) gives the same layer and tag, in place
+		// or not.
+		l2, err := PeelInPlace(keys, bytes.Clone(packet))
+		if err != nil || l2.Tag != l.Tag || !bytes.Equal(l2.Next, l.Next) || !bytes.Equal(l2.ReplyKey, l.ReplyKey) ||
+			!bytes.Equal(l2.Request, l.Request) || len(l2.Packet) != len(l.Packet) || l2.KeyIndex != l.KeyIndex {
+			t.Fatalf("a second peel differs: %v", err)
 		}
 		// Follow the packet down the path as far as it goes.
 		for _, k := range fp.keys[1:] {
@@ -159,30 +163,19 @@ func FuzzPeelLayer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pt []byte, sel uint8) {
 		size := Sizes[int(sel)%2] // the two small sizes keep the fuzzer fast
-		enc, s, err := hpke.NewSender(pub, kdf, aead, info)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := s.Seal(layerAAD(size), pt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		layer := append(enc, ct...)
-		if lenPrefix+len(layer) > size {
+		if lenPrefix+layerOver+len(pt) > size {
 			return
 		}
-		p, err := pad(layer, size)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := sealTestLayer(t, pub, pt, size)
 		l, err := Peel(fp.keys[:1], p)
 		checkPeel(t, p, l, err)
+		var body layerBody
+		valid := wire.Unmarshal(pt, &body) == nil && len(body.Next) <= MaxNextLen
+		if (err == nil) != valid {
+			t.Fatalf("Peel: %v; the body decodes within bounds: %v", err, valid)
+		}
 		if err != nil {
 			return
-		}
-		var body layerBody
-		if err := wire.Unmarshal(pt, &body); err != nil {
-			t.Fatalf("Peel accepted a body that does not decode: %v", err)
 		}
 		if !bytes.Equal(l.Next, body.Next) {
 			t.Fatal("Next differs from the body")
@@ -301,18 +294,13 @@ func FuzzReplyLayers(f *testing.F) {
 		if len(types) == 0 {
 			return
 		}
-		box, err := seal(keys[len(types)-1], types[len(types)-1], data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := len(types) - 2; i >= 0; i-- {
-			if box, err = seal(keys[i], types[i], box); err != nil {
-				t.Fatal(err)
-			}
-		}
-		size, err := bucket(lenPrefix + len(box))
+		size, err := bucket(lenPrefix + len(data) + len(types)*replyOver)
 		if err != nil {
 			return
+		}
+		box := boxBytes(t, keys[len(types)-1], types[len(types)-1], data, size)
+		for i := len(types) - 2; i >= 0; i-- {
+			box = boxBytes(t, keys[i], types[i], box, size)
 		}
 		p, err := pad(box, size)
 		if err != nil {
@@ -421,10 +409,10 @@ func FuzzUnpad(f *testing.F) {
 				t.Fatalf("WrapReply changed the size from %d to %d", size, len(out))
 			}
 			inner, err := unpad(out)
-			if err != nil || len(inner) != int(prefix)+1+aeadOver {
+			if err != nil || len(inner) != int(prefix)+replyOver {
 				t.Fatalf("WrapReply framed %d bytes for a %d-byte box: %v", len(inner), prefix, err)
 			}
-		} else if valid && lenPrefix+int(prefix)+1+aeadOver <= size {
+		} else if valid && lenPrefix+int(prefix)+replyOver <= size {
 			t.Fatalf("WrapReply refused a valid frame with room: %v", err)
 		}
 
@@ -456,6 +444,64 @@ func FuzzLayerBody(f *testing.F) {
 		}
 		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) {
 			t.Fatalf("fast path %x/%x, decoder %x/%x", fast.Next, fast.Inner, slow.Next, slow.Inner)
+		}
+	})
+}
+
+// sealTestLayer seals pt as the body of a valid layer to pub in a packet of
+// size bytes, as Build would seal a layer body.
+func sealTestLayer(t testing.TB, pub hpke.PublicKey, pt []byte, size int) []byte {
+	t.Helper()
+	enc, s, err := hpke.NewSender(pub, kdf, aead, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerKey, err := s.Export(labelLayer, keySize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirm, err := s.Export(labelConfirm, confirmSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := chacha20poly1305.New(layerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := append(append(enc, confirm...), a.Seal(nil, make([]byte, a.NonceSize()), pt, layerAAD(size))...)
+	p, err := pad(layer, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// FuzzPacketData: the relay's decoding of a wire.OnionPacket agrees with
+// the general CBOR decoder on every input.
+func FuzzPacketData(f *testing.F) {
+	for _, d := range [][]byte{nil, {}, []byte("x"), make([]byte, 300), make([]byte, 70000)} {
+		enc, err := wire.Marshal(&wire.OnionPacket{Data: d})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+		f.Add(enc[:len(enc)-1])
+		f.Add(append(bytes.Clone(enc), 0))
+	}
+	f.Add([]byte{0xa1, 0x01, 0x58, 0x01, 0x00})             // non-canonical length
+	f.Add([]byte{0xa1, 0x01, 0x5a, 0xff, 0xff, 0xff, 0xff}) // claims 4 GiB
+	f.Add([]byte{0xa2, 0x01, 0x40, 0x01, 0x40})             // duplicate key
+	f.Add([]byte{0xa1, 0x02, 0x40})                         // unknown key
+	f.Add([]byte{0xa1, 0x01, 0xf6})                         // null
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := PacketData(in)
+		var pkt wire.OnionPacket
+		werr := wire.Unmarshal(in, &pkt)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("PacketData: %v; the decoder: %v", err, werr)
+		}
+		if err == nil && !bytes.Equal(got, pkt.Data) {
+			t.Fatalf("PacketData %x, decoder %x", got, pkt.Data)
 		}
 	})
 }

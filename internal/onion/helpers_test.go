@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/umbra-im/umbra/internal/member"
 )
@@ -163,4 +164,23 @@ func sharesWindow(a, b []byte, w int) bool {
 		}
 	}
 	return false
+}
+
+// boxBytes seals typ ‖ data as one reply box for a packet of size bytes
+// (the nested boxes of a reply are these, each inside the next).
+func boxBytes(t testing.TB, key []byte, typ byte, data []byte, size int) []byte {
+	t.Helper()
+	return rawBox(t, key, append([]byte{typ}, data...), size)
+}
+
+// rawBox seals pt (type byte included, or not) as a reply box for a packet
+// of size bytes.
+func rawBox(t testing.TB, key, pt []byte, size int) []byte {
+	t.Helper()
+	a, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := randBytes(t, nonceSize)
+	return a.Seal(nonce, nonce, pt, replyAAD(size))
 }

@@ -2,6 +2,7 @@ package onion
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -85,4 +86,21 @@ func canonicalBytes(p []byte) (v, rest []byte, ok bool) {
 	}
 	end := hdr + int(n)
 	return p[hdr:end:end], p[end:], true
+}
+
+// PacketData returns the Data of a wire.OnionPacket encoded in body. The
+// canonical encoding {1: bytes} is sliced out of body rather than copied,
+// so a relay peels in the buffer the packet arrived in; any other encoding
+// goes through the general decoder, so the two accept the same messages.
+func PacketData(body []byte) ([]byte, error) {
+	if len(body) >= 2 && body[0] == 0xa1 && body[1] == 0x01 {
+		if v, rest, ok := canonicalBytes(body[2:]); ok && len(rest) == 0 {
+			return v, nil
+		}
+	}
+	var pkt wire.OnionPacket
+	if err := wire.Unmarshal(body, &pkt); err != nil {
+		return nil, fmt.Errorf("onion: decode packet: %w", err)
+	}
+	return pkt.Data, nil
 }

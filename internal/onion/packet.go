@@ -1,32 +1,40 @@
-// Package onion builds and peels Umbra's onion packets: one HPKE layer per
-// hop (DHKEM(X25519), HKDF-SHA256, ChaCha20-Poly1305, RFC 9180) to the hop's
-// onion key with a fresh ephemeral key; a layer names only the next hop;
-// every packet on every link is padded to one of a few fixed sizes; and
-// replies are re-encrypted at every hop with a per-hop key exported from
-// the layer's HPKE context, so no reply byte string appears on two links.
+// Package onion builds and peels Umbra's onion packets: one layer per hop
+// to the hop's onion key with a fresh ephemeral key (HPKE, RFC 9180:
+// DHKEM(X25519), HKDF-SHA256, export-only); a layer names only the next
+// hop; every packet on every link is padded to one of a few fixed sizes;
+// and replies are re-encrypted at every hop with a per-hop key exported
+// from the layer's HPKE context, so no reply byte string appears on two
+// links.
 //
 // Request packet on a link:  be32(n) ‖ layer (n bytes) ‖ random padding, of a bucket size.
-// Layer:                     enc (32) ‖ HPKE.Seal(aad, CBOR{next, inner}),
+// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{next, inner}),
 //
-//	aad = "umbra/onion/v1 layer" ‖ be32(packet size).
+//	aad = "umbra/onion/v2 layer" ‖ be32(packet size).
 //
 // Reply packet on a link:    be32(n) ‖ box (n bytes) ‖ random padding, of a bucket size.
-// Box:                       ChaCha20-Poly1305(replyKey, nonce 0, type ‖ data).
+// Box:                       nonce (24) ‖ XChaCha20-Poly1305(replyKey, nonce, aad, type ‖ data),
+//
+//	aad = "umbra/onion/v2 reply" ‖ be32(packet size).
+//
+// layerKey, confirm, replyKey and the replay tag are HPKE exports of the
+// layer's context. A relay peels and re-wraps in the buffer it received
+// (PeelInPlace, WrapReplyInPlace), so relaying allocates no packet-sized
+// buffer of its own.
 package onion
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/chacha20poly1305"
-
-	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // Sizes is the set of packet sizes every link carries (requests and
@@ -39,22 +47,39 @@ var MaxPacket = Sizes[len(Sizes)-1]
 // MaxHops bounds a path.
 const MaxHops = 3
 
+// MaxNextLen bounds the next hop's ID in a layer (a libp2p peer ID is 38
+// bytes for an Ed25519 key, 34 for a hashed one).
+const MaxNextLen = 128
+
 const (
-	encSize   = 32
-	aeadOver  = 16
-	lenPrefix = 4
+	encSize     = 32
+	confirmSize = 16 // key confirmation: picks the onion key before decrypting in place
+	aeadOver    = 16
+	lenPrefix   = 4
+	keySize     = chacha20poly1305.KeySize
+)
+
+// HPKE export labels, one secret each per layer.
+const (
+	labelLayer   = "umbra/onion/v2 layer"   // ChaCha20-Poly1305 key of the layer body
+	labelConfirm = "umbra/onion/v2 confirm" // key confirmation value in the clear
+	labelReply   = "umbra/onion/v2 reply"   // XChaCha20-Poly1305 key of this hop's reply boxes
+	labelReplay  = "umbra/onion/v2 replay"  // replay tag
 )
 
 var (
-	info = []byte("umbra/onion/v1")
-	// Each layer's HPKE aad is "umbra/onion/v1 layer" ‖ be32(packet
-	// size): the size is authenticated, so a relay that moves a packet
-	// into another bucket (marking it for later hops) makes the next peel
-	// fail.
-	aadTag = "umbra/onion/v1 layer"
+	info = []byte("umbra/onion/v2")
+	// Each layer's aad is "umbra/onion/v2 layer" ‖ be32(packet size): the
+	// size is authenticated, so a relay that moves a packet into another
+	// bucket (marking it for later hops) makes the next peel fail.
+	aadTag = "umbra/onion/v2 layer"
 	kem    = hpke.DHKEM(ecdh.X25519())
 	kdf    = hpke.HKDFSHA256()
-	aead   = hpke.ChaCha20Poly1305()
+	// The layer's AEAD is keyed by an exported secret rather than HPKE's
+	// own Seal, so that a relay can decrypt in place (crypto/hpke's Open
+	// always allocates); RFC 9180 §5.3 provides the export-only mode for
+	// this.
+	aead = hpke.ExportOnly()
 )
 
 // ErrPacket wraps every reason a packet is refused.
@@ -84,10 +109,10 @@ func pad(b []byte, size int) ([]byte, error) {
 	return p, nil
 }
 
-// fillPadding fills b, which must be zeroed, with random bytes: the
-// AES-256-CTR keystream under a fresh key from crypto/rand (a CSPRNG in
-// the manner of NIST's CTR_DRBG). For the large buckets it is about ten
-// times faster than reading crypto/rand, and padding is most of a packet.
+// fillPadding overwrites b with random bytes: the AES-256-CTR keystream
+// under a fresh key from crypto/rand (a CSPRNG in the manner of NIST's
+// CTR_DRBG). For the large buckets it is about ten times faster than
+// reading crypto/rand, and padding is most of a packet.
 func fillPadding(b []byte) error {
 	if len(b) < 256 {
 		_, err := rand.Read(b)
@@ -101,6 +126,7 @@ func fillPadding(b []byte) error {
 	if err != nil {
 		return err
 	}
+	clear(b)
 	var iv [aes.BlockSize]byte
 	cipher.NewCTR(blk, iv[:]).XORKeyStream(b, b)
 	return nil
@@ -145,10 +171,16 @@ type Circuit struct {
 }
 
 // Build wraps request (a frame kind ‖ body) for the path (guard first, exit
-// last) and returns the packet to send to the guard.
+// last) and returns the packet to send to the guard. The layers are sealed
+// in place in the packet, innermost first.
 func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 	if len(path) == 0 || len(path) > MaxHops {
 		return nil, nil, fmt.Errorf("onion: a path has 1 to %d hops", MaxHops)
+	}
+	for i, h := range path[1:] {
+		if len(h.ID) == 0 || len(h.ID) > MaxNextLen {
+			return nil, nil, fmt.Errorf("onion: hop %d has an ID of %d bytes", i+1, len(h.ID))
+		}
 	}
 	// The packet size is in every layer's aad, and the size is the bucket
 	// of the finished layers, whose length is known before sealing.
@@ -157,28 +189,55 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, inner, err := buildLayers(path, request, size)
+	p := make([]byte, size)
+	binary.BigEndian.PutUint32(p, uint32(total))
+	c, err := sealLayers(path, request, p[lenPrefix:lenPrefix+total], size)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(inner) != total {
-		return nil, nil, fmt.Errorf("onion: internal error: layers are %d bytes, %d expected", len(inner), total)
+	if err := fillPadding(p[lenPrefix+total:]); err != nil {
+		return nil, nil, err
 	}
-	p, err := pad(inner, size)
-	return p, c, err
+	return p, c, nil
+}
+
+// layerOver is what one layer adds around its body.
+const layerOver = encSize + confirmSize + aeadOver
+
+// bodyHeadLen is the length of the canonical CBOR of a layer body up to
+// its inner bytes: map head, [key 1, next], key 2 and inner's head
+// (layerbody.go parses exactly these forms).
+func bodyHeadLen(next, inner int) int {
+	n := 1 + 1 + bytesHeadLen(inner)
+	if next > 0 {
+		n += 1 + bytesHeadLen(next) + next
+	}
+	return n
+}
+
+// appendBodyHead appends the canonical CBOR of a layer body up to its
+// inner bytes.
+func appendBodyHead(b, next []byte, inner int) []byte {
+	if len(next) > 0 {
+		b = append(b, 0xa2, 0x01)
+		b = appendBytesHead(b, len(next))
+		b = append(b, next...)
+	} else {
+		b = append(b, 0xa1)
+	}
+	b = append(b, 0x02)
+	return appendBytesHead(b, inner)
 }
 
 // layersLen is the length of the outermost layer for a request of n bytes
-// on path: each layer is enc ‖ AEAD(CBOR{next, inner}), and the canonical
-// CBOR of a layer body depends only on the lengths (layerbody.go).
+// on path.
 func layersLen(path []Hop, n int) int {
 	for i := len(path) - 1; i >= 0; i-- {
-		body := 1 + 1 + bytesHeadLen(n) + n // map head, key 2, inner
+		next := 0
 		if i < len(path)-1 {
-			next := len(path[i+1].ID)
-			body += 1 + bytesHeadLen(next) + next // key 1, next
+			next = len(path[i+1].ID)
 		}
-		n = encSize + body + aeadOver
+		n += layerOver + bodyHeadLen(next, n)
 	}
 	return n
 }
@@ -198,47 +257,107 @@ func bytesHeadLen(n int) int {
 	return 9
 }
 
+// appendBytesHead appends a canonical CBOR byte-string head for n bytes.
+func appendBytesHead(b []byte, n int) []byte {
+	switch {
+	case n < 24:
+		return append(b, 0x40|byte(n))
+	case n < 1<<8:
+		return append(b, 0x58, byte(n))
+	case n < 1<<16:
+		return binary.BigEndian.AppendUint16(append(b, 0x59), uint16(n))
+	case n < 1<<32:
+		return binary.BigEndian.AppendUint32(append(b, 0x5a), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0x5b), uint64(n))
+}
+
 func layerAAD(size int) []byte {
 	return binary.BigEndian.AppendUint32([]byte(aadTag), uint32(size))
 }
 
-// buildLayers seals the layers of path around request for a packet of
-// size bytes, innermost first, and returns the outermost layer.
-func buildLayers(path []Hop, request []byte, size int) (*Circuit, []byte, error) {
+// sealLayers seals the layers of path around request into out, which is
+// exactly layersLen long, for a packet of size bytes. Layer i occupies a
+// suffix-trimmed window of out: enc ‖ confirm ‖ body head, then layer i+1
+// (or the request), then the tag.
+func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 	aad := layerAAD(size)
 	c := &Circuit{replyKeys: make([][]byte, len(path))}
-	inner := request
+	// Where each layer starts, how long it is and how long its inner
+	// bytes are.
+	starts := make([]int, len(path))
+	lens := make([]int, len(path))
+	inners := make([]int, len(path))
+	off, n := 0, len(out)
+	for i := range path {
+		next := 0
+		if i < len(path)-1 {
+			next = len(path[i+1].ID)
+		}
+		starts[i], lens[i], inners[i] = off, n, innerLen(n, next)
+		off += encSize + confirmSize + bodyHeadLen(next, inners[i])
+		n = inners[i]
+	}
+	if n != len(request) {
+		return nil, fmt.Errorf("onion: internal error: %d bytes left for a %d-byte request", n, len(request))
+	}
+	copy(out[off:], request)
 	for i := len(path) - 1; i >= 0; i-- {
 		pub, err := ecdh.X25519().NewPublicKey(path[i].OnionKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("onion: hop %d key: %w", i, err)
+			return nil, fmt.Errorf("onion: hop %d key: %w", i, err)
 		}
 		hpub, err := hpke.NewDHKEMPublicKey(pub)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		enc, sender, err := hpke.NewSender(hpub, kdf, aead, info)
 		if err != nil {
-			return nil, nil, fmt.Errorf("onion: hop %d: %w", i, err)
+			return nil, fmt.Errorf("onion: hop %d: %w", i, err)
 		}
-		body := layerBody{Inner: inner}
+		layerKey, err := sender.Export(labelLayer, keySize)
+		if err != nil {
+			return nil, err
+		}
+		confirm, err := sender.Export(labelConfirm, confirmSize)
+		if err != nil {
+			return nil, err
+		}
+		if c.replyKeys[i], err = sender.Export(labelReply, keySize); err != nil {
+			return nil, err
+		}
+		var next []byte
 		if i < len(path)-1 {
-			body.Next = path[i+1].ID
+			next = path[i+1].ID
 		}
-		pt, err := wire.Marshal(body)
+		l := out[starts[i] : starts[i]+lens[i]]
+		copy(l, enc)
+		copy(l[encSize:], confirm)
+		body := l[encSize+confirmSize : len(l)-aeadOver]
+		appendBodyHead(body[:0], next, inners[i])
+		a, err := chacha20poly1305.New(layerKey)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		ct, err := sender.Seal(aad, pt)
-		if err != nil {
-			return nil, nil, err
-		}
-		if c.replyKeys[i], err = sender.Export("umbra/onion/v1 reply", chacha20poly1305.KeySize); err != nil {
-			return nil, nil, err
-		}
-		inner = append(enc, ct...)
+		var nonce [chacha20poly1305.NonceSize]byte // each layer key seals once
+		a.Seal(body[:0], nonce[:], body, aad)
 	}
-	return c, inner, nil
+	return c, nil
+}
+
+// innerLen is the length of the inner bytes of a layer of n bytes whose
+// next hop ID is next bytes long (the inverse of one step of layersLen).
+func innerLen(n, next int) int {
+	rest := n - layerOver
+	// rest = head(inner) + inner, and head grows with inner: try each
+	// head length from the shortest.
+	for _, h := range []int{1, 2, 3, 5, 9} {
+		inner := rest - (bodyHeadLen(next, 0) - 1) - h
+		if inner >= 0 && bytesHeadLen(inner) == h {
+			return inner
+		}
+	}
+	return -1
 }
 
 // Layer is what a hop learns by peeling its layer.
@@ -248,21 +367,31 @@ type Layer struct {
 	Request  []byte   // the request, at the exit
 	ReplyKey []byte   // this hop's key for wrapping the reply
 	Tag      [32]byte // replay tag, unique per layer
+	KeyIndex int      // which of the keys given to Peel opened the layer
 }
 
 // Peel removes this hop's layer with one of the node's onion keys (current
-// first, then previous ones after a rotation).
+// first, then previous ones after a rotation). It does not modify packet.
 func Peel(keys []*ecdh.PrivateKey, packet []byte) (*Layer, error) {
+	return PeelInPlace(keys, bytes.Clone(packet))
+}
+
+// PeelInPlace is Peel decrypting in packet itself: on success Layer.Packet
+// (the packet to forward, re-padded to the same size) or Layer.Request is
+// a window of packet; on failure packet may be garbled. A relay that owns
+// the buffer it received uses it so that relaying allocates no packet-sized
+// buffer.
+func PeelInPlace(keys []*ecdh.PrivateKey, packet []byte) (*Layer, error) {
 	layer, err := unpad(packet)
 	if err != nil {
 		return nil, err
 	}
-	if len(layer) < encSize+aeadOver {
+	if len(layer) < layerOver {
 		return nil, fmt.Errorf("%w: short layer", ErrPacket)
 	}
-	enc, ct := layer[:encSize], layer[encSize:]
-	aad := layerAAD(len(packet))
-	for _, k := range keys {
+	enc, confirm := layer[:encSize], layer[encSize:encSize+confirmSize]
+	ct := layer[encSize+confirmSize:]
+	for i, k := range keys {
 		hk, err := hpke.NewDHKEMPrivateKey(k)
 		if err != nil {
 			return nil, err
@@ -271,162 +400,65 @@ func Peel(keys []*ecdh.PrivateKey, packet []byte) (*Layer, error) {
 		if err != nil {
 			continue
 		}
-		pt, err := r.Open(aad, ct)
-		if err != nil {
-			continue
-		}
-		body, err := decodeLayerBody(pt)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrPacket, err)
-		}
-		l := &Layer{Next: body.Next}
-		if l.ReplyKey, err = r.Export("umbra/onion/v1 reply", chacha20poly1305.KeySize); err != nil {
-			return nil, err
-		}
-		tag, err := r.Export("umbra/onion/v1 replay", 32)
+		want, err := r.Export(labelConfirm, confirmSize)
 		if err != nil {
 			return nil, err
 		}
-		copy(l.Tag[:], tag)
-		if len(body.Next) == 0 {
-			l.Request = body.Inner
-			return l, nil
+		if subtle.ConstantTimeCompare(want, confirm) != 1 {
+			continue // another key's layer (or garbage)
 		}
-		if l.Packet, err = pad(body.Inner, len(packet)); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrPacket, err)
-		}
-		return l, nil
+		return openLayer(r, i, packet, ct)
 	}
 	return nil, fmt.Errorf("%w: cannot decrypt (unknown or rotated onion key, or corrupt)", ErrPacket)
 }
 
-// Reply types inside a box.
-const (
-	replyInner = 1 // data is the next hop's box
-	replyFinal = 2 // data is the exit's response frame
-	replyError = 3 // data is an error text from this hop
-)
-
-func seal(key []byte, typ byte, data []byte) ([]byte, error) {
-	a, err := chacha20poly1305.New(key)
+// openLayer decrypts ct, a window of packet, with the layer key of r and
+// makes the layer: the inner layer moves to the front of packet, which is
+// re-padded, or the request stays where it is.
+func openLayer(r *hpke.Recipient, keyIndex int, packet, ct []byte) (*Layer, error) {
+	layerKey, err := r.Export(labelLayer, keySize)
 	if err != nil {
 		return nil, err
 	}
-	pt := make([]byte, 0, 1+len(data))
-	pt = append(append(pt, typ), data...)
-	// Each reply key seals exactly one box, so a fixed nonce is safe.
-	return a.Seal(nil, make([]byte, a.NonceSize()), pt, nil), nil
-}
-
-// replySize picks the packet size for a reply whose innermost content is n
-// bytes, leaving room for every hop to add its layer.
-func replySize(n int) (int, error) {
-	return bucket(lenPrefix + n + MaxHops*(aeadOver+1))
-}
-
-// FinalReply is the exit's reply packet carrying response.
-func FinalReply(replyKey, response []byte) ([]byte, error) {
-	size, err := replySize(len(response))
+	a, err := chacha20poly1305.New(layerKey)
 	if err != nil {
 		return nil, err
 	}
-	box, err := seal(replyKey, replyFinal, response)
+	var nonce [chacha20poly1305.NonceSize]byte
+	pt, err := a.Open(ct[:0], nonce[:], ct, layerAAD(len(packet)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: layer does not authenticate", ErrPacket)
+	}
+	body, err := decodeLayerBody(pt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPacket, err)
+	}
+	if len(body.Next) > MaxNextLen {
+		return nil, fmt.Errorf("%w: next hop ID of %d bytes", ErrPacket, len(body.Next))
+	}
+	l := &Layer{KeyIndex: keyIndex}
+	if l.ReplyKey, err = r.Export(labelReply, keySize); err != nil {
+		return nil, err
+	}
+	tag, err := r.Export(labelReplay, len(l.Tag))
 	if err != nil {
 		return nil, err
 	}
-	return pad(box, size)
-}
-
-// ErrorReply is a hop's reply when it could not go on (next hop down...).
-func ErrorReply(replyKey []byte, msg string) ([]byte, error) {
-	if len(msg) > 512 {
-		msg = msg[:512]
+	copy(l.Tag[:], tag)
+	if len(body.Next) == 0 {
+		l.Request = body.Inner
+		return l, nil
 	}
-	box, err := seal(replyKey, replyError, []byte(msg))
-	if err != nil {
+	// Next lies in the bytes the inner layer is about to overwrite.
+	l.Next = bytes.Clone(body.Next)
+	if lenPrefix+len(body.Inner) > len(packet) {
+		return nil, fmt.Errorf("%w: inner layer does not fit", ErrPacket)
+	}
+	n := copy(packet[lenPrefix:], body.Inner)
+	binary.BigEndian.PutUint32(packet, uint32(n))
+	if err := fillPadding(packet[lenPrefix+n:]); err != nil {
 		return nil, err
 	}
-	size, _ := replySize(len(msg))
-	return pad(box, size)
-}
-
-// WrapReply re-encrypts the next hop's reply packet under this hop's key,
-// into a packet of the same size. The box is sealed in place in the new
-// packet: one allocation of the packet size.
-func WrapReply(replyKey, packet []byte) ([]byte, error) {
-	inner, err := unpad(packet)
-	if err != nil {
-		return nil, err
-	}
-	a, err := chacha20poly1305.New(replyKey)
-	if err != nil {
-		return nil, err
-	}
-	n := 1 + len(inner) + aeadOver
-	if lenPrefix+n > len(packet) {
-		return nil, fmt.Errorf("%w: reply too full to wrap", ErrPacket)
-	}
-	p := make([]byte, len(packet))
-	binary.BigEndian.PutUint32(p, uint32(n))
-	pt := p[lenPrefix : lenPrefix+1+len(inner)]
-	pt[0] = replyInner
-	copy(pt[1:], inner)
-	var nonce [chacha20poly1305.NonceSize]byte // each reply key seals one box
-	a.Seal(pt[:0], nonce[:], pt, nil)
-	if err := fillPadding(p[lenPrefix+n:]); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// HopError is a failure reported by a hop of the path.
-type HopError struct {
-	Hop int // 0 = guard
-	Msg string
-}
-
-func (e *HopError) Error() string { return fmt.Sprintf("onion hop %d: %s", e.Hop, e.Msg) }
-
-// LayerError is a reply whose layer from hop Layer (0 = guard) does not
-// authenticate: that hop, or the one before it, sent garbage back.
-type LayerError struct{ Layer int }
-
-func (e *LayerError) Error() string {
-	return fmt.Sprintf("onion: bad packet: reply layer %d does not authenticate", e.Layer)
-}
-
-// Unwrap makes a LayerError an ErrPacket.
-func (e *LayerError) Unwrap() error { return ErrPacket }
-
-// Open unwraps a reply packet, hop by hop, and returns the exit's response.
-// A hop's error comes back as *HopError.
-func (c *Circuit) Open(packet []byte) ([]byte, error) {
-	box, err := unpad(packet)
-	if err != nil {
-		return nil, err
-	}
-	for i, k := range c.replyKeys {
-		a, err := chacha20poly1305.New(k)
-		if err != nil {
-			return nil, err
-		}
-		pt, err := a.Open(nil, make([]byte, a.NonceSize()), box, nil)
-		if err != nil || len(pt) == 0 {
-			return nil, &LayerError{Layer: i}
-		}
-		switch pt[0] {
-		case replyInner:
-			box = pt[1:]
-		case replyFinal:
-			if i != len(c.replyKeys)-1 {
-				return nil, fmt.Errorf("%w: final reply from hop %d", ErrPacket, i)
-			}
-			return pt[1:], nil
-		case replyError:
-			return nil, &HopError{Hop: i, Msg: string(pt[1:])}
-		default:
-			return nil, fmt.Errorf("%w: reply type %d", ErrPacket, pt[0])
-		}
-	}
-	return nil, fmt.Errorf("%w: reply has more layers than the path", ErrPacket)
+	l.Packet = packet
+	return l, nil
 }

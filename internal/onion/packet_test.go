@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // peelPath peels packet hop by hop along rs and checks what each hop
@@ -377,7 +375,7 @@ func TestReplyRoundTrip(t *testing.T) {
 func TestReplyBucketBoundaries(t *testing.T) {
 	circ, layers := circuit3(t)
 	for i, s := range Sizes {
-		max := s - lenPrefix - MaxHops*(aeadOver+1)
+		max := s - lenPrefix - MaxHops*replyOver
 		for _, n := range []int{max, max + 1} {
 			resp := randBytes(t, n)
 			final, err := FinalReply(layers[2].ReplyKey, resp)
@@ -536,21 +534,23 @@ func TestReplyErrors(t *testing.T) {
 	})
 
 	t.Run("unknown type", func(t *testing.T) {
-		box, _ := seal(layers[2].ReplyKey, 9, []byte("?"))
-		p, _ := pad(box, Sizes[0])
+		p, _ := pad(boxBytes(t, layers[2].ReplyKey, 9, []byte("?"), Sizes[0]), Sizes[0])
 		links := replyChain(t, layers, p)
 		if _, err := circ.Open(links[2]); !errors.Is(err, ErrPacket) {
 			t.Fatalf("unknown reply type: %v", err)
 		}
 		// A box that authenticates but holds no type byte.
-		a, err := chacha20poly1305.New(layers[2].ReplyKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ = pad(a.Seal(nil, make([]byte, a.NonceSize()), nil, nil), Sizes[0])
+		p, _ = pad(rawBox(t, layers[2].ReplyKey, nil, Sizes[0]), Sizes[0])
 		links = replyChain(t, layers, p)
 		if _, err := circ.Open(links[2]); !errors.Is(err, ErrPacket) {
 			t.Fatalf("empty reply box: %v", err)
+		}
+		// A box sealed for another packet size.
+		p, _ = pad(boxBytes(t, layers[2].ReplyKey, replyFinal, []byte("x"), Sizes[1]), Sizes[0])
+		links = replyChain(t, layers, p)
+		var le *LayerError
+		if _, err := circ.Open(links[2]); !errors.As(err, &le) || le.Layer != 2 {
+			t.Fatalf("box sealed for another size: %v, want a LayerError at layer 2", err)
 		}
 	})
 
@@ -656,18 +656,27 @@ func TestResizedPacketRefused(t *testing.T) {
 }
 
 // TestLayersLen: the precomputed length of the layers matches what Build
-// seals, across the CBOR length-head boundaries, for 1 to 3 hops.
+// seals, and innerLen inverts one layer, across the CBOR length-head
+// boundaries, for 1 to 3 hops; every such packet peels to its request.
 func TestLayersLen(t *testing.T) {
 	rs := newRelays(t, 3)
 	hops := hopsOf(rs)
 	for _, n := range []int{0, 1, 23, 24, 255, 256, 1000, 65535, 65536, 200 << 10} {
 		for k := 1; k <= len(hops); k++ {
-			_, inner, err := buildLayers(hops[:k], make([]byte, n), Sizes[0])
+			req := randBytes(t, n)
+			pkt, _, err := Build(hops[:k], req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := layersLen(hops[:k], n); got != len(inner) {
-				t.Fatalf("%d hops, %d-byte request: layersLen %d, sealed %d", k, n, got, len(inner))
+			if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(hops[:k], n); got != want {
+				t.Fatalf("%d hops, %d-byte request: layersLen %d, sealed %d", k, n, want, got)
+			}
+			peelPath(t, rs[:k], pkt, req)
+		}
+		for _, next := range []int{0, 1, 38, 200} {
+			one := n + layerOver + bodyHeadLen(next, n)
+			if got := innerLen(one, next); got != n {
+				t.Fatalf("innerLen(%d, next %d) = %d, want %d", one, next, got, n)
 			}
 		}
 	}

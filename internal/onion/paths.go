@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,13 +99,19 @@ func shareSubnet(a, b *member.Node) bool {
 
 // PathManager picks 3-hop paths: one of two persistent guards, then a
 // random middle, then the exit the request needs, no two in one subnet.
-// Nodes that fail are avoided for a while and a failed guard is replaced.
+// Nodes that fail are avoided for a while; a guard that fails, or whose
+// circuits fail too often (path bias, pathbias.go), is replaced.
 type PathManager struct {
 	nodes func() []*member.Node
 
 	mu       sync.Mutex
 	guards   []peer.ID
-	bad      map[peer.ID]time.Time
+	bad      map[peer.ID]time.Time             // failed by their own fault
+	suspect  map[peer.ID]time.Time             // middles that reported their next hop (reports.go)
+	down     map[peer.ID]time.Time             // named by two reporters
+	reports  map[peer.ID]map[peer.ID]time.Time // named node -> reporter -> when
+	bias     map[peer.ID]*GuardStats           // per current guard
+	dropped  map[peer.ID]time.Time             // guards replaced for path bias, and when
 	now      func() time.Time
 	onChange func([]peer.ID) // called, unlocked, when the guard set changes
 	changed  bool            // guards changed since onChange last saw them
@@ -138,7 +145,16 @@ func (pm *PathManager) notify() {
 
 // NewPathManager makes a path manager over a node list source.
 func NewPathManager(nodes func() []*member.Node) *PathManager {
-	return &PathManager{nodes: nodes, bad: make(map[peer.ID]time.Time), now: time.Now}
+	return &PathManager{nodes: nodes, bad: make(map[peer.ID]time.Time), suspect: make(map[peer.ID]time.Time),
+		down: make(map[peer.ID]time.Time), reports: make(map[peer.ID]map[peer.ID]time.Time),
+		bias: make(map[peer.ID]*GuardStats), dropped: make(map[peer.ID]time.Time), now: time.Now}
+}
+
+// SetClock replaces the clock the manager reads (tests).
+func (pm *PathManager) SetClock(now func() time.Time) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	pm.now = now
 }
 
 // Guards returns the current guards.
@@ -152,7 +168,18 @@ func (pm *PathManager) Guards() []peer.ID {
 func (pm *PathManager) SetGuards(g []peer.ID) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
-	pm.guards = append([]peer.ID(nil), g...)
+	pm.setGuardsLocked(append([]peer.ID(nil), g...))
+}
+
+// setGuardsLocked installs a guard set and forgets the path-bias counts of
+// guards no longer in it.
+func (pm *PathManager) setGuardsLocked(g []peer.ID) {
+	pm.guards = g
+	for id := range pm.bias {
+		if !slices.Contains(g, id) {
+			delete(pm.bias, id)
+		}
+	}
 }
 
 // Failed marks a node as failing: it is avoided for a while and, if it was
@@ -162,34 +189,41 @@ func (pm *PathManager) Failed(id peer.ID) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
 	pm.bad[id] = pm.now()
-	for i, g := range pm.guards {
-		if g == id {
-			pm.guards = append(pm.guards[:i:i], pm.guards[i+1:]...)
-			pm.changed = true
-			break
-		}
+	pm.removeGuardLocked(id)
+}
+
+func (pm *PathManager) removeGuardLocked(id peer.ID) {
+	if i := slices.Index(pm.guards, id); i >= 0 {
+		pm.setGuardsLocked(append(pm.guards[:i:i], pm.guards[i+1:]...))
+		pm.changed = true
 	}
 }
 
+// Avoided reports whether id is currently avoided on every path.
+func (pm *PathManager) Avoided(id peer.ID) bool {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	return pm.isBad(id, pm.now())
+}
+
+// isBad reports whether id is avoided: failed, suspect or down.
 func (pm *PathManager) isBad(id peer.ID, now time.Time) bool {
-	t, ok := pm.bad[id]
-	if ok && now.Sub(t) > badFor {
-		delete(pm.bad, id)
-		return false
-	}
-	return ok
+	bad, suspect, down := recent(pm.bad, id, now), recent(pm.suspect, id, now), recent(pm.down, id, now)
+	return bad || suspect || down
 }
 
 // ErrNoPath is returned when the network has too few usable nodes.
 var ErrNoPath = errors.New("onion: not enough reachable nodes in distinct subnets for a 3-hop path")
 
-// Path returns guard, middle and exit for a request that must leave at exit.
-func (pm *PathManager) Path(exit *member.Node) ([]*member.Node, error) {
+// Path returns guard, middle and exit for a request that must leave at
+// exit, using none of the nodes in exclude (nodes that one request has
+// found suspect: they are avoided by that request only).
+func (pm *PathManager) Path(exit *member.Node, exclude ...peer.ID) ([]*member.Node, error) {
 	defer pm.notify()
-	return pm.path(exit)
+	return pm.path(exit, exclude)
 }
 
-func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
+func (pm *PathManager) path(exit *member.Node, exclude []peer.ID) ([]*member.Node, error) {
 	nodes := pm.nodes()
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
@@ -198,8 +232,9 @@ func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 	for _, n := range nodes {
 		byID[n.ID] = n
 	}
+	usable := func(id peer.ID) bool { return !pm.isBad(id, now) && !slices.Contains(exclude, id) }
 	// Keep guards that are still listed and healthy; top up to Guards.
-	kept := pm.guards[:0]
+	var kept []peer.ID
 	used := subnetSet{}
 	for _, g := range pm.guards {
 		if n, ok := byID[g]; ok && !pm.isBad(g, now) {
@@ -210,13 +245,13 @@ func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 	if len(kept) < len(pm.guards) {
 		pm.changed = true
 	}
-	pm.guards = kept
+	pm.setGuardsLocked(kept)
 	for _, i := range rand.Perm(len(nodes)) {
 		if len(pm.guards) >= Guards {
 			break
 		}
 		n := nodes[i]
-		if !pm.isBad(n.ID, now) && !used.has(n) {
+		if usable(n.ID) && !used.has(n) && !pm.wasDropped(n.ID, now) {
 			pm.guards = append(pm.guards, n.ID)
 			used.add(n)
 			pm.changed = true
@@ -224,16 +259,17 @@ func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 	}
 	var guard *member.Node
 	for _, i := range rand.Perm(len(pm.guards)) {
-		if g := byID[pm.guards[i]]; g != nil && g.ID != exit.ID && !shareSubnet(g, exit) {
+		if g := byID[pm.guards[i]]; g != nil && g.ID != exit.ID && !shareSubnet(g, exit) && !slices.Contains(exclude, g.ID) {
 			guard = g
 			break
 		}
 	}
 	if guard == nil {
-		// Both guards share the exit's subnet (the exit is a guard): use
-		// any other healthy node as guard for this request only.
+		// Both guards share the exit's subnet (the exit is a guard), or
+		// this request excluded them: use any other healthy node as guard
+		// for this request only.
 		for _, i := range rand.Perm(len(nodes)) {
-			if n := nodes[i]; n.ID != exit.ID && !shareSubnet(n, exit) && !pm.isBad(n.ID, now) {
+			if n := nodes[i]; n.ID != exit.ID && !shareSubnet(n, exit) && usable(n.ID) {
 				guard = n
 				break
 			}
@@ -247,7 +283,7 @@ func (pm *PathManager) path(exit *member.Node) ([]*member.Node, error) {
 	onPath.add(exit)
 	for _, i := range rand.Perm(len(nodes)) {
 		n := nodes[i]
-		if !onPath.has(n) && !pm.isBad(n.ID, now) {
+		if !onPath.has(n) && usable(n.ID) {
 			return []*member.Node{guard, n, exit}, nil
 		}
 	}
@@ -262,6 +298,9 @@ type Transport struct {
 
 	poolOnce sync.Once
 	pool     *p2p.Pool // sessions to guards, made on first use
+
+	// send, if set, replaces sending over H (tests).
+	send func(ctx context.Context, path []*member.Node, payload []byte) ([]byte, error)
 }
 
 // guardProto is the session protocol to a guard.
@@ -281,63 +320,134 @@ func (t *Transport) Close() error { return t.sessions().Close() }
 // Call sends a request whose exit is target and decodes the answer into
 // resp. A failed path is replaced and the request retried (at most three
 // paths); if the exit itself cannot be reached the error says so, and the
-// caller picks another swarm node.
+// caller picks another swarm node. Each attempt is judged (judge): the hop
+// that reported a failure, not the hop it names, is the one blamed.
 func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
 	payload, err := wire.EncodeMsg(reqKind, req)
 	if err != nil {
 		return err
 	}
+	if t.Paths.Down(target.ID) {
+		return fmt.Errorf("onion request: exit %s was reported unreachable by two relays", p2p.ShortID(target.ID))
+	}
 	var errs []error
+	var exclude []peer.ID // suspects of this call only
 	for a := 0; a < attempts; a++ {
-		path, err := t.Paths.Path(target)
+		path, err := t.Paths.Path(target, exclude...)
 		if err != nil {
+			if len(errs) > 0 {
+				return fmt.Errorf("onion request: %w (after %d failed paths: %w)", err, len(errs), errors.Join(errs...))
+			}
 			return err
 		}
-		answer, err := t.send(ctx, path, payload)
+		answer, err := t.sendPath(ctx, path, payload)
 		if err == nil {
+			t.Paths.guardOutcome(path[0].ID, success)
 			return wire.DecodeMsg(answer, respKind, resp)
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			return fmt.Errorf("onion request: %w", ctx.Err())
 		}
-		bad, stop := judge(path, target.ID, err)
-		if bad != "" {
-			t.Paths.Failed(bad)
+		v := judge(path, target.ID, err)
+		t.Paths.guardOutcome(path[0].ID, v.guard)
+		if v.avoid != "" {
+			t.Paths.Failed(v.avoid)
 		}
-		if stop != nil {
-			return stop
+		if v.report != nil {
+			t.Paths.reported(*v.report)
+		}
+		if v.exclude != "" {
+			exclude = append(exclude, v.exclude)
+		}
+		if v.stop != nil {
+			return v.stop
 		}
 	}
 	return fmt.Errorf("onion request failed on %d paths: %w", attempts, errors.Join(errs...))
 }
 
-// judge reads a failed attempt on path to target: the node to avoid from
-// now on ("" for none), and the error to stop with (nil: try another
-// path). It blames only the hop the failure points at: a bad answer from
-// the middle or the exit must not cost the client its guard, or a
-// malicious exit could rotate the guards until it holds one.
-func judge(path []*member.Node, target peer.ID, err error) (peer.ID, error) {
+// verdict is what one failed attempt says about its path.
+type verdict struct {
+	avoid   peer.ID // at fault: avoided by every request for badFor (and replaced if a guard); "" for none
+	report  *report // a hop said its next hop failed (reports.go)
+	exclude peer.ID // not used again by this call; "" for none
+	guard   outcome // path-bias outcome for the guard
+	stop    error   // non-nil: give up the call with this error
+}
+
+// judge reads a failed attempt on path to target. A hop that reports a
+// failure is the one blamed, never the hop it names: else a guard could
+// push honest middles out of every path by claiming they are down and
+// steer its clients towards colluders. What a guard reports counts against
+// its path bias and excludes the named node for this call only; a middle
+// that reports is avoided itself, unless a second reporter confirms the
+// node it named is down (reports.go). A bad answer from the middle or the
+// exit never costs the client its guard (else a malicious exit could
+// rotate the guards until it holds one).
+func judge(path []*member.Node, target peer.ID, err error) verdict {
 	var he *HopError
 	var le *LayerError
+	var be *BadReplyError
 	last := len(path) - 1
+	exitDown := func(err error) error {
+		return fmt.Errorf("onion request: exit %s unreachable: %w", p2p.ShortID(target), err)
+	}
+	exitFailed := func(err error) error {
+		return fmt.Errorf("onion request: exit %s failed: %w", p2p.ShortID(target), err)
+	}
 	switch {
-	case errors.As(err, &he) && he.Hop < last:
-		failed := path[he.Hop+1].ID // hop he.Hop could not reach the next
-		if failed == target {
-			return failed, fmt.Errorf("onion request: exit %s unreachable: %w", p2p.ShortID(target), err)
+	case errors.As(err, &he) && he.Hop == 0 && last > 0:
+		// The guard says it cannot go on. Perhaps its next hop is down,
+		// perhaps the guard does not like it: try other nodes for this
+		// call and count a failure against the guard.
+		v := verdict{exclude: path[1].ID, guard: failure, report: &report{by: path[0].ID, named: path[1].ID, guard: true}}
+		if path[1].ID == target {
+			v.stop = exitDown(err)
 		}
-		return failed, nil
-	case errors.As(err, &he), errors.As(err, &le) && le.Layer == last:
-		// The exit itself answered with an error or garbage: the caller
-		// picks another swarm node.
-		return "", fmt.Errorf("onion request: exit %s failed: %w", p2p.ShortID(target), err)
+		return v
+	case errors.As(err, &he) && he.Hop < last:
+		// A middle says it cannot go on: it is the one avoided (unless
+		// confirmed). The guard carried the circuit both ways: neutral.
+		v := verdict{report: &report{by: path[he.Hop].ID, named: path[he.Hop+1].ID}}
+		if path[he.Hop+1].ID == target {
+			v.stop = exitDown(err)
+		}
+		return v
+	case errors.As(err, &he):
+		// The exit itself answered with an error box: the caller picks
+		// another swarm node. The boxes before it were intact.
+		return verdict{guard: success, stop: exitFailed(err)}
+	case errors.As(err, &le) && le.Layer == 0:
+		// The guard's own box does not open: only the guard can have
+		// sent that.
+		return verdict{avoid: path[0].ID, guard: failure}
 	case errors.As(err, &le):
-		return path[le.Layer].ID, nil
+		// Box L does not open: hop L-1 replaced it, or a hop before sent
+		// the request elsewhere. With the guard's box intact and the
+		// middle's not, the guard is among the suspects.
+		v := verdict{exclude: path[le.Layer].ID, guard: success}
+		if le.Layer == 1 {
+			v.guard = failure
+		}
+		if le.Layer == last {
+			v.stop = exitFailed(err)
+		}
+		return v
+	case errors.As(err, &be):
+		// An authenticated box that breaks the protocol: only that hop
+		// holds its key.
+		switch {
+		case be.Hop == 0:
+			return verdict{avoid: path[0].ID, guard: failure}
+		case be.Hop == last:
+			return verdict{guard: success, stop: exitFailed(err)}
+		}
+		return verdict{avoid: path[be.Hop].ID, guard: success}
 	case isRemote(err):
-		return "", err // the guard refused the packet itself
+		return verdict{stop: err} // the guard refused the packet itself
 	default:
-		return path[0].ID, nil // the guard did not answer
+		return verdict{avoid: path[0].ID, guard: failure} // the guard did not answer
 	}
 }
 
@@ -346,7 +456,10 @@ func isRemote(err error) bool {
 	return errors.As(err, &we)
 }
 
-func (t *Transport) send(ctx context.Context, path []*member.Node, payload []byte) ([]byte, error) {
+func (t *Transport) sendPath(ctx context.Context, path []*member.Node, payload []byte) ([]byte, error) {
+	if t.send != nil {
+		return t.send(ctx, path, payload)
+	}
 	hops := make([]Hop, len(path))
 	for i, n := range path {
 		hops[i] = Hop{ID: []byte(n.ID), OnionKey: n.Record.OnionKey}

@@ -537,33 +537,47 @@ func TestGuardsChangeHook(t *testing.T) {
 	}
 }
 
-// TestJudgeBlamesTheRightHop: a failed attempt marks only the hop it points
-// at. Above all, an exit that answers with an error or garbage never costs
-// the client its guard (else a malicious exit could rotate the guards
-// until it holds one).
-func TestJudgeBlamesTheRightHop(t *testing.T) {
+// TestJudgeBlamesTheReporter: a failed attempt blames the hop that
+// reported the failure, never the hop it names; what the guard reports
+// costs it path bias and excludes the named node for this call only; an
+// exit that answers with an error or garbage never costs the client its
+// guard (else a malicious exit could rotate the guards until it holds one).
+func TestJudgeBlamesTheReporter(t *testing.T) {
 	g := testNode(t, "/ip4/10.0.1.1/tcp/1")
 	m := testNode(t, "/ip4/10.0.2.1/tcp/1")
 	x := testNode(t, "/ip4/10.0.3.1/tcp/1")
 	path := []*member.Node{g, m, x}
 	for _, c := range []struct {
-		name string
-		err  error
-		bad  peer.ID
-		stop bool
+		name           string
+		err            error
+		avoid, exclude peer.ID
+		report         *report
+		guard          outcome
+		stop           bool
 	}{
-		{"guard unreachable", errors.New("dial: connection refused"), g.ID, false},
-		{"guard cannot reach the middle", &HopError{Hop: 0, Msg: "next hop unreachable"}, m.ID, false},
-		{"middle cannot reach the exit", &HopError{Hop: 1, Msg: "next hop unreachable"}, x.ID, true},
-		{"exit answers an error box", &HopError{Hop: 2, Msg: "whatever"}, "", true},
-		{"exit answers garbage", &LayerError{Layer: 2}, "", true},
-		{"middle answers garbage", &LayerError{Layer: 1}, m.ID, false},
-		{"guard answers garbage", &LayerError{Layer: 0}, g.ID, false},
-		{"guard refuses the packet", wire.Errorf(wire.CodeBadRequest, "bad packet"), "", true},
+		{"guard unreachable", errors.New("dial: connection refused"), g.ID, "", nil, failure, false},
+		{"guard says the middle is unreachable", &HopError{Hop: 0, Msg: "next hop unreachable"}, "", m.ID, &report{g.ID, m.ID, true}, failure, false},
+		{"middle says the exit is unreachable", &HopError{Hop: 1, Msg: "next hop unreachable"}, "", "", &report{m.ID, x.ID, false}, neutral, true},
+		{"exit answers an error box", &HopError{Hop: 2, Msg: "whatever"}, "", "", nil, success, true},
+		{"guard's box garbled", &LayerError{Layer: 0}, g.ID, "", nil, failure, false},
+		{"middle's box garbled", &LayerError{Layer: 1}, "", m.ID, nil, failure, false},
+		{"exit's box garbled", &LayerError{Layer: 2}, "", x.ID, nil, success, true},
+		{"guard seals a final answer", &BadReplyError{Hop: 0}, g.ID, "", nil, failure, false},
+		{"middle seals a final answer", &BadReplyError{Hop: 1}, m.ID, "", nil, success, false},
+		{"exit seals an inner box", &BadReplyError{Hop: 2}, "", "", nil, success, true},
+		{"guard refuses the packet", wire.Errorf(wire.CodeBadRequest, "bad packet"), "", "", nil, neutral, true},
+		{"guard is busy", wire.Errorf(wire.CodeRateLimited, "busy"), "", "", nil, neutral, true},
 	} {
-		bad, stop := judge(path, x.ID, c.err)
-		if bad != c.bad || (stop != nil) != c.stop {
-			t.Errorf("%s: blamed %q, stop %v; want %q, stop %v", c.name, bad, stop, c.bad, c.stop)
+		v := judge(path, x.ID, c.err)
+		if v.avoid != c.avoid || v.exclude != c.exclude || v.guard != c.guard || (v.stop != nil) != c.stop ||
+			(v.report == nil) != (c.report == nil) || (v.report != nil && *v.report != *c.report) {
+			t.Errorf("%s: avoid %q, exclude %q, report %+v, guard %d, stop %v; want %q, %q, %+v, %d, stop %v",
+				c.name, v.avoid, v.exclude, v.report, v.guard, v.stop, c.avoid, c.exclude, c.report, c.guard, c.stop)
 		}
+	}
+	// A middle that says the next hop is down when that is not the exit
+	// (a longer path) is the reporter and the call goes on.
+	if v := judge(path, "someone-else", &HopError{Hop: 1, Msg: "down"}); v.report == nil || v.report.by != m.ID || v.stop != nil {
+		t.Errorf("middle reporting a non-exit: %+v", v)
 	}
 }

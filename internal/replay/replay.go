@@ -1,5 +1,7 @@
-// Package replay is a bounded, time-limited set of seen tags, used to reject
-// replayed signed requests and (later) onion layers.
+// Package replay rejects replays: Cache is a bounded, time-limited set of
+// seen tags in memory (signed mailbox requests); KeyLog and Dir keep the
+// replay tags of onion layers per onion key in files, so they survive a
+// restart of the node.
 package replay
 
 import (
