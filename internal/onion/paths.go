@@ -27,7 +27,23 @@ const (
 	badFor = 30 * time.Second
 	// attempts is how many paths one request may try.
 	attempts = 3
+	// attemptTimeout bounds one path's attempt at a request that does not
+	// wait (longer than an exit's quorum write takes at worst); a
+	// long-poll gets its wait on top. A hop that takes a packet and never
+	// answers then costs the request one attempt, not the whole call.
+	attemptTimeout = 8 * time.Second
 )
+
+// errAttemptTimeout marks an attempt that got no answer in its time.
+var errAttemptTimeout = errors.New("no answer on this path in time")
+
+// attemptTime is how long one attempt at a request of kind may take.
+func attemptTime(kind wire.Kind, req any) time.Duration {
+	if r, ok := req.(*wire.RetrieveReq); ok && kind == wire.KindRetrieveReq && r.WaitMs > 0 {
+		return attemptTimeout + time.Duration(r.WaitMs)*time.Millisecond
+	}
+	return attemptTimeout
+}
 
 // Subnets are the diversity keys of a node: the /24 (IPv4) or /48 (IPv6)
 // of every public address its record lists. Two nodes that share any key
@@ -340,7 +356,12 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 			}
 			return err
 		}
-		answer, err := t.sendPath(ctx, path, payload)
+		actx, cancel := context.WithTimeout(ctx, attemptTime(reqKind, req))
+		answer, err := t.sendPath(actx, path, payload)
+		if err != nil && actx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errAttemptTimeout, err)
+		}
+		cancel()
 		if err == nil {
 			t.Paths.guardOutcome(path[0].ID, success)
 			return wire.DecodeMsg(answer, respKind, resp)
@@ -446,6 +467,11 @@ func judge(path []*member.Node, target peer.ID, err error) verdict {
 		return verdict{avoid: path[be.Hop].ID, guard: success}
 	case isRemote(err):
 		return verdict{stop: err} // the guard refused the packet itself
+	case errors.Is(err, errAttemptTimeout) && last > 0:
+		// Some hop took the packet and never answered: most likely the
+		// middle (a silent guard is caught by its path bias). Another
+		// middle for this call, no blame.
+		return verdict{exclude: path[1].ID, guard: neutral}
 	default:
 		return verdict{avoid: path[0].ID, guard: failure} // the guard did not answer
 	}

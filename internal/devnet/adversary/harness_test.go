@@ -238,7 +238,7 @@ func honestLoad(ctx context.Context, c *swarmclient.Client, every time.Duration,
 			defer wg.Done()
 			k, _ := mailbox.NewKey()
 			start := time.Now()
-			cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			_, err := c.Put(cctx, k.ID(), 0, time.Hour, []byte("honest message"))
 			cancel()
 			st.add(time.Since(start), err)
