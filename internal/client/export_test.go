@@ -2,6 +2,8 @@ package client
 
 import (
 	"errors"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/umbra-im/umbra/internal/keystore"
@@ -68,4 +70,53 @@ func (e *Engine) ActiveSession(peer string) string {
 		return r.Active
 	}
 	return ""
+}
+
+// keepingKV remembers the outbox entries the engine removes (for tests).
+type keepingKV struct {
+	KV
+	mu   *sync.Mutex
+	kept map[string][]byte
+}
+
+func (k keepingKV) Delete(key string) error {
+	if strings.HasPrefix(key, "outbox/") {
+		if v, ok, err := k.KV.Get(key); err == nil && ok {
+			k.mu.Lock()
+			k.kept[key] = v
+			k.mu.Unlock()
+		}
+	}
+	return k.KV.Delete(key)
+}
+
+// KeepSentOutbox makes the engine remember the outbox entries it removes
+// once they are sent. The returned replay writes them back and wakes the
+// outbox, as if the engine had crashed between the store and the removal;
+// it returns how many it wrote back. Call it before Start.
+func (e *Engine) KeepSentOutbox() (replay func() int) {
+	k := keepingKV{KV: e.kv, mu: &sync.Mutex{}, kept: map[string][]byte{}}
+	e.kv = k
+	e.d = db{e.kv}
+	return func() int {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		n := 0
+		for key, v := range k.kept {
+			if err := k.KV.Put(key, v); err == nil {
+				n++
+			}
+		}
+		select {
+		case e.kick <- struct{}{}:
+		default:
+		}
+		return n
+	}
+}
+
+// OutboxLen is the number of entries in the outbox (for tests).
+func (e *Engine) OutboxLen() int {
+	keys, _ := e.kv.List("outbox/")
+	return len(keys)
 }

@@ -79,7 +79,7 @@ const DefaultMinAge = 24 * time.Hour
 func DefaultConfig() Config {
 	return Config{
 		Listen:             []string{"/ip4/127.0.0.1/tcp/0"},
-		Params:             wire.Params{Network: DefaultNetwork, Replication: swarm.DefaultReplication, PoWBits: 20, MinAgeMs: DefaultMinAge.Milliseconds()},
+		Params:             wire.Params{Network: DefaultNetwork, Replication: swarm.DefaultReplication, PoWBits: 24, MinAgeMs: DefaultMinAge.Milliseconds()},
 		Version:            "dev",
 		RecordTTL:          60 * time.Second,
 		GossipInterval:     time.Second,

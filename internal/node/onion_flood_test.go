@@ -100,9 +100,12 @@ func floodGuard(t testing.TB, n, hosts int) floodResult {
 			defer mu.Unlock()
 			switch {
 			case err == nil:
-			case wireCode(err) == 429:
+			case wireCode(err) == 429, wireCode(err) == 503:
+				// Refused at once: by the onion budget (429), or before
+				// that by the resource manager, which reserves a frame's
+				// memory as it arrives (503).
 				res.refused++
-			case errors.As(err, &he) && he.Hop == 0 && strings.Contains(he.Msg, "refused: 429"):
+			case errors.As(err, &he) && he.Hop == 0 && (strings.Contains(he.Msg, "refused: 429") || strings.Contains(he.Msg, "refused: 503")):
 				res.refused++
 			default:
 				res.failed = append(res.failed, err)
