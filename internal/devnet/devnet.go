@@ -128,17 +128,15 @@ func Start(cfg Config) (*Devnet, error) {
 		return nil, fmt.Errorf("devnet: %w", err)
 	}
 	d := &Devnet{cfg: cfg}
-	var boot []string
 	for i := 1; i <= cfg.Nodes; i++ {
 		p, err := d.prepare(i)
 		if err != nil {
 			return nil, err
 		}
 		d.Procs = append(d.Procs, p)
-		boot = append(boot, p.Addr)
 	}
-	if err := os.WriteFile(d.BootstrapFile(), []byte(strings.Join(boot, "\n")+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("devnet: write bootstrap file: %w", err)
+	if err := d.writeBootstrap(); err != nil {
+		return nil, err
 	}
 	for _, p := range d.Procs {
 		if err := d.start(p); err != nil {
@@ -146,7 +144,62 @@ func Start(cfg Config) (*Devnet, error) {
 			return nil, err
 		}
 	}
+	if err := d.retryPortClashes(); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	return d, nil
+}
+
+func (d *Devnet) writeBootstrap() error {
+	var boot []string
+	for _, p := range d.Procs {
+		boot = append(boot, p.Addr)
+	}
+	if err := os.WriteFile(d.BootstrapFile(), []byte(strings.Join(boot, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("devnet: write bootstrap file: %w", err)
+	}
+	return nil
+}
+
+// retryPortClashes restarts, on fresh ports, nodes that died at start
+// because another process took the port picked for them between the pick
+// and the bind (other tests run devnets at the same time).
+func (d *Devnet) retryPortClashes() error {
+	for round := 0; round < 3; round++ {
+		time.Sleep(700 * time.Millisecond)
+		var clashed []*Proc
+		for _, p := range d.Procs {
+			if p.Running() {
+				continue
+			}
+			log, _ := os.ReadFile(filepath.Join(p.Dir, "node.log"))
+			if !strings.Contains(string(log), "address already in use") {
+				return fmt.Errorf("devnet: node %d exited at start; see %s", p.Index, filepath.Join(p.Dir, "node.log"))
+			}
+			clashed = append(clashed, p)
+		}
+		if len(clashed) == 0 {
+			return nil
+		}
+		for _, p := range clashed {
+			_ = os.Remove(filepath.Join(p.Dir, "ports"))
+			np, err := d.prepare(p.Index)
+			if err != nil {
+				return err
+			}
+			p.Addr, p.AdminAddr = np.Addr, np.AdminAddr
+		}
+		if err := d.writeBootstrap(); err != nil {
+			return err
+		}
+		for _, p := range clashed {
+			if err := d.start(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // prepare makes node i's folder, identity and ports.
@@ -353,7 +406,13 @@ func (d *Devnet) WaitReady(ctx context.Context, want int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("devnet: %d of %d nodes ready: %w", ready, running, ctx.Err())
+			var dead []string
+			for _, p := range d.Procs {
+				if !p.Running() {
+					dead = append(dead, strconv.Itoa(p.Index))
+				}
+			}
+			return fmt.Errorf("devnet: %d of %d running nodes ready (not running: %v): %w", ready, running, dead, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

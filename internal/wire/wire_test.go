@@ -27,26 +27,27 @@ type sample struct {
 
 func samples() []sample {
 	msg := wire.Message{Hash: b32(1), Mailbox: b32(2), Namespace: -7, Timestamp: 1700000000000, Expiry: 1700000060000, Data: []byte("hello")}
-	params := wire.Params{Network: "test", Replication: 5, PoWBits: 12}
+	params := wire.Params{Network: "test", Replication: 5, PoWBits: 12, MinAgeMs: 86400000}
+	tomb := wire.Tomb{Mailbox: b32(13), Hashes: [][]byte{b32(14), b32(23)}, Timestamp: 1700000000123, Sig: bytes.Repeat([]byte{3}, 64)}
 	return []sample{
-		{wire.KindError, &wire.Error{Code: wire.CodeTooLarge, Msg: "too big"}, func() any { return new(wire.Error) }},
+		{wire.KindError, &wire.Error{Code: wire.CodeRateLimited, Msg: "more work", WorkBits: 17}, func() any { return new(wire.Error) }},
 		{wire.KindStoreReq, &wire.StoreReq{Mailbox: b32(3), Namespace: 42, Timestamp: 1, TTL: 60000, Data: []byte{0, 1, 2}}, func() any { return new(wire.StoreReq) }},
-		{wire.KindStoreResp, &wire.StoreResp{Hash: b32(4), Expiry: 99, Receipts: []wire.Receipt{{Node: []byte("node-a"), Sig: b32(5)}, {Node: []byte("node-b"), Sig: b32(6)}}}, func() any { return new(wire.StoreResp) }},
+		{wire.KindStoreResp, &wire.StoreResp{Hash: b32(4), Expiry: 99, Receipts: []wire.Receipt{{Node: []byte("node-a"), Sig: b32(5)}, {Node: []byte("node-b"), Sig: b32(6)}}, Deleted: &tomb}, func() any { return new(wire.StoreResp) }},
 		{wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: b32(7), After: b32(8), Limit: 10, WaitMs: 2500, Auth: wire.Auth{Timestamp: 123, Sig: bytes.Repeat([]byte{9}, 64)}}, func() any { return new(wire.RetrieveReq) }},
 		{wire.KindRetrieveResp, &wire.RetrieveResp{Messages: []wire.Message{msg, msg}, More: true}, func() any { return new(wire.RetrieveResp) }},
 		{wire.KindDeleteReq, &wire.DeleteReq{Mailbox: b32(10), Hashes: [][]byte{b32(11), b32(12)}, Auth: wire.Auth{Timestamp: -5, Sig: []byte{1}}}, func() any { return new(wire.DeleteReq) }},
 		{wire.KindDeleteResp, &wire.DeleteResp{Deleted: 3}, func() any { return new(wire.DeleteResp) }},
 		{wire.KindNodesReq, &wire.NodesReq{}, func() any { return new(wire.NodesReq) }},
-		{wire.KindNodesResp, &wire.NodesResp{Params: params, Records: [][]byte{[]byte("r1"), []byte("r2")}}, func() any { return new(wire.NodesResp) }},
-		{wire.KindReplicateReq, &wire.ReplicateReq{Messages: []wire.Message{msg}, Deletes: []wire.Tomb{{Mailbox: b32(13), Hashes: [][]byte{b32(14)}}}}, func() any { return new(wire.ReplicateReq) }},
+		{wire.KindNodesResp, &wire.NodesResp{Params: params, Records: [][]byte{[]byte("r1"), []byte("r2")}, Ages: []uint64{0, 90000}}, func() any { return new(wire.NodesResp) }},
+		{wire.KindReplicateReq, &wire.ReplicateReq{Messages: []wire.Message{msg}, Deletes: []wire.Tomb{tomb}}, func() any { return new(wire.ReplicateReq) }},
 		{wire.KindReplicateResp, &wire.ReplicateResp{Results: []wire.ReplicaResult{{Receipt: b32(15)}, {Code: wire.CodeMailboxFull}}}, func() any { return new(wire.ReplicateResp) }},
-		{wire.KindFetchReq, &wire.FetchReq{Hashes: [][]byte{b32(16), b32(17)}}, func() any { return new(wire.FetchReq) }},
-		{wire.KindFetchResp, &wire.FetchResp{Messages: []wire.Message{msg}}, func() any { return new(wire.FetchResp) }},
+		{wire.KindFetchReq, &wire.FetchReq{Hashes: [][]byte{b32(16), b32(17)}, Tombs: [][]byte{b32(24)}, TombsOf: b32(25)}, func() any { return new(wire.FetchReq) }},
+		{wire.KindFetchResp, &wire.FetchResp{Messages: []wire.Message{msg}, Tombs: []wire.Tomb{tomb}}, func() any { return new(wire.FetchResp) }},
 		{wire.KindMembersDigest, &wire.MembersDigest{Params: params, Versions: []wire.MemberVersion{{Node: []byte("n1"), Seq: 1 << 62}}}, func() any { return new(wire.MembersDigest) }},
 		{wire.KindMembersDelta, &wire.MembersDelta{Records: [][]byte{[]byte("rec")}, Want: [][]byte{[]byte("want")}}, func() any { return new(wire.MembersDelta) }},
 		{wire.KindMembersPush, &wire.MembersPush{Records: [][]byte{[]byte("rec1"), []byte("rec2")}}, func() any { return new(wire.MembersPush) }},
-		{wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: b32(18), Count: 4, XOR: b32(19)}}}, func() any { return new(wire.SyncReq) }},
-		{wire.KindSyncResp, &wire.SyncResp{Diffs: []wire.MailboxEntries{{Mailbox: b32(20), Entries: []wire.SyncEntry{{Hash: b32(21)}, {Hash: b32(22), Deleted: true}}}}}, func() any { return new(wire.SyncResp) }},
+		{wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: b32(18), Count: 4, XOR: b32(19)}}, Pages: []wire.SyncPage{{Mailbox: b32(26), After: b32(27)}}}, func() any { return new(wire.SyncReq) }},
+		{wire.KindSyncResp, &wire.SyncResp{Diffs: []wire.MailboxEntries{{Mailbox: b32(20), Entries: []wire.SyncEntry{{Hash: b32(21)}, {Hash: b32(22), Deleted: true}}, More: true, After: b32(28)}}}, func() any { return new(wire.SyncResp) }},
 	}
 }
 

@@ -48,6 +48,7 @@ type attackNet struct {
 	d     *devnet.Devnet
 	boot  []string
 	infos []peer.AddrInfo
+	mem   *memWatch // every honest node's RSS and heap, for the whole test
 }
 
 func startNet(t *testing.T, n int, nodeArgs ...string) *attackNet {
@@ -71,7 +72,11 @@ func startNet(t *testing.T, n int, nodeArgs ...string) *attackNet {
 			}
 		}
 	})
-	return &attackNet{t: t, d: d, boot: boot, infos: infos}
+	an := &attackNet{t: t, d: d, boot: boot, infos: infos}
+	// Whatever the attack, no honest node may grow past rssLimit.
+	an.mem = watchMemory(an)
+	t.Cleanup(func() { an.mem.finish(t, rssLimit) })
+	return an
 }
 
 // client dials the network as an honest client (direct: straight to swarm
@@ -311,6 +316,7 @@ type memWatch struct {
 	maxHeap map[int]float64
 	stop    func()
 	done    chan struct{}
+	once    sync.Once
 }
 
 func watchMemory(an *attackNet) *memWatch {
@@ -347,6 +353,11 @@ func watchMemory(an *attackNet) *memWatch {
 // finish stops sampling and fails the test if any node's RSS went over
 // limit; it logs the peaks.
 func (w *memWatch) finish(t *testing.T, limit int64) {
+	t.Helper()
+	w.once.Do(func() { w.check(t, limit) })
+}
+
+func (w *memWatch) check(t *testing.T, limit int64) {
 	t.Helper()
 	w.stop()
 	<-w.done

@@ -52,7 +52,7 @@ func TestSlowFrames(t *testing.T) {
 	target := an.infos[0]
 	protos := []protocol.ID{"/umbra/replicate/1", "/umbra/sync/1", "/umbra/store/1", "/umbra/onion/1",
 		protocol.ID(wire.ProtoReplicateSession), protocol.ID(wire.ProtoSyncSession), protocol.ID(wire.ProtoStoreSession), protocol.ID(wire.ProtoOnionSession)}
-	w := watchMemory(an)
+	w := an.mem
 	var streams []network.Stream
 	opened := map[protocol.ID]int{}
 	for i := 0; i < 20; i++ {
@@ -128,7 +128,7 @@ func TestOnionMemory(t *testing.T) {
 	h.Peerstore().AddAddrs(guard.ID, guard.Addrs, time.Hour)
 	pool := p2p.NewPool(h, p2p.PoolOptions{})
 	defer pool.Close()
-	w := watchMemory(an)
+	w := an.mem
 	var st storeStats
 	lctx, lstop := context.WithCancel(ctx)
 	var lwg sync.WaitGroup
