@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -46,6 +48,9 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 				}
 				cfg.Bootstrap = append(cfg.Bootstrap, addrs...)
 			}
+			if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(cfg.MemoryLimit)
+			}
 			n, err := node.New(cfg)
 			if err != nil {
 				return err
@@ -79,6 +84,7 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.DurationVar(&cfg.SyncSettle, "sync-settle", cfg.SyncSettle, "mailboxes written this recently wait for the next anti-entropy round")
 	f.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often unreachable nodes are probed")
 	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", cfg.MaxStoreBytes, "refuse new messages once this many bytes (messages, tombstones and signed deletions) are stored")
+	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "soft limit in bytes for the Go heap (the garbage collector works harder near it; 0 for none; GOMEMLIMIT wins)")
 	return cmd
 }
 

@@ -65,6 +65,12 @@ type Config struct {
 	// send this one per second (a token bucket holding ReplicaBurst).
 	ReplicaRate  float64
 	ReplicaBurst int
+	// MemoryLimit is the Go runtime's soft memory limit the `umbra node`
+	// command sets for its process (debug.SetMemoryLimit; GOMEMLIMIT, if
+	// set, wins): the garbage collector works harder near it, so garbage
+	// left by a flood of refused requests does not push the node past what
+	// its resource manager budgets for. 0: none.
+	MemoryLimit int64
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -96,6 +102,7 @@ func DefaultConfig() Config {
 		RequestQuota:       store.Quota{Messages: 10000, Bytes: 64 << 20},
 		ReplicaRate:        5000,
 		ReplicaBurst:       20000,
+		MemoryLimit:        192 << 20,
 	}
 }
 

@@ -139,12 +139,12 @@ func testNode(t testing.TB, addrs ...string) *member.Node {
 	return n
 }
 
-// loopbackNodes makes n nodes on 127.0.1.1 .. 127.0.1.n.
+// loopbackNodes makes n nodes on 127.0.1.1 .. 127.0.n.1, a /24 each.
 func loopbackNodes(t testing.TB, n int) []*member.Node {
 	t.Helper()
 	ns := make([]*member.Node, n)
 	for i := range ns {
-		ns[i] = testNode(t, fmt.Sprintf("/ip4/127.0.1.%d/tcp/4001", i+1))
+		ns[i] = testNode(t, fmt.Sprintf("/ip4/127.0.%d.1/tcp/4001", i+1))
 	}
 	return ns
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/p2p"
@@ -45,42 +43,17 @@ func attemptTime(kind wire.Kind, req any) time.Duration {
 	return attemptTimeout
 }
 
-// Subnets are the diversity keys of a node: the /24 (IPv4) or /48 (IPv6)
-// of every public address its record lists. Two nodes that share any key
-// never share a path, so a record cannot escape the rule by listing a decoy
-// address first. Private addresses (10/8, 192.168/16, a docker bridge...)
-// count only when a node lists no public one, since unrelated hosts share
-// them; loopback addresses count only when there is nothing else, and then
-// key by the full IP, so a devnet on 127.0.1.x has distinct "hosts". (A
-// record can claim up to member.MaxAddrs subnets and so keep those off the
-// paths it is on; capping the keys would instead let decoys listed first
-// hide a shared /24, which is the worse trade.)
+// Subnets are the diversity keys of a node (member.Subnets: the /24 or /48
+// of every address its record lists, loopback by /24 too): two nodes that
+// share any key never share a path, so a record cannot escape the rule by
+// listing a decoy address first. The same keys cap a subnet's seats in a
+// swarm and its records in a node table.
 func Subnets(n *member.Node) []string {
-	var public, private, loop []string
-	for _, a := range n.Addrs {
-		ip, err := manet.ToIP(a)
-		if err != nil {
-			continue
-		}
-		var key string
-		if ip.To4() != nil {
-			key = ip.Mask(net.CIDRMask(24, 32)).String() + "/24"
-		} else {
-			key = ip.Mask(net.CIDRMask(48, 128)).String() + "/48"
-		}
-		switch {
-		case ip.IsLoopback():
-			loop = append(loop, ip.String())
-		case ip.IsPrivate() || ip.IsLinkLocalUnicast() || !ip.IsGlobalUnicast():
-			private = append(private, key)
-		default:
-			public = append(public, key)
-		}
+	if len(n.Subnets) > 0 {
+		return n.Subnets // computed when the record was opened
 	}
-	for _, keys := range [][]string{public, private, loop} {
-		if len(keys) > 0 {
-			return keys
-		}
+	if keys := member.Subnets(n.Addrs); len(keys) > 0 {
+		return keys
 	}
 	return []string{"unknown:" + n.ID.String()}
 }

@@ -21,7 +21,8 @@ func TestSubnet(t *testing.T) {
 		a, b []string // addresses of two nodes
 		same bool
 	}{
-		{"loopback full IP", []string{"/ip4/127.0.1.1/tcp/4001"}, []string{"/ip4/127.0.1.2/tcp/4001"}, false},
+		{"loopback other /24", []string{"/ip4/127.0.1.1/tcp/4001"}, []string{"/ip4/127.0.2.1/tcp/4001"}, false},
+		{"loopback same /24", []string{"/ip4/127.0.1.1/tcp/4001"}, []string{"/ip4/127.0.1.2/tcp/4001"}, true},
 		{"loopback same IP other port", []string{"/ip4/127.0.1.1/tcp/4001"}, []string{"/ip4/127.0.1.1/udp/4002/quic-v1"}, true},
 		{"ipv6 loopback vs ipv4 loopback", []string{"/ip6/::1/tcp/4001"}, []string{"/ip4/127.0.0.1/tcp/4001"}, false},
 		{"ipv4 same /24", []string{"/ip4/1.2.3.4/tcp/4001"}, []string{"/ip4/1.2.3.200/tcp/4001"}, true},
@@ -51,7 +52,7 @@ func TestSubnet(t *testing.T) {
 	}
 	// Keys are stable and say what they are.
 	for addr, want := range map[string]string{
-		"/ip4/127.0.1.7/tcp/1":             "127.0.1.7",
+		"/ip4/127.0.1.7/tcp/1":             "127.0.1.0/24",
 		"/ip4/1.2.3.4/tcp/1":               "1.2.3.0/24",
 		"/ip6/2001:db8:1:2:3::1/tcp/1":     "2001:db8:1::/48",
 		"/ip6/::1/tcp/1":                   "::1",
@@ -491,10 +492,14 @@ func TestSubnetIgnoresDecoyAddress(t *testing.T) {
 	if !shareSubnet(a, decoys) {
 		t.Fatalf("three public decoys hide the shared /24: %v", Subnets(decoys))
 	}
-	// Loopback-only nodes (a devnet) key by their full IP.
-	l1, l2 := testNode(t, "/ip4/127.0.1.1/tcp/1"), testNode(t, "/ip4/127.0.1.2/tcp/1")
+	// Loopback-only nodes (a devnet) key by /24 like any IPv4 address: a
+	// devnet puts each node in a /24 of its own.
+	l1, l2 := testNode(t, "/ip4/127.0.1.1/tcp/1"), testNode(t, "/ip4/127.0.2.1/tcp/1")
 	if shareSubnet(l1, l2) {
-		t.Fatal("devnet nodes on distinct loopback IPs conflict")
+		t.Fatal("devnet nodes in distinct loopback /24s conflict")
+	}
+	if l3 := testNode(t, "/ip4/127.0.1.2/tcp/1"); !shareSubnet(l1, l3) {
+		t.Fatal("loopback addresses of one /24 do not conflict")
 	}
 	// A path never holds two nodes of one /24, decoys or not.
 	pm := NewPathManager(func() []*member.Node { return []*member.Node{a, b, c, d} })
