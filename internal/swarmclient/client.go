@@ -51,8 +51,11 @@ type Client struct {
 	tr        Transport
 	paths     *onion.PathManager // nil in direct mode
 
-	mu     sync.RWMutex
-	params wire.Params
+	refreshMu sync.Mutex // one freshView refresh at a time
+
+	mu          sync.RWMutex
+	lastRefresh time.Time // of the node list
+	params      wire.Params
 	nodes  map[peer.ID]*member.Node
 	list   []*member.Node   // nodes, sorted by peer ID
 	aged   map[peer.ID]bool // reachable for the network's minimum age, say most answers
@@ -251,6 +254,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	c.mu.Lock()
 	c.params, c.nodes, c.list, c.aged = params, nodes, list, aged
+	c.lastRefresh = time.Now()
 	c.mu.Unlock()
 	return nil
 }
@@ -405,7 +409,14 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 		cancel()
 		if err == nil {
 			var res *PutResult
-			if res, err = c.checkAck(mb, want, &resp); err == nil {
+			res, err = c.checkAck(mb, want, &resp)
+			if errors.Is(err, errOutOfView) && c.freshView(ctx) {
+				// The swarm may have changed (a node came of age, joined
+				// or left) since this client's view: look again, then
+				// judge the same answer.
+				res, err = c.checkAck(mb, want, &resp)
+			}
+			if err == nil {
 				return res, nil
 			}
 			err = fmt.Errorf("node %s: %w", n.ID.ShortString(), err)
@@ -464,24 +475,53 @@ func (c *Client) checkAck(mb mailbox.ID, want expectedAck, resp *wire.StoreResp)
 	r := c.Params().Replication
 	msg := swarm.ReceiptBytes(res.Hash, mb, want.expiry)
 	seen := map[peer.ID]bool{}
+	outside := 0 // valid receipts of nodes outside the scope in this view
 	for _, rc := range resp.Receipts {
 		id, err := peer.IDFromBytes(rc.Node)
-		if err != nil || seen[id] || !member.InScope(placed, id, r) {
+		if err != nil || seen[id] {
 			continue
 		}
 		pub, err := id.ExtractPublicKey()
 		if err != nil {
 			continue
 		}
-		if ok, err := pub.Verify(msg, rc.Sig); err == nil && ok {
-			seen[id] = true
-			res.Receipts++
+		if ok, err := pub.Verify(msg, rc.Sig); err != nil || !ok {
+			continue
 		}
+		seen[id] = true
+		if !member.InScope(placed, id, r) {
+			outside++
+			continue
+		}
+		res.Receipts++
 	}
 	if w := swarm.Quorum(r); res.Receipts < w {
-		return nil, fmt.Errorf("store answer carries %d valid receipts from the mailbox's swarm; %d needed", res.Receipts, w)
+		err := fmt.Errorf("store answer carries %d valid receipts from the mailbox's swarm; %d needed", res.Receipts, w)
+		if outside > 0 {
+			err = fmt.Errorf("%w (%d more from nodes outside it in this client's view): %w", err, outside, errOutOfView)
+		}
+		return nil, err
 	}
 	return res, nil
+}
+
+// errOutOfView marks an acknowledgement short only of receipts from nodes
+// this client's node list places outside the mailbox's scope: the list may
+// be out of date.
+var errOutOfView = errors.New("node list may be stale")
+
+// freshView makes sure the node list is at most 10 seconds old,
+// refreshing it if not, and reports whether it is.
+func (c *Client) freshView(ctx context.Context) bool {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	c.mu.RLock()
+	age := time.Since(c.lastRefresh)
+	c.mu.RUnlock()
+	if age < 10*time.Second {
+		return true
+	}
+	return c.Refresh(ctx) == nil
 }
 
 // checkDeleted checks that t is mb's owner's signed deletion of hash h.
