@@ -86,7 +86,15 @@ func (p *Proc) Running() bool {
 // Devnet is a running local network.
 type Devnet struct {
 	cfg   Config
+	mu    sync.Mutex // guards Procs against AddNode
 	Procs []*Proc
+}
+
+// Nodes returns the node processes (a snapshot: AddNode may add more).
+func (d *Devnet) Nodes() []*Proc {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]*Proc(nil), d.Procs...)
 }
 
 // BootstrapFile is the path of the network file (one multiaddr per line).
@@ -233,6 +241,8 @@ func (d *Devnet) prepare(i int) (*Proc, error) {
 // AddNode prepares and starts one more node (index len(Procs)+1). It
 // joins through the network file like the others but is not listed in it.
 func (d *Devnet) AddNode() (*Proc, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	i := len(d.Procs) + 1
 	if i > 254 {
 		return nil, fmt.Errorf("devnet: at most 254 nodes")

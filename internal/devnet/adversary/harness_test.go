@@ -325,7 +325,7 @@ func watchMemory(an *attackNet) *memWatch {
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
-			for _, p := range an.d.Procs {
+			for _, p := range an.d.Nodes() {
 				pid := p.Pid()
 				if pid == 0 || !p.Running() {
 					continue
