@@ -56,9 +56,9 @@ type Client struct {
 	mu          sync.RWMutex
 	lastRefresh time.Time // of the node list
 	params      wire.Params
-	nodes  map[peer.ID]*member.Node
-	list   []*member.Node   // nodes, sorted by peer ID
-	aged   map[peer.ID]bool // reachable for the network's minimum age, say most answers
+	nodes       map[peer.ID]*member.Node
+	list        []*member.Node   // nodes, sorted by peer ID
+	aged        map[peer.ID]bool // reachable for the network's minimum age, say most answers
 }
 
 // ReadNetworkFile reads a bootstrap file: one multiaddr per line; blank
