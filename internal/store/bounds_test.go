@@ -178,6 +178,19 @@ func TestEntriesPage(t *testing.T) {
 	if fmt.Sprint(paged) != fmt.Sprint(all) {
 		t.Fatalf("paged set differs from the whole set (%d vs %d entries)", len(paged), len(all))
 	}
+	// Ranges (after, through] cut at page ends cover the set once.
+	mid := all[20].Hash
+	lo, err := s.EntriesBetween(mb, nil, &mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hi, err := s.EntriesBetween(mb, &mid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lo) != 21 || fmt.Sprint(append(lo, hi...)) != fmt.Sprint(all) {
+		t.Fatalf("ranges split at entry 20: %d + %d entries, want 21 + %d in order", len(lo), len(hi), len(all)-21)
+	}
 }
 
 // TestNewest: Newest reads one namespace's newest messages, newest last,

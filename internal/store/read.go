@@ -139,15 +139,39 @@ func (s *Store) GetByHash(hashes []Hash) ([]Message, error) {
 // Entries always agrees with Digest) and every tombstone (Deleted=true),
 // sorted by hash.
 func (s *Store) Entries(mailbox Hash) ([]Entry, error) {
+	out, err := s.entries(mailbox, nil, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	// SQLite orders BLOBs with memcmp, but keep the contract independent of that.
+	if !slices.IsSortedFunc(out, func(a, b Entry) int { return bytes.Compare(a.Hash[:], b.Hash[:]) }) {
+		slices.SortFunc(out, func(a, b Entry) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+	}
+	return out, nil
+}
+
+// entries reads mailbox's anti-entropy set with hashes in (after, through]
+// (a nil bound is open), in hash order, at most limit of them (0: all). One
+// statement, so both tables are read from the same snapshot.
+func (s *Store) entries(mailbox Hash, after, through *Hash, limit int) ([]Entry, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("store: entries: %w", ErrClosed)
 	}
-	// One statement, so both tables are read from the same snapshot.
+	var lo, hi []byte
+	if after != nil {
+		lo = after[:]
+	}
+	if through != nil {
+		hi = through[:]
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
 	rows, err := s.rdb.QueryContext(context.Background(),
-		`SELECT hash, 0 FROM messages WHERE mailbox = ?1
+		`SELECT hash, 0 FROM messages WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
 		 UNION ALL
-		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1
-		 ORDER BY 1`, mailbox[:])
+		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
+		 ORDER BY 1 LIMIT ?4`, mailbox[:], lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: entries: %w", err)
 	}
@@ -167,10 +191,6 @@ func (s *Store) Entries(mailbox Hash) ([]Entry, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: entries: %w", err)
-	}
-	// SQLite orders BLOBs with memcmp, but keep the contract independent of that.
-	if !slices.IsSortedFunc(out, func(a, b Entry) int { return bytes.Compare(a.Hash[:], b.Hash[:]) }) {
-		slices.SortFunc(out, func(a, b Entry) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
 	}
 	return out, nil
 }
@@ -199,40 +219,12 @@ func (s *Store) GetKV(key string) ([]byte, bool, error) {
 // whether the set goes on after them. Paging keeps a sync answer bounded
 // however large a mailbox's set grows.
 func (s *Store) EntriesPage(mailbox Hash, after *Hash, limit int) ([]Entry, bool, error) {
-	if s.closed.Load() {
-		return nil, false, fmt.Errorf("store: entries: %w", ErrClosed)
-	}
 	if limit <= 0 {
 		limit = MaxGetLimit
 	}
-	var afterArg []byte
-	if after != nil {
-		afterArg = after[:]
-	}
-	rows, err := s.rdb.QueryContext(context.Background(),
-		`SELECT hash, 0 FROM messages WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2)
-		 UNION ALL
-		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2)
-		 ORDER BY 1 LIMIT ?3`, mailbox[:], afterArg, limit+1)
+	out, err := s.entries(mailbox, after, nil, limit+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("store: entries: %w", err)
-	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
-		var h []byte
-		var e Entry
-		if err := rows.Scan(&h, &e.Deleted); err != nil {
-			return nil, false, fmt.Errorf("store: entries: %w", err)
-		}
-		if len(h) != 32 {
-			return nil, false, fmt.Errorf("store: entries: corrupt hash of length %d", len(h))
-		}
-		e.Hash = Hash(h)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("store: entries: %w", err)
+		return nil, false, err
 	}
 	more := len(out) > limit
 	if more {
@@ -331,40 +323,5 @@ func (s *Store) Newest(mailbox Hash, namespace int32, limit int) ([]Message, err
 // (after, through], sorted by hash; a nil bound is open. Anti-entropy
 // compares one page of a peer's set with this range of its own.
 func (s *Store) EntriesBetween(mailbox Hash, after, through *Hash) ([]Entry, error) {
-	if s.closed.Load() {
-		return nil, fmt.Errorf("store: entries: %w", ErrClosed)
-	}
-	var lo, hi []byte
-	if after != nil {
-		lo = after[:]
-	}
-	if through != nil {
-		hi = through[:]
-	}
-	rows, err := s.rdb.QueryContext(context.Background(),
-		`SELECT hash, 0 FROM messages WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
-		 UNION ALL
-		 SELECT hash, 1 FROM tombstones WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
-		 ORDER BY 1`, mailbox[:], lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("store: entries: %w", err)
-	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
-		var h []byte
-		var e Entry
-		if err := rows.Scan(&h, &e.Deleted); err != nil {
-			return nil, fmt.Errorf("store: entries: %w", err)
-		}
-		if len(h) != 32 {
-			return nil, fmt.Errorf("store: entries: corrupt hash of length %d", len(h))
-		}
-		e.Hash = Hash(h)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: entries: %w", err)
-	}
-	return out, nil
+	return s.entries(mailbox, after, through, 0)
 }
