@@ -74,7 +74,10 @@ idle memory first).`,
 				}
 				defer d.Stop()
 				network = d.BootstrapFile()
-				time.Sleep(3 * time.Second) // let start-up work settle before measuring idle memory
+				// Let start-up work settle before measuring idle memory, and
+				// the nodes come of age (devnet.MinAge), so that placement
+				// does not change under the measurement.
+				time.Sleep(devnet.MinAge + time.Second)
 				printRSS(out, d)
 			}
 			c, err := dialNetwork(cmd, network)
@@ -167,6 +170,19 @@ func runGets(ctx context.Context, c *swarmclient.Client, n int) ([]time.Duration
 		return nil, err
 	}
 	members := c.Swarm(key.ID())
+	// The acknowledgement came with a write quorum; the fan-out to the
+	// rest of the swarm goes on behind it. Time reads once all hold it.
+	for _, m := range members {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := c.Retrieve(ctx, m, key, nil, 0)
+			if err == nil && len(resp.Messages) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("swarm node %s does not hold the benchmark's message: %v", m.ID.ShortString(), err)
+			}
+		}
+	}
 	lat := make([]time.Duration, n)
 	for i := range lat {
 		t := time.Now()

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/devnet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
@@ -45,6 +46,7 @@ message at a time (latency percentiles), then --messages queued at once
 				}
 				defer d.Stop()
 				network = d.BootstrapFile()
+				time.Sleep(devnet.MinAge + time.Second) // the nodes come of age: placement settles
 			}
 			addrs, err := swarmclient.ReadNetworkFile(network)
 			if err != nil {

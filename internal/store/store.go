@@ -165,8 +165,9 @@ type Store struct {
 	cfg Config
 	log *slog.Logger
 
-	wdb *sql.DB // one connection, owned by the writer goroutine
-	rdb *sql.DB // read pool
+	wdb   *sql.DB              // one connection, owned by the writer goroutine
+	rdb   *sql.DB              // read pool
+	reads map[string]*sql.Stmt // prepared read queries (readQueries)
 
 	reqs       chan *request
 	quit       chan struct{} // closed by Close
@@ -266,6 +267,10 @@ func Open(cfg Config) (*Store, error) {
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
 	s.rdb = rdb
+	if err := s.prepareReads(ctx); err != nil {
+		w.close()
+		return fail(err)
+	}
 
 	start := time.Now()
 	if err := s.st.load(ctx, rdb); err != nil {
@@ -288,6 +293,9 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.quit)
 		<-s.writerDone
+		for _, st := range s.reads {
+			_ = st.Close()
+		}
 		err := s.rdb.Close()
 		if werr := s.wdb.Close(); err == nil {
 			err = werr
