@@ -290,23 +290,20 @@ func (n *Node) Delete(ctx context.Context, req *wire.DeleteReq) (*wire.DeleteRes
 	if werr != nil {
 		return nil, werr
 	}
-	if len(req.Hashes) == 0 {
-		return nil, wire.Errorf(wire.CodeBadRequest, "delete names no hashes")
-	}
 	if len(req.Hashes) > maxDeleteHashes {
 		return nil, wire.Errorf(wire.CodeTooLarge, "delete takes at most %d hashes; send them in several requests", maxDeleteHashes)
 	}
-	for i, b := range req.Hashes {
-		if len(b) != 32 {
-			return nil, wire.Errorf(wire.CodeBadRequest, "hash %d is not 32 bytes", i)
-		}
+	// The request itself, signed by the owner, is what every replica
+	// checks before it deletes.
+	tomb := wire.Tomb{Mailbox: mb[:], Hashes: req.Hashes, Timestamp: req.Auth.Timestamp, Sig: req.Auth.Sig}
+	d, werr := deletionForm(&tomb)
+	if werr != nil {
+		return nil, werr
 	}
 	if werr := n.checkAuth(mailbox.MethodDelete, mb, req.Auth, req.AuthFields()); werr != nil {
 		return nil, werr
 	}
-	// The request itself, signed by the owner, is what every replica
-	// checks before it deletes.
-	deleted, err := n.deleteQuorum(ctx, wire.Tomb{Mailbox: mb[:], Hashes: req.Hashes, Timestamp: req.Auth.Timestamp, Sig: req.Auth.Sig})
+	deleted, err := n.deleteQuorum(ctx, d, tomb)
 	if err != nil {
 		return nil, err
 	}

@@ -253,13 +253,10 @@ func isRemoteError(err error) bool {
 }
 
 // deleteQuorum applies the owner's signed deletion here and at the swarm,
-// waiting for a majority. Every replica checks the signature itself;
-// tombstones keep replicas from resurrecting the messages.
-func (n *Node) deleteQuorum(ctx context.Context, tomb wire.Tomb) (int, *wire.Error) {
-	d, werr := deletionOf(&tomb)
-	if werr != nil {
-		return 0, werr
-	}
+// waiting for a majority. tomb's signature must have been checked (d is
+// its store form); every replica checks it again itself. Tombstones keep
+// replicas from resurrecting the messages.
+func (n *Node) deleteQuorum(ctx context.Context, d store.Deletion, tomb wire.Tomb) (int, *wire.Error) {
 	members := n.swarmOf(d.Mailbox)
 	w := swarm.Quorum(n.cfg.Params.Replication)
 	type res struct {
@@ -311,6 +308,19 @@ func btoi(b bool) int {
 // its hashes (whatever its age: it stays the owner's word), and returns it
 // in the store's form.
 func deletionOf(t *wire.Tomb) (store.Deletion, *wire.Error) {
+	d, werr := deletionForm(t)
+	if werr != nil {
+		return d, werr
+	}
+	if err := mailbox.VerifySig(mailbox.MethodDelete, d.Mailbox, t.Timestamp, t.AuthFields(), t.Sig); err != nil {
+		return store.Deletion{}, wire.Errorf(wire.CodeUnauthorized, "deletion not signed by the mailbox owner")
+	}
+	return d, nil
+}
+
+// deletionForm checks a deletion's shape (not its signature) and returns
+// it in the store's form.
+func deletionForm(t *wire.Tomb) (store.Deletion, *wire.Error) {
 	mb, werr := mailboxID(t.Mailbox)
 	if werr != nil {
 		return store.Deletion{}, werr
@@ -324,9 +334,6 @@ func deletionOf(t *wire.Tomb) (store.Deletion, *wire.Error) {
 			return store.Deletion{}, wire.Errorf(wire.CodeBadRequest, "hash %d is not 32 bytes", i)
 		}
 		copy(d.Hashes[i][:], h)
-	}
-	if err := mailbox.VerifySig(mailbox.MethodDelete, mb, t.Timestamp, t.AuthFields(), t.Sig); err != nil {
-		return store.Deletion{}, wire.Errorf(wire.CodeUnauthorized, "deletion not signed by the mailbox owner")
 	}
 	return d, nil
 }
