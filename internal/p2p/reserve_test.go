@@ -85,6 +85,10 @@ func TestRequestOverMemoryLimitRefused(t *testing.T) {
 		t.Fatalf("300 KB answer over a 256 KiB stream limit: %v, want a 503 refusal", err)
 	}
 	for i := range 3 {
+		// The last call's answer is released just after it is written,
+		// which may be after the client has sent this request: wait, so
+		// that this call alone counts against the stream's limit.
+		waitFor(t, "the server's reservations to be released", func() bool { return serviceMemory(t, p.srvHost) == 0 })
 		data := fmt.Sprintf("after-%d-%s", i, strings.Repeat("y", 60<<10)) // request and answer held together: 120 KiB
 		if got, err := call(context.Background(), pool, to, bigProto, data); err != nil || got != data {
 			t.Fatalf("call within the limit after a refusal: %d bytes, %v", len(got), err)

@@ -243,7 +243,9 @@ func honestLoad(ctx context.Context, c *swarmclient.Client, every time.Duration,
 			defer wg.Done()
 			k, _ := mailbox.NewKey()
 			start := time.Now()
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// As long as a client's outbox gives one attempt: a path
+			// through a node that swallows packets costs 8 s or more.
+			cctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			_, err := c.Put(cctx, k.ID(), 0, time.Hour, []byte("honest message"))
 			cancel()
 			st.add(time.Since(start), err)

@@ -23,7 +23,16 @@ import (
 // claim the next hop is unreachable. seen, if set, gets every packet it
 // forwards and where to.
 func relay(a *adversary.Node, pass func(next peer.ID) bool, seen func(next peer.ID, pkt []byte)) {
-	a.Serve(wire.ProtoOnionSession, func(ctx context.Context, _ peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
+	var hook func(from, next peer.ID, pkt []byte)
+	if seen != nil {
+		hook = func(_, next peer.ID, pkt []byte) { seen(next, pkt) }
+	}
+	relayFrom(a, pass, hook)
+}
+
+// relayFrom is relay with the previous hop passed to seen.
+func relayFrom(a *adversary.Node, pass func(next peer.ID) bool, seen func(from, next peer.ID, pkt []byte)) {
+	a.Serve(wire.ProtoOnionSession, func(ctx context.Context, from peer.ID, kind wire.Kind, body []byte) (wire.Kind, any) {
 		var pkt wire.OnionPacket
 		if kind != wire.KindOnion || wire.Unmarshal(body, &pkt) != nil {
 			return wire.KindError, wire.Errorf(wire.CodeBadRequest, "bad packet")
@@ -41,7 +50,7 @@ func relay(a *adversary.Node, pass func(next peer.ID) bool, seen func(next peer.
 			return wire.KindOnion, &wire.OnionPacket{Data: reply}
 		}
 		if seen != nil {
-			seen(next, layer.Packet)
+			seen(from, next, layer.Packet)
 		}
 		var out wire.OnionPacket
 		cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
@@ -78,7 +87,14 @@ func TestMaliciousGuard(t *testing.T) {
 	col := an.adversary(ctx, "127.0.201.1")
 	var viaColluder atomic.Int64
 	relay(g, func(next peer.ID) bool { return next == col.ID() }, nil)
-	relay(col, func(peer.ID) bool { return true }, func(peer.ID, []byte) { viaColluder.Add(1) })
+	// Counted: packets the colluder relays as the malicious guard's middle
+	// (it may also be picked as a guard itself, by chance: that is not the
+	// guard steering).
+	relayFrom(col, func(peer.ID) bool { return true }, func(from, _ peer.ID, _ []byte) {
+		if from == g.ID() {
+			viaColluder.Add(1)
+		}
+	})
 	c := an.client(ctx, false)
 	waitListed(t, ctx, c, time.Minute, g.ID(), col.ID())
 	learnAll(g, c)
