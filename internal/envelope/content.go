@@ -18,6 +18,8 @@ const ContentVersion = 1
 const (
 	MaxBodySize = 252 << 10 // bytes of Content.Body
 	MaxRefs     = 64        // entries of Content.Refs
+	// MaxInboxSize bounds Content.Inbox.
+	MaxInboxSize = 2048
 )
 
 // Kind says what a Content is. Receivers must ignore (and may acknowledge
@@ -70,6 +72,10 @@ type Content struct {
 	// Refs are the IDs (16 bytes each) of messages this one refers to:
 	// the messages a receipt acknowledges, or the one a reply quotes.
 	Refs [][]byte `cbor:"6,keyasint,omitempty"`
+	// Inbox, when set, tells the recipient where the sender reads from
+	// now on: an encoded inbox announcement (the client defines it),
+	// carried inside the end-to-end encryption like everything else.
+	Inbox []byte `cbor:"7,keyasint,omitempty"`
 }
 
 // NewContent makes a Content with a fresh random ID (from rnd, crypto/rand
@@ -130,6 +136,8 @@ func (c *Content) check() error {
 		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(c.Body), MaxBodySize)
 	case len(c.Refs) > MaxRefs:
 		return fmt.Errorf("%w: %d referenced messages, limit %d", ErrTooLarge, len(c.Refs), MaxRefs)
+	case len(c.Inbox) > MaxInboxSize:
+		return fmt.Errorf("%w: inbox announcement of %d bytes, limit %d", ErrTooLarge, len(c.Inbox), MaxInboxSize)
 	}
 	for _, r := range c.Refs {
 		if len(r) != len(MessageID{}) {
@@ -152,7 +160,7 @@ func (c *Content) Encode() ([]byte, error) {
 }
 
 // maxContentSize bounds an encoded Content.
-const maxContentSize = MaxBodySize + MaxRefs*18 + 256
+const maxContentSize = MaxBodySize + MaxRefs*18 + MaxInboxSize + 256
 
 // ParseContent decodes and checks a content. Unknown fields are skipped;
 // an unknown Kind is not an error.

@@ -59,6 +59,8 @@ func (t Type) String() string {
 		return "initial"
 	case TypeRatchet:
 		return "ratchet"
+	case TypeInbox:
+		return "inbox"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
@@ -76,6 +78,9 @@ var (
 	ErrDecrypt = errors.New("envelope: cannot decrypt")
 	// ErrWork: an initial envelope without enough proof-of-work.
 	ErrWork = errors.New("envelope: first-contact proof-of-work missing or too small")
+	// ErrUnknownSession: an inbox envelope names a session this client
+	// does not hold.
+	ErrUnknownSession = errors.New("envelope: no session for this inbox envelope")
 )
 
 type envelopeWire struct {
@@ -107,7 +112,7 @@ func Parse(data []byte) (*Envelope, error) {
 	if w.Version != Version {
 		return nil, fmt.Errorf("%w: envelope version %d", ErrUnknownType, w.Version)
 	}
-	if w.Type != TypeInitial && w.Type != TypeRatchet {
+	if w.Type != TypeInitial && w.Type != TypeRatchet && w.Type != TypeInbox {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, w.Type)
 	}
 	if len(w.Body) == 0 {

@@ -25,8 +25,11 @@ const (
 // type are left out).
 func PaddedSizes(t Type) []int {
 	reserve := ratchetReserve
-	if t == TypeInitial {
+	switch t {
+	case TypeInitial:
 		reserve = initialReserve
+	case TypeInbox:
+		reserve = inboxReserve
 	}
 	var out []int
 	for _, w := range WireSizes {

@@ -101,4 +101,8 @@ func TestReservesCoverOverheads(t *testing.T) {
 	if need := ratchet.MaxOverhead + ratchet.MaxInitialOverhead + hpkeOverhead + framing; initialReserve < need {
 		t.Fatalf("initial reserve %d < %d", initialReserve, need)
 	}
+	const sealedPair = 1 + 2 + 16 + 1 + 5 // map, session ID, message head
+	if need := ratchet.MaxOverhead + hpkeOverhead + sealedPair + framing; inboxReserve < need {
+		t.Fatalf("inbox reserve %d < %d", inboxReserve, need)
+	}
 }
