@@ -82,7 +82,7 @@ func (u *user) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	e, err := client.Open(ctx, client.Config{Home: u.home, Logger: testLogger(t, u.home)})
+	e, err := client.Open(ctx, client.Config{Home: u.home, Schedule: testSchedule, Logger: testLogger(t, u.home)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestPrekeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := client.Open(ctx, client.Config{Home: home, Logger: testLogger(t, home), Now: clock})
+	bob, err := client.Open(ctx, client.Config{Home: home, Schedule: testSchedule, Logger: testLogger(t, home), Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestOfflineAcrossEpochs(t *testing.T) {
 	open := func(u *user) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		e, err := client.Open(ctx, client.Config{Home: u.home, Logger: testLogger(t, u.home), EpochPeriod: period})
+		e, err := client.Open(ctx, client.Config{Home: u.home, Schedule: testSchedule, Logger: testLogger(t, u.home), EpochPeriod: period})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,7 +374,7 @@ func TestOfflineAcrossEpochs(t *testing.T) {
 	}
 	time.Sleep(4 * period) // bob is away for several epochs
 	// The CLI path: an offline-started engine syncing once.
-	e, err := client.Open(ctx, client.Config{Home: bob.home, Logger: quiet(), EpochPeriod: period})
+	e, err := client.Open(ctx, client.Config{Home: bob.home, Schedule: testSchedule, Logger: quiet(), EpochPeriod: period})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestReceiveSurvivesWriteFailures(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	be, err := client.Open(ctx, client.Config{Home: home, Logger: testLogger(t, home)})
+	be, err := client.Open(ctx, client.Config{Home: home, Schedule: testSchedule, Logger: testLogger(t, home)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,4 +444,11 @@ func TestReceiveSurvivesWriteFailures(t *testing.T) {
 	waitFor(t, 30*time.Second, "bob to store them once writes work", func() bool { return countFrom(bob, alice, "w") == 4 })
 	time.Sleep(time.Second)
 	checkConversation(t, bob, alice, "w", 4)
+}
+
+// testSchedule reads often and without long pauses, so tests run fast.
+var testSchedule = client.Schedule{
+	PollWait:   [2]time.Duration{2 * time.Second, 5 * time.Second},
+	PollGap:    [2]time.Duration{10 * time.Millisecond, 100 * time.Millisecond},
+	CatchUpGap: [2]time.Duration{10 * time.Millisecond, 50 * time.Millisecond},
 }

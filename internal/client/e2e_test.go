@@ -202,7 +202,7 @@ func TestSenderRestartMidSend(t *testing.T) {
 	// Queue the rest while alice is offline: all 199 wait in her outbox.
 	const n = 200
 	alice.stop()
-	off, err := client.Open(ctx, client.Config{Home: alice.home, Logger: quiet(), Offline: true})
+	off, err := client.Open(ctx, client.Config{Home: alice.home, Schedule: testSchedule, Logger: quiet(), Offline: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestSenderRestartMidSend(t *testing.T) {
 
 // countSent counts sent-or-better messages in a stopped home (reopened offline).
 func countSent(t *testing.T, home string) int {
-	e, err := client.Open(context.Background(), client.Config{Home: home, Logger: quiet(), Offline: true})
+	e, err := client.Open(context.Background(), client.Config{Home: home, Schedule: testSchedule, Logger: quiet(), Offline: true})
 	if err != nil {
 		t.Fatal(err)
 	}

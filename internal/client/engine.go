@@ -24,8 +24,11 @@ type Config struct {
 	Offline    bool // do not join the network: local operations only (no Start)
 	Logger     *slog.Logger
 	Now        func() time.Time
-	// EpochPeriod is how often pairwise mailboxes rotate (24h).
+	// EpochPeriod is how often the inbox and the request mailbox move to
+	// new addresses (24h; whole seconds).
 	EpochPeriod time.Duration
+	// Schedule spaces the engine's reads (DefaultSchedule when zero).
+	Schedule Schedule
 	// MessageTTL is how long the network keeps a message for an offline
 	// recipient (14 days).
 	MessageTTL time.Duration
@@ -52,7 +55,6 @@ type Engine struct {
 
 	kick      chan struct{} // wakes the outbox
 	republish chan struct{} // wakes the prekey publisher
-	resub     chan struct{} // the set of inbound mailboxes changed
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -74,12 +76,26 @@ func (c *Config) defaults() {
 	if c.MessageTTL == 0 {
 		c.MessageTTL = 14 * 24 * time.Hour
 	}
+	if c.Schedule == (Schedule{}) {
+		c.Schedule = DefaultSchedule()
+	}
+}
+
+// validate checks a configuration after defaults.
+func (c *Config) validate() error {
+	if c.EpochPeriod < time.Second || c.EpochPeriod%time.Second != 0 {
+		return fmt.Errorf("client: epoch period %v is not a whole number of seconds", c.EpochPeriod)
+	}
+	return c.Schedule.Validate()
 }
 
 // Open locks the home, opens its database and joins the network. Call Start
 // to begin sending and receiving, and Close when done.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if !Exists(cfg.Home) {
 		return nil, ErrNoAccount
 	}
@@ -88,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*sessionRecord{},
-		kick: make(chan struct{}, 1), resub: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -17,55 +18,21 @@ import (
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-// inbound is a mailbox the engine polls, and whose messages are from.
+// inbound is a mailbox the engine reads: this client's inbox or its
+// request mailbox, of one epoch.
 type inbound struct {
-	key  *mailbox.Key
-	peer string            // "" for the request mailbox
-	sess ratchet.SessionID // the session of peer whose mailbox it is
+	key     *mailbox.Key
+	request bool
+	epoch   uint64
 }
 
-// requestMailbox is the public mailbox where strangers reach an account:
-// its ID is the account's Ed25519 public key, so knowing the account ID is
-// enough to write there, and the account key is needed to read it.
-func requestMailbox(aid identity.AccountID) mailbox.ID {
-	var id mailbox.ID
-	copy(id[:], aid.PublicKey())
-	return id
+func (e *Engine) inboxOf(epoch uint64) (inbound, bool) {
+	k := e.inboxKey(epoch)
+	return inbound{key: k, epoch: epoch}, k != nil
 }
 
-func (e *Engine) requestKey() *mailbox.Key {
-	k, _ := mailbox.KeyFromSeed(e.acct.SigningKey().Seed())
-	return k
-}
-
-// inboundSet lists the mailboxes to poll: the request mailbox and, for
-// every session, the peer's sending mailbox of this epoch and the last.
-func (e *Engine) inboundSet() []inbound {
-	set := []inbound{{key: e.requestKey()}}
-	ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, peer := range e.sessionPeersLocked() {
-		r := e.recordLocked(peer)
-		if r == nil {
-			continue
-		}
-		for _, s := range r.sessions {
-			set = appendMailbox(set, peer, s, ep)
-			set = appendMailbox(set, peer, s, ep-1)
-		}
-	}
-	return set
-}
-
-// appendMailbox adds the mailbox where peer sends on session s in epoch.
-func appendMailbox(set []inbound, peer string, s *ratchet.Session, epoch uint64) []inbound {
-	seed := s.ReceiveMailboxSeed(epoch)
-	mk, err := mailbox.KeyFromSeed(seed[:])
-	if err != nil {
-		return set
-	}
-	return append(set, inbound{key: mk, peer: peer, sess: s.ID()})
+func (e *Engine) requestOf(epoch uint64) inbound {
+	return inbound{key: e.requestKey(epoch), request: true, epoch: epoch}
 }
 
 // errLocalStore marks a received message that could not be stored
@@ -75,37 +42,30 @@ var errLocalStore = errors.New("local database write failed")
 // maxCatchUpEpochs bounds how far back a catch-up reads.
 const maxCatchUpEpochs = 64
 
-// catchUpSet lists the older mailboxes the long-polls do not cover: for
-// every session, the peer's sending mailboxes of the epochs before the last
-// two, back to the session's start (one epoch earlier, for clock skew) or
-// as far as a message lives (MessageTTL), whichever is later. A recipient
-// offline for days, or a sender whose outbox held a message for days, still
-// meets: the message waits in the mailbox of the epoch it was sealed in.
+// catchUpSet lists the older mailboxes the long-polls do not cover: the
+// inbox and the request mailbox of every epoch before the last two, back
+// to this client's first epoch or as far as a message lives (MessageTTL),
+// whichever is later. A recipient offline for days, or a sender whose
+// outbox held a message for days, still meets: the message waits in the
+// mailbox of the epoch it was sealed in. The list depends on the time
+// only, never on contacts.
 func (e *Engine) catchUpSet() []inbound {
-	now := e.now()
-	ep := ratchet.Epoch(now, e.cfg.EpochPeriod)
+	ep := e.epoch(e.now())
 	back := uint64(e.cfg.MessageTTL/e.cfg.EpochPeriod) + 1
 	back = min(back, maxCatchUpEpochs)
+	first := e.firstEpoch()
+	if first > 0 {
+		first-- // a sender's clock may run behind
+	}
+	if ep > back && first < ep-back {
+		first = ep - back
+	}
 	var set []inbound
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, peer := range e.sessionPeersLocked() {
-		r := e.recordLocked(peer)
-		if r == nil {
-			continue
+	for epoch := first; epoch+1 < ep; epoch++ { // ep and ep-1 are long-polled
+		if in, ok := e.inboxOf(epoch); ok {
+			set = append(set, in)
 		}
-		for id, s := range r.sessions {
-			first := ratchet.Epoch(r.Created[id], e.cfg.EpochPeriod)
-			if first > 0 {
-				first--
-			}
-			if ep > back && first < ep-back {
-				first = ep - back
-			}
-			for epoch := first; epoch+1 < ep; epoch++ { // ep and ep-1 are long-polled
-				set = appendMailbox(set, peer, s, epoch)
-			}
-		}
+		set = append(set, e.requestOf(epoch))
 	}
 	return set
 }
@@ -143,15 +103,23 @@ func (e *Engine) pruneSeen(ctx context.Context) (int, error) {
 }
 
 // catchUpLoop reads the older mailboxes once at start and after every
-// epoch change (see catchUpSet), and prunes expired seen marks.
+// epoch change (see catchUpSet), in random order with random gaps so the
+// reads do not tie the mailboxes together, and prunes expired seen marks
+// and inbox roots.
 func (e *Engine) catchUpLoop(ctx context.Context) {
 	for {
+		if err := e.ensureInboxRoots(); err != nil {
+			e.log.Warn("inbox roots", "err", err)
+		}
 		if n, err := e.pruneSeen(ctx); err != nil {
 			e.log.Warn("prune seen marks", "err", err)
 		} else if n > 0 {
 			e.log.Debug("pruned seen marks", "n", n)
 		}
-		for _, in := range e.catchUpSet() {
+		set := e.catchUpSet()
+		mrand.Shuffle(len(set), func(i, j int) { set[i], set[j] = set[j], set[i] })
+		for _, in := range set {
+			sleep(ctx, e.cfg.Schedule.catchUpGap())
 			if ctx.Err() != nil {
 				return
 			}
@@ -162,56 +130,63 @@ func (e *Engine) catchUpLoop(ctx context.Context) {
 			}
 			e.drain(ctx, in, msgs)
 		}
-		ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
+		ep := e.epoch(e.now())
 		epochEnd := time.Unix(0, 0).Add(time.Duration(ep+1) * e.cfg.EpochPeriod)
-		sleep(ctx, time.Until(epochEnd)+time.Second)
+		sleep(ctx, epochEnd.Sub(e.now())+e.cfg.Schedule.catchUpGap())
 		if ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-func (e *Engine) resubscribe() {
-	select {
-	case e.resub <- struct{}{}:
-	default:
-	}
+// A reader long-polls one role: this client's inbox or its request
+// mailbox, of the current epoch (lag 0) or the one before (lag 1). Four
+// readers run whatever the number of contacts; each picks its mailbox
+// afresh for every poll, waits a random time at the node and pauses a
+// random time between polls, so the four do not move in step.
+type reader struct {
+	request bool
+	lag     uint64
 }
 
-// inboxLoop long-polls every inbound mailbox through onion paths and
-// restarts the pollers when the set changes (a new session, a new epoch).
+var readers = []reader{{false, 0}, {false, 1}, {true, 0}, {true, 1}}
+
+// inboxLoop runs the readers until ctx ends.
 func (e *Engine) inboxLoop(ctx context.Context) {
-	for {
-		pctx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for _, in := range e.inboundSet() {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.poll(pctx, in)
-			}()
-		}
-		ep := ratchet.Epoch(e.now(), e.cfg.EpochPeriod)
-		epochEnd := time.Unix(0, 0).Add(time.Duration(ep+1) * e.cfg.EpochPeriod)
-		select {
-		case <-ctx.Done():
-		case <-e.resub:
-		case <-time.After(time.Until(epochEnd)):
-		}
-		cancel()
-		wg.Wait()
-		if ctx.Err() != nil {
-			return
-		}
+	var wg sync.WaitGroup
+	for _, r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.read(ctx, r)
+		}()
 	}
+	wg.Wait()
 }
 
-// poll reads one mailbox until ctx ends: process what arrives, delete it
-// from the swarm, long-poll again.
-func (e *Engine) poll(ctx context.Context, in inbound) {
+// read runs one reader: process what arrives, delete it from the swarm,
+// long-poll again.
+func (e *Engine) read(ctx context.Context, r reader) {
 	backoff := 250 * time.Millisecond
+	sleep(ctx, e.cfg.Schedule.pollGap())
 	for ctx.Err() == nil {
-		msgs, err := e.net.Get(ctx, in.key, 25*time.Second)
+		ep := e.epoch(e.now())
+		if ep < r.lag {
+			sleep(ctx, time.Second)
+			continue
+		}
+		in := e.requestOf(ep - r.lag)
+		if !r.request {
+			var ok bool
+			if in, ok = e.inboxOf(ep - r.lag); !ok {
+				if err := e.ensureInboxRoots(); err != nil {
+					e.log.Warn("inbox roots", "err", err)
+				}
+				sleep(ctx, e.cfg.Schedule.pollGap()+time.Second)
+				continue
+			}
+		}
+		msgs, err := e.net.Get(ctx, in.key, e.cfg.Schedule.pollWait())
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -225,6 +200,7 @@ func (e *Engine) poll(ctx context.Context, in inbound) {
 		if fresh := e.drain(ctx, in, msgs); fresh == 0 && len(msgs) > 0 {
 			sleep(ctx, time.Second) // only old messages came back: do not spin
 		}
+		sleep(ctx, e.cfg.Schedule.pollGap())
 	}
 }
 
@@ -237,9 +213,7 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 	for _, m := range msgs {
 		data, ok := e.inboundData(in, m)
 		if !ok {
-			if m.Namespace != wire.PublicNamespace {
-				done = append(done, m.Hash) // junk: delete it, remember nothing
-			}
+			done = append(done, m.Hash) // junk: delete it, remember nothing
 			continue
 		}
 		m.Data = data
@@ -278,12 +252,11 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 }
 
 // inboundData returns the envelope a message read from in carries, or
-// false for what does not belong there: in the request mailbox only
-// first-contact messages with their proof-of-work (the public namespace
-// holds our own prekey bundles), in a pairwise mailbox only namespace 0.
+// false for what does not belong there: in a request mailbox only
+// messages with their proof-of-work, in an inbox only namespace 0.
 // Checking the work is one hash, before any decryption.
 func (e *Engine) inboundData(in inbound, m swarmclient.Message) ([]byte, bool) {
-	if in.peer != "" {
+	if !in.request {
 		return m.Data, m.Namespace == 0
 	}
 	if m.Namespace != wire.RequestNamespace {
@@ -296,38 +269,42 @@ func (e *Engine) inboundData(in inbound, m swarmclient.Message) ([]byte, bool) {
 	return payload, true
 }
 
-// SyncOnce reads every inbound mailbox once, without waiting, and
-// processes what is there (CLI commands without a daemon use it). A first
-// contact opens a new session, whose mailbox is then read too.
+// SyncOnce reads every mailbox once, without waiting, and processes what
+// is there (CLI commands without a daemon use it).
 func (e *Engine) SyncOnce(ctx context.Context) error {
-	done := map[mailbox.ID]bool{}
-	for round := 0; round < 3; round++ {
-		var errs []error
-		n := 0
-		for _, in := range append(e.inboundSet(), e.catchUpSet()...) {
-			if done[in.key.ID()] {
-				continue
-			}
-			done[in.key.ID()] = true
-			n++
-			msgs, err := e.net.Get(ctx, in.key, 0)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			e.drain(ctx, in, msgs)
+	if err := e.ensureInboxRoots(); err != nil {
+		return err
+	}
+	ep := e.epoch(e.now())
+	set := e.catchUpSet()
+	for lag := range uint64(2) {
+		if ep < lag {
+			continue
 		}
-		if n == 0 {
-			return nil
+		if in, ok := e.inboxOf(ep - lag); ok {
+			set = append(set, in)
 		}
-		if len(errs) == n {
-			return fmt.Errorf("could not read any mailbox: %w", errs[0])
+		set = append(set, e.requestOf(ep-lag))
+	}
+	var errs []error
+	for _, in := range set {
+		msgs, err := e.net.Get(ctx, in.key, 0)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		e.drain(ctx, in, msgs)
+	}
+	if len(set) > 0 && len(errs) == len(set) {
+		return fmt.Errorf("could not read any mailbox: %w", errs[0])
 	}
 	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -356,17 +333,21 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 		}
 	}()
 	var opened *envelope.Opened
-	if in.peer == "" {
-		if env.Type != envelope.TypeInitial {
-			return false, errors.New("a non-initial envelope in the request mailbox")
-		}
+	switch {
+	case env.Type == envelope.TypeInitial && in.request:
 		opened, err = envelope.OpenInitial(nil, e.acct, e.prekeys, e.sessionByIDLocked, env)
-	} else {
-		s := e.peerSessionLocked(in.peer, in.sess)
-		if s == nil {
-			return false, errors.New("no session for this mailbox")
+	case env.Type == envelope.TypeInbox && in.request:
+		// A contact that knows no current inbox of ours sealed to our
+		// identity key.
+		opened, err = envelope.OpenInbox(e.acct, e.acct.AgreementKey(), e.sessionByIDLocked, env)
+	case env.Type == envelope.TypeInbox:
+		priv := e.inboxHPKE(genOf(in.epoch))
+		if priv == nil {
+			return false, errors.New("an inbox of a generation without a root")
 		}
-		opened, err = envelope.OpenRatchet(e.acct, s, env)
+		opened, err = envelope.OpenInbox(e.acct, priv, e.sessionByIDLocked, env)
+	default:
+		return false, fmt.Errorf("a %s envelope does not belong in this mailbox", env.Type)
 	}
 	if err != nil {
 		if errors.Is(err, ratchet.ErrDuplicate) {
@@ -378,17 +359,11 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 	if c, _ := e.d.contact(from); c != nil && c.State == ContactBlocked {
 		return false, nil // dropped, and no session is kept with a blocked account
 	}
-	if in.peer != "" && from != in.peer {
-		return false, errors.New("sender does not match the mailbox's session")
-	}
 	// From here on the ratchet (and, for a new session, the prekeys) has
 	// advanced in memory: a failure to store must roll that back and leave
 	// the message in the swarm, to be read again.
 	rollback := func(err error) (bool, error) {
 		e.forgetPeerLocked(from)
-		if in.peer != "" {
-			e.forgetPeerLocked(in.peer)
-		}
 		if opened.NewSession {
 			if pk, perr := loadPrekeys(e.kv, e.acct); perr == nil {
 				e.prekeys = pk
@@ -407,6 +382,20 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 		}
 	} else if err := saveSessionTo(&b, from, opened.Session); err != nil {
 		return rollback(err)
+	}
+	if a := opened.Content.Inbox; len(a) > 0 {
+		if ann, err := parseAnnouncement(a); err != nil {
+			e.log.Warn("ignored a malformed inbox announcement", "from", short(from), "err", err)
+		} else if err := e.mergeAnnouncementTo(&b, from, ann); err != nil {
+			return rollback(err)
+		}
+	}
+	if env.Type == envelope.TypeInbox && in.request {
+		// The contact lost track of our inboxes: tell it again with the
+		// next message.
+		if err := b.Put(inboxToldPrefix+from, binary.BigEndian.AppendUint64(nil, 0)); err != nil {
+			return rollback(err)
+		}
 	}
 	var events []Event
 	owed := map[string][]string{}
@@ -429,7 +418,6 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 	locked = false
 	e.mu.Unlock()
 	if opened.NewSession {
-		e.resubscribe()
 		e.republishSoon()
 	}
 	for _, ev := range events {

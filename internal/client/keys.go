@@ -1,13 +1,16 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/ratchet"
@@ -19,7 +22,6 @@ const (
 	oneTimePrekeys = 20
 	oneTimeKEM     = 5
 	bundleTTL      = 14 * 24 * time.Hour
-	republishEvery = 24 * time.Hour
 	// rotateEvery is how often the signed prekey and the last-resort
 	// ML-KEM prekey are replaced (the ratchet keeps the last few, so first
 	// messages sent against a just-replaced bundle still open).
@@ -185,7 +187,7 @@ func (e *Engine) savePrekeysTo(w kvWriter) error {
 	return w.Put(keyPrekeys, b)
 }
 
-// republishSoon asks the prekey loop to publish a fresh bundle (a one-time
+// republishSoon asks the prekey loop to publish a fresh card (a one-time
 // prekey was consumed).
 func (e *Engine) republishSoon() {
 	select {
@@ -194,23 +196,37 @@ func (e *Engine) republishSoon() {
 	}
 }
 
-// prekeyLoop publishes the signed prekey bundle to the account's own swarm
-// (the public namespace of its request mailbox) at start, daily, and after
-// one-time prekeys were used; it tops up the one-time pool.
+// keyCardPublished records the last card published: its hash and when.
+const keyCardPublished = "card/published"
+
+type cardPublished struct {
+	Hash []byte    `json:"hash"`
+	At   time.Time `json:"at"`
+}
+
+// prekeyLoop keeps the account's card (prekey bundle and request mailboxes)
+// published in its swarm: when it changed (a new generation, a rotation,
+// one-time prekeys used) or when the published copy is half-way to
+// expiring. An unchanged card is never published again just because the
+// client started, so what a public reader sees tells nothing of when the
+// client runs.
 func (e *Engine) prekeyLoop(ctx context.Context) {
 	for {
 		if err := e.publishPrekeys(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			e.log.Warn("publish prekey bundle; will retry", "err", err)
+			e.log.Warn("publish the card; will retry", "err", err)
 			sleep(ctx, 5*time.Second)
 			if ctx.Err() != nil {
 				return
 			}
 			continue
 		}
-		t := time.NewTimer(republishEvery)
+		// Check again at the next generation start or in an hour.
+		ep := e.epoch(e.now())
+		next := time.Unix(0, 0).Add(time.Duration((genOf(ep)+1)*inboxGenEpochs) * e.cfg.EpochPeriod).Sub(e.now())
+		t := time.NewTimer(min(next, time.Hour) + e.cfg.Schedule.catchUpGap())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -223,48 +239,83 @@ func (e *Engine) prekeyLoop(ctx context.Context) {
 	}
 }
 
-// PublishPrekeys publishes the signed prekey bundle now, so others can
-// start sessions with this account even before it runs a daemon.
+// PublishPrekeys publishes the account's card now if it changed or is due
+// (see prekeyLoop), so others can start sessions with this account even
+// before it runs a daemon.
 func (e *Engine) PublishPrekeys(ctx context.Context) error { return e.publishPrekeys(ctx) }
 
 func (e *Engine) publishPrekeys(ctx context.Context) error {
+	if err := e.ensureInboxRoots(); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	if err := e.maintainPrekeysLocked(); err != nil {
 		e.mu.Unlock()
 		return err
 	}
-	bundle, err := e.prekeys.Bundle(e.acct)
+	card, err := e.cardLocked()
 	e.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	data, err := bundle.Encode()
+	data, err := card.Encode(e.acct)
 	if err != nil {
 		return err
 	}
+	sum := sha256.Sum256(data)
+	var last cardPublished
+	if _, err := e.d.getJSON(keyCardPublished, &last); err != nil {
+		return err
+	}
+	if bytes.Equal(last.Hash, sum[:]) && e.now().Sub(last.At) < bundleTTL/2 {
+		return nil
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = e.net.Publish(cctx, e.requestKey(), bundleTTL, data)
-	return err
+	if _, err = e.net.Publish(cctx, e.cardKey(), bundleTTL, data); err != nil {
+		return err
+	}
+	return e.d.putJSON(keyCardPublished, cardPublished{Hash: sum[:], At: e.now()})
 }
 
-// fetchBundle reads a contact's newest valid prekey bundle from their swarm.
-func (e *Engine) fetchBundle(ctx context.Context, aid identity.AccountID) (*ratchet.Bundle, error) {
+// fetchCard reads a contact's newest valid card from their swarm, and
+// keeps it.
+func (e *Engine) fetchCard(ctx context.Context, aid identity.AccountID) (*envelope.Card, error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	msgs, err := e.net.ReadPublic(cctx, requestMailbox(aid))
+	msgs, err := e.net.ReadPublic(cctx, cardMailbox(aid))
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s's prekeys: %w", short(aid.String()), err)
 	}
 	for i := len(msgs) - 1; i >= 0; i-- { // newest first
-		b, err := ratchet.ParseBundle(msgs[i].Data)
+		c, err := envelope.ParseCard(msgs[i].Data, aid)
 		if err != nil {
 			continue
 		}
-		if err := b.Verify(aid); err != nil {
+		b, err := ratchet.ParseBundle(c.Bundle)
+		if err != nil || b.Verify(aid) != nil {
 			continue
 		}
-		return b, nil
+		if err := e.kv.Put(peerCardPrefix+aid.String(), msgs[i].Data); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	return nil, errors.New("this account has published no valid prekeys yet: it has never been online (or uses another network)")
+}
+
+// peerCard is aid's kept card if it lists a request mailbox for epoch t,
+// else a freshly fetched one.
+func (e *Engine) peerCard(ctx context.Context, aid identity.AccountID, t time.Time) (*envelope.Card, error) {
+	if v, ok, err := e.kv.Get(peerCardPrefix + aid.String()); err == nil && ok {
+		if c, err := envelope.ParseCard(v, aid); err == nil {
+			if _, ok := c.Request(ratchet.Epoch(t, time.Duration(c.PeriodSec)*time.Second)); ok {
+				return c, nil
+			}
+		}
+	}
+	if e.net == nil {
+		return nil, errors.New("the engine is offline")
+	}
+	return e.fetchCard(ctx, aid)
 }

@@ -28,7 +28,7 @@ func TestResendAfterDeliveryStaysDelivered(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	e, err := client.Open(ctx, client.Config{Home: home, Logger: testLogger(t, home)})
+	e, err := client.Open(ctx, client.Config{Home: home, Schedule: testSchedule, Logger: testLogger(t, home)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/ecdh"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -104,21 +106,31 @@ func (e *Engine) clock() time.Time {
 // enqueue encrypts a content for aid and puts it in the outbox (and m, if
 // it is a chat message, in the conversation), saving the ratchet state in
 // the same transaction, so a message key is never reused nor an entry lost.
+//
+// Where it goes: a first contact (a session the peer has not answered
+// yet) goes as an initial envelope to the peer's request mailbox of this
+// epoch, listed in its card; later messages go sealed to the peer's inbox
+// of this epoch, which the peer announced inside the ratchet, or, if no
+// announcement covers now, sealed to the peer's identity key into its
+// request mailbox. Every content carries our own inbox announcement until
+// the peer has been told of our next generation.
 func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelope.Content, m *Message) error {
 	to := aid.String()
-	var bundle *ratchet.Bundle
+	now := e.now()
 	e.mu.Lock()
-	_, haveSession := e.sessionLocked(to)
+	s, haveSession := e.sessionLocked(to)
+	_, _, knowInbox := e.peerInbox(to, now)
+	needCard := !haveSession || s.Pending() || !knowInbox
 	e.mu.Unlock()
-	if !haveSession {
-		if e.net == nil {
-			return errors.New("the engine is offline")
-		}
-		b, err := e.fetchBundle(ctx, aid)
-		if err != nil {
+	var card *envelope.Card
+	if needCard {
+		var err error
+		if card, err = e.peerCard(ctx, aid, now); err != nil {
 			return err
 		}
-		bundle = b
+	}
+	if err := e.ensureInboxRoots(); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -132,7 +144,13 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	}
 	s, ok := e.sessionLocked(to)
 	if !ok {
-		var err error
+		if card == nil {
+			return errors.New("no card of the recipient to start a session with")
+		}
+		bundle, err := ratchet.ParseBundle(card.Bundle)
+		if err != nil {
+			return fmt.Errorf("start a session with %s: %w", short(to), err)
+		}
 		if s, err = ratchet.Initiate(nil, e.acct, aid, bundle); err != nil {
 			return fmt.Errorf("start a session with %s: %w", short(to), err)
 		}
@@ -140,28 +158,55 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 			return fail(err)
 		}
 	}
-	item := &outboxItem{MsgID: idOf(c), To: to, Timestamp: e.now().UnixMilli(), TTL: e.cfg.MessageTTL.Milliseconds(), Created: e.now()}
+	told := e.toldGen(to)
+	ann, next, err := e.announcement()
+	if err != nil {
+		return err
+	}
+	if told < next {
+		c.Inbox = ann
+		b.Put(inboxToldPrefix+to, binary.BigEndian.AppendUint64(nil, next))
+	}
+	item := &outboxItem{MsgID: idOf(c), To: to, Created: now}
+	// Nodes see times to the minute only; the exact time travels inside
+	// the content (SentAt).
+	item.Timestamp = now.Truncate(time.Minute).UnixMilli()
+	item.TTL = e.cfg.MessageTTL.Milliseconds()
+	inboxID, inboxKey, haveInbox := e.peerInbox(to, now)
+	request := s.Pending() || !haveInbox
 	var box mailbox.ID
-	if s.Pending() {
+	switch {
+	case s.Pending():
 		// No answer yet: the envelope carries the PQXDH material, sealed to
 		// the recipient's identity, into their request mailbox.
-		box = requestMailbox(aid)
-	} else {
-		seed := s.SendMailboxSeed(ratchet.Epoch(e.now(), e.cfg.EpochPeriod))
-		k, _ := mailbox.KeyFromSeed(seed[:])
-		box = k.ID()
+		item.Data, err = envelope.Seal(e.acct, s, c)
+	case haveInbox:
+		box = inboxID
+		item.Data, err = envelope.SealInbox(e.acct, s, c, inboxKey)
+	default:
+		var pub *ecdh.PublicKey
+		if pub, err = s.RemoteIdentity().AgreementPublicKey(); err == nil {
+			item.Data, err = envelope.SealInbox(e.acct, s, c, pub.Bytes())
+		}
 	}
-	item.Mailbox = box[:]
-	var err error
-	if item.Data, err = envelope.Seal(e.acct, s, c); err != nil {
+	if err != nil {
 		return fail(fmt.Errorf("encrypt: %w", err))
 	}
-	if s.Pending() {
-		// First contact goes to the request namespace, where every node
-		// asks for proof-of-work bound to the message.
+	if request {
+		if card == nil {
+			return fail(errors.New("no card of the recipient"))
+		}
+		id, ok := card.Request(ratchet.Epoch(now, time.Duration(card.PeriodSec)*time.Second))
+		if !ok {
+			return fail(errors.New("the recipient's card lists no request mailbox for now"))
+		}
+		box = id
+		// The request namespace, where every node asks for proof-of-work
+		// bound to the message.
 		item.Namespace = wire.RequestNamespace
 		item.Data = mailbox.SealRequest(box, item.Timestamp, item.Timestamp+item.TTL, item.Data, mailbox.RequestWorkBase)
 	}
+	item.Mailbox = box[:]
 	if err := saveSessionTo(&b, to, s); err != nil {
 		return fail(err)
 	}
@@ -177,9 +222,6 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	}
 	if err := e.kv.PutMany(b.entries); err != nil {
 		return fail(err)
-	}
-	if !ok {
-		e.resubscribe()
 	}
 	select {
 	case e.kick <- struct{}{}:

@@ -70,7 +70,7 @@ type NetworkStatus struct {
 	Nodes      int       `json:"nodes"`
 	Direct     bool      `json:"direct"`
 	Path       []HopInfo `json:"path"`  // an onion path as the engine would use now
-	Swarm      []HopInfo `json:"swarm"` // the swarm of the user's request mailbox
+	Swarm      []HopInfo `json:"swarm"` // the swarm of the user's card (its public prekey data)
 	SwarmAlive int       `json:"swarm_alive"`
 }
 
@@ -78,7 +78,7 @@ type NetworkStatus struct {
 // user's request mailbox (through onion paths).
 func (e *Engine) NetworkStatus(ctx context.Context) NetworkStatus {
 	st := NetworkStatus{Nodes: len(e.net.Nodes()), Direct: e.cfg.Direct}
-	mb := requestMailbox(e.acct.ID())
+	mb := cardMailbox(e.acct.ID())
 	members := e.net.Swarm(mb)
 	if pm := e.net.Paths(); pm != nil && len(members) > 0 {
 		if path, err := pm.Path(members[0]); err == nil {
