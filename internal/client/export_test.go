@@ -5,8 +5,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/umbra-im/umbra/internal/keystore"
+	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/ratchet"
 )
 
@@ -119,4 +121,35 @@ func (e *Engine) KeepSentOutbox() (replay func() int) {
 func (e *Engine) OutboxLen() int {
 	keys, _ := e.kv.List("outbox/")
 	return len(keys)
+}
+
+// InboxID is this client's inbox in the epoch of t, false if its
+// generation has no root here (for tests).
+func (e *Engine) InboxID(t time.Time) (mailbox.ID, bool) {
+	k := e.inboxKey(e.epoch(t))
+	if k == nil {
+		return mailbox.ID{}, false
+	}
+	return k.ID(), true
+}
+
+// DerivableInboxes lists every inbox ID this home's state gives for the
+// epochs of [from, to]: what someone who copied the home can compute (for
+// tests).
+func (e *Engine) DerivableInboxes(from, to time.Time) map[mailbox.ID]bool {
+	out := map[mailbox.ID]bool{}
+	for ep := e.epoch(from); ep <= e.epoch(to); ep++ {
+		if k := e.inboxKey(ep); k != nil {
+			out[k.ID()] = true
+		}
+	}
+	return out
+}
+
+// PeerInbox is where this client writes to peer at t (for tests).
+func (e *Engine) PeerInbox(peer string, t time.Time) (mailbox.ID, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, _, ok := e.peerInbox(peer, t)
+	return id, ok
 }

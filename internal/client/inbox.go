@@ -187,6 +187,7 @@ func (e *Engine) read(ctx context.Context, r reader) {
 			}
 		}
 		msgs, err := e.net.Get(ctx, in.key, e.cfg.Schedule.pollWait())
+		e.log.Debug("read", "request", in.request, "epoch", in.epoch, "n", len(msgs), "err", err)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

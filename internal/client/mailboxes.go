@@ -157,8 +157,12 @@ func (e *Engine) inboxHPKE(gen uint64) *ecdh.PrivateKey {
 }
 
 // requestKey is the key of this account's request mailbox in epoch.
-func (e *Engine) requestKey(epoch uint64) *mailbox.Key {
-	k, _ := mailbox.KeyFromSeed(hkdf32(e.acct.Seed(), "Umbra_Request_Mailbox_v1", epoch))
+func (e *Engine) requestKey(epoch uint64) *mailbox.Key { return RequestKey(e.acct, epoch) }
+
+// RequestKey is the key of acct's request mailbox in epoch: derived from
+// the account's secret seed, so only the account can read it.
+func RequestKey(acct *identity.Account, epoch uint64) *mailbox.Key {
+	k, _ := mailbox.KeyFromSeed(hkdf32(acct.Seed(), "Umbra_Request_Mailbox_v1", epoch))
 	return k
 }
 

@@ -1,6 +1,7 @@
 package adversary_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/ratchet"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -57,32 +60,55 @@ func (u *user) stop() {
 	}
 }
 
-// requestKey is the key of the account's request mailbox, where strangers
-// write first: anyone who knows the account ID can write there.
-func (u *user) requestKey() *mailbox.Key {
-	k, _ := mailbox.KeyFromSeed(u.acct.SigningKey().Seed())
-	return k
+// cardMailbox is where the account publishes its card: the mailbox named
+// by its account key.
+func (u *user) cardMailbox() mailbox.ID {
+	var id mailbox.ID
+	copy(id[:], u.acct.ID().PublicKey())
+	return id
 }
 
+// requestKey is the key of the account's request mailbox of epoch, where
+// strangers write first: anyone who reads the account's card can write
+// there.
+func (u *user) requestKey(epoch uint64) *mailbox.Key { return client.RequestKey(u.acct, epoch) }
+
 // TestJamAccount is attack 6 of issue 9. An attacker who knows an account
-// ID fills its request mailbox with junk as fast as it can for 90 s
-// (10,000 messages took 29-36 s against the first network). Meanwhile a
-// new contact's first message must get through, the owner's restarted
-// client must still publish its prekey bundle, and once the flood stops
-// the owner's client must clear the junk.
+// ID reads its card and fills its request mailbox of this epoch, and the
+// card's mailbox, with junk as fast as it can for 90 s (10,000 messages
+// took 29-36 s against the first network). Meanwhile a new contact's first
+// message must get through, the owner's restarted client must still
+// publish its changed card, and once the flood stops the owner's client
+// must clear the junk from its request mailbox.
 func TestJamAccount(t *testing.T) {
 	an := startNet(t, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	alice := newUser(t, an.boot, "alice")
-	mb := alice.requestKey().ID()
 	c := an.client(ctx, true)
+	var card []byte
+	for end := time.Now().Add(30 * time.Second); card == nil && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if pub, err := c.ReadPublic(ctx, alice.cardMailbox()); err == nil && len(pub) > 0 {
+			card = pub[len(pub)-1].Data
+		}
+	}
+	parsed, err := envelope.ParseCard(card, alice.acct.ID())
+	if err != nil {
+		t.Fatalf("alice's card: %v", err)
+	}
+	epoch := ratchet.Epoch(time.Now(), time.Duration(parsed.PeriodSec)*time.Second)
+	reqID, ok := parsed.Request(epoch)
+	if !ok || reqID != alice.requestKey(epoch).ID() {
+		t.Fatalf("alice's card does not list her request mailbox of epoch %d", epoch)
+	}
+	targets := []mailbox.ID{reqID, alice.cardMailbox()}
 
 	fctx, fstop := context.WithTimeout(ctx, 90*time.Second)
 	defer fstop()
 	var junk, refused atomic.Int64
 	var fwg sync.WaitGroup
 	for w := 0; w < 64; w++ {
+		mb := targets[w%2]
 		fwg.Add(1)
 		go func() {
 			defer fwg.Done()
@@ -111,14 +137,14 @@ func TestJamAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	sctx, scancel := context.WithTimeout(ctx, 90*time.Second)
-	_, err := bob.e.Send(sctx, alice.id(), "hello alice")
+	_, err = bob.e.Send(sctx, alice.id(), "hello alice")
 	scancel()
 	if err != nil {
 		t.Errorf("bob's first message to alice: %v", err)
 	}
-	// alice restarts: her client publishes its prekey bundle again.
+	// alice restarts; once bob's first message used one of her one-time
+	// prekeys, her client publishes its changed card.
 	alice.stop()
-	restarted := time.Now()
 	alice.start(t)
 	deadline := time.Now().Add(90 * time.Second)
 	got, published := false, false
@@ -133,9 +159,9 @@ func TestJamAccount(t *testing.T) {
 			}
 		}
 		if !published {
-			if pub, err := c.ReadPublic(ctx, mb); err == nil {
+			if pub, err := c.ReadPublic(ctx, alice.cardMailbox()); err == nil {
 				for _, m := range pub {
-					if !m.Timestamp.Before(restarted.Add(-time.Second)) {
+					if !bytes.Equal(m.Data, card) {
 						published = true
 					}
 				}
@@ -147,7 +173,7 @@ func TestJamAccount(t *testing.T) {
 		t.Errorf("bob's first message did not reach alice during the flood")
 	}
 	if !published {
-		t.Errorf("alice's restarted client could not publish its prekey bundle during the flood")
+		t.Errorf("alice's restarted client could not publish its changed card during the flood")
 	}
 	fwg.Wait()
 	t.Logf("flood over: %d junk messages stored, %d refused", junk.Load(), refused.Load())
@@ -155,7 +181,7 @@ func TestJamAccount(t *testing.T) {
 	// Once the flood stops, alice's client clears the junk.
 	var left int
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
-		msgs, err := c.Get(ctx, alice.requestKey(), 0)
+		msgs, err := c.Get(ctx, alice.requestKey(epoch), 0)
 		if err != nil {
 			continue
 		}
