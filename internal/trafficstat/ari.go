@@ -3,7 +3,7 @@ package trafficstat
 import "math"
 
 // AdjustedRandIndex is the adjusted Rand index of Hubert & Arabie (1985),
-// "Comparing partitions", J. Classification 2:193–218, eq. (5):
+// "Comparing partitions", J. Classification 2:193–218:
 //
 //	ARI = (Σᵢⱼ C(nᵢⱼ,2) - E) / (½(Σᵢ C(aᵢ,2) + Σⱼ C(bⱼ,2)) - E),
 //	E   = Σᵢ C(aᵢ,2) · Σⱼ C(bⱼ,2) / C(n,2),

@@ -28,7 +28,7 @@ func gammaLogPrefix(a, x float64) float64 {
 	return a*math.Log(x) - x - lg
 }
 
-// gammaPSeries is P(a,x) = e^{-x} x^a Σ_n x^n / Γ(a+n+1) (NR eq. 6.2.5).
+// gammaPSeries is P(a,x) = e^{-x} x^a Σ_n x^n / Γ(a+n+1).
 func gammaPSeries(a, x float64) float64 {
 	ap, del := a, 1/a
 	sum := del
@@ -43,7 +43,7 @@ func gammaPSeries(a, x float64) float64 {
 	return sum * math.Exp(gammaLogPrefix(a, x))
 }
 
-// gammaQFraction is Q(a,x) by the continued fraction of NR eq. 6.2.7,
+// gammaQFraction is Q(a,x) by its continued fraction (NR §6.2),
 // evaluated with the modified Lentz method.
 func gammaQFraction(a, x float64) float64 {
 	const tiny = 1e-300

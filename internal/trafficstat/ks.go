@@ -11,7 +11,7 @@ import (
 //
 // The p-value is Q_KS(λ) with λ = (√nₑ + 0.12 + 0.11/√nₑ)·D and the effective
 // size nₑ = n·m/(n+m): Stephens' (1970) small-sample correction, as in
-// Press et al., Numerical Recipes, 3rd ed., §14.3.3 (eq. 14.3.18). It is
+// Press et al., Numerical Recipes, 3rd ed., §14.3 (Kolmogorov–Smirnov test). It is
 // accurate to a few percent for nₑ ≥ 4 and assumes continuous data: with
 // many ties (e.g. times rounded to a coarse clock) the test is conservative.
 //
@@ -47,10 +47,10 @@ func KSTwoSample(a, b []float64) (D, p float64) {
 
 // KolmogorovQ is the survival function of the Kolmogorov distribution,
 // Q_KS(λ) = P(K > λ) = 2 Σ_{j≥1} (-1)^{j-1} exp(-2 j² λ²)
-// (Kolmogorov 1933; Numerical Recipes eq. 14.3.7). For small λ that
+// (Kolmogorov 1933; Numerical Recipes §14.3). For small λ that
 // alternating series converges slowly, so there the equivalent theta-function
 // form 1 - (√(2π)/λ) Σ_{j≥1} exp(-(2j-1)² π² / (8λ²)) is used
-// (Numerical Recipes eq. 6.14.56/57). Both converge to double precision in a
+// (Numerical Recipes §6.14). Both converge to double precision in a
 // handful of terms on their side of λ = 1.18.
 func KolmogorovQ(lambda float64) float64 {
 	switch {

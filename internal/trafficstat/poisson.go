@@ -19,7 +19,7 @@ func PoissonPMF(k int, lambda float64) float64 {
 
 // PoissonCDF is P(X ≤ k) for X ~ Poisson(lambda), through the identity
 // P(X ≤ k) = Q(k+1, λ) with Q the regularized upper incomplete gamma
-// function (Abramowitz & Stegun 26.4.21), accurate for large λ too.
+// function (Abramowitz & Stegun §6.5, §26.4), accurate for large λ too.
 func PoissonCDF(k int, lambda float64) float64 {
 	switch {
 	case k < 0:
@@ -39,8 +39,10 @@ func PoissonQuantile(p, lambda float64) int {
 	if p <= 0 || lambda <= 0 {
 		return 0
 	}
-	// The quantile lies below λ + 40√λ + 40 for every p < 1 - 1e-300
-	// (Chernoff bound); bisect on the monotone CDF.
+	// P(X > λ + t) ≤ exp(−t²/(2(λ + t/3))) (Bernstein's inequality), which
+	// for t = 40√λ + 40 is below e⁻⁶⁰ — far below 2⁻⁵³, the smallest gap
+	// between a float64 p < 1 and 1 — so the quantile is at most λ + t.
+	// Bisect on the monotone CDF.
 	lo, hi := 0, int(lambda+40*math.Sqrt(lambda)+40)
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -88,7 +90,7 @@ func BinomialCDF(k, n int, p float64) float64 {
 // requests per minute) come from Poisson processes with one common rate.
 //
 // It is the conditional binomial test (Przyborowski & Wileński 1940; Lehmann
-// & Romano, Testing Statistical Hypotheses, §4.5): given the total
+// & Romano, Testing Statistical Hypotheses, ch. 4): given the total
 // N = ΣA + ΣB, under equal rates ΣA ~ Binomial(N, len(a)/(len(a)+len(b))).
 // The two-sided p-value is min(1, 2·min(P(X ≤ ΣA), P(X ≥ ΣA))).
 //

@@ -8,7 +8,7 @@ import (
 )
 
 func TestGammaQAndChiSquare(t *testing.T) {
-	// For integer a, Q(a, x) = e^{-x} Σ_{k<a} x^k/k! (A&S 6.5.13): checks
+	// For integer a, Q(a, x) = e^{-x} Σ_{k<a} x^k/k!: checks
 	// both the series (x < a+1) and the continued fraction branch.
 	for _, a := range []int{1, 2, 5, 12} {
 		for _, x := range []float64{0.3, 2, 5, 10, 30} {
