@@ -81,6 +81,9 @@ func BestAttack(obs []Observation, truth map[string]int) (name string, ari float
 		if err != nil {
 			return "", math.NaN(), err
 		}
+		if math.IsNaN(v) {
+			return n, v, fmt.Errorf("trafficstat: attack %s scored NaN", n)
+		}
 		if v > ari {
 			name, ari = n, v
 		}
@@ -105,9 +108,14 @@ func (at Attacker) Link(obs []Observation, k int) (mailboxes []string, labels []
 
 // Score runs the attack on obs, told the number of distinct clients among the
 // observed mailboxes, and returns its adjusted Rand index against truth,
-// which maps every observed mailbox to its client.
+// which maps every observed mailbox to its client. Fewer than two observed
+// mailboxes is an error: there is nothing to link, and a test must not pass
+// on an empty recording.
 func (at Attacker) Score(obs []Observation, truth map[string]int) (float64, error) {
 	profiles, mailboxes := at.profiles(obs)
+	if len(mailboxes) < 2 {
+		return math.NaN(), fmt.Errorf("trafficstat: %d mailboxes observed, nothing to link", len(mailboxes))
+	}
 	want := make([]int, len(mailboxes))
 	clients := map[int]bool{}
 	for i, mb := range mailboxes {

@@ -158,6 +158,14 @@ func TestAttackerScoreNeedsTruth(t *testing.T) {
 	if _, err := DefaultAttacker().Score(obs, map[string]int{"a": 0}); err == nil {
 		t.Error("a mailbox without a client must be an error")
 	}
+	for _, obs := range [][]Observation{nil, obs[:1]} {
+		if _, err := DefaultAttacker().Score(obs, map[string]int{"a": 0, "b": 1}); err == nil {
+			t.Errorf("%d observations: want an error, not a score", len(obs))
+		}
+		if _, _, err := BestAttack(obs, map[string]int{"a": 0, "b": 1}); err == nil {
+			t.Errorf("%d observations: BestAttack must fail", len(obs))
+		}
+	}
 }
 
 func TestAgglomerate(t *testing.T) {
