@@ -45,6 +45,9 @@ func (n *Node) serveClient(ctx context.Context, _ peer.ID, kind wire.Kind, body 
 // data of a retrieve answer.
 func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, maxBytes int) (wire.Kind, any) {
 	bad := func(err error) (wire.Kind, any) { return fail(wire.Errorf(wire.CodeBadRequest, "%v", err)) }
+	if n.cfg.clientObserver != nil {
+		n.cfg.clientObserver(kind, body)
+	}
 	switch kind {
 	case wire.KindStoreReq:
 		var req wire.StoreReq
