@@ -373,7 +373,8 @@ const DefaultTTL = 14 * 24 * time.Hour
 
 // PutReq is Put with a prepared request (a fixed timestamp makes retries
 // idempotent: the same message gets the same hash). It fills in a missing
-// timestamp and TTL. It asks the swarm's members in random order and
+// timestamp and TTL, and makes them coarse where nothing binds them (see
+// below). It asks the swarm's members in random order and
 // moves on to the next when one fails, refuses for a reason another node
 // may not share, or answers with an acknowledgement that does not hold
 // (see checkAck); a refusal of the message itself (too large, mailbox
