@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/wire"
 )
 
 var now = time.UnixMilli(1_700_000_000_000)
@@ -27,10 +28,10 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	for _, method := range []string{mailbox.MethodRetrieve, mailbox.MethodDelete} {
 		for _, fields := range [][]byte{nil, {}, []byte("cursor"), bytes.Repeat([]byte{1}, 4096)} {
 			ts, sig := k.Sign(method, now, fields)
-			if ts != now.UnixMilli() {
-				t.Fatalf("ts = %d, want %d", ts, now.UnixMilli())
+			if want := wire.CoarseTime(now.UnixMilli()); ts != want || ts == now.UnixMilli() {
+				t.Fatalf("ts = %d, want %d (now rounded down to the minute)", ts, want)
 			}
-			if len(sig) != ed25519.SignatureSize {
+			if len(sig) != mailbox.SigSize {
 				t.Fatalf("sig len %d", len(sig))
 			}
 			if err := mailbox.Verify(method, k.ID(), ts, fields, sig, now); err != nil {
@@ -38,7 +39,8 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			}
 			// The mailbox ID is the Ed25519 public key.
 			id := k.ID()
-			if !ed25519.Verify(ed25519.PublicKey(id[:]), mailbox.SignedBytes(method, k.ID(), ts, fields), sig) {
+			sig, nonce := sig[:ed25519.SignatureSize], sig[ed25519.SignatureSize:]
+			if !ed25519.Verify(ed25519.PublicKey(id[:]), mailbox.SignedBytes(method, k.ID(), ts, nonce, fields), sig) {
 				t.Fatal("signature does not verify with the ID as public key")
 			}
 		}
@@ -80,13 +82,17 @@ func TestVerifyRejects(t *testing.T) {
 		{"changed timestamp", mailbox.MethodRetrieve, k.ID(), ts + 1, fields, sig, now},
 		{"flipped signature", mailbox.MethodRetrieve, k.ID(), ts, fields, flip(sig, 10), now},
 		{"flipped last signature byte", mailbox.MethodRetrieve, k.ID(), ts, fields, flip(sig, 63), now},
+		{"flipped nonce", mailbox.MethodRetrieve, k.ID(), ts, fields, flip(sig, 70), now},
+		{"flipped last nonce byte", mailbox.MethodRetrieve, k.ID(), ts, fields, flip(sig, mailbox.SigSize-1), now},
+		{"no nonce", mailbox.MethodRetrieve, k.ID(), ts, fields, sig[:64], now},
 		{"signature too short", mailbox.MethodRetrieve, k.ID(), ts, fields, sig[:63], now},
+		{"nonce too short", mailbox.MethodRetrieve, k.ID(), ts, fields, sig[:mailbox.SigSize-1], now},
 		{"signature too long", mailbox.MethodRetrieve, k.ID(), ts, fields, append(bytes.Clone(sig), 0), now},
 		{"empty signature", mailbox.MethodRetrieve, k.ID(), ts, fields, nil, now},
-		{"zero signature", mailbox.MethodRetrieve, k.ID(), ts, fields, make([]byte, 64), now},
-		{"too old", mailbox.MethodRetrieve, k.ID(), ts, fields, sig, now.Add(mailbox.MaxSkew + time.Millisecond)},
+		{"zero signature", mailbox.MethodRetrieve, k.ID(), ts, fields, make([]byte, mailbox.SigSize), now},
+		{"too old", mailbox.MethodRetrieve, k.ID(), ts, fields, sig, time.UnixMilli(ts).Add(mailbox.MaxAge + time.Millisecond)},
 		{"much too old", mailbox.MethodRetrieve, k.ID(), ts, fields, sig, now.Add(24 * time.Hour)},
-		{"too far ahead", mailbox.MethodRetrieve, k.ID(), ts, fields, sig, now.Add(-mailbox.MaxSkew - time.Millisecond)},
+		{"too far ahead", mailbox.MethodRetrieve, k.ID(), ts, fields, sig, time.UnixMilli(ts).Add(-mailbox.MaxSkew - time.Millisecond)},
 		{"much too far ahead", mailbox.MethodRetrieve, k.ID(), ts, fields, sig, now.Add(-24 * time.Hour)},
 	}
 	for _, tc := range tests {
@@ -105,16 +111,30 @@ func TestVerifyRejects(t *testing.T) {
 func TestVerifySkewBoundaries(t *testing.T) {
 	k := newKey(t)
 	ts, sig := k.Sign(mailbox.MethodRetrieve, now, nil)
-	for _, d := range []time.Duration{0, time.Millisecond, -time.Millisecond, mailbox.MaxSkew, -mailbox.MaxSkew, mailbox.MaxSkew - time.Millisecond} {
-		if err := mailbox.Verify(mailbox.MethodRetrieve, k.ID(), ts, nil, sig, now.Add(d)); err != nil {
+	at := time.UnixMilli(ts)
+	// A coarse timestamp is up to a minute behind the client's clock: the
+	// node takes it up to MaxSkew ahead of its own clock and MaxAge behind.
+	for _, d := range []time.Duration{0, time.Millisecond, -time.Millisecond, mailbox.MaxSkew, -mailbox.MaxSkew,
+		mailbox.MaxSkew + wire.TimeGranularity - time.Millisecond, mailbox.MaxAge} {
+		if err := mailbox.Verify(mailbox.MethodRetrieve, k.ID(), ts, nil, sig, at.Add(d)); err != nil {
 			t.Errorf("clock offset %v: %v", d, err)
 		}
+	}
+	if mailbox.Expires(ts) != at.Add(mailbox.MaxAge) {
+		t.Fatalf("Expires = %v, want %v", mailbox.Expires(ts), at.Add(mailbox.MaxAge))
+	}
+	// A client signing at the last millisecond of a minute, with a clock
+	// MaxSkew behind the node's, is still served.
+	end := time.UnixMilli(wire.CoarseTime(now.UnixMilli()) + wire.TimeGranularity.Milliseconds() - 1)
+	ts2, sig2 := k.Sign(mailbox.MethodRetrieve, end, nil)
+	if err := mailbox.Verify(mailbox.MethodRetrieve, k.ID(), ts2, nil, sig2, end.Add(mailbox.MaxSkew)); err != nil {
+		t.Errorf("end of minute, client clock MaxSkew behind: %v", err)
 	}
 	// Timestamps at the int64 extremes must be refused, not overflow into
 	// acceptance.
 	for _, ts := range []int64{1<<63 - 1, -1 << 63, 0, -1} {
-		_, sig := k.Sign(mailbox.MethodRetrieve, time.UnixMilli(ts), nil)
-		if err := mailbox.Verify(mailbox.MethodRetrieve, k.ID(), ts, nil, sig, now); err == nil {
+		signed, sig := k.Sign(mailbox.MethodRetrieve, time.UnixMilli(ts), nil)
+		if err := mailbox.Verify(mailbox.MethodRetrieve, k.ID(), signed, nil, sig, now); err == nil {
 			t.Errorf("timestamp %d accepted at %v", ts, now)
 		}
 	}
@@ -122,17 +142,23 @@ func TestVerifySkewBoundaries(t *testing.T) {
 
 func TestSignedBytesDomainSeparation(t *testing.T) {
 	id := mailbox.ID{1}
-	base := mailbox.SignedBytes("retrieve", id, 5, []byte("x"))
-	if !bytes.HasPrefix(base, []byte("umbra/auth/v1\x00")) {
+	nonce := bytes.Repeat([]byte{7}, mailbox.NonceSize)
+	base := mailbox.SignedBytes("retrieve", id, 5, nonce, []byte("x"))
+	if !bytes.HasPrefix(base, []byte("umbra/auth/v2\x00")) {
 		t.Fatal("no domain tag")
 	}
+	if !bytes.HasPrefix(mailbox.SignedBytes("retrieve", id, 5, nil, []byte("x")), []byte("umbra/auth/v1\x00")) {
+		t.Fatal("no v1 domain tag without a nonce")
+	}
 	for name, b := range map[string][]byte{
-		"method":  mailbox.SignedBytes("delete", id, 5, []byte("x")),
-		"mailbox": mailbox.SignedBytes("retrieve", mailbox.ID{2}, 5, []byte("x")),
-		"ts":      mailbox.SignedBytes("retrieve", id, 6, []byte("x")),
-		"fields":  mailbox.SignedBytes("retrieve", id, 5, []byte("y")),
+		"method":  mailbox.SignedBytes("delete", id, 5, nonce, []byte("x")),
+		"mailbox": mailbox.SignedBytes("retrieve", mailbox.ID{2}, 5, nonce, []byte("x")),
+		"ts":      mailbox.SignedBytes("retrieve", id, 6, nonce, []byte("x")),
+		"nonce":   mailbox.SignedBytes("retrieve", id, 5, bytes.Repeat([]byte{8}, mailbox.NonceSize), []byte("x")),
+		"fields":  mailbox.SignedBytes("retrieve", id, 5, nonce, []byte("y")),
+		"v1":      mailbox.SignedBytes("retrieve", id, 5, nil, []byte("x")),
 		// a method that swallows the separator cannot collide
-		"method+sep": mailbox.SignedBytes("retrieve\x00", id, 5, []byte("x")),
+		"method+sep": mailbox.SignedBytes("retrieve\x00", id, 5, nonce, []byte("x")),
 	} {
 		if bytes.Equal(b, base) {
 			t.Errorf("changing %s leaves the signed bytes unchanged", name)
@@ -216,11 +242,18 @@ func TestKeyFromSeed(t *testing.T) {
 	if a.Secret() != strings.Repeat("2a", 32) {
 		t.Fatalf("Secret = %s", a.Secret())
 	}
-	// Signatures are deterministic too.
-	_, s1 := a.Sign(mailbox.MethodDelete, now, []byte("h"))
-	_, s2 := b.Sign(mailbox.MethodDelete, now, []byte("h"))
-	if !bytes.Equal(s1, s2) {
-		t.Fatal("same key, same input, different signatures")
+	// Signatures carry a fresh nonce: the same request twice in a minute
+	// (the same coarse timestamp) is signed differently, and both verify
+	// under either key built from the seed.
+	ts1, s1 := a.Sign(mailbox.MethodDelete, now, []byte("h"))
+	ts2, s2 := b.Sign(mailbox.MethodDelete, now, []byte("h"))
+	if ts1 != ts2 || bytes.Equal(s1, s2) || bytes.Equal(s1[ed25519.SignatureSize:], s2[ed25519.SignatureSize:]) {
+		t.Fatal("same key, same input, same timestamp: the signatures must differ by their nonces")
+	}
+	for _, s := range [][]byte{s1, s2} {
+		if err := mailbox.Verify(mailbox.MethodDelete, b.ID(), ts1, []byte("h"), s, now); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seed2 := bytes.Clone(seed)
 	seed2[0] ^= 1
@@ -236,5 +269,47 @@ func TestKeyFromSeed(t *testing.T) {
 	// NewKey makes distinct keys.
 	if newKey(t).ID() == newKey(t).ID() {
 		t.Fatal("NewKey repeated a key")
+	}
+}
+
+// TestVerifyCoarseOnly: nodes take only coarse request timestamps with a
+// nonce (Verify), while a signed deletion of any age and form stays the
+// owner's proof (VerifySig): the v1 form, a bare signature without a
+// nonce, is what nodes kept before timestamps were coarse.
+func TestVerifyCoarseOnly(t *testing.T) {
+	seed := bytes.Repeat([]byte{9}, 32)
+	k, err := mailbox.KeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	fine := now.UnixMilli() // not a whole minute
+	if wire.IsCoarse(fine) {
+		t.Fatal("test time is coarse")
+	}
+	nonce := bytes.Repeat([]byte{3}, mailbox.NonceSize)
+	v2 := append(ed25519.Sign(priv, mailbox.SignedBytes(mailbox.MethodRetrieve, k.ID(), fine, nonce, nil)), nonce...)
+	if err := mailbox.VerifySig(mailbox.MethodRetrieve, k.ID(), fine, nil, v2); err != nil {
+		t.Fatalf("a valid signature over a fine timestamp: %v", err)
+	}
+	if err := mailbox.Verify(mailbox.MethodRetrieve, k.ID(), fine, nil, v2, now); !errors.Is(err, mailbox.ErrAuth) {
+		t.Fatalf("Verify took a fine timestamp: %v", err)
+	}
+	coarse := wire.CoarseTime(fine)
+	v1 := ed25519.Sign(priv, mailbox.SignedBytes(mailbox.MethodDelete, k.ID(), coarse, nil, []byte("h")))
+	if err := mailbox.VerifySig(mailbox.MethodDelete, k.ID(), coarse, []byte("h"), v1); err != nil {
+		t.Fatalf("a v1 signed deletion: %v", err)
+	}
+	if err := mailbox.Verify(mailbox.MethodDelete, k.ID(), coarse, []byte("h"), v1, now); !errors.Is(err, mailbox.ErrAuth) {
+		t.Fatalf("Verify took a request without a nonce: %v", err)
+	}
+	// A v1 signature does not pass as v2 with a nonce added, nor a v2 one
+	// with its nonce cut off.
+	if mailbox.VerifySig(mailbox.MethodDelete, k.ID(), coarse, []byte("h"), append(bytes.Clone(v1), nonce...)) == nil {
+		t.Fatal("a v1 signature passed with a nonce appended")
+	}
+	_, s := k.Sign(mailbox.MethodDelete, now, []byte("h"))
+	if mailbox.VerifySig(mailbox.MethodDelete, k.ID(), coarse, []byte("h"), s[:ed25519.SignatureSize]) == nil {
+		t.Fatal("a v2 signature passed without its nonce")
 	}
 }

@@ -45,6 +45,9 @@ func (n *Node) serveClient(ctx context.Context, _ peer.ID, kind wire.Kind, body 
 // data of a retrieve answer.
 func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, maxBytes int) (wire.Kind, any) {
 	bad := func(err error) (wire.Kind, any) { return fail(wire.Errorf(wire.CodeBadRequest, "%v", err)) }
+	if n.cfg.clientObserver != nil {
+		n.cfg.clientObserver(kind, body)
+	}
 	switch kind {
 	case wire.KindStoreReq:
 		var req wire.StoreReq
@@ -125,9 +128,18 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 		return nil, wire.Errorf(wire.CodeBadRequest, "TTL must be between 1s and %s", MaxTTL)
 	}
 	now := n.cfg.Now()
+	// Clients send coarse times (wire.CoarseTime), a minute in the past at
+	// most, so the future-skew check below is unchanged by them. A node
+	// cannot round a finer timestamp itself: the message hash, the owner's
+	// signature (public namespace) and the first-contact work bind it, and
+	// refusing it would strand messages older clients queued. A timestamp
+	// the node picks itself is coarse, so the node's own clock leaks no
+	// finer than the senders' to the replicas and readers (with the TTL
+	// rounded up, so the expiry is coarse and no earlier than asked).
 	ts := req.Timestamp
 	if ts == 0 {
-		ts = now.UnixMilli()
+		ts = wire.CoarseTime(now.UnixMilli())
+		ttl = time.Duration(wire.CoarseTTL(ttl.Milliseconds())) * time.Millisecond
 	}
 	if time.UnixMilli(ts).Sub(now) > MaxFutureSkew {
 		return nil, wire.Errorf(wire.CodeBadRequest, "timestamp is in the future; check the clock")
@@ -184,7 +196,10 @@ func (n *Node) checkAuth(method string, mb mailbox.ID, a wire.Auth, fields []byt
 		n.m.authFail.Inc()
 		return wire.Errorf(wire.CodeUnauthorized, "%v", err)
 	}
-	if !n.seen.Add(sha256.Sum256(a.Sig), now.Add(2*mailbox.MaxSkew), now) {
+	// The signature covers a random nonce (mailbox.Sign), so a tag of it
+	// names one request even when two share a coarse timestamp and
+	// fields. It is kept as long as the request would pass Verify.
+	if !n.seen.Add(sha256.Sum256(a.Sig), mailbox.Expires(a.Timestamp), now) {
 		n.m.authFail.Inc()
 		return wire.Errorf(wire.CodeUnauthorized, "replayed request")
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	// OnionObserver, if set, is called for every onion request this node
 	// relays (tests use it to check what each hop learns).
 	OnionObserver func(OnionEvent)
+	// clientObserver, if set (tests, through SetClientObserver), is
+	// called with every client request this node is about to handle,
+	// direct or from an onion exit: what a node sees of its clients.
+	clientObserver func(kind wire.Kind, body []byte)
 	// Onion bounds the memory of onion relaying and the replay logs
 	// (onion_limits.go).
 	Onion OnionLimits

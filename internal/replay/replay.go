@@ -14,7 +14,8 @@ import (
 // evicted. Refusing every new tag instead would let anyone who can mint
 // signed requests (every mailbox key is free) lock all users out; eviction
 // means that under such a flood an old request might be replayed, which
-// signatures bounded to ±60 s keep short-lived.
+// signatures valid for 3 minutes around their timestamp
+// (mailbox.Verify) keep short-lived.
 type Cache struct {
 	mu   sync.Mutex
 	max  int

@@ -352,7 +352,7 @@ type PutResult struct {
 // having checked the nodes' signed receipts. It tries swarm members in
 // random order and fails over to the next on errors.
 func (c *Client) Put(ctx context.Context, mb mailbox.ID, namespace int32, ttl time.Duration, data []byte) (*PutResult, error) {
-	req := &wire.StoreReq{Mailbox: mb[:], Namespace: namespace, Timestamp: time.Now().UnixMilli(), TTL: ttl.Milliseconds(), Data: data}
+	req := &wire.StoreReq{Mailbox: mb[:], Namespace: namespace, Timestamp: wire.CoarseTime(time.Now().UnixMilli()), TTL: wire.CoarseTTL(ttl.Milliseconds()), Data: data}
 	return c.PutReq(ctx, req)
 }
 
@@ -361,9 +361,9 @@ func (c *Client) Put(ctx context.Context, mb mailbox.ID, namespace int32, ttl ti
 // (mailbox.SignPublic).
 func (c *Client) Publish(ctx context.Context, key *mailbox.Key, ttl time.Duration, data []byte) (*PutResult, error) {
 	id := key.ID()
-	ts := time.Now().UnixMilli()
-	req := &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace, Timestamp: ts, TTL: ttl.Milliseconds(),
-		Data: key.SignPublic(ts, ts+ttl.Milliseconds(), data)}
+	ts, ttlMs := wire.CoarseTime(time.Now().UnixMilli()), wire.CoarseTTL(ttl.Milliseconds()) // nodes see minutes only
+	req := &wire.StoreReq{Mailbox: id[:], Namespace: wire.PublicNamespace, Timestamp: ts, TTL: ttlMs,
+		Data: key.SignPublic(ts, ts+ttlMs, data)}
 	return c.PutReq(ctx, req)
 }
 
@@ -373,7 +373,8 @@ const DefaultTTL = 14 * 24 * time.Hour
 
 // PutReq is Put with a prepared request (a fixed timestamp makes retries
 // idempotent: the same message gets the same hash). It fills in a missing
-// timestamp and TTL. It asks the swarm's members in random order and
+// timestamp and TTL, and makes them coarse where nothing binds them (see
+// below). It asks the swarm's members in random order and
 // moves on to the next when one fails, refuses for a reason another node
 // may not share, or answers with an acknowledgement that does not hold
 // (see checkAck); a refusal of the message itself (too large, mailbox
@@ -386,10 +387,18 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 		return nil, fmt.Errorf("message must be 1 byte to %d KiB, got %d bytes", wire.MaxMessageSize>>10, len(req.Data))
 	}
 	if req.Timestamp == 0 {
-		req.Timestamp = time.Now().UnixMilli()
+		req.Timestamp = wire.CoarseTime(time.Now().UnixMilli())
 	}
 	if req.TTL == 0 {
 		req.TTL = DefaultTTL.Milliseconds()
+	}
+	if req.Namespace != wire.PublicNamespace && req.Namespace != wire.RequestNamespace {
+		// Nodes see times only to the minute (wire.TimeGranularity). Here
+		// nothing in the data binds them, so they are rounded here (the
+		// same way on every retry). In the public and request namespaces
+		// the owner's signature or the first-contact work covers them: the
+		// caller must have made them coarse (wire.CoarseTime, CoarseTTL).
+		req.Timestamp, req.TTL = wire.CoarseTime(req.Timestamp), wire.CoarseTTL(req.TTL)
 	}
 	mb := mailbox.ID(req.Mailbox)
 	// The acknowledgement must be for this message: its hash is computed

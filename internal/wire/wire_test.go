@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -510,5 +512,60 @@ func TestReadBodyGrowsWithArrivals(t *testing.T) {
 		if bound := max(wire.FirstChunk, 2*arrived); held > bound {
 			t.Errorf("%d bytes arrived: %d held, bound %d", arrived, held, bound)
 		}
+	}
+}
+
+func TestCoarseTime(t *testing.T) {
+	const m = int64(60_000)
+	if wire.TimeGranularity != time.Minute {
+		t.Fatalf("TimeGranularity = %v", wire.TimeGranularity)
+	}
+	for _, c := range []struct{ in, down, up int64 }{
+		{0, 0, 0},
+		{1, 0, m},
+		{m - 1, 0, m},
+		{m, m, m},
+		{m + 1, m, 2 * m},
+		{1_700_000_000_000, 1_699_999_980_000, 1_700_000_040_000},
+		{1_699_999_980_000, 1_699_999_980_000, 1_699_999_980_000},
+		{-1, -m, 0},
+		{-m, -m, -m},
+		{-m - 1, -2 * m, -m},
+		{math.MaxInt64, math.MaxInt64 - math.MaxInt64%m, math.MaxInt64 - math.MaxInt64%m},
+	} {
+		if got := wire.CoarseTime(c.in); got != c.down {
+			t.Errorf("CoarseTime(%d) = %d, want %d", c.in, got, c.down)
+		}
+		if got := wire.CoarseTTL(c.in); got != c.up {
+			t.Errorf("CoarseTTL(%d) = %d, want %d", c.in, got, c.up)
+		}
+	}
+	// Extremes neither overflow nor leave the minute grid.
+	for _, ms := range []int64{math.MinInt64, math.MinInt64 + 1, math.MaxInt64, math.MaxInt64 - 1} {
+		for name, got := range map[string]int64{"CoarseTime": wire.CoarseTime(ms), "CoarseTTL": wire.CoarseTTL(ms)} {
+			if !wire.IsCoarse(got) {
+				t.Errorf("%s(%d) = %d is not a whole minute", name, ms, got)
+			}
+			if d := got - ms; d >= m || d <= -m {
+				t.Errorf("%s(%d) = %d: off by %d ms", name, ms, got, d)
+			}
+		}
+	}
+	// Every time in a minute rounds to its start, and nothing is lost
+	// twice: rounding is idempotent.
+	start := time.Date(2026, 12, 2, 16, 5, 0, 0, time.UTC).UnixMilli()
+	for ms := start; ms < start+m; ms += 997 {
+		if got := wire.CoarseTime(ms); got != start || wire.CoarseTime(got) != got {
+			t.Fatalf("CoarseTime(%d) = %d, want %d", ms, got, start)
+		}
+		if !wire.IsCoarse(wire.CoarseTime(ms)) || (ms != start && wire.IsCoarse(ms)) {
+			t.Fatalf("IsCoarse wrong around %d", ms)
+		}
+	}
+	// A coarse timestamp plus a coarse TTL is a coarse expiry no earlier
+	// than asked for, measured from the coarse timestamp.
+	ttl := (14*24*time.Hour + 1234*time.Millisecond).Milliseconds()
+	if e := wire.CoarseTime(start+5) + wire.CoarseTTL(ttl); !wire.IsCoarse(e) || e < start+ttl {
+		t.Fatalf("expiry %d", e)
 	}
 }
