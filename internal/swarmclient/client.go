@@ -1,7 +1,8 @@
-// Package swarmclient talks to the swarms of the node network directly: it
-// learns the node list from bootstrap nodes, stores messages with verified
-// quorum receipts, and reads mailboxes from their swarms. Onion routing
-// wraps the same requests; this direct mode stays for debugging and tests.
+// Package swarmclient talks to the swarms of the node network: it learns
+// the node list from bootstrap nodes on a first run (or from a list kept
+// by the caller, refreshed through onion paths), stores messages with
+// verified quorum receipts, and reads mailboxes from their swarms. Requests
+// travel onion paths; a direct mode stays for debugging and tests.
 package swarmclient
 
 import (
