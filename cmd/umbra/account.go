@@ -16,13 +16,14 @@ import (
 	"rsc.io/qr"
 
 	"github.com/umbra-im/umbra/internal/client"
-	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
-// idFile keeps the (public) account ID in the clear so 'umbra id' needs no passphrase.
-const idFile = "account_id"
+// legacyIDFile is where older versions kept a clear copy of the account
+// ID. A home names its account nowhere in the clear any more ('umbra id'
+// reads the encrypted database); the file is removed where found.
+const legacyIDFile = "account_id"
 
 func addHomeFlag(cmd *cobra.Command) {
 	cmd.PersistentFlags().String("home", "", "your Umbra folder (default $UMBRA_HOME or ~/.umbra)")
@@ -131,17 +132,10 @@ the same account ID.`,
 
 // createAccount creates the account of a new home (a fresh one, or with
 // phrase the one it restores) protected by pass ("" for none), as 'umbra
-// init' and the web UI's onboarding do, and keeps its public ID in the
-// clear for 'umbra id'.
+// init' and the web UI's onboarding do. Nothing outside the encrypted
+// database names the account.
 func createAccount(home string, network []string, phrase, pass string) (*identity.Account, error) {
-	acct, err := client.Init(home, pass, network, phrase)
-	if err != nil {
-		return nil, err
-	}
-	// Only a convenience copy of the public ID ('umbra id' falls back to
-	// the database), so a failure to write it is not an error.
-	_ = fsutil.WriteFileAtomic(filepath.Join(home, idFile), []byte(acct.ID().String()+"\n"), 0o644)
-	return acct, nil
+	return client.Init(home, pass, network, phrase)
 }
 
 func idCmd() *cobra.Command {
@@ -149,7 +143,12 @@ func idCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "id",
 		Short: "Print your account ID (to share), optionally as a QR code",
-		Args:  cobra.NoArgs,
+		Long: `Print your account ID, the one you share so that people can add you.
+
+It is read from the encrypted database (the home folder keeps no clear copy
+that would name the account), so a protected home needs its passphrase in
+UMBRA_PASSPHRASE, as the other commands do. It works while a daemon runs.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id, err := accountID(homeOf(cmd), cmd.ErrOrStderr())
 			if err != nil {
@@ -172,14 +171,10 @@ func idCmd() *cobra.Command {
 	return cmd
 }
 
-// accountID reads the account ID of a home (from the clear copy, else from
-// the database, warning on warn if that opens without a passphrase).
+// accountID reads the account ID of a home from its database, warning on
+// warn if that opens without a passphrase, and removes the clear copy of
+// the ID older versions kept.
 func accountID(home string, warn io.Writer) (string, error) {
-	if b, err := os.ReadFile(filepath.Join(home, idFile)); err == nil {
-		if id, err := identity.ParseAccountID(strings.TrimSpace(string(b))); err == nil {
-			return id.String(), nil
-		}
-	}
 	id, err := client.ReadAccountID(home, passphrase())
 	if err != nil {
 		return "", err
@@ -187,6 +182,9 @@ func accountID(home string, warn io.Writer) (string, error) {
 	if passphrase() == "" {
 		// It opened without a passphrase: the home has none.
 		fmt.Fprintln(warn, "umbra:", client.UnprotectedWarning)
+	}
+	if err := os.Remove(filepath.Join(home, legacyIDFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(warn, "umbra: warning: could not remove %s, a clear copy of your account ID: %v\n", legacyIDFile, err)
 	}
 	return id.String(), nil
 }

@@ -126,7 +126,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.net, err = swarmclient.Dial(ctx, addrs, swarmclient.Options{Direct: cfg.Direct}); err != nil {
+		if e.net, err = swarmclient.Dial(ctx, addrs, e.netOptions()); err != nil {
 			return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
 		}
 		e.keepGuards()
@@ -199,7 +199,9 @@ func newMessageID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// refreshLoop refreshes the node list every few minutes.
+// refreshLoop refreshes the node list every few minutes, through onion
+// paths while the list is fresh (swarmclient.Client.Refresh); each new
+// list is kept in the database (netOptions).
 func (e *Engine) refreshLoop(ctx context.Context) {
 	t := time.NewTicker(3 * time.Minute)
 	defer t.Stop()

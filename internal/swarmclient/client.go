@@ -1,7 +1,8 @@
-// Package swarmclient talks to the swarms of the node network directly: it
-// learns the node list from bootstrap nodes, stores messages with verified
-// quorum receipts, and reads mailboxes from their swarms. Onion routing
-// wraps the same requests; this direct mode stays for debugging and tests.
+// Package swarmclient talks to the swarms of the node network: it learns
+// the node list from bootstrap nodes on a first run (or from a list kept
+// by the caller, refreshed through onion paths), stores messages with
+// verified quorum receipts, and reads mailboxes from their swarms. Requests
+// travel onion paths; a direct mode stays for debugging and tests.
 package swarmclient
 
 import (
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -42,6 +44,66 @@ type Options struct {
 	// 3-hop onion paths (for debugging and tests: the node then sees the
 	// client's address).
 	Direct bool
+	// Stored is the node list kept from an earlier run (NodeList). When
+	// it is fresh and large enough (Usable), the client starts from it
+	// and refreshes it through onion paths: no bootstrap node is dialled
+	// directly. Every record is verified again (signature, admission
+	// proof-of-work, network); records that fail are dropped.
+	Stored *NodeList
+	// Guards are the onion guards kept from an earlier run, set before
+	// the first request so that the first refresh already uses them.
+	Guards []peer.ID
+	// OnRefresh, if set, is called with the new list after every
+	// successful refresh (to keep it for the next run). It must not call
+	// back into the client's refresh.
+	OnRefresh func(NodeList)
+	// Now is the clock a node list's age is judged by (default
+	// time.Now; tests move it).
+	Now func() time.Time
+}
+
+// Freshness of a node list.
+const (
+	// MaxListAge is the age beyond which a node list can no longer build
+	// onion paths: nodes rotate their onion key every hour and accept the
+	// previous one for an hour more, so a key in a list fetched an hour
+	// ago may be retired any moment. An older list is refreshed from the
+	// bootstrap nodes directly.
+	MaxListAge = time.Hour
+	// PathHops is the number of nodes on an onion path (guard, middle,
+	// exit).
+	PathHops = 3
+	// maxClockSkew is how far in the future a stored list's time may lie
+	// (a clock set back); further, it is not trusted to be fresh.
+	maxClockSkew = time.Minute
+)
+
+// MinListNodes is how many nodes a list must hold to be used without the
+// bootstrap nodes: enough for a 3-hop path and for a whole swarm.
+func MinListNodes(p wire.Params) int { return max(PathHops, p.Replication) }
+
+// NodeList is the verified node list as a client keeps it between runs:
+// the signed records as the nodes gossip them (re-verified when loaded,
+// never trusted as stored), the network's parameters, the nodes a
+// majority said are old enough for placements, and when it was fetched.
+type NodeList struct {
+	Fetched time.Time   `json:"fetched"`
+	Params  wire.Params `json:"params"`
+	Records [][]byte    `json:"records"`
+	Aged    []bool      `json:"aged"` // parallel to Records
+}
+
+// Usable reports whether l is fresh enough at now, and large enough, to
+// build onion paths and find swarms without asking a bootstrap node.
+func (l *NodeList) Usable(now time.Time) bool {
+	return usable(l.Fetched, len(l.Records), l.Params, now)
+}
+
+func usable(fetched time.Time, n int, p wire.Params, now time.Time) bool {
+	if fetched.IsZero() || fetched.After(now.Add(maxClockSkew)) || now.Sub(fetched) > MaxListAge {
+		return false
+	}
+	return p.Replication > 0 && n >= MinListNodes(p)
 }
 
 // Client is a swarm client. It is safe for concurrent use.
@@ -52,6 +114,10 @@ type Client struct {
 	paths     *onion.PathManager // nil in direct mode
 
 	refreshMu sync.Mutex // one freshView refresh at a time
+	onRefresh func(NodeList)
+	now       func() time.Time // judges the list's age
+
+	bootstrapFetches atomic.Int64 // direct node-list fetches from bootstrap nodes
 
 	mu          sync.RWMutex
 	lastRefresh time.Time // of the node list
@@ -104,30 +170,91 @@ func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
 }
 
 // Dial makes a client with a fresh random libp2p identity (never an
-// account key) and loads the node list from the bootstrap nodes. Requests
-// then travel 3-hop onion paths unless opts.Direct is set.
+// account key) and loads the node list. Requests then travel 3-hop onion
+// paths unless opts.Direct is set. With a usable stored list
+// (Options.Stored) the list is refreshed through an onion path; only on a
+// first run, with a stale or too small list, or when no node answers
+// through the paths, is it fetched from the bootstrap nodes directly.
 func Dial(ctx context.Context, bootstrap []string, opts ...Options) (*Client, error) {
 	boot, err := ParseBootstrap(bootstrap)
 	if err != nil {
 		return nil, err
 	}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	h, err := p2p.NewClientHost()
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{h: h, bootstrap: boot}
-	if len(opts) > 0 && opts[0].Direct {
+	c := &Client{h: h, bootstrap: boot, onRefresh: o.OnRefresh, now: o.Now}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if o.Direct {
 		c.tr = newDirectTransport(h)
 	} else {
 		c.paths = onion.NewPathManager(c.Nodes)
 		c.tr = &onion.Transport{H: h, Paths: c.paths}
+		if len(o.Guards) > 0 {
+			c.paths.SetGuards(o.Guards)
+		}
 	}
-	if err := c.Refresh(ctx); err != nil {
+	if o.Stored != nil {
+		c.restore(*o.Stored, c.now())
+	}
+	if err := c.refresh(ctx, true); err != nil {
 		h.Close()
 		return nil, err
 	}
 	return c, nil
 }
+
+// restore installs a stored list, keeping only the records that verify
+// (signature, proof-of-work, network and format, with the expiry judged
+// at the time the list was fetched). A list from the future is ignored.
+func (c *Client) restore(l NodeList, now time.Time) {
+	if l.Fetched.After(now.Add(maxClockSkew)) || l.Params.Replication <= 0 {
+		return
+	}
+	nodes := map[peer.ID]*member.Node{}
+	aged := map[peer.ID]bool{}
+	var list []*member.Node
+	for i, raw := range l.Records {
+		n, err := member.Open(raw, l.Params, l.Fetched)
+		if err != nil || nodes[n.ID] != nil {
+			continue
+		}
+		nodes[n.ID] = n
+		list = append(list, n)
+		aged[n.ID] = i < len(l.Aged) && l.Aged[i]
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	c.mu.Lock()
+	c.params, c.nodes, c.list, c.aged = l.Params, nodes, list, aged
+	c.lastRefresh = l.Fetched
+	c.mu.Unlock()
+}
+
+// NodeList returns the client's current node list, to keep for the next
+// run (see Options.Stored).
+func (c *Client) NodeList() NodeList {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	l := NodeList{Fetched: c.lastRefresh, Params: c.params,
+		Records: make([][]byte, len(c.list)), Aged: make([]bool, len(c.list))}
+	for i, n := range c.list {
+		l.Records[i] = n.Raw
+		l.Aged[i] = c.aged[n.ID]
+	}
+	return l
+}
+
+// BootstrapFetches counts the node-list fetches this client made directly
+// from bootstrap nodes (each one shows the bootstrap node this client's
+// address at that moment).
+func (c *Client) BootstrapFetches() int { return int(c.bootstrapFetches.Load()) }
 
 // Close releases the client's host.
 func (c *Client) Close() error { return c.h.Close() }
@@ -155,20 +282,60 @@ func (c *Client) Paths() *onion.PathManager { return c.paths }
 // Refresh asks up to three nodes for the node list and keeps the records
 // that a majority of the answers carry (like Session, so one lying node
 // cannot steer the client). Each record's signature and proof-of-work are
-// checked. The first fetch goes straight to bootstrap nodes (their onion
-// keys are not known yet); later ones go through the transport.
-func (c *Client) Refresh(ctx context.Context) error {
-	known := c.Nodes()
-	sources := make([]source, 0, len(c.bootstrap)+len(known))
-	if len(known) >= 3 {
+// checked. While the list is usable (see NodeList.Usable) the nodes are
+// asked through the transport (an onion path whose exit is the node
+// asked); if none answers, the list is kept and the error returned, unless
+// it has gone stale meanwhile. A stale or too small list (a first run) is
+// fetched directly from the bootstrap nodes, whose onion keys are not
+// known yet.
+func (c *Client) Refresh(ctx context.Context) error { return c.refresh(ctx, false) }
+
+// refresh is Refresh; with fallback, a failure through the transport also
+// falls back to the bootstrap nodes (at start, when the client cannot go
+// on without a fresh list).
+func (c *Client) refresh(ctx context.Context, fallback bool) error {
+	var viaNodes error
+	if c.Usable(c.now()) {
+		known := c.Nodes()
+		sources := make([]source, 0, len(known))
 		for _, n := range known {
 			sources = append(sources, source{id: n.ID, node: n})
 		}
-	} else {
-		for _, b := range c.bootstrap {
-			sources = append(sources, source{id: b.ID, boot: b})
+		if viaNodes = c.refreshFrom(ctx, sources); viaNodes == nil {
+			return nil
+		}
+		if !fallback && c.Usable(c.now()) {
+			return viaNodes
 		}
 	}
+	sources := make([]source, 0, len(c.bootstrap))
+	for _, b := range c.bootstrap {
+		sources = append(sources, source{id: b.ID, boot: b})
+	}
+	if err := c.refreshFrom(ctx, sources); err != nil {
+		if viaNodes != nil {
+			return fmt.Errorf("%w; through known nodes: %w", err, viaNodes)
+		}
+		return err
+	}
+	return nil
+}
+
+// Usable reports whether the client's node list is fresh and large enough
+// at now to be refreshed through onion paths (NodeList.Usable).
+func (c *Client) Usable(now time.Time) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return usable(c.lastRefresh, len(c.list), c.params, now)
+}
+
+// maxListAsks bounds the nodes one refresh asks (answering or not), so a
+// list of mostly departed nodes fails in bounded time.
+const maxListAsks = 8
+
+// refreshFrom asks up to three of sources (in random order) for the node
+// list and installs the majority's.
+func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 	rand.Shuffle(len(sources), func(i, j int) { sources[i], sources[j] = sources[j], sources[i] })
 	type answer struct {
 		resp wire.NodesResp
@@ -177,7 +344,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 	var errs []error
 	seen := map[peer.ID]bool{}
 	for _, s := range sources {
-		if len(answers) == 3 {
+		if len(answers) == 3 || len(seen) == maxListAsks {
 			break
 		}
 		if seen[s.id] {
@@ -190,6 +357,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 		if s.node != nil {
 			err = c.tr.Call(cctx, s.node, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp)
 		} else {
+			c.bootstrapFetches.Add(1)
 			err = bootstrapCall(cctx, s.boot, &resp)
 		}
 		cancel()
@@ -256,6 +424,9 @@ func (c *Client) Refresh(ctx context.Context) error {
 	c.params, c.nodes, c.list, c.aged = params, nodes, list, aged
 	c.lastRefresh = time.Now()
 	c.mu.Unlock()
+	if c.onRefresh != nil {
+		c.onRefresh(c.NodeList())
+	}
 	return nil
 }
 
