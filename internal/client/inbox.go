@@ -2,11 +2,11 @@ package client
 
 import (
 	"context"
-	mrand "math/rand/v2"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 

@@ -63,7 +63,7 @@ func hkdf32(secret []byte, info string, epoch uint64) []byte {
 }
 
 func (e *Engine) epoch(t time.Time) uint64 { return ratchet.Epoch(t, e.cfg.EpochPeriod) }
-func genOf(epoch uint64) uint64           { return epoch / inboxGenEpochs }
+func genOf(epoch uint64) uint64            { return epoch / inboxGenEpochs }
 
 func inboxRootKey(gen uint64) string { return fmt.Sprintf("%s%020d", keyInboxRootPrefix, gen) }
 
