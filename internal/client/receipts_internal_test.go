@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,4 +373,27 @@ func TestSettingsStored(t *testing.T) {
 	if st, _ := e.Settings(); st.ReadReceipts {
 		t.Fatal("read receipts back on after a reopen")
 	}
+}
+
+// CountQueuedReceipts counts the receipts (envelopes) the engine puts in its
+// outbox from now on (for tests). Call it before Start.
+func (e *Engine) CountQueuedReceipts() *atomic.Int64 {
+	s := e.receiptSched()
+	send := s.send
+	n := new(atomic.Int64)
+	s.send = func(ctx context.Context, peer string, kind envelope.Kind, ids []string) error {
+		err := send(ctx, peer, kind, ids)
+		if err == nil {
+			n.Add(1)
+		}
+		return err
+	}
+	return n
+}
+
+// OwedReceipts is the number of message IDs the engine owes delivered and
+// read receipts for (for tests).
+func (e *Engine) OwedReceipts() (delivered, read int) {
+	p := e.receiptSched().pending()
+	return p[envelope.KindReceiptDelivered], p[envelope.KindReceiptRead]
 }
