@@ -37,7 +37,7 @@ import (
 // The production receipt delay: ReceiptDelayFloor plus an exponentially
 // distributed time of mean ReceiptDelayScale, truncated at ReceiptDelayMax.
 // Its mean is about 29 s, its median about 22 s; 1% of receipts wait more
-// than about 1 m 47 s and none more than 2 min.
+// than about 1 m 43 s and none more than 2 min.
 //
 // The exponential is memoryless: that no receipt has come yet tells an
 // observer nothing about when it will. The floor keeps even the quickest
