@@ -315,8 +315,11 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 func readCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "read ID",
-		Short: "Mark the conversation with ID as read (sends read receipts)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Mark the conversation with ID as read (read receipts: see umbra settings)",
+		Long: `Mark every message from ID as read. Read receipts for them leave later,
+batched and after a random delay (see 'umbra settings'); with read receipts
+turned off ('umbra settings set read-receipts off') none is sent.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
 				var r map[string]int

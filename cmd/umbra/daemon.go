@@ -20,6 +20,7 @@ import (
 
 func daemonCmd() *cobra.Command {
 	var listen, network string
+	var receiptMax time.Duration
 	cmd := &cobra.Command{
 		Use:   "daemon [--ui 127.0.0.1:PORT] [--network FILE]",
 		Short: "Keep the client running: receive messages, serve the local API and web UI",
@@ -50,7 +51,7 @@ the daemon was not given waits for it: the web UI asks for it.`,
 			direct, _ := cmd.Flags().GetBool("direct")
 			home := homeOf(cmd)
 			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network,
-				Passphrase: passphrase(), Direct: direct, Log: log})
+				Passphrase: passphrase(), Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax)})
 			if err != nil {
 				return err
 			}
@@ -75,6 +76,9 @@ the daemon was not given waits for it: the web UI asks for it.`,
 	chatFlags(cmd)
 	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
 	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt) for an account created in the web UI")
+	cmd.Flags().DurationVar(&receiptMax, "receipt-delay-max", client.ReceiptDelayMax,
+		"the longest a receipt waits; the delay distribution keeps its shape, scaled to this cap (tests and devnets)")
+	_ = cmd.Flags().MarkHidden("receipt-delay-max")
 	return cmd
 }
 
@@ -87,6 +91,8 @@ type daemonConfig struct {
 	Passphrase string
 	Direct     bool
 	Log        *slog.Logger
+	// ReceiptDelay is the engine's receipt delay (zero: the default).
+	ReceiptDelay client.ReceiptDelay
 }
 
 // daemon is a running API and web UI server for one home.
@@ -105,7 +111,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 	srv := api.NewServer(nil, cfg.Log)
 	srv.UI = ui.Handler()
 	open := func(ctx context.Context, pass string) (*client.Engine, error) {
-		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: pass, Logger: cfg.Log, Direct: cfg.Direct})
+		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: pass, Logger: cfg.Log, Direct: cfg.Direct, ReceiptDelay: cfg.ReceiptDelay})
 		if err != nil {
 			return nil, err
 		}

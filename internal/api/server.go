@@ -233,6 +233,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/read", s.read)
 	api("GET /api/v1/conversations", s.conversations)
 	api("GET /api/v1/network", s.network)
+	api("GET /api/v1/settings", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		return e.Settings()
+	})
+	api("PUT /api/v1/settings", s.putSettings)
 	mux.HandleFunc("GET /api/v1/events", s.auth(s.events))
 	// Unknown API paths answer JSON, not the UI's page.
 	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
@@ -390,6 +394,21 @@ func (s *Server) read(e *client.Engine, w http.ResponseWriter, r *http.Request) 
 	}
 	n, err := e.MarkRead(r.Context(), req.With)
 	return map[string]int{"marked": n}, err
+}
+
+// putSettings changes the settings the body names ({"read_receipts":
+// false}); the others keep their values. It answers the settings.
+func (s *Server) putSettings(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	st, err := e.Settings()
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, badRequest("bad settings: %v (known: read_receipts)", err)
+	}
+	return e.SetSettings(st)
 }
 
 func (s *Server) conversations(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {

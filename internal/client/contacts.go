@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -44,7 +43,7 @@ func (e *Engine) AddContact(id, name string) (*Contact, error) {
 	e.mu.Unlock()
 	e.bus.publish(Event{Type: EventContact, Contact: c})
 	// Accepting a request acknowledges what it sent (queued if offline).
-	e.receipt(context.Background(), c.ID, envelope.KindReceiptDelivered, pending)
+	e.oweReceipts(c.ID, envelope.KindReceiptDelivered, pending)
 	return c, nil
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	// MessageTTL is how long the network keeps a message for an offline
 	// recipient (14 days).
 	MessageTTL time.Duration
+	// ReceiptDelay is how long a receipt waits, batched with the others
+	// owed to the same peer, before it is sent (DefaultReceiptDelay).
+	ReceiptDelay ReceiptDelay
 }
 
 // Engine is a running client for one account.
@@ -58,6 +61,9 @@ type Engine struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+
+	receipts     *receiptScheduler // see receipts.go; made on first use
+	receiptsOnce sync.Once
 }
 
 func (c *Config) defaults() {
@@ -147,6 +153,7 @@ func (e *Engine) Start() {
 	e.goLoop(e.catchUpLoop)
 	e.goLoop(e.prekeyLoop)
 	e.goLoop(e.refreshLoop)
+	e.goLoop(e.receiptLoop)
 }
 
 func (e *Engine) goLoop(f func(context.Context)) {

@@ -239,10 +239,9 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 		}
 		done = append(done, m.Hash)
 	}
-	// One receipt per sender for the whole batch (up to envelope.MaxRefs
-	// IDs each), not one per message.
+	// Owed, not sent: they leave batched and late (receipts.go).
 	for from, ids := range receipts {
-		e.receipt(ctx, from, envelope.KindReceiptDelivered, ids)
+		e.oweReceipts(from, envelope.KindReceiptDelivered, ids)
 	}
 	if len(done) > 0 {
 		if _, err := e.net.Delete(ctx, in.key, done); err != nil {
@@ -516,8 +515,8 @@ func (e *Engine) incomingIDsLocked(peer string) []string {
 	return ids
 }
 
-// MarkRead marks every incoming message from peer as read and sends read
-// receipts.
+// MarkRead marks every incoming message from peer as read and owes read
+// receipts for them (none when the user turned them off: Settings).
 func (e *Engine) MarkRead(ctx context.Context, peer string) (int, error) {
 	aid, err := identity.ParseAccountID(peer)
 	if err != nil {
@@ -544,9 +543,7 @@ func (e *Engine) MarkRead(ctx context.Context, peer string) (int, error) {
 		}
 	}
 	e.mu.Unlock()
-	if len(ids) > 0 {
-		e.receipt(ctx, peer, envelope.KindReceiptRead, ids)
-	}
+	e.oweReceipts(peer, envelope.KindReceiptRead, ids)
 	return len(ids), nil
 }
 

@@ -24,7 +24,8 @@ import (
 // bob chooses a passphrase and restores his account from a phrase at phone
 // width; a mistyped ID is refused in plain words; alice adds bob and
 // writes; the message reaches bob's tab as a message request, bob accepts,
-// alice's tab shows it delivered, bob answers live; alice renames bob; the
+// alice's tab shows it delivered, bob answers live; alice turns read
+// receipts off in her ID panel; alice renames bob; the
 // network view lists the three hops of the onion path and the swarm; alice
 // sets a passphrase from the warning, which goes away; bob's daemon
 // restarts without his passphrase and his tab unlocks it. The token only
@@ -193,6 +194,26 @@ func TestBrowser(t *testing.T) {
 	bt.waitJS("bob's answer to be delivered", 60*time.Second,
 		`['delivered', 'read'].includes(document.querySelector('.msg.out .tick').dataset.state)`)
 	bt.shot("24-chat-phone")
+
+	// --- privacy: alice turns read receipts off ---
+	at.do("open your ID", 10*time.Second, chromedp.Click(css(`button[aria-label="My ID"]`)),
+		chromedp.WaitVisible(css("#setting-read-receipts")))
+	at.waitJS("the read receipts toggle, on", 10*time.Second,
+		`(b => b && !b.disabled && b.checked)(document.querySelector('#setting-read-receipts'))`)
+	if label := eval[string](at, "read the toggle's label", `document.querySelector('label[for="setting-read-receipts"]').textContent`); label != "Send read receipts" {
+		t.Errorf("the toggle is labelled %q", label)
+	}
+	at.do("turn read receipts off", 10*time.Second, chromedp.Click(css("#setting-read-receipts")))
+	at.waitJS("the toggle to settle off", 10*time.Second,
+		`(b => !b.disabled && !b.checked)(document.querySelector('#setting-read-receipts'))`)
+	var settings struct {
+		ReadReceipts bool `json:"read_receipts"`
+	}
+	if err := alice.get("/api/v1/settings", &settings); err != nil || settings.ReadReceipts {
+		t.Errorf("after the toggle: read_receipts %v, %v; want off", settings.ReadReceipts, err)
+	}
+	at.shot("06b-privacy-desktop")
+	at.do("back to the chat", 10*time.Second, chromedp.Click(css(`#conv-list button[data-peer="`+bobID+`"]`)), chromedp.WaitVisible(css("#composer")))
 
 	// --- rename ---
 	at.do("rename bob", 10*time.Second,

@@ -111,7 +111,8 @@ func (p *daemonProc) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, "daemon", "--home", p.home, "--network", network, "--ui", "127.0.0.1:0", "--log-level", "warn")
+	p.cmd = exec.Command(bin, "daemon", "--home", p.home, "--network", network, "--ui", "127.0.0.1:0", "--log-level", "warn",
+		"--receipt-delay-max", "1s") // receipts wait 40 ms to 1 s, not up to 2 min
 	p.cmd.Env = hermeticEnv()
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,5 +1,5 @@
-// Panels of the main pane: your ID, adding a contact, the network view;
-// and the dialogs (rename, confirm).
+// Panels of the main pane: your ID (and privacy settings), adding a
+// contact, the network view; and the dialogs (rename, confirm).
 
 import { api } from './api.js';
 import { h, svg, icon, shortID, groupID, copyText, toast, spinner } from './dom.js';
@@ -27,8 +27,43 @@ export function showMe(pane, me, backBtn) {
       h('div', { class: 'actions center' }, copyBtn)),
     h('div', { class: 'card subtle' },
       h('h2', { text: 'Recovery' }),
-      h('p', { class: 'muted', text: 'Your account can be restored only with the 24-word recovery phrase you wrote down when you created it.' }))));
+      h('p', { class: 'muted', text: 'Your account can be restored only with the 24-word recovery phrase you wrote down when you created it.' })),
+    privacyCard()));
   drawQR(qrBox);
+}
+
+// ---- settings ----
+
+// privacyCard holds the read receipts toggle (GET and PUT /api/v1/settings).
+function privacyCard() {
+  const box = h('input', { id: 'setting-read-receipts', type: 'checkbox', disabled: true, 'aria-describedby': 'setting-read-receipts-hint' });
+  const hint = h('p', { class: 'hint', id: 'setting-read-receipts-hint',
+    text: 'When on, your contacts see when you have read their messages. Off, chats you open are marked read on this device only. ' +
+      'Receipts, read or delivered, leave batched and seconds to minutes late, so they do not tie your mailboxes together. Umbra has no typing indicators.' });
+  const err = h('p', { class: 'error', id: 'settings-error', role: 'alert' });
+  box.addEventListener('change', async () => {
+    const want = box.checked;
+    box.disabled = true;
+    err.textContent = '';
+    try {
+      const st = await api('PUT', '/api/v1/settings', { read_receipts: want });
+      box.checked = st.read_receipts;
+      toast(st.read_receipts ? 'Read receipts are on.' : 'Read receipts are off.');
+    } catch (e) {
+      box.checked = !want;
+      err.textContent = 'Could not save the setting: ' + e.message;
+    } finally {
+      box.disabled = false;
+    }
+  });
+  api('GET', '/api/v1/settings').then((st) => {
+    box.checked = st.read_receipts;
+    box.disabled = false;
+  }, (e) => { err.textContent = 'Could not read the settings: ' + e.message; });
+  return h('div', { class: 'card', id: 'privacy-settings' },
+    h('h2', { text: 'Privacy' }),
+    h('div', { class: 'toggle' }, box, h('label', { for: 'setting-read-receipts', text: 'Send read receipts' })),
+    hint, err);
 }
 
 async function drawQR(box) {
