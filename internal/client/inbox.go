@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -472,33 +471,6 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 	return append(events, Event{Type: EventMessage, Message: m}), nil
 }
 
-// receipt sends a delivered or read receipt for message IDs (hex).
-func (e *Engine) receipt(ctx context.Context, to string, kind envelope.Kind, ids []string) {
-	aid, err := identity.ParseAccountID(to)
-	if err != nil || len(ids) == 0 {
-		return
-	}
-	for len(ids) > 0 {
-		n := min(len(ids), envelope.MaxRefs)
-		var refs []envelope.MessageID
-		for _, h := range ids[:n] {
-			var id envelope.MessageID
-			if b, err := hex.DecodeString(h); err == nil && len(b) == len(id) {
-				copy(id[:], b)
-				refs = append(refs, id)
-			}
-		}
-		ids = ids[n:]
-		c, err := envelope.NewReceipt(nil, kind, refs, e.now())
-		if err != nil {
-			e.log.Warn("make receipt", "err", err)
-			return
-		}
-		if err := e.enqueue(ctx, aid, c, nil); err != nil {
-			e.log.Warn("queue receipt", "err", err)
-		}
-	}
-}
 
 // incomingIDsLocked lists the IDs of the messages peer sent us.
 func (e *Engine) incomingIDsLocked(peer string) []string {

@@ -170,8 +170,8 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	item := &outboxItem{MsgID: idOf(c), To: to, Created: now}
 	// Nodes see times to the minute only; the exact time travels inside
 	// the content (SentAt).
-	item.Timestamp = now.Truncate(time.Minute).UnixMilli()
-	item.TTL = e.cfg.MessageTTL.Milliseconds()
+	item.Timestamp = wire.CoarseTime(now.UnixMilli())
+	item.TTL = wire.CoarseTTL(e.cfg.MessageTTL.Milliseconds())
 	inboxID, inboxKey, haveInbox := e.peerInbox(to, now)
 	request := s.Pending() || !haveInbox
 	var box mailbox.ID
