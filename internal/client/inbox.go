@@ -471,7 +471,6 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 	return append(events, Event{Type: EventMessage, Message: m}), nil
 }
 
-
 // incomingIDsLocked lists the IDs of the messages peer sent us.
 func (e *Engine) incomingIDsLocked(peer string) []string {
 	msgs, err := e.d.messages(peer)
