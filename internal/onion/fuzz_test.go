@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -143,6 +144,10 @@ func FuzzPeelLayer(f *testing.F) {
 		{Inner: nil},
 		{Next: []byte{1}, Inner: bytes.Repeat([]byte{1}, 2000)},
 		{Next: []byte{1}, Inner: bytes.Repeat([]byte{1}, 2100)},
+		{Delay: []byte{0, 0, 1, 0xf4}, Next: []byte("next"), Inner: []byte("inner")},
+		{Delay: []byte{0, 0, 0, 0}, Inner: []byte("request")},
+		{Delay: []byte{0xff, 0xff, 0xff, 0xff}, Inner: []byte("request")}, // capped
+		{Delay: []byte{1, 2, 3}, Inner: []byte("request")},                // wrong length
 	} {
 		pt, err := wire.Marshal(b)
 		if err != nil {
@@ -170,12 +175,20 @@ func FuzzPeelLayer(f *testing.F) {
 		l, err := Peel(fp.keys[:1], p)
 		checkPeel(t, p, l, err)
 		var body layerBody
-		valid := wire.Unmarshal(pt, &body) == nil && len(body.Next) <= MaxNextLen
+		valid := wire.Unmarshal(pt, &body) == nil && len(body.Next) <= MaxNextLen &&
+			(len(body.Delay) == 0 || len(body.Delay) == delayLen)
 		if (err == nil) != valid {
 			t.Fatalf("Peel: %v; the body decodes within bounds: %v", err, valid)
 		}
 		if err != nil {
 			return
+		}
+		var want time.Duration
+		if len(body.Delay) == delayLen {
+			want = min(MaxDelay, time.Duration(binary.BigEndian.Uint32(body.Delay))*time.Millisecond)
+		}
+		if l.Delay != want || l.Delay < 0 || l.Delay > MaxDelay {
+			t.Fatalf("Delay %v, want %v (body %x)", l.Delay, want, body.Delay)
 		}
 		if !bytes.Equal(l.Next, body.Next) {
 			t.Fatal("Next differs from the body")
@@ -424,7 +437,8 @@ func FuzzUnpad(f *testing.F) {
 // FuzzLayerBody: the fast path for canonical layer bodies agrees with the
 // general CBOR decoder on every input it accepts.
 func FuzzLayerBody(f *testing.F) {
-	for _, b := range []layerBody{{Inner: []byte("x")}, {Next: []byte("peer"), Inner: make([]byte, 300)}, {Next: make([]byte, 38), Inner: make([]byte, 70000)}} {
+	for _, b := range []layerBody{{Inner: []byte("x")}, {Next: []byte("peer"), Inner: make([]byte, 300)}, {Next: make([]byte, 38), Inner: make([]byte, 70000)},
+		{Delay: []byte{0, 0, 0, 7}, Inner: []byte("x")}, {Delay: []byte{0, 0, 0x13, 0x88}, Next: []byte("peer"), Inner: make([]byte, 300)}, {Delay: []byte{9}, Inner: []byte("x")}} {
 		enc, err := wire.Marshal(b)
 		if err != nil {
 			f.Fatal(err)
@@ -433,6 +447,8 @@ func FuzzLayerBody(f *testing.F) {
 	}
 	f.Add([]byte{0xa2, 0x01, 0x58, 0x01, 0x00, 0x02, 0x40}) // non-canonical length
 	f.Add([]byte{0xa1, 0x03, 0x40})                         // unknown key
+	f.Add([]byte{0xa2, 0x01, 0x40, 0x00, 0x44, 0, 0, 0, 1}) // keys out of order
+	f.Add([]byte{0xa2, 0x00, 0x44, 0, 0, 0, 1, 0x00, 0x40}) // duplicate key
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fast, ok := fastLayerBody(in)
 		if !ok {
@@ -442,8 +458,11 @@ func FuzzLayerBody(f *testing.F) {
 		if err := wire.Unmarshal(in, &slow); err != nil {
 			t.Fatalf("fast path accepted what the decoder refuses: %v", err)
 		}
-		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) {
-			t.Fatalf("fast path %x/%x, decoder %x/%x", fast.Next, fast.Inner, slow.Next, slow.Inner)
+		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) || !bytes.Equal(fast.Delay, slow.Delay) {
+			t.Fatalf("fast path %x/%x/%x, decoder %x/%x/%x", fast.Delay, fast.Next, fast.Inner, slow.Delay, slow.Next, slow.Inner)
+		}
+		if len(fast.Delay) != 0 && len(fast.Delay) != delayLen {
+			t.Fatalf("fast path accepted a delay of %d bytes", len(fast.Delay))
 		}
 	})
 }

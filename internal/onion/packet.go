@@ -33,6 +33,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -153,17 +154,21 @@ func validSize(n int) bool {
 	return false
 }
 
-// layerBody is what one hop decrypts.
-type layerBody struct {
-	Next  []byte `cbor:"1,keyasint,omitempty"` // next hop's peer ID; empty at the exit
-	Inner []byte `cbor:"2,keyasint"`           // next layer, or the request at the exit
-}
-
 // Hop is a node on a path as the client knows it.
 type Hop struct {
 	ID       []byte // peer ID bytes
 	OnionKey []byte // X25519 public key from the node's record
+	// Delay is the mix delay asked of this hop (0 to MaxDelay): it holds
+	// the packet that long before forwarding it or, at the exit, before
+	// running the request. Mix puts the delay in the layer (v2 layer
+	// body) even when it is 0, so that every mixed layer has one length;
+	// a layer with neither is a v1 layer.
+	Delay time.Duration
+	Mix   bool
 }
+
+// hasDelay reports whether h's layer carries a delay (key 0).
+func (h Hop) hasDelay() bool { return h.Mix || h.Delay > 0 }
 
 // Circuit is what the client keeps to read the reply of one request.
 type Circuit struct {
@@ -180,6 +185,11 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 	for i, h := range path[1:] {
 		if len(h.ID) == 0 || len(h.ID) > MaxNextLen {
 			return nil, nil, fmt.Errorf("onion: hop %d has an ID of %d bytes", i+1, len(h.ID))
+		}
+	}
+	for i, h := range path {
+		if h.Delay < 0 || h.Delay > MaxDelay {
+			return nil, nil, fmt.Errorf("onion: hop %d: delay %v outside 0 to %v", i, h.Delay, MaxDelay)
 		}
 	}
 	// The packet size is in every layer's aad, and the size is the bucket
@@ -204,31 +214,6 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 // layerOver is what one layer adds around its body.
 const layerOver = encSize + confirmSize + aeadOver
 
-// bodyHeadLen is the length of the canonical CBOR of a layer body up to
-// its inner bytes: map head, [key 1, next], key 2 and inner's head
-// (layerbody.go parses exactly these forms).
-func bodyHeadLen(next, inner int) int {
-	n := 1 + 1 + bytesHeadLen(inner)
-	if next > 0 {
-		n += 1 + bytesHeadLen(next) + next
-	}
-	return n
-}
-
-// appendBodyHead appends the canonical CBOR of a layer body up to its
-// inner bytes.
-func appendBodyHead(b, next []byte, inner int) []byte {
-	if len(next) > 0 {
-		b = append(b, 0xa2, 0x01)
-		b = appendBytesHead(b, len(next))
-		b = append(b, next...)
-	} else {
-		b = append(b, 0xa1)
-	}
-	b = append(b, 0x02)
-	return appendBytesHead(b, inner)
-}
-
 // layersLen is the length of the outermost layer for a request of n bytes
 // on path.
 func layersLen(path []Hop, n int) int {
@@ -237,7 +222,7 @@ func layersLen(path []Hop, n int) int {
 		if i < len(path)-1 {
 			next = len(path[i+1].ID)
 		}
-		n += layerOver + bodyHeadLen(next, n)
+		n += layerOver + bodyHeadLen(path[i].hasDelay(), next, n)
 	}
 	return n
 }
@@ -294,8 +279,8 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 		if i < len(path)-1 {
 			next = len(path[i+1].ID)
 		}
-		starts[i], lens[i], inners[i] = off, n, innerLen(n, next)
-		off += encSize + confirmSize + bodyHeadLen(next, inners[i])
+		starts[i], lens[i], inners[i] = off, n, innerLen(n, path[i].hasDelay(), next)
+		off += encSize + confirmSize + bodyHeadLen(path[i].hasDelay(), next, inners[i])
 		n = inners[i]
 	}
 	if n != len(request) {
@@ -334,7 +319,12 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 		copy(l, enc)
 		copy(l[encSize:], confirm)
 		body := l[encSize+confirmSize : len(l)-aeadOver]
-		appendBodyHead(body[:0], next, inners[i])
+		var delay []byte
+		if path[i].hasDelay() {
+			d := encodeDelay(path[i].Delay)
+			delay = d[:]
+		}
+		appendBodyHead(body[:0], delay, next, inners[i])
 		a, err := chacha20poly1305.New(layerKey)
 		if err != nil {
 			return nil, err
@@ -346,13 +336,14 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 }
 
 // innerLen is the length of the inner bytes of a layer of n bytes whose
-// next hop ID is next bytes long (the inverse of one step of layersLen).
-func innerLen(n, next int) int {
+// next hop ID is next bytes long, with or without a delay (the inverse of
+// one step of layersLen).
+func innerLen(n int, delay bool, next int) int {
 	rest := n - layerOver
 	// rest = head(inner) + inner, and head grows with inner: try each
 	// head length from the shortest.
 	for _, h := range []int{1, 2, 3, 5, 9} {
-		inner := rest - (bodyHeadLen(next, 0) - 1) - h
+		inner := rest - (bodyHeadLen(delay, next, 0) - 1) - h
 		if inner >= 0 && bytesHeadLen(inner) == h {
 			return inner
 		}
@@ -368,6 +359,9 @@ type Layer struct {
 	ReplyKey []byte   // this hop's key for wrapping the reply
 	Tag      [32]byte // replay tag, unique per layer
 	KeyIndex int      // which of the keys given to Peel opened the layer
+	// Delay is the mix delay this hop's layer asks for (v2 layer body),
+	// capped at MaxDelay; 0 for none.
+	Delay time.Duration
 }
 
 // Peel removes this hop's layer with one of the node's onion keys (current
@@ -437,6 +431,9 @@ func openLayer(r *hpke.Recipient, keyIndex int, packet, ct []byte) (*Layer, erro
 		return nil, fmt.Errorf("%w: next hop ID of %d bytes", ErrPacket, len(body.Next))
 	}
 	l := &Layer{KeyIndex: keyIndex}
+	if l.Delay, err = body.delay(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPacket, err)
+	}
 	if l.ReplyKey, err = r.Export(labelReply, keySize); err != nil {
 		return nil, err
 	}

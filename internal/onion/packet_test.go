@@ -674,9 +674,11 @@ func TestLayersLen(t *testing.T) {
 			peelPath(t, rs[:k], pkt, req)
 		}
 		for _, next := range []int{0, 1, 38, 200} {
-			one := n + layerOver + bodyHeadLen(next, n)
-			if got := innerLen(one, next); got != n {
-				t.Fatalf("innerLen(%d, next %d) = %d, want %d", one, next, got, n)
+			for _, delay := range []bool{false, true} {
+				one := n + layerOver + bodyHeadLen(delay, next, n)
+				if got := innerLen(one, delay, next); got != n {
+					t.Fatalf("innerLen(%d, delay %v, next %d) = %d, want %d", one, delay, next, got, n)
+				}
 			}
 		}
 	}

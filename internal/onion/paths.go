@@ -284,6 +284,10 @@ func (pm *PathManager) path(exit *member.Node, exclude []peer.ID) ([]*member.Nod
 type Transport struct {
 	H     host.Host
 	Paths *PathManager
+	// Mix, if set, asks the middle and the exit of every path to hold the
+	// request for a random delay (strict mode; MixDelays); each attempt's
+	// timeout grows by the most the delays can add.
+	Mix *MixDelays
 
 	poolOnce sync.Once
 	pool     *p2p.Pool // sessions to guards, made on first use
@@ -329,7 +333,7 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 			}
 			return err
 		}
-		actx, cancel := context.WithTimeout(ctx, attemptTime(reqKind, req))
+		actx, cancel := context.WithTimeout(ctx, attemptTime(reqKind, req)+t.mixAllowance(len(path)))
 		answer, err := t.sendPath(actx, path, payload)
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("%w: %w", errAttemptTimeout, err)
@@ -455,6 +459,15 @@ func isRemote(err error) bool {
 	return errors.As(err, &we)
 }
 
+// mixAllowance is what mix delays may add to one attempt on a path of n
+// hops.
+func (t *Transport) mixAllowance(n int) time.Duration {
+	if t.Mix == nil {
+		return 0
+	}
+	return t.Mix.Allowance(n)
+}
+
 func (t *Transport) sendPath(ctx context.Context, path []*member.Node, payload []byte) ([]byte, error) {
 	if t.send != nil {
 		return t.send(ctx, path, payload)
@@ -462,6 +475,9 @@ func (t *Transport) sendPath(ctx context.Context, path []*member.Node, payload [
 	hops := make([]Hop, len(path))
 	for i, n := range path {
 		hops[i] = Hop{ID: []byte(n.ID), OnionKey: n.Record.OnionKey}
+	}
+	if t.Mix != nil {
+		t.Mix.Apply(hops, nil)
 	}
 	pkt, circ, err := Build(hops, payload)
 	if err != nil {
