@@ -149,6 +149,7 @@ func New(cfg Config) (*Node, error) {
 	n.goLoop("refresh", n.refreshLoop)
 	n.goLoop("onion-rotate", n.onionRotateLoop)
 	n.goLoop("onion-replay", n.onionReplayLoop)
+	n.goLoop("onion-mix", n.onionMixLoop)
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
 	n.goLoop("maintain", n.maintainLoop)

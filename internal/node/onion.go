@@ -28,13 +28,14 @@ const maxOnionRetrieveBytes = 1 << 20
 // to check what each observer learns.
 type OnionEvent struct {
 	Node     peer.ID
-	From     peer.ID // the previous hop (a client's throwaway ID at the guard)
-	Next     peer.ID // "" at the exit
-	In       []byte  // request packet received
-	Out      []byte  // request packet forwarded (nil at the exit)
-	Request  []byte  // the request, at the exit only
-	ReplyIn  []byte  // reply packet from the next hop (nil at the exit)
-	ReplyOut []byte  // reply packet sent back
+	From     peer.ID       // the previous hop (a client's throwaway ID at the guard)
+	Next     peer.ID       // "" at the exit
+	In       []byte        // request packet received
+	Out      []byte        // request packet forwarded (nil at the exit)
+	Request  []byte        // the request, at the exit only
+	Delay    time.Duration // mix delay held for (capped), from this hop's layer
+	ReplyIn  []byte        // reply packet from the next hop (nil at the exit)
+	ReplyOut []byte        // reply packet sent back
 }
 
 // onionKeys is the node's current onion key and the one before it (clients
@@ -306,6 +307,18 @@ func (n *Node) serveOnion(ctx context.Context, from peer.ID, kind wire.Kind, bod
 		}
 		n.log.Error("record onion replay tag", "err", err)
 		return fail(wire.Errorf(wire.CodeInternal, "onion replay log unavailable"))
+	}
+	// Mix delay (strict mode): hold the request as its layer asks, before
+	// forwarding or running it. Its budget charge stays held meanwhile;
+	// the answer, when it comes, goes back at once.
+	if layer.Delay > 0 {
+		ev.Delay = n.obudget.mix.capDelay(layer.Delay)
+		if err := n.obudget.mix.hold(ctx, from, cost, layer.Delay); err != nil {
+			if errors.Is(err, errMixFull) {
+				return fail(wire.Errorf(wire.CodeRateLimited, "%v", err))
+			}
+			return fail(wire.Errorf(wire.CodeUnavailable, "%v", err))
+		}
 	}
 	var reply []byte
 	if len(layer.Next) == 0 {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,8 @@ type onionBudget struct {
 
 	inUse   prometheus.Gauge
 	refused prometheus.Counter
+
+	mix *mixPool // requests held for their mix delay (charged here too)
 }
 
 func newOnionBudget(l OnionLimits, reg prometheus.Registerer) *onionBudget {
@@ -37,6 +40,8 @@ func newOnionBudget(l OnionLimits, reg prometheus.Registerer) *onionBudget {
 	if reg != nil {
 		reg.MustRegister(b.inUse, b.refused)
 	}
+	b.mix = newMixPool(mixLimits{maxDelay: l.MixMaxDelay, packets: l.MixHeldPackets, peerPackets: l.MixPeerPackets,
+		bytes: l.MixHeldBytes, peerBytes: l.MixPeerBytes}, time.Now, reg)
 	return b
 }
 

@@ -1,6 +1,10 @@
 package node
 
-import "time"
+import (
+	"time"
+
+	"github.com/umbra-im/umbra/internal/onion"
+)
 
 // OnionLimits bound the onion work of a node. Zero fields take the values
 // of DefaultOnionLimits, the one source of these defaults (docs/onion.md
@@ -24,6 +28,20 @@ type OnionLimits struct {
 	// a power loss can forget the tags of the last interval; a killed
 	// process forgets none (each tag is written before the answer).
 	ReplaySyncInterval time.Duration
+
+	// MixMaxDelay caps the mix delay a layer may ask this relay to hold a
+	// packet for (onion.MaxDelay, 5 s; never more): a larger ask is held
+	// this long.
+	MixMaxDelay time.Duration
+	// MixHeldPackets and MixHeldBytes bound the requests held for their
+	// mix delay at once, in count (2048) and bytes of onion budget charge
+	// (half of NodeBudget, 32 MiB); MixPeerPackets and MixPeerBytes bound
+	// those of one previous hop (256, and half of PeerBudget, 8 MiB).
+	// Held requests stay charged to the onion budget too; these bounds
+	// keep half of it for undelayed traffic. Beyond them a request is
+	// dropped (429) and counted (umbra_onion_mix_dropped_total).
+	MixHeldPackets, MixPeerPackets int
+	MixHeldBytes, MixPeerBytes     int64
 }
 
 // DefaultOnionLimits are the production onion limits.
@@ -32,6 +50,11 @@ var DefaultOnionLimits = OnionLimits{
 	PeerBudget:         16 << 20,
 	ReplayTagsPerKey:   1 << 18,
 	ReplaySyncInterval: time.Second,
+	MixMaxDelay:        onion.MaxDelay,
+	MixHeldPackets:     2048,
+	MixPeerPackets:     256,
+	MixHeldBytes:       (64 << 20) / 2,
+	MixPeerBytes:       (16 << 20) / 2,
 }
 
 func (l *OnionLimits) setDefaults() {
@@ -47,5 +70,21 @@ func (l *OnionLimits) setDefaults() {
 	}
 	if l.ReplaySyncInterval <= 0 {
 		l.ReplaySyncInterval = d.ReplaySyncInterval
+	}
+	if l.MixMaxDelay <= 0 || l.MixMaxDelay > onion.MaxDelay {
+		l.MixMaxDelay = onion.MaxDelay
+	}
+	if l.MixHeldPackets <= 0 {
+		l.MixHeldPackets = d.MixHeldPackets
+	}
+	if l.MixPeerPackets <= 0 {
+		l.MixPeerPackets = d.MixPeerPackets
+	}
+	// The byte bounds follow the budgets they are carved from.
+	if l.MixHeldBytes <= 0 {
+		l.MixHeldBytes = l.NodeBudget / 2
+	}
+	if l.MixPeerBytes <= 0 {
+		l.MixPeerBytes = l.PeerBudget / 2
 	}
 }
