@@ -38,10 +38,16 @@ func testLogger(t *testing.T, home string) *slog.Logger {
 // startNodes runs n in-process nodes on 127.0.x.1 and returns their addresses.
 func startNodes(t *testing.T, n int) []string {
 	t.Helper()
+	return startNodesCfg(t, n, nil)
+}
+
+// startNodesCfg is startNodes with a change to every node's configuration.
+func startNodesCfg(t *testing.T, n int, change func(*node.Config)) []string {
+	t.Helper()
 	dir := t.TempDir()
 	var boot []string
 	for i := 0; i < n; i++ {
-		nd, err := node.New(node.Config{
+		cfg := node.Config{
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 			Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
 			Bootstrap:      boot,
@@ -50,7 +56,11 @@ func startNodes(t *testing.T, n int) []string {
 			SyncInterval:   500 * time.Millisecond,
 			ProbeInterval:  200 * time.Millisecond,
 			Logger:         quiet(),
-		})
+		}
+		if change != nil {
+			change(&cfg)
+		}
+		nd, err := node.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
