@@ -187,7 +187,7 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 	time.Sleep(time.Second)
 	const (
 		clients = 20
-		period  = 15 * time.Second
+		period  = 30 * time.Second
 	)
 	users := make([]*user, clients)
 	for i := range users {
@@ -199,7 +199,7 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 		u := &user{home: home, id: acct.ID().String()}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		e, err := client.Open(ctx, client.Config{Home: home, Logger: quiet(), EpochPeriod: period,
-			MessageTTL: time.Minute, Schedule: testSchedule, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(10 * time.Second)})
+			MessageTTL: 3 * time.Minute, Schedule: testSchedule, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(10 * time.Second)})
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -226,14 +226,17 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 4*time.Minute, "every greeting to arrive", func() bool {
+	arrived := func() int {
+		n := 0
 		for _, p := range pairs {
-			if countFrom(p.b, p.a, "hello "+p.b.id[:8]) != 1 {
-				return false
+			if countFrom(p.b, p.a, "hello "+p.b.id[:8]) == 1 {
+				n++
 			}
 		}
-		return true
-	})
+		return n
+	}
+	waitFor(t, 4*time.Minute, "every greeting to arrive", func() bool { return arrived() == len(pairs) },
+		func() string { return fmt.Sprintf("%d of %d arrived", arrived(), len(pairs)) })
 	for _, p := range pairs {
 		if _, err := p.b.e.Queue(ctx, p.a.id, "hello back"); err != nil {
 			t.Fatal(err)
