@@ -81,7 +81,7 @@ type Error struct {
 	Code int    `cbor:"1,keyasint"`
 	Msg  string `cbor:"2,keyasint"`
 	// WorkBits, on a 429 refusal of a first-contact message, is the
-	// proof-of-work the node asks for (RequestNamespace).
+	// proof-of-work the node asks for (RequestNamespace, DropNamespace).
 	WorkBits int `cbor:"3,keyasint,omitempty"`
 }
 
