@@ -82,6 +82,16 @@ func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, ma
 	case wire.KindNodesReq:
 		raws, ages := n.table.LiveAges()
 		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: raws, Ages: ages}
+	case wire.KindDropReq:
+		var req wire.DropReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		resp, werr := n.ReadDrop(ctx, &req, maxBytes)
+		if werr != nil {
+			return fail(werr)
+		}
+		return wire.KindDropResp, resp
 	case wire.KindPublicReq:
 		var req wire.PublicReq
 		if err := wire.Unmarshal(body, &req); err != nil {
@@ -121,11 +131,12 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 		return nil, wire.Errorf(wire.CodeTooLarge, "message is %d bytes; the limit is %d", len(req.Data), MaxMessageSize)
 	}
 	ttl := time.Duration(req.TTL) * time.Millisecond
+	maxTTL := maxTTLOf(req.Namespace)
 	if req.TTL == 0 {
-		ttl = DefaultTTL
+		ttl = min(DefaultTTL, maxTTL)
 	}
-	if ttl < time.Second || ttl > MaxTTL {
-		return nil, wire.Errorf(wire.CodeBadRequest, "TTL must be between 1s and %s", MaxTTL)
+	if ttl < time.Second || ttl > maxTTL {
+		return nil, wire.Errorf(wire.CodeBadRequest, "TTL must be between 1s and %s in namespace %d", maxTTL, req.Namespace)
 	}
 	now := n.cfg.Now()
 	// Clients send coarse times (wire.CoarseTime), a minute in the past at
@@ -156,10 +167,12 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 		if _, err := mailbox.OpenPublic(mb, ts, expiry, req.Data); err != nil {
 			return nil, wire.Errorf(wire.CodeUnauthorized, "%v", err)
 		}
-	case wire.RequestNamespace:
+	case wire.RequestNamespace, wire.DropNamespace:
 		// A first-contact message pays for its place: the more are
-		// waiting in this mailbox, the more work a new one must carry.
-		need := mailbox.RequiredRequestWork(max(0, n.store.Count(mb, wire.RequestNamespace)))
+		// waiting in this mailbox (in its namespace), the more work a
+		// new one must carry. The drop namespace's mailbox is any 32
+		// bytes, a shared bucket with no key: the work is its only gate.
+		need := mailbox.RequiredRequestWork(max(0, n.store.Count(mb, req.Namespace)))
 		if got, _, err := mailbox.RequestWork(mb, ts, expiry, req.Data); err != nil || got < need {
 			n.m.workRefused.Inc()
 			e := wire.Errorf(wire.CodeRateLimited, "first-contact message needs %d bits of proof-of-work, carries %d", need, got)
@@ -318,6 +331,9 @@ func (n *Node) Delete(ctx context.Context, req *wire.DeleteReq) (*wire.DeleteRes
 	if werr := n.checkAuth(mailbox.MethodDelete, mb, req.Auth, req.AuthFields()); werr != nil {
 		return nil, werr
 	}
+	if werr := n.refuseDropDelete(d.Mailbox, d.Hashes); werr != nil {
+		return nil, werr
+	}
 	deleted, err := n.deleteQuorum(ctx, d, tomb)
 	if err != nil {
 		return nil, err
@@ -352,6 +368,10 @@ func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
 	if time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > MaxTTL+MaxFutureSkew {
 		return m, errors.New("expiry too far ahead")
 	}
+	if w.Namespace == wire.DropNamespace && (w.Expiry-w.Timestamp > wire.MaxDropTTL ||
+		time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > maxTTLOf(w.Namespace)+MaxFutureSkew) {
+		return m, errors.New("drop-namespace TTL above its cap")
+	}
 	switch w.Namespace {
 	case wire.PublicNamespace:
 		// Checked here too, so a node cannot slip junk into a public
@@ -359,7 +379,7 @@ func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
 		if _, err := mailbox.OpenPublic(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil {
 			return m, err
 		}
-	case wire.RequestNamespace:
+	case wire.RequestNamespace, wire.DropNamespace:
 		// Likewise the first-contact work; replicas ask for the base
 		// (their counts differ a little from the coordinator's).
 		if got, _, err := mailbox.RequestWork(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil || got < mailbox.RequestWorkBase {

@@ -40,6 +40,9 @@ func attemptTime(kind wire.Kind, req any) time.Duration {
 	if r, ok := req.(*wire.RetrieveReq); ok && kind == wire.KindRetrieveReq && r.WaitMs > 0 {
 		return attemptTimeout + time.Duration(r.WaitMs)*time.Millisecond
 	}
+	if r, ok := req.(*wire.DropReq); ok && kind == wire.KindDropReq && r.WaitMs > 0 {
+		return attemptTimeout + time.Duration(r.WaitMs)*time.Millisecond
+	}
 	return attemptTimeout
 }
 

@@ -563,12 +563,13 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 	if req.TTL == 0 {
 		req.TTL = DefaultTTL.Milliseconds()
 	}
-	if req.Namespace != wire.PublicNamespace && req.Namespace != wire.RequestNamespace {
+	if req.Namespace != wire.PublicNamespace && req.Namespace != wire.RequestNamespace && req.Namespace != wire.DropNamespace {
 		// Nodes see times only to the minute (wire.TimeGranularity). Here
 		// nothing in the data binds them, so they are rounded here (the
-		// same way on every retry). In the public and request namespaces
-		// the owner's signature or the first-contact work covers them: the
-		// caller must have made them coarse (wire.CoarseTime, CoarseTTL).
+		// same way on every retry). In the public, request and drop
+		// namespaces the owner's signature or the first-contact work
+		// covers them: the caller must have made them coarse
+		// (wire.CoarseTime, CoarseTTL).
 		req.Timestamp, req.TTL = wire.CoarseTime(req.Timestamp), wire.CoarseTTL(req.TTL)
 	}
 	mb := mailbox.ID(req.Mailbox)
