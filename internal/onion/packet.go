@@ -1,13 +1,15 @@
 // Package onion builds and peels Umbra's onion packets: one layer per hop
 // to the hop's onion key with a fresh ephemeral key (HPKE, RFC 9180:
 // DHKEM(X25519), HKDF-SHA256, export-only); a layer names only the next
-// hop; every packet on every link is padded to one of a few fixed sizes;
+// hop; every packet on every link is padded to one of a few fixed sizes
+// (a client uses only Classes, and Everyday for everyday traffic, both
+// ways: the exit pads its reply to the size the client asks in its layer);
 // and replies are re-encrypted at every hop with a per-hop key exported
 // from the layer's HPKE context, so no reply byte string appears on two
 // links.
 //
 // Request packet on a link:  be32(n) ‖ layer (n bytes) ‖ random padding, of a bucket size.
-// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{next, inner}),
+// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{[0: reply size], [1: next], 2: inner}),
 //
 //	aad = "umbra/onion/v2 layer" ‖ be32(packet size).
 //
