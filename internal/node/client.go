@@ -226,14 +226,19 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	if werr != nil {
 		return nil, werr
 	}
+	// The cursor's length is checked first: with it fixed, the signed
+	// fields (After ‖ Limit ‖ WaitMs [‖ MaxBytes]) parse one way only.
+	if len(req.After) != 0 && len(req.After) != 32 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "cursor must be a 32-byte hash")
+	}
+	if req.MaxBytes < 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "negative byte cap")
+	}
 	if werr := n.checkAuth(mailbox.MethodRetrieve, mb, req.Auth, req.AuthFields()); werr != nil {
 		return nil, werr
 	}
 	var after *store.Hash
 	if len(req.After) > 0 {
-		if len(req.After) != 32 {
-			return nil, wire.Errorf(wire.CodeBadRequest, "cursor must be a 32-byte hash")
-		}
 		var h store.Hash
 		copy(h[:], req.After)
 		after = &h
@@ -241,6 +246,13 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	limit := req.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
+	}
+	// The client's cap counts each message's overhead too; the store
+	// counts data only, so it is asked for at most the cap in data and the
+	// answer is trimmed to the cap below (capMessages).
+	dataBytes := maxBytes
+	if req.MaxBytes > 0 {
+		dataBytes = min(maxBytes, req.MaxBytes)
 	}
 	wait := time.Duration(req.WaitMs) * time.Millisecond
 	if wait > MaxLongPoll {
@@ -263,12 +275,15 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	}
 	for {
 		ch, cancel := n.store.Watch(mb)
-		msgs, more, err := n.store.Get(mb, after, limit, maxBytes)
+		msgs, more, err := n.store.Get(mb, after, limit, dataBytes)
 		if err != nil || len(msgs) > 0 || timer == nil {
 			cancel()
 			if err != nil {
 				n.log.Error("retrieve", "err", err)
 				return nil, wire.Errorf(wire.CodeInternal, "storage error")
+			}
+			if req.MaxBytes > 0 {
+				msgs, more = capMessages(msgs, more, req.MaxBytes)
 			}
 			return &wire.RetrieveResp{Messages: toWire(msgs), More: more}, nil
 		}
@@ -295,21 +310,42 @@ func (n *Node) ReadPublic(req *wire.PublicReq, maxBytes int) (*wire.PublicResp, 
 	if limit <= 0 || limit > 16 {
 		limit = 16
 	}
+	if req.MaxBytes < 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "negative byte cap")
+	}
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, req.MaxBytes)
+	}
 	// Through the (mailbox, namespace) index: the cost does not grow with
 	// what else the mailbox holds.
 	pub, err := n.store.Newest(mb, wire.PublicNamespace, limit)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "storage error")
 	}
+	// The newest that fit, and always the newest one.
 	size := 0
 	for i := len(pub) - 1; i >= 0; i-- {
-		size += len(pub[i].Data) + 128
-		if size > maxBytes {
+		size += len(pub[i].Data) + wire.MessageOverhead
+		if size > maxBytes && i < len(pub)-1 {
 			pub = pub[i+1:]
 			break
 		}
 	}
 	return &wire.PublicResp{Messages: toWire(pub)}, nil
+}
+
+// capMessages keeps the first of msgs (oldest first) whose data and
+// per-message overhead fit limit bytes, and always the first one; more is
+// set if any were left out.
+func capMessages(msgs []store.Message, more bool, limit int) ([]store.Message, bool) {
+	size := 0
+	for i, m := range msgs {
+		size += len(m.Data) + wire.MessageOverhead
+		if size > limit && i > 0 {
+			return msgs[:i], true
+		}
+	}
+	return msgs, more
 }
 
 // Delete removes messages from the swarm, authenticated by the mailbox key.

@@ -100,6 +100,12 @@ func FuzzPeel(f *testing.F) {
 	rot.hops = append([]Hop{{ID: guard.ID, OnionKey: prev.PublicKey().Bytes()}}, fp.hops[1:]...)
 	p, _ := mustBuild(f, rot.hops, []byte("rotated"))
 	f.Add(p)
+	// A client's packet: the exit's layer asks a reply size.
+	if p, _, err := BuildWith(fp.hops, []byte("client"), ClientOptions); err == nil {
+		f.Add(p)
+	} else {
+		f.Fatal(err)
+	}
 	f.Add(make([]byte, Sizes[0]))
 	f.Add([]byte{})
 
@@ -114,7 +120,7 @@ func FuzzPeel(f *testing.F) {
 		// or not.
 		l2, err := PeelInPlace(keys, bytes.Clone(packet))
 		if err != nil || l2.Tag != l.Tag || !bytes.Equal(l2.Next, l.Next) || !bytes.Equal(l2.ReplyKey, l.ReplyKey) ||
-			!bytes.Equal(l2.Request, l.Request) || len(l2.Packet) != len(l.Packet) || l2.KeyIndex != l.KeyIndex {
+			!bytes.Equal(l2.Request, l.Request) || len(l2.Packet) != len(l.Packet) || l2.KeyIndex != l.KeyIndex || l2.ReplySize != l.ReplySize {
 			t.Fatalf("a second peel differs: %v", err)
 		}
 		// Follow the packet down the path as far as it goes.
@@ -143,6 +149,10 @@ func FuzzPeelLayer(f *testing.F) {
 		{Inner: nil},
 		{Next: []byte{1}, Inner: bytes.Repeat([]byte{1}, 2000)},
 		{Next: []byte{1}, Inner: bytes.Repeat([]byte{1}, 2100)},
+		{ReplySize: 8 << 10, Inner: []byte("request")},
+		{ReplySize: 1280 << 10, Inner: []byte("request")},
+		{ReplySize: 8 << 10, Next: []byte("next"), Inner: []byte("inner")}, // a relay's layer asking a reply size
+		{ReplySize: 1000, Inner: []byte("request")},                        // not a packet size
 	} {
 		pt, err := wire.Marshal(b)
 		if err != nil {
@@ -170,7 +180,8 @@ func FuzzPeelLayer(f *testing.F) {
 		l, err := Peel(fp.keys[:1], p)
 		checkPeel(t, p, l, err)
 		var body layerBody
-		valid := wire.Unmarshal(pt, &body) == nil && len(body.Next) <= MaxNextLen
+		valid := wire.Unmarshal(pt, &body) == nil && len(body.Next) <= MaxNextLen &&
+			(body.ReplySize == 0 || len(body.Next) == 0 && inSizes(body.ReplySize))
 		if (err == nil) != valid {
 			t.Fatalf("Peel: %v; the body decodes within bounds: %v", err, valid)
 		}
@@ -179,6 +190,9 @@ func FuzzPeelLayer(f *testing.F) {
 		}
 		if !bytes.Equal(l.Next, body.Next) {
 			t.Fatal("Next differs from the body")
+		}
+		if l.ReplySize != body.ReplySize {
+			t.Fatalf("reply size %d, the body says %d", l.ReplySize, body.ReplySize)
 		}
 		if len(body.Next) == 0 && !bytes.Equal(l.Request, body.Inner) {
 			t.Fatal("request differs from the body")
@@ -433,6 +447,16 @@ func FuzzLayerBody(f *testing.F) {
 	}
 	f.Add([]byte{0xa2, 0x01, 0x58, 0x01, 0x00, 0x02, 0x40}) // non-canonical length
 	f.Add([]byte{0xa1, 0x03, 0x40})                         // unknown key
+	for _, b := range []layerBody{{ReplySize: 8 << 10, Inner: []byte("x")}, {ReplySize: 1280 << 10, Next: []byte("peer"), Inner: make([]byte, 300)}, {ReplySize: 23, Inner: nil}} {
+		enc, err := wire.Marshal(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	f.Add([]byte{0xa2, 0x00, 0x18, 0x05, 0x02, 0x40})       // non-canonical reply size
+	f.Add([]byte{0xa2, 0x02, 0x40, 0x00, 0x19, 0x20, 0x00}) // keys out of order
+	f.Add([]byte{0xa2, 0x00, 0x20, 0x02, 0x40})             // negative reply size
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fast, ok := fastLayerBody(in)
 		if !ok {
@@ -442,8 +466,8 @@ func FuzzLayerBody(f *testing.F) {
 		if err := wire.Unmarshal(in, &slow); err != nil {
 			t.Fatalf("fast path accepted what the decoder refuses: %v", err)
 		}
-		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) {
-			t.Fatalf("fast path %x/%x, decoder %x/%x", fast.Next, fast.Inner, slow.Next, slow.Inner)
+		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) || fast.ReplySize != slow.ReplySize {
+			t.Fatalf("fast path %d/%x/%x, decoder %d/%x/%x", fast.ReplySize, fast.Next, fast.Inner, slow.ReplySize, slow.Next, slow.Inner)
 		}
 	})
 }

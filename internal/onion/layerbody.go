@@ -8,9 +8,9 @@ import (
 )
 
 // decodeLayerBody decodes a layer's CBOR body. Build makes the canonical
-// forms {1: next, 2: inner} and {2: inner}; for those it slices the
-// plaintext instead of copying a packet-sized inner, which is the hot path
-// of every relay. Anything else (unknown keys, other encodings) goes
+// forms {1: next, 2: inner}, {2: inner} and {0: reply size, 2: inner};
+// for those it slices the plaintext instead of copying a packet-sized
+// inner, which is the hot path of every relay. Anything else (unknown keys, other encodings) goes
 // through the general decoder, so the two accept the same messages.
 func decodeLayerBody(pt []byte) (layerBody, error) {
 	if b, ok := fastLayerBody(pt); ok {
@@ -22,37 +22,63 @@ func decodeLayerBody(pt []byte) (layerBody, error) {
 }
 
 // fastLayerBody parses the canonical encodings of layerBody, or reports
-// false.
+// false: a map of 1 to 3 pairs with keys in order among 0 (reply size, a
+// shortest-form unsigned integer), 1 (next) and 2 (inner), key 2 present.
 func fastLayerBody(pt []byte) (layerBody, bool) {
 	var b layerBody
-	if len(pt) == 0 {
+	if len(pt) == 0 || pt[0] < 0xa1 || pt[0] > 0xa3 {
 		return b, false
 	}
-	key := byte(1)
-	switch pt[0] {
-	case 0xa1: // {2: inner}
-		key = 2
-	case 0xa2: // {1: next, 2: inner}
-	default:
-		return b, false
-	}
+	pairs := int(pt[0] & 0x1f)
 	rest := pt[1:]
-	for ; key <= 2; key++ {
-		if len(rest) == 0 || rest[0] != key {
+	key := byte(0)
+	for ; pairs > 0; pairs-- {
+		if len(rest) == 0 || rest[0] < key || rest[0] > 2 {
 			return b, false
 		}
-		v, tail, ok := canonicalBytes(rest[1:])
+		key = rest[0]
+		var ok bool
+		switch key {
+		case 0:
+			var v uint64
+			v, rest, ok = canonicalUint(rest[1:])
+			if !ok || v > 1<<31 {
+				return b, false
+			}
+			b.ReplySize = int(v)
+		case 1:
+			b.Next, rest, ok = canonicalBytes(rest[1:])
+		case 2:
+			b.Inner, rest, ok = canonicalBytes(rest[1:])
+		}
 		if !ok {
 			return b, false
 		}
-		if key == 1 {
-			b.Next = v
-		} else {
-			b.Inner = v
-		}
-		rest = tail
+		key++
 	}
-	return b, len(rest) == 0
+	return b, key == 3 && len(rest) == 0
+}
+
+// canonicalUint parses a shortest-form CBOR unsigned integer (up to 4
+// length bytes) at the start of p.
+func canonicalUint(p []byte) (v uint64, rest []byte, ok bool) {
+	if len(p) == 0 || p[0]>>5 != 0 {
+		return 0, nil, false
+	}
+	switch ai := p[0] & 0x1f; {
+	case ai < 24:
+		return uint64(ai), p[1:], true
+	case ai == 24 && len(p) >= 2:
+		v = uint64(p[1])
+		return v, p[2:], v >= 24
+	case ai == 25 && len(p) >= 3:
+		v = uint64(binary.BigEndian.Uint16(p[1:]))
+		return v, p[3:], v >= 1<<8
+	case ai == 26 && len(p) >= 5:
+		v = uint64(binary.BigEndian.Uint32(p[1:]))
+		return v, p[5:], v >= 1<<16
+	}
+	return 0, nil, false
 }
 
 // canonicalBytes parses a CBOR byte string with a shortest-form length

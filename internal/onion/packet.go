@@ -1,13 +1,15 @@
 // Package onion builds and peels Umbra's onion packets: one layer per hop
 // to the hop's onion key with a fresh ephemeral key (HPKE, RFC 9180:
 // DHKEM(X25519), HKDF-SHA256, export-only); a layer names only the next
-// hop; every packet on every link is padded to one of a few fixed sizes;
+// hop; every packet on every link is padded to one of a few fixed sizes
+// (a client uses only Classes, and Everyday for everyday traffic, both
+// ways: the exit pads its reply to the size the client asks in its layer);
 // and replies are re-encrypted at every hop with a per-hop key exported
 // from the layer's HPKE context, so no reply byte string appears on two
 // links.
 //
 // Request packet on a link:  be32(n) ‖ layer (n bytes) ‖ random padding, of a bucket size.
-// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{next, inner}),
+// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{[0: reply size], [1: next], 2: inner}),
 //
 //	aad = "umbra/onion/v2 layer" ‖ be32(packet size).
 //
@@ -43,6 +45,36 @@ var Sizes = []int{2 << 10, 8 << 10, 32 << 10, 128 << 10, 320 << 10, 1280 << 10}
 
 // MaxPacket is the largest packet size.
 var MaxPacket = Sizes[len(Sizes)-1]
+
+// Classes are the only packet sizes a client sends or receives (a subset
+// of Sizes, the same for every client): the first, 8 KiB, carries the
+// everyday workload (texts of a few KiB, receipts, 4 KiB first-contact
+// messages, reads capped to fit, deletes, node lists); the larger ones
+// carry larger messages and reads of them. Relays accept every size in
+// Sizes.
+var Classes = []int{8 << 10, 128 << 10, 1280 << 10}
+
+// Everyday is the packet size of the everyday workload, both ways.
+var Everyday = Classes[0]
+
+// Options chooses the sizes of a request packet and of its reply.
+type Options struct {
+	// Sizes are the request packet sizes to pick from, ascending, each
+	// one of Sizes; the smallest that holds the request is used. Nil
+	// means Sizes.
+	Sizes []int
+	// ReplySize asks the exit for a reply packet of at least this size
+	// (one of Sizes): a reply that fits is padded to it, a larger one
+	// takes the smallest of Classes that holds it. It travels in the
+	// exit's layer, authenticated with the layer. Zero leaves the reply
+	// sized by its content (the smallest of Sizes that holds it).
+	ReplySize int
+}
+
+// ClientOptions is the packet policy of every client: requests and
+// replies in Classes, the reply at least Everyday, so that every
+// everyday request and every everyday reply is exactly Everyday bytes.
+var ClientOptions = Options{Sizes: Classes, ReplySize: Everyday}
 
 // MaxHops bounds a path.
 const MaxHops = 3
@@ -85,15 +117,22 @@ var (
 // ErrPacket wraps every reason a packet is refused.
 var ErrPacket = errors.New("onion: bad packet")
 
-// bucket returns the smallest size that holds n bytes.
-func bucket(n int) (int, error) {
-	for _, s := range Sizes {
+// bucket returns the smallest size of Sizes that holds n bytes.
+func bucket(n int) (int, error) { return bucketOf(Sizes, n) }
+
+// bucketOf returns the smallest size of sizes (ascending) that holds n
+// bytes.
+func bucketOf(sizes []int, n int) (int, error) {
+	for _, s := range sizes {
 		if n <= s {
 			return s, nil
 		}
 	}
-	return 0, fmt.Errorf("onion: %d bytes exceed the largest packet (%d)", n, MaxPacket)
+	return 0, fmt.Errorf("onion: %d bytes exceed the largest packet (%d)", n, sizes[len(sizes)-1])
 }
+
+// ClassSize is the smallest of Classes that holds n bytes.
+func ClassSize(n int) (int, error) { return bucketOf(Classes, n) }
 
 // pad frames b into a packet of exactly size bytes with random padding.
 func pad(b []byte, size int) ([]byte, error) {
@@ -155,8 +194,9 @@ func validSize(n int) bool {
 
 // layerBody is what one hop decrypts.
 type layerBody struct {
-	Next  []byte `cbor:"1,keyasint,omitempty"` // next hop's peer ID; empty at the exit
-	Inner []byte `cbor:"2,keyasint"`           // next layer, or the request at the exit
+	ReplySize int    `cbor:"0,keyasint,omitempty"` // exit only: the reply size the client asks for (Options.ReplySize)
+	Next      []byte `cbor:"1,keyasint,omitempty"` // next hop's peer ID; empty at the exit
+	Inner     []byte `cbor:"2,keyasint"`           // next layer, or the request at the exit
 }
 
 // Hop is a node on a path as the client knows it.
@@ -171,9 +211,28 @@ type Circuit struct {
 }
 
 // Build wraps request (a frame kind ‖ body) for the path (guard first, exit
-// last) and returns the packet to send to the guard. The layers are sealed
-// in place in the packet, innermost first.
+// last) and returns the packet to send to the guard, in the smallest of
+// Sizes that holds it, asking no reply size (BuildWith with zero Options).
+// Clients use BuildWith(path, request, ClientOptions).
 func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
+	return BuildWith(path, request, Options{})
+}
+
+// BuildWith is Build with the packet sizes of opt. The layers are sealed
+// in place in the packet, innermost first.
+func BuildWith(path []Hop, request []byte, opt Options) ([]byte, *Circuit, error) {
+	sizes := opt.Sizes
+	if sizes == nil {
+		sizes = Sizes
+	}
+	for _, s := range sizes {
+		if !validSize(s) {
+			return nil, nil, fmt.Errorf("onion: %d is not a packet size", s)
+		}
+	}
+	if opt.ReplySize != 0 && !validSize(opt.ReplySize) {
+		return nil, nil, fmt.Errorf("onion: reply size %d is not a packet size", opt.ReplySize)
+	}
 	if len(path) == 0 || len(path) > MaxHops {
 		return nil, nil, fmt.Errorf("onion: a path has 1 to %d hops", MaxHops)
 	}
@@ -184,14 +243,14 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 	}
 	// The packet size is in every layer's aad, and the size is the bucket
 	// of the finished layers, whose length is known before sealing.
-	total := layersLen(path, len(request))
-	size, err := bucket(lenPrefix + total)
+	total := layersLen(path, len(request), opt.ReplySize)
+	size, err := bucketOf(sizes, lenPrefix+total)
 	if err != nil {
 		return nil, nil, err
 	}
 	p := make([]byte, size)
 	binary.BigEndian.PutUint32(p, uint32(total))
-	c, err := sealLayers(path, request, p[lenPrefix:lenPrefix+total], size)
+	c, err := sealLayers(path, request, opt.ReplySize, p[lenPrefix:lenPrefix+total], size)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,10 +264,13 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 const layerOver = encSize + confirmSize + aeadOver
 
 // bodyHeadLen is the length of the canonical CBOR of a layer body up to
-// its inner bytes: map head, [key 1, next], key 2 and inner's head
-// (layerbody.go parses exactly these forms).
-func bodyHeadLen(next, inner int) int {
+// its inner bytes: map head, [key 0, reply size], [key 1, next], key 2
+// and inner's head (layerbody.go parses exactly these forms).
+func bodyHeadLen(next, reply, inner int) int {
 	n := 1 + 1 + bytesHeadLen(inner)
+	if reply > 0 {
+		n += 1 + uintLen(uint64(reply))
+	}
 	if next > 0 {
 		n += 1 + bytesHeadLen(next) + next
 	}
@@ -217,29 +279,74 @@ func bodyHeadLen(next, inner int) int {
 
 // appendBodyHead appends the canonical CBOR of a layer body up to its
 // inner bytes.
-func appendBodyHead(b, next []byte, inner int) []byte {
+func appendBodyHead(b, next []byte, reply, inner int) []byte {
+	pairs := byte(1)
+	if reply > 0 {
+		pairs++
+	}
 	if len(next) > 0 {
-		b = append(b, 0xa2, 0x01)
+		pairs++
+	}
+	b = append(b, 0xa0|pairs)
+	if reply > 0 {
+		b = appendUint(append(b, 0x00), uint64(reply))
+	}
+	if len(next) > 0 {
+		b = append(b, 0x01)
 		b = appendBytesHead(b, len(next))
 		b = append(b, next...)
-	} else {
-		b = append(b, 0xa1)
 	}
 	b = append(b, 0x02)
 	return appendBytesHead(b, inner)
 }
 
+// hopFields is what the body of layer i of path carries besides its inner
+// bytes: the next hop's ID length, and the reply size at the exit.
+func hopFields(path []Hop, i, reply int) (next, rep int) {
+	if i < len(path)-1 {
+		return len(path[i+1].ID), 0
+	}
+	return 0, reply
+}
+
 // layersLen is the length of the outermost layer for a request of n bytes
-// on path.
-func layersLen(path []Hop, n int) int {
+// on path whose exit is asked for a reply of reply bytes (0: none).
+func layersLen(path []Hop, n, reply int) int {
 	for i := len(path) - 1; i >= 0; i-- {
-		next := 0
-		if i < len(path)-1 {
-			next = len(path[i+1].ID)
-		}
-		n += layerOver + bodyHeadLen(next, n)
+		next, rep := hopFields(path, i, reply)
+		n += layerOver + bodyHeadLen(next, rep, n)
 	}
 	return n
+}
+
+// uintLen is the length of the canonical CBOR of an unsigned integer.
+func uintLen(v uint64) int {
+	switch {
+	case v < 24:
+		return 1
+	case v < 1<<8:
+		return 2
+	case v < 1<<16:
+		return 3
+	case v < 1<<32:
+		return 5
+	}
+	return 9
+}
+
+// appendUint appends the canonical CBOR of an unsigned integer.
+func appendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 24:
+		return append(b, byte(v))
+	case v < 1<<8:
+		return append(b, 0x18, byte(v))
+	case v < 1<<16:
+		return binary.BigEndian.AppendUint16(append(b, 0x19), uint16(v))
+	case v < 1<<32:
+		return binary.BigEndian.AppendUint32(append(b, 0x1a), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0x1b), v)
 }
 
 // bytesHeadLen is the length of a canonical CBOR byte-string head.
@@ -280,7 +387,7 @@ func layerAAD(size int) []byte {
 // exactly layersLen long, for a packet of size bytes. Layer i occupies a
 // suffix-trimmed window of out: enc ‖ confirm ‖ body head, then layer i+1
 // (or the request), then the tag.
-func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
+func sealLayers(path []Hop, request []byte, reply int, out []byte, size int) (*Circuit, error) {
 	aad := layerAAD(size)
 	c := &Circuit{replyKeys: make([][]byte, len(path))}
 	// Where each layer starts, how long it is and how long its inner
@@ -290,12 +397,9 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 	inners := make([]int, len(path))
 	off, n := 0, len(out)
 	for i := range path {
-		next := 0
-		if i < len(path)-1 {
-			next = len(path[i+1].ID)
-		}
-		starts[i], lens[i], inners[i] = off, n, innerLen(n, next)
-		off += encSize + confirmSize + bodyHeadLen(next, inners[i])
+		next, rep := hopFields(path, i, reply)
+		starts[i], lens[i], inners[i] = off, n, innerLen(n, next, rep)
+		off += encSize + confirmSize + bodyHeadLen(next, rep, inners[i])
 		n = inners[i]
 	}
 	if n != len(request) {
@@ -330,11 +434,12 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 		if i < len(path)-1 {
 			next = path[i+1].ID
 		}
+		_, rep := hopFields(path, i, reply)
 		l := out[starts[i] : starts[i]+lens[i]]
 		copy(l, enc)
 		copy(l[encSize:], confirm)
 		body := l[encSize+confirmSize : len(l)-aeadOver]
-		appendBodyHead(body[:0], next, inners[i])
+		appendBodyHead(body[:0], next, rep, inners[i])
 		a, err := chacha20poly1305.New(layerKey)
 		if err != nil {
 			return nil, err
@@ -346,13 +451,14 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 }
 
 // innerLen is the length of the inner bytes of a layer of n bytes whose
-// next hop ID is next bytes long (the inverse of one step of layersLen).
-func innerLen(n, next int) int {
+// next hop ID is next bytes long and whose reply size is reply (the
+// inverse of one step of layersLen).
+func innerLen(n, next, reply int) int {
 	rest := n - layerOver
 	// rest = head(inner) + inner, and head grows with inner: try each
 	// head length from the shortest.
 	for _, h := range []int{1, 2, 3, 5, 9} {
-		inner := rest - (bodyHeadLen(next, 0) - 1) - h
+		inner := rest - (bodyHeadLen(next, reply, 0) - 1) - h
 		if inner >= 0 && bytesHeadLen(inner) == h {
 			return inner
 		}
@@ -362,12 +468,15 @@ func innerLen(n, next int) int {
 
 // Layer is what a hop learns by peeling its layer.
 type Layer struct {
-	Next     []byte   // next hop's peer ID, or nil at the exit
-	Packet   []byte   // the packet to forward (same size as received), if Next != nil
-	Request  []byte   // the request, at the exit
-	ReplyKey []byte   // this hop's key for wrapping the reply
-	Tag      [32]byte // replay tag, unique per layer
-	KeyIndex int      // which of the keys given to Peel opened the layer
+	Next    []byte // next hop's peer ID, or nil at the exit
+	Packet  []byte // the packet to forward (same size as received), if Next != nil
+	Request []byte // the request, at the exit
+	// ReplySize is the reply size the client asked for (one of Sizes), at
+	// the exit; 0 if it asked none. ReplySizeFor applies it.
+	ReplySize int
+	ReplyKey  []byte   // this hop's key for wrapping the reply
+	Tag       [32]byte // replay tag, unique per layer
+	KeyIndex  int      // which of the keys given to Peel opened the layer
 }
 
 // Peel removes this hop's layer with one of the node's onion keys (current
@@ -436,6 +545,9 @@ func openLayer(r *hpke.Recipient, keyIndex int, packet, ct []byte) (*Layer, erro
 	if len(body.Next) > MaxNextLen {
 		return nil, fmt.Errorf("%w: next hop ID of %d bytes", ErrPacket, len(body.Next))
 	}
+	if body.ReplySize != 0 && (len(body.Next) > 0 || !validSize(body.ReplySize)) {
+		return nil, fmt.Errorf("%w: reply size %d in a layer (only the exit's may ask one of the packet sizes)", ErrPacket, body.ReplySize)
+	}
 	l := &Layer{KeyIndex: keyIndex}
 	if l.ReplyKey, err = r.Export(labelReply, keySize); err != nil {
 		return nil, err
@@ -447,6 +559,7 @@ func openLayer(r *hpke.Recipient, keyIndex int, packet, ct []byte) (*Layer, erro
 	copy(l.Tag[:], tag)
 	if len(body.Next) == 0 {
 		l.Request = body.Inner
+		l.ReplySize = body.ReplySize
 		return l, nil
 	}
 	// Next lies in the bytes the inner layer is about to overwrite.

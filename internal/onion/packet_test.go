@@ -454,8 +454,8 @@ func TestReplyErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(er) != Sizes[0] {
-			t.Fatalf("error reply of %d bytes, want the smallest size", len(er))
+		if len(er) != Everyday {
+			t.Fatalf("error reply of %d bytes, want the everyday size", len(er))
 		}
 		out, _ := WrapReply(layers[0].ReplyKey, er)
 		_, err = circ.Open(out)
@@ -668,15 +668,36 @@ func TestLayersLen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(hops[:k], n); got != want {
+			if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(hops[:k], n, 0); got != want {
 				t.Fatalf("%d hops, %d-byte request: layersLen %d, sealed %d", k, n, want, got)
 			}
 			peelPath(t, rs[:k], pkt, req)
+			for _, reply := range Sizes {
+				pkt, _, err := BuildWith(hops[:k], req, Options{ReplySize: reply})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(hops[:k], n, reply); got != want {
+					t.Fatalf("%d hops, %d-byte request, reply %d: layersLen %d, sealed %d", k, n, reply, want, got)
+				}
+				layers, _ := peelPath(t, rs[:k], pkt, req)
+				for i, l := range layers {
+					want := 0
+					if i == k-1 {
+						want = reply
+					}
+					if l.ReplySize != want {
+						t.Fatalf("hop %d of %d read reply size %d, want %d", i, k, l.ReplySize, want)
+					}
+				}
+			}
 		}
 		for _, next := range []int{0, 1, 38, 200} {
-			one := n + layerOver + bodyHeadLen(next, n)
-			if got := innerLen(one, next); got != n {
-				t.Fatalf("innerLen(%d, next %d) = %d, want %d", one, next, got, n)
+			for _, reply := range []int{0, 1, 23, 24, 255, 256, 8 << 10, 1280 << 10} {
+				one := n + layerOver + bodyHeadLen(next, reply, n)
+				if got := innerLen(one, next, reply); got != n {
+					t.Fatalf("innerLen(%d, next %d, reply %d) = %d, want %d", one, next, reply, got, n)
+				}
 			}
 		}
 	}

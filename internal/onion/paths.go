@@ -466,7 +466,7 @@ func (t *Transport) sendPath(ctx context.Context, path []*member.Node, payload [
 	for i, n := range path {
 		hops[i] = Hop{ID: []byte(n.ID), OnionKey: n.Record.OnionKey}
 	}
-	pkt, circ, err := Build(hops, payload)
+	pkt, circ, err := BuildWith(hops, payload, ClientOptions)
 	if err != nil {
 		return nil, err
 	}

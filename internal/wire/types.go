@@ -136,13 +136,26 @@ type Message struct {
 }
 
 // RetrieveReq reads a mailbox, optionally after a cursor, optionally waiting.
+//
+// MaxBytes, if positive, bounds the answer's messages, each counted as
+// len(Data) + MessageOverhead; the node always answers at least one
+// message (so a single large one can still be read) and sets More when it
+// left any out. Clients set it so that an answer fits their everyday
+// onion packet (onion.Everyday) and page with After.
 type RetrieveReq struct {
-	Mailbox []byte `cbor:"1,keyasint"`
-	After   []byte `cbor:"3,keyasint,omitempty"`
-	Limit   int    `cbor:"4,keyasint,omitempty"`
-	WaitMs  int64  `cbor:"5,keyasint,omitempty"`
-	Auth    Auth   `cbor:"6,keyasint"`
+	Mailbox  []byte `cbor:"1,keyasint"`
+	After    []byte `cbor:"3,keyasint,omitempty"`
+	Limit    int    `cbor:"4,keyasint,omitempty"`
+	WaitMs   int64  `cbor:"5,keyasint,omitempty"`
+	Auth     Auth   `cbor:"6,keyasint"`
+	MaxBytes int    `cbor:"7,keyasint,omitempty"`
 }
+
+// MessageOverhead bounds the CBOR of a Message besides its Data (hash,
+// mailbox, namespace, times, map and length heads: 103 bytes at most),
+// with room to spare: what RetrieveReq.MaxBytes and PublicReq.MaxBytes
+// count per message on top of its data.
+const MessageOverhead = 128
 
 // RetrieveResp returns messages in the node's arrival order.
 type RetrieveResp struct {
@@ -300,11 +313,16 @@ type SyncResp struct {
 }
 
 // AuthFields is what a retrieve signature covers besides method, mailbox and
-// timestamp.
+// timestamp: After ‖ be64(Limit) ‖ be64(WaitMs), then be64(MaxBytes) if it
+// is set (so a request without it signs what it did before the field).
 func (r *RetrieveReq) AuthFields() []byte {
 	b := append([]byte{}, r.After...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Limit))
-	return binary.BigEndian.AppendUint64(b, uint64(r.WaitMs))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.WaitMs))
+	if r.MaxBytes != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(r.MaxBytes))
+	}
+	return b
 }
 
 // AuthFields is what a delete signature covers besides method, mailbox and
@@ -373,9 +391,12 @@ type DropResp struct {
 }
 
 // PublicReq reads the newest messages of a mailbox's public namespace.
+// MaxBytes, if positive, bounds them as in RetrieveReq: the newest that
+// fit, at least one.
 type PublicReq struct {
-	Mailbox []byte `cbor:"1,keyasint"`
-	Limit   int    `cbor:"2,keyasint,omitempty"`
+	Mailbox  []byte `cbor:"1,keyasint"`
+	Limit    int    `cbor:"2,keyasint,omitempty"`
+	MaxBytes int    `cbor:"3,keyasint,omitempty"`
 }
 
 // PublicResp returns them, newest last.
