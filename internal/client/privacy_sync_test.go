@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/memswarm"
+	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // TestMailboxHealsAfterCompromise: someone copies bob's home (all his
@@ -93,4 +96,57 @@ func testMailboxHeals(t *testing.T) {
 		t.Fatal("the copy still gives the inbox bob reads and alice writes to, two generations later")
 	}
 	t.Logf("the copy gives %d inboxes; none of them after %s", len(derivable), time.Since(compromised).Round(time.Second))
+}
+
+// TestPublicReadTimeless: restarting a client, as a daemon or as CLI
+// commands, changes nothing a public reader sees of the account, and
+// stores nothing new in its public namespace. (Moved from privacy_test.go
+// onto the in-memory swarm, in virtual time.)
+func TestPublicReadTimeless(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice := n.newUser("alice")
+		obs := n.s.Client("observer")
+		publicStores := func() int {
+			k := 0
+			for _, s := range n.s.Seen() {
+				if s.Op == memswarm.OpPut && s.Namespace == wire.PublicNamespace && s.Mailbox == accountMailbox(alice.id) {
+					k++
+				}
+			}
+			return k
+		}
+		var before []string
+		waitFor(t, 30*time.Second, "alice's card to be published", func() bool {
+			before = publicView(t, obs, alice.id)
+			return len(before) > 0
+		})
+		stores := publicStores()
+		for i := range 3 {
+			alice.stop()
+			time.Sleep(time.Duration(500+i*700) * time.Millisecond)
+			if i == 1 { // a CLI command: open, publish if due, sync, close
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				e, _ := n.openEngine(alice, client.Config{Logger: quiet()})
+				if err := e.PublishPrekeys(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.SyncOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+				e.Close()
+				cancel()
+				continue
+			}
+			n.start(alice, client.Config{})
+			time.Sleep(3 * time.Second)
+		}
+		after := publicView(t, obs, alice.id)
+		if !slices.Equal(before, after) {
+			t.Fatalf("restarts changed what a public reader sees:\nbefore %q\nafter  %q", before, after)
+		}
+		if k := publicStores(); k != stores {
+			t.Fatalf("restarts stored %d more cards", k-stores)
+		}
+	})
 }

@@ -39,7 +39,9 @@ func accountMailbox(id string) mailbox.ID {
 
 // publicView is what a public reader sees of an account: every entry of
 // its card mailbox's public namespace, with the times nodes keep.
-func publicView(t *testing.T, c *swarmclient.Client, id string) []string {
+func publicView(t *testing.T, c interface {
+	ReadPublic(context.Context, mailbox.ID) ([]swarmclient.Message, error)
+}, id string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -119,46 +121,5 @@ func TestRequestMailboxNotAccountKey(t *testing.T) {
 	}
 	if len(all) == 0 {
 		t.Fatal("the account-key mailbox holds no card")
-	}
-}
-
-// TestPublicReadTimeless: restarting a client, as a daemon or as CLI
-// commands, changes nothing a public reader sees of the account.
-func TestPublicReadTimeless(t *testing.T) {
-	t.Parallel()
-	net := startNodes(t, 5)
-	time.Sleep(time.Second)
-	alice := newUser(t, net, "alice")
-	obs := observer(t, net)
-	var before []string
-	waitFor(t, 30*time.Second, "alice's card to be published", func() bool {
-		before = publicView(t, obs, alice.id)
-		return len(before) > 0
-	})
-	for i := range 3 {
-		alice.stop()
-		time.Sleep(time.Duration(500+i*700) * time.Millisecond)
-		if i == 1 { // a CLI command: open, publish if due, sync, close
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			e, err := client.Open(ctx, client.Config{Home: alice.home, Schedule: testSchedule, Logger: quiet()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := e.PublishPrekeys(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.SyncOnce(ctx); err != nil {
-				t.Fatal(err)
-			}
-			e.Close()
-			cancel()
-			continue
-		}
-		alice.start(t)
-		time.Sleep(3 * time.Second)
-	}
-	after := publicView(t, obs, alice.id)
-	if !slices.Equal(before, after) {
-		t.Fatalf("restarts changed what a public reader sees:\nbefore %q\nafter  %q", before, after)
 	}
 }
