@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,10 +36,16 @@ func testLogger(t *testing.T, home string) *slog.Logger {
 // startNodes runs n in-process nodes on 127.0.x.1 and returns their addresses.
 func startNodes(t *testing.T, n int) []string {
 	t.Helper()
+	return startNodesCfg(t, n, nil)
+}
+
+// startNodesCfg is startNodes with a change to every node's configuration.
+func startNodesCfg(t *testing.T, n int, change func(*node.Config)) []string {
+	t.Helper()
 	dir := t.TempDir()
 	var boot []string
 	for i := 0; i < n; i++ {
-		nd, err := node.New(node.Config{
+		cfg := node.Config{
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 			Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
 			Bootstrap:      boot,
@@ -50,7 +54,11 @@ func startNodes(t *testing.T, n int) []string {
 			SyncInterval:   500 * time.Millisecond,
 			ProbeInterval:  200 * time.Millisecond,
 			Logger:         quiet(),
-		})
+		}
+		if change != nil {
+			change(&cfg)
+		}
+		nd, err := node.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,72 +184,6 @@ func TestChatEndToEnd(t *testing.T) {
 	})
 }
 
-// TestCrossingFirstMessages: both sides write first, at once, each before
-// it has seen the other's first message, so each starts a session of its
-// own. Nothing is lost: every message opens on the session it was sealed
-// with, and both sides end up sending on the same session.
-func TestCrossingFirstMessages(t *testing.T) {
-	net := startNodes(t, 7)
-	time.Sleep(time.Second)
-	alice := newUser(t, net, "alice")
-	bob := newUser(t, net, "bob")
-	befriend(t, alice, bob)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	for _, u := range []*user{alice, bob} {
-		if err := u.e.PublishPrekeys(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	const n = 30
-	errs := make(chan error, 2)
-	for _, p := range []struct {
-		from, to *user
-		prefix   string
-	}{{alice, bob, "a"}, {bob, alice, "b"}} {
-		go func() {
-			for i := range n {
-				if _, err := p.from.e.Queue(ctx, p.to.id, fmt.Sprintf("%s%d", p.prefix, i)); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 60*time.Second, "both sides to receive everything", func() bool {
-		return countFrom(bob, alice, "a") == n && countFrom(alice, bob, "b") == n
-	}, func() string {
-		return fmt.Sprintf("bob has %d, alice has %d", countFrom(bob, alice, "a"), countFrom(alice, bob, "b"))
-	})
-	checkConversation(t, bob, alice, "a", n)
-	checkConversation(t, alice, bob, "b", n)
-	if a, b := alice.e.SessionCount(bob.id), bob.e.SessionCount(alice.id); a != 2 || b != 2 {
-		t.Fatalf("alice holds %d sessions with bob and bob %d with alice; a crossing makes 2 each", a, b)
-	}
-	// A second round goes over the session both now agree on.
-	for i := range 5 {
-		if _, err := alice.e.Send(ctx, bob.id, fmt.Sprintf("c%d", i)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := bob.e.Send(ctx, alice.id, fmt.Sprintf("d%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 30*time.Second, "the second round", func() bool {
-		return countFrom(bob, alice, "c") == 5 && countFrom(alice, bob, "d") == 5
-	})
-	as, bs := alice.e.ActiveSession(bob.id), bob.e.ActiveSession(alice.id)
-	if as == "" || as != bs {
-		t.Fatalf("alice sends on session %q, bob on %q: they should agree", as, bs)
-	}
-}
-
 // TestGuardsKeptAcrossRestarts: a restarted client uses the guards it had.
 func TestGuardsKeptAcrossRestarts(t *testing.T) {
 	net := startNodes(t, 7)
@@ -267,183 +209,6 @@ func TestGuardsKeptAcrossRestarts(t *testing.T) {
 	if got := alice.e.Guards(); !slices.Equal(got, before) {
 		t.Fatalf("guards after a request on restart %v, want %v", got, before)
 	}
-}
-
-// TestPrekeyRotation: a week after the last rotation the published bundle
-// carries a new signed prekey and last-resort ML-KEM prekey, and a first
-// message built on the bundle published before still opens.
-func TestPrekeyRotation(t *testing.T) {
-	net := startNodes(t, 5)
-	time.Sleep(time.Second)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	home := filepath.Join(t.TempDir(), "bob")
-	acct, err := client.Init(home, "", net, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := client.Open(ctx, client.Config{Home: home, Schedule: testSchedule, Logger: testLogger(t, home), Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.Close()
-	alice := newUser(t, net, "alice")
-	befriend(t, alice, &user{e: bob, id: acct.ID().String()})
-	if err := bob.PublishPrekeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before := bob.CurrentBundle(t)
-	// alice seals her first message against the bundle published now...
-	if _, err := alice.e.Queue(ctx, acct.ID().String(), "on the old bundle"); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	now = now.Add(8 * 24 * time.Hour)
-	mu.Unlock()
-	if err := bob.PublishPrekeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	after := bob.CurrentBundle(t)
-	if after.SignedPrekey.ID == before.SignedPrekey.ID || after.LastResortKEM.ID == before.LastResortKEM.ID {
-		t.Fatalf("after a week: signed prekey %d -> %d, last-resort KEM %d -> %d; both should rotate",
-			before.SignedPrekey.ID, after.SignedPrekey.ID, before.LastResortKEM.ID, after.LastResortKEM.ID)
-	}
-	if err := bob.PublishPrekeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if again := bob.CurrentBundle(t); again.SignedPrekey.ID != after.SignedPrekey.ID {
-		t.Fatal("the signed prekey rotated again within the week")
-	}
-	// ...and bob, now on the new keys, still opens it.
-	bob.Start()
-	bu := &user{e: bob, id: acct.ID().String()}
-	waitFor(t, 30*time.Second, "bob to open the message sealed against the old bundle", func() bool {
-		return countFrom(bu, alice, "on the old") == 1
-	})
-}
-
-// TestOfflineAcrossEpochs: pairwise mailboxes rotate every epoch and the
-// long-polls cover only the last two; a recipient offline for several
-// epochs still gets what was sent meanwhile (the catch-up reads back), and
-// so does the CLI path (SyncOnce).
-func TestOfflineAcrossEpochs(t *testing.T) {
-	net := startNodes(t, 5)
-	time.Sleep(time.Second)
-	const period = 2 * time.Second
-	mk := func(name string) *user {
-		home := filepath.Join(t.TempDir(), name)
-		acct, err := client.Init(home, "", net, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &user{home: home, id: acct.ID().String()}
-	}
-	open := func(u *user) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		e, err := client.Open(ctx, client.Config{Home: u.home, Schedule: testSchedule, Logger: testLogger(t, u.home), EpochPeriod: period})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Start()
-		u.e = e
-		t.Cleanup(func() { u.stop() })
-	}
-	alice, bob := mk("alice"), mk("bob")
-	open(alice)
-	open(bob)
-	befriend(t, alice, bob)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	// A first exchange both ways moves the session onto pairwise mailboxes.
-	waitFor(t, 30*time.Second, "the first message to be sent", func() bool {
-		_, err := alice.e.Send(ctx, bob.id, "e0")
-		return err == nil
-	})
-	waitFor(t, 30*time.Second, "bob to get it", func() bool { return countFrom(bob, alice, "e") == 1 })
-	if _, err := bob.e.Send(ctx, alice.id, "reply"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "alice to get the reply", func() bool { return countFrom(alice, bob, "reply") == 1 })
-	bob.stop()
-	if _, err := alice.e.Send(ctx, bob.id, "e1"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(4 * period) // bob is away for several epochs
-	// The CLI path: an offline-started engine syncing once.
-	e, err := client.Open(ctx, client.Config{Home: bob.home, Schedule: testSchedule, Logger: quiet(), EpochPeriod: period})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.SyncOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ms, _ := e.Messages(alice.id)
-	got := 0
-	for _, m := range ms {
-		if m.Text == "e1" {
-			got++
-		}
-	}
-	e.Close()
-	if got != 1 {
-		t.Fatalf("after %s away, SyncOnce found e1 %d times, want 1", 4*period, got)
-	}
-	// The daemon path: another message from epochs ago, then bob's engine.
-	if _, err := alice.e.Send(ctx, bob.id, "e2"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(4 * period)
-	open(bob)
-	waitFor(t, 30*time.Second, "bob's engine to catch up on e2", func() bool { return countFrom(bob, alice, "e") == 3 })
-}
-
-// TestReceiveSurvivesWriteFailures: while the recipient's database refuses
-// writes, received messages are neither lost nor marked seen; once writes
-// work again, each arrives exactly once.
-func TestReceiveSurvivesWriteFailures(t *testing.T) {
-	net := startNodes(t, 5)
-	time.Sleep(time.Second)
-	alice := newUser(t, net, "alice")
-	home := filepath.Join(t.TempDir(), "bob")
-	acct, err := client.Init(home, "", net, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	be, err := client.Open(ctx, client.Config{Home: home, Schedule: testSchedule, Logger: testLogger(t, home)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fail atomic.Bool
-	be.FailWritesWhen(&fail)
-	be.Start()
-	defer be.Close()
-	bob := &user{home: home, e: be, id: acct.ID().String()}
-	befriend(t, alice, bob)
-	waitFor(t, 30*time.Second, "the first message to be sent", func() bool {
-		_, err := alice.e.Send(ctx, bob.id, "w0")
-		return err == nil
-	})
-	waitFor(t, 30*time.Second, "bob to get w0", func() bool { return countFrom(bob, alice, "w") == 1 })
-	fail.Store(true)
-	for i := 1; i <= 3; i++ {
-		if _, err := alice.e.Send(ctx, bob.id, fmt.Sprintf("w%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(3 * time.Second) // bob reads them and fails to store them
-	if n := countFrom(bob, alice, "w"); n != 1 {
-		t.Fatalf("bob holds %d messages while his writes fail, want 1", n)
-	}
-	fail.Store(false)
-	waitFor(t, 30*time.Second, "bob to store them once writes work", func() bool { return countFrom(bob, alice, "w") == 4 })
-	time.Sleep(time.Second)
-	checkConversation(t, bob, alice, "w", 4)
 }
 
 // testSchedule reads often and without long pauses, so tests run fast.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,25 +13,39 @@ import (
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
-var umbraBin string
+// The umbra binary the devnet tests run, built on first use (most of this
+// package's tests need none).
+var (
+	umbraOnce sync.Once
+	umbraBin  string
+	umbraErr  error
+	umbraDir  string
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "umbra-bin-")
-	if err != nil {
-		panic(err)
-	}
-	if umbraBin, err = devnet.BuildUmbra("../..", dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if umbraDir != "" {
+		os.RemoveAll(umbraDir)
+	}
 	os.Exit(code)
+}
+
+func buildUmbra(t *testing.T) string {
+	t.Helper()
+	umbraOnce.Do(func() {
+		if umbraDir, umbraErr = os.MkdirTemp("", "umbra-bin-"); umbraErr == nil {
+			umbraBin, umbraErr = devnet.BuildUmbra("../..", umbraDir)
+		}
+	})
+	if umbraErr != nil {
+		t.Fatal(umbraErr)
+	}
+	return umbraBin
 }
 
 func startDevnet(t *testing.T, n int) (*devnet.Devnet, []string) {
 	t.Helper()
-	d := devnet.StartForTest(t, devnet.Config{Dir: t.TempDir(), Nodes: n, Binary: umbraBin})
+	d := devnet.StartForTest(t, devnet.Config{Dir: t.TempDir(), Nodes: n, Binary: buildUmbra(t)})
 	addrs, err := swarmclient.ReadNetworkFile(d.BootstrapFile())
 	if err != nil {
 		t.Fatal(err)

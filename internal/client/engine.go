@@ -35,6 +35,10 @@ type Config struct {
 	// ReceiptDelay is how long a receipt waits, batched with the others
 	// owed to the same peer, before it is sent (DefaultReceiptDelay).
 	ReceiptDelay ReceiptDelay
+	// Network, if set, is the network the engine uses instead of dialling
+	// the nodes of the home's network file (tests give an in-memory swarm,
+	// internal/memswarm). The engine closes it on Close. Offline wins.
+	Network Network
 }
 
 // Engine is a running client for one account.
@@ -46,7 +50,7 @@ type Engine struct {
 	closeKV func() error
 	d       db
 	acct    *identity.Account
-	net     *swarmclient.Client
+	net     Network // nil when offline
 	bus     bus
 
 	mu       sync.Mutex                // guards sessions, prekeys and the read-modify-write of stored records
@@ -127,14 +131,20 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.prekeys, err = loadPrekeys(e.kv, e.acct); err != nil {
 		return nil, err
 	}
-	if !cfg.Offline {
+	switch {
+	case cfg.Offline:
+	case cfg.Network != nil:
+		e.net = cfg.Network
+	default:
 		addrs, err := ReadNetwork(cfg.Home)
 		if err != nil {
 			return nil, err
 		}
-		if e.net, err = swarmclient.Dial(ctx, addrs, e.netOptions()); err != nil {
+		c, err := swarmclient.Dial(ctx, addrs, e.netOptions())
+		if err != nil {
 			return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
 		}
+		e.net = c
 		e.keepGuards()
 	}
 	ok = true
@@ -192,8 +202,12 @@ func (e *Engine) closeLocal() error {
 // AccountID is the user's account ID.
 func (e *Engine) AccountID() string { return e.acct.ID().String() }
 
-// Network is the engine's network client (paths, node list).
-func (e *Engine) Network() *swarmclient.Client { return e.net }
+// Network is the engine's client of real nodes (paths, node list), nil
+// when it is offline or runs on an injected Config.Network.
+func (e *Engine) Network() *swarmclient.Client {
+	c, _ := e.net.(*swarmclient.Client)
+	return c
+}
 
 // Subscribe returns a channel of events and a function to stop.
 func (e *Engine) Subscribe() (<-chan Event, func()) { return e.bus.subscribe() }

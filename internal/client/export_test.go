@@ -153,3 +153,17 @@ func (e *Engine) PeerInbox(peer string, t time.Time) (mailbox.ID, bool) {
 	id, _, ok := e.peerInbox(peer, t)
 	return id, ok
 }
+
+// RequestID is this account's request mailbox in the epoch of t (for
+// tests).
+func (e *Engine) RequestID(t time.Time) (mailbox.ID, bool) {
+	return e.requestKey(e.epoch(t)).ID(), true
+}
+
+// SessionPeers lists the accounts the engine holds sessions with (for
+// tests).
+func (e *Engine) SessionPeers() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sessionPeersLocked()
+}

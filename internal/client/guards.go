@@ -12,9 +12,9 @@ const keyGuards = "guards"
 // as long as they stay healthy (as Tor and Session do): a client that picked
 // new guards on every start would show itself to many more first hops.
 func (e *Engine) keepGuards() {
-	pm := e.net.Paths()
+	pm := e.paths()
 	if pm == nil {
-		return // direct mode
+		return // direct mode, or no real nodes
 	}
 	var saved []string
 	if ok, err := e.d.getJSON(keyGuards, &saved); err == nil && ok {
@@ -39,8 +39,8 @@ func (e *Engine) keepGuards() {
 
 // Guards are the onion guards in use (none in direct mode).
 func (e *Engine) Guards() []peer.ID {
-	if e.net == nil || e.net.Paths() == nil {
-		return nil
+	if pm := e.paths(); pm != nil {
+		return pm.Guards()
 	}
-	return e.net.Paths().Guards()
+	return nil
 }

@@ -3,36 +3,31 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/umbra-im/umbra/internal/client"
 )
 
-// TestNoReceiptEchoEndToEnd: on a real network, alice's messages landing
-// together at bob are acknowledged by one delivered receipt, which reaches
-// alice no sooner than bob's floor after the first landed and within his
-// cap; with read receipts off alice never sees "read", and once they are
-// on again she does.
+// TestNoReceiptEchoEndToEnd: alice's messages landing together at bob are
+// acknowledged by one delivered receipt, which reaches alice no sooner than
+// bob's floor after the first landed and within his cap; with read
+// receipts off alice never sees "read", and once they are on again she
+// does. It runs on the in-memory swarm in virtual time, with the
+// production receipt delays and read schedule.
 func TestNoReceiptEchoEndToEnd(t *testing.T) {
-	net := startNodes(t, 7)
-	time.Sleep(time.Second)
-	alice := newUser(t, net, "alice")
-	delay := client.ReceiptDelay{Floor: 2 * time.Second, Scale: 500 * time.Millisecond, Max: 4 * time.Second}
-	home := filepath.Join(t.TempDir(), "bob")
-	acct, err := client.Init(home, "", net, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob := &user{home: home, id: acct.ID().String()}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	synctest.Test(t, testNoReceiptEcho)
+}
+
+func testNoReceiptEcho(t *testing.T) {
+	n := newMemNet(t)
+	alice, bob := n.newUser("alice"), n.account("bob")
+	delay := client.DefaultReceiptDelay
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	be, err := client.Open(ctx, client.Config{Home: home, Logger: testLogger(t, home), ReceiptDelay: delay})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be, _ := n.openEngine(bob, client.Config{ReceiptDelay: delay, Schedule: client.DefaultSchedule()})
 	queued := be.CountQueuedReceipts()
 	be.Start()
 	bob.e = be
@@ -43,15 +38,26 @@ func TestNoReceiptEchoEndToEnd(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]time.Time{}
 	events, stop := alice.e.Subscribe()
-	defer stop()
-	go func() {
-		for ev := range events {
-			if ev.Type == client.EventState && ev.Message != nil && ev.Message.Outgoing {
-				mu.Lock()
-				seen[ev.Message.State+"/"+ev.Message.ID] = time.Now()
-				mu.Unlock()
+	done := make(chan struct{})
+	var watching sync.WaitGroup
+	watching.Go(func() {
+		for {
+			select {
+			case ev := <-events:
+				if ev.Type == client.EventState && ev.Message != nil && ev.Message.Outgoing {
+					mu.Lock()
+					seen[ev.Message.State+"/"+ev.Message.ID] = time.Now()
+					mu.Unlock()
+				}
+			case <-done:
+				return
 			}
 		}
+	})
+	defer func() {
+		stop()
+		close(done)
+		watching.Wait()
 	}()
 	at := func(state, id string) (time.Time, bool) {
 		mu.Lock()

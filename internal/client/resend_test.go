@@ -2,8 +2,8 @@ package client_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/umbra-im/umbra/internal/client"
@@ -18,58 +18,51 @@ import (
 // deletion proves it), and the message must never go back from delivered
 // or read to failed.
 func TestResendAfterDeliveryStaysDelivered(t *testing.T) {
-	net := startNodes(t, 7)
-	time.Sleep(time.Second)
-	bob := newUser(t, net, "bob")
-	home := filepath.Join(t.TempDir(), "alice")
-	acct, err := client.Init(home, "", net, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	e, err := client.Open(ctx, client.Config{Home: home, Schedule: testSchedule, Logger: testLogger(t, home)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	replay := e.KeepSentOutbox()
-	e.Start()
-	alice := &user{home: home, e: e, id: acct.ID().String()}
-	befriend(t, alice, bob)
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		bob, alice := n.newUser("bob"), n.account("alice")
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		e, _ := n.openEngine(alice, client.Config{})
+		replay := e.KeepSentOutbox()
+		e.Start()
+		alice.e = e
+		t.Cleanup(alice.stop)
+		befriend(t, alice, bob)
 
-	waitFor(t, 20*time.Second, "a first send to succeed", func() bool {
-		_, err := alice.e.Send(ctx, bob.id, "hello bob")
-		return err == nil
-	})
-	if _, err := alice.e.Send(ctx, bob.id, "second"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "both messages to be delivered", func() bool {
-		return countState(alice, bob, "", client.StateDelivered) == 2
-	})
-	if _, err := bob.e.MarkRead(ctx, alice.id); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "both messages to be read", func() bool {
-		return countState(alice, bob, "", client.StateRead) == 2
-	})
-	// bob's client has deleted what it read from the swarm. alice's
-	// engine "crashes" after the stores: its outbox entries come back.
-	if n := replay(); n < 2 {
-		t.Fatalf("%d outbox entries to replay, want at least the 2 messages", n)
-	}
-	waitFor(t, 60*time.Second, "the replayed outbox to drain", func() bool { return alice.e.OutboxLen() == 0 })
-	ms, err := alice.e.Messages(bob.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Outgoing && m.State != client.StateRead {
-			t.Errorf("message %q went from read to %q (%s)", m.Text, m.State, m.Error)
+		waitFor(t, 20*time.Second, "a first send to succeed", func() bool {
+			_, err := alice.e.Send(ctx, bob.id, "hello bob")
+			return err == nil
+		})
+		if _, err := alice.e.Send(ctx, bob.id, "second"); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := countFrom(bob, alice, ""); got != 2 {
-		t.Errorf("bob holds %d messages from alice, want 2 (shown once)", got)
-	}
+		waitFor(t, 30*time.Second, "both messages to be delivered", func() bool {
+			return countState(alice, bob, "", client.StateDelivered) == 2
+		})
+		if _, err := bob.e.MarkRead(ctx, alice.id); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "both messages to be read", func() bool {
+			return countState(alice, bob, "", client.StateRead) == 2
+		})
+		// bob's client has deleted what it read from the swarm. alice's
+		// engine "crashes" after the stores: its outbox entries come back.
+		if k := replay(); k < 2 {
+			t.Fatalf("%d outbox entries to replay, want at least the 2 messages", k)
+		}
+		waitFor(t, 60*time.Second, "the replayed outbox to drain", func() bool { return alice.e.OutboxLen() == 0 })
+		ms, err := alice.e.Messages(bob.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Outgoing && m.State != client.StateRead {
+				t.Errorf("message %q went from read to %q (%s)", m.Text, m.State, m.Error)
+			}
+		}
+		if got := countFrom(bob, alice, ""); got != 2 {
+			t.Errorf("bob holds %d messages from alice, want 2 (shown once)", got)
+		}
+	})
 }

@@ -123,7 +123,18 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	needCard := !haveSession || s.Pending() || !knowInbox
 	e.mu.Unlock()
 	var card *envelope.Card
-	if needCard {
+	switch {
+	case !haveSession:
+		// A new session takes prekeys from a card read now: a kept one may
+		// list one-time prekeys long since used.
+		if e.net == nil {
+			return errors.New("the engine is offline")
+		}
+		var err error
+		if card, err = e.fetchCard(ctx, aid); err != nil {
+			return err
+		}
+	case needCard:
 		var err error
 		if card, err = e.peerCard(ctx, aid, now); err != nil {
 			return err

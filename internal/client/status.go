@@ -77,10 +77,15 @@ type NetworkStatus struct {
 // NetworkStatus reports the onion path in use and probes the swarm of the
 // user's request mailbox (through onion paths).
 func (e *Engine) NetworkStatus(ctx context.Context) NetworkStatus {
-	st := NetworkStatus{Nodes: len(e.net.Nodes()), Direct: e.cfg.Direct}
+	st := NetworkStatus{Direct: e.cfg.Direct}
+	net := e.nodes()
+	if net == nil {
+		return st // offline, or a network without nodes (tests)
+	}
+	st.Nodes = len(net.Nodes())
 	mb := cardMailbox(e.acct.ID())
-	members := e.net.Swarm(mb)
-	if pm := e.net.Paths(); pm != nil && len(members) > 0 {
+	members := net.Swarm(mb)
+	if pm := net.Paths(); pm != nil && len(members) > 0 {
 		if path, err := pm.Path(members[0]); err == nil {
 			for i, n := range path {
 				st.Path = append(st.Path, HopInfo{Role: []string{"guard", "middle", "exit"}[i], PeerID: n.ID.String(), Addr: addrOf(n.Addrs)})
@@ -97,7 +102,7 @@ func (e *Engine) NetworkStatus(ctx context.Context) NetworkStatus {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			var resp wire.PublicResp
-			err := e.net.Call(cctx, n, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:], Limit: 1}, wire.KindPublicResp, &resp)
+			err := net.Call(cctx, n, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:], Limit: 1}, wire.KindPublicResp, &resp)
 			results <- res{i, err == nil}
 		}()
 	}

@@ -9,7 +9,8 @@ import (
 	"github.com/umbra-im/umbra/internal/pow"
 )
 
-// First-contact messages (the request namespace, wire.RequestNamespace)
+// First-contact messages (the request namespace, wire.RequestNamespace,
+// and the shared buckets of the drop namespace, wire.DropNamespace)
 // carry a proof-of-work bound to the message, which every node checks
 // before it stores one and the recipient checks before it opens one:
 //

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"testing"
 )
 
@@ -53,4 +54,16 @@ func FuzzRequestWork(f *testing.F) {
 			t.Fatalf("bits %d, payload %x of %x", bits, payload, data)
 		}
 	})
+}
+
+// TestBucketID: the bucket ID is the documented hash, and differs per
+// epoch and per bucket.
+func TestBucketID(t *testing.T) {
+	want := sha256.Sum256(append([]byte("Umbra_Bucket_v1"), 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 2))
+	if got := BucketID(7, 258); got != ID(want) {
+		t.Fatalf("BucketID(7, 258) = %x, want %x", got, want)
+	}
+	if BucketID(7, 258) == BucketID(8, 258) || BucketID(7, 258) == BucketID(7, 259) {
+		t.Fatal("bucket IDs collide across epochs or buckets")
+	}
 }

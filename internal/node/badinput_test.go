@@ -229,11 +229,20 @@ func TestBadInput(t *testing.T) {
 		{"retrieve: another mailbox's key", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, otherSig), wire.CodeUnauthorized, ""},
 		{"retrieve: no auth", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:]}), wire.CodeUnauthorized, ""},
 		{"retrieve: 31-byte mailbox", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:31]}), wire.CodeBadRequest, "mailbox"},
+		{"retrieve: 8-byte cursor", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:], After: make([]byte, 8)}), wire.CodeBadRequest, "cursor"},
+		{"retrieve: negative byte cap", wire.ProtoStoreSession, sframe(t, wire.KindRetrieveReq, &wire.RetrieveReq{Mailbox: mb[:], MaxBytes: -1}), wire.CodeBadRequest, "byte cap"},
+		{"public read: negative byte cap", wire.ProtoStoreSession, sframe(t, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:], MaxBytes: -1}), wire.CodeBadRequest, "byte cap"},
 		{"retrieve: valid", wire.ProtoStoreSession, replayed, ok, ""},
 		{"retrieve: replayed", wire.ProtoStoreSession, replayed, wire.CodeUnauthorized, "replayed"},
 		{"delete: no hashes", wire.ProtoStoreSession, sframe(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:]}), wire.CodeBadRequest, "hashes"},
 		{"delete: short hash", wire.ProtoStoreSession, sframe(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{{1}}}), wire.CodeBadRequest, "32 bytes"},
 		{"delete: bad signature", wire.ProtoStoreSession, sframe(t, wire.KindDeleteReq, &wire.DeleteReq{Mailbox: mb[:], Hashes: [][]byte{make([]byte, 32)}, Auth: wire.Auth{Timestamp: time.Now().UnixMilli(), Sig: make([]byte, 64)}}), wire.CodeUnauthorized, ""},
+		{"drop read: body not CBOR", wire.ProtoStoreSession, rawSFrame(byte(wire.KindDropReq), []byte{0xff, 0xff}), wire.CodeBadRequest, "decode"},
+		{"drop read: 31-byte mailbox", wire.ProtoStoreSession, sframe(t, wire.KindDropReq, &wire.DropReq{Mailbox: mb[:31]}), wire.CodeBadRequest, "mailbox"},
+		{"drop read: short cursor", wire.ProtoStoreSession, sframe(t, wire.KindDropReq, &wire.DropReq{Mailbox: mb[:], After: []byte{1}}), wire.CodeBadRequest, "cursor"},
+		{"drop read: no auth needed", wire.ProtoStoreSession, sframe(t, wire.KindDropReq, &wire.DropReq{Mailbox: mb[:], Limit: -5}), ok, ""},
+		{"drop store: no work", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Namespace: wire.DropNamespace, Data: []byte("no nonce")}), wire.CodeRateLimited, "proof-of-work"},
+		{"drop store: TTL above the drop cap", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Namespace: wire.DropNamespace, TTL: wire.MaxDropTTL + 60_000, Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
 
 		// node protocols: a peer that is not in the node table is refused
 		// before anything is read, whatever it sends

@@ -82,6 +82,16 @@ func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, ma
 	case wire.KindNodesReq:
 		raws, ages := n.table.LiveAges()
 		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: raws, Ages: ages}
+	case wire.KindDropReq:
+		var req wire.DropReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		resp, werr := n.ReadDrop(ctx, &req, maxBytes)
+		if werr != nil {
+			return fail(werr)
+		}
+		return wire.KindDropResp, resp
 	case wire.KindPublicReq:
 		var req wire.PublicReq
 		if err := wire.Unmarshal(body, &req); err != nil {
@@ -121,11 +131,12 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 		return nil, wire.Errorf(wire.CodeTooLarge, "message is %d bytes; the limit is %d", len(req.Data), MaxMessageSize)
 	}
 	ttl := time.Duration(req.TTL) * time.Millisecond
+	maxTTL := maxTTLOf(req.Namespace)
 	if req.TTL == 0 {
-		ttl = DefaultTTL
+		ttl = min(DefaultTTL, maxTTL)
 	}
-	if ttl < time.Second || ttl > MaxTTL {
-		return nil, wire.Errorf(wire.CodeBadRequest, "TTL must be between 1s and %s", MaxTTL)
+	if ttl < time.Second || ttl > maxTTL {
+		return nil, wire.Errorf(wire.CodeBadRequest, "TTL must be between 1s and %s in namespace %d", maxTTL, req.Namespace)
 	}
 	now := n.cfg.Now()
 	// Clients send coarse times (wire.CoarseTime), a minute in the past at
@@ -156,10 +167,12 @@ func (n *Node) Store(ctx context.Context, req *wire.StoreReq) (*wire.StoreResp, 
 		if _, err := mailbox.OpenPublic(mb, ts, expiry, req.Data); err != nil {
 			return nil, wire.Errorf(wire.CodeUnauthorized, "%v", err)
 		}
-	case wire.RequestNamespace:
+	case wire.RequestNamespace, wire.DropNamespace:
 		// A first-contact message pays for its place: the more are
-		// waiting in this mailbox, the more work a new one must carry.
-		need := mailbox.RequiredRequestWork(max(0, n.store.Count(mb, wire.RequestNamespace)))
+		// waiting in this mailbox (in its namespace), the more work a
+		// new one must carry. The drop namespace's mailbox is any 32
+		// bytes, a shared bucket with no key: the work is its only gate.
+		need := mailbox.RequiredRequestWork(max(0, n.store.Count(mb, req.Namespace)))
 		if got, _, err := mailbox.RequestWork(mb, ts, expiry, req.Data); err != nil || got < need {
 			n.m.workRefused.Inc()
 			e := wire.Errorf(wire.CodeRateLimited, "first-contact message needs %d bits of proof-of-work, carries %d", need, got)
@@ -213,14 +226,19 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	if werr != nil {
 		return nil, werr
 	}
+	// The cursor's length is checked first: with it fixed, the signed
+	// fields (After ‖ Limit ‖ WaitMs [‖ MaxBytes]) parse one way only.
+	if len(req.After) != 0 && len(req.After) != 32 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "cursor must be a 32-byte hash")
+	}
+	if req.MaxBytes < 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "negative byte cap")
+	}
 	if werr := n.checkAuth(mailbox.MethodRetrieve, mb, req.Auth, req.AuthFields()); werr != nil {
 		return nil, werr
 	}
 	var after *store.Hash
 	if len(req.After) > 0 {
-		if len(req.After) != 32 {
-			return nil, wire.Errorf(wire.CodeBadRequest, "cursor must be a 32-byte hash")
-		}
 		var h store.Hash
 		copy(h[:], req.After)
 		after = &h
@@ -228,6 +246,13 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	limit := req.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
+	}
+	// The client's cap counts each message's overhead too; the store
+	// counts data only, so it is asked for at most the cap in data and the
+	// answer is trimmed to the cap below (capMessages).
+	dataBytes := maxBytes
+	if req.MaxBytes > 0 {
+		dataBytes = min(maxBytes, req.MaxBytes)
 	}
 	wait := time.Duration(req.WaitMs) * time.Millisecond
 	if wait > MaxLongPoll {
@@ -250,12 +275,15 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	}
 	for {
 		ch, cancel := n.store.Watch(mb)
-		msgs, more, err := n.store.Get(mb, after, limit, maxBytes)
+		msgs, more, err := n.store.Get(mb, after, limit, dataBytes)
 		if err != nil || len(msgs) > 0 || timer == nil {
 			cancel()
 			if err != nil {
 				n.log.Error("retrieve", "err", err)
 				return nil, wire.Errorf(wire.CodeInternal, "storage error")
+			}
+			if req.MaxBytes > 0 {
+				msgs, more = capMessages(msgs, more, req.MaxBytes)
 			}
 			return &wire.RetrieveResp{Messages: toWire(msgs), More: more}, nil
 		}
@@ -282,21 +310,42 @@ func (n *Node) ReadPublic(req *wire.PublicReq, maxBytes int) (*wire.PublicResp, 
 	if limit <= 0 || limit > 16 {
 		limit = 16
 	}
+	if req.MaxBytes < 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "negative byte cap")
+	}
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, req.MaxBytes)
+	}
 	// Through the (mailbox, namespace) index: the cost does not grow with
 	// what else the mailbox holds.
 	pub, err := n.store.Newest(mb, wire.PublicNamespace, limit)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInternal, "storage error")
 	}
+	// The newest that fit, and always the newest one.
 	size := 0
 	for i := len(pub) - 1; i >= 0; i-- {
-		size += len(pub[i].Data) + 128
-		if size > maxBytes {
+		size += len(pub[i].Data) + wire.MessageOverhead
+		if size > maxBytes && i < len(pub)-1 {
 			pub = pub[i+1:]
 			break
 		}
 	}
 	return &wire.PublicResp{Messages: toWire(pub)}, nil
+}
+
+// capMessages keeps the first of msgs (oldest first) whose data and
+// per-message overhead fit limit bytes, and always the first one; more is
+// set if any were left out.
+func capMessages(msgs []store.Message, more bool, limit int) ([]store.Message, bool) {
+	size := 0
+	for i, m := range msgs {
+		size += len(m.Data) + wire.MessageOverhead
+		if size > limit && i > 0 {
+			return msgs[:i], true
+		}
+	}
+	return msgs, more
 }
 
 // Delete removes messages from the swarm, authenticated by the mailbox key.
@@ -316,6 +365,9 @@ func (n *Node) Delete(ctx context.Context, req *wire.DeleteReq) (*wire.DeleteRes
 		return nil, werr
 	}
 	if werr := n.checkAuth(mailbox.MethodDelete, mb, req.Auth, req.AuthFields()); werr != nil {
+		return nil, werr
+	}
+	if werr := n.refuseDropDelete(d.Mailbox, d.Hashes); werr != nil {
 		return nil, werr
 	}
 	deleted, err := n.deleteQuorum(ctx, d, tomb)
@@ -352,6 +404,10 @@ func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
 	if time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > MaxTTL+MaxFutureSkew {
 		return m, errors.New("expiry too far ahead")
 	}
+	if w.Namespace == wire.DropNamespace && (w.Expiry-w.Timestamp > wire.MaxDropTTL ||
+		time.UnixMilli(w.Expiry).Sub(n.cfg.Now()) > maxTTLOf(w.Namespace)+MaxFutureSkew) {
+		return m, errors.New("drop-namespace TTL above its cap")
+	}
 	switch w.Namespace {
 	case wire.PublicNamespace:
 		// Checked here too, so a node cannot slip junk into a public
@@ -359,7 +415,7 @@ func (n *Node) fromWire(w *wire.Message) (store.Message, error) {
 		if _, err := mailbox.OpenPublic(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil {
 			return m, err
 		}
-	case wire.RequestNamespace:
+	case wire.RequestNamespace, wire.DropNamespace:
 		// Likewise the first-contact work; replicas ask for the base
 		// (their counts differ a little from the coordinator's).
 		if got, _, err := mailbox.RequestWork(m.Mailbox, w.Timestamp, w.Expiry, w.Data); err != nil || got < mailbox.RequestWorkBase {

@@ -61,10 +61,12 @@ type Config struct {
 	MaxMailboxMessages int
 	MaxMailboxBytes    int64
 	MaxStoreBytes      int64
-	// PublicQuota and RequestQuota bound a mailbox's public namespace
-	// (prekey bundles) and first-contact namespace, each on its own.
+	// PublicQuota, RequestQuota and DropQuota bound a mailbox's public
+	// namespace (prekey bundles), first-contact namespace and drop
+	// namespace (shared request buckets), each on its own.
 	PublicQuota  store.Quota
 	RequestQuota store.Quota
+	DropQuota    store.Quota
 	// ReplicaRate bounds the replica writes and deletions one node may
 	// send this one per second (a token bucket holding ReplicaBurst).
 	ReplicaRate  float64
@@ -104,6 +106,7 @@ func DefaultConfig() Config {
 		MaxStoreBytes:      8 << 30,
 		PublicQuota:        store.Quota{Messages: 64, Bytes: 4 << 20},
 		RequestQuota:       store.Quota{Messages: 10000, Bytes: 64 << 20},
+		DropQuota:          store.Quota{Messages: 10000, Bytes: 64 << 20},
 		ReplicaRate:        5000,
 		ReplicaBurst:       20000,
 		MemoryLimit:        192 << 20,
@@ -155,6 +158,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RequestQuota.Messages <= 0 || c.RequestQuota.Bytes <= 0 {
 		c.RequestQuota = d.RequestQuota
+	}
+	if c.DropQuota.Messages <= 0 || c.DropQuota.Bytes <= 0 {
+		c.DropQuota = d.DropQuota
 	}
 	if c.ReplicaRate <= 0 {
 		c.ReplicaRate = d.ReplicaRate

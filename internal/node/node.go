@@ -92,10 +92,13 @@ func New(cfg Config) (*Node, error) {
 		Path:               filepath.Join(cfg.DataDir, "store.db"),
 		MaxMailboxMessages: cfg.MaxMailboxMessages,
 		MaxMailboxBytes:    cfg.MaxMailboxBytes,
-		NamespaceQuotas:    map[int32]store.Quota{wire.PublicNamespace: cfg.PublicQuota, wire.RequestNamespace: cfg.RequestQuota},
-		MaxTotalBytes:      cfg.MaxStoreBytes,
-		Now:                cfg.Now,
-		Logger:             cfg.Logger.With("sub", "store"),
+		NamespaceQuotas: map[int32]store.Quota{wire.PublicNamespace: cfg.PublicQuota,
+			wire.RequestNamespace: cfg.RequestQuota, wire.DropNamespace: cfg.DropQuota},
+		// A retrieve never returns drop entries; only a drop read does.
+		ApartNamespace: wire.DropNamespace,
+		MaxTotalBytes:  cfg.MaxStoreBytes,
+		Now:            cfg.Now,
+		Logger:         cfg.Logger.With("sub", "store"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)

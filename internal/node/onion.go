@@ -344,15 +344,17 @@ func (n *Node) serveOnion(ctx context.Context, from peer.ID, kind wire.Kind, bod
 // charging the reply to the node budget first.
 func (n *Node) exitReply(ctx context.Context, layer *onion.Layer) ([]byte, error) {
 	resp := n.exitRequest(ctx, layer.Request)
-	size, err := onion.ReplySize(len(resp))
+	// The reply has the size the client asked for (or the smallest
+	// class that holds it), whatever the answer holds.
+	size, err := layer.ReplySizeFor(len(resp))
 	if err != nil {
 		return nil, err
 	}
 	if !n.obudget.acquireReply(onionCharge(size)) {
-		return onion.ErrorReply(layer.ReplyKey, "exit busy: over its memory budget")
+		return layer.ErrorReply("exit busy: over its memory budget")
 	}
 	defer n.obudget.releaseReply(onionCharge(size))
-	return onion.FinalReply(layer.ReplyKey, resp)
+	return layer.FinalReply(resp)
 }
 
 // forwardOnion sends the peeled packet to the next hop, which must be a

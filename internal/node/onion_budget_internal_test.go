@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-im/umbra/internal/onion"
 )
 
 func TestOnionBudgetUnit(t *testing.T) {
@@ -64,10 +66,18 @@ func TestOnionLimitsDefaults(t *testing.T) {
 	if l != DefaultOnionLimits {
 		t.Fatalf("zero limits became %+v, want the defaults %+v", l, DefaultOnionLimits)
 	}
-	l = OnionLimits{NodeBudget: 1, PeerBudget: 2, ReplayTagsPerKey: 3, ReplaySyncInterval: 4}
+	l = OnionLimits{NodeBudget: 1, PeerBudget: 2, ReplayTagsPerKey: 3, ReplaySyncInterval: 4,
+		MixMaxDelay: 5, MixHeldPackets: 6, MixPeerPackets: 7, MixHeldBytes: 8, MixPeerBytes: 9}
 	k := l
 	k.setDefaults()
 	if k != l {
 		t.Fatalf("set limits changed: %+v", k)
+	}
+	// The mix pool's byte bounds follow the budgets they are carved
+	// from, and no relay holds longer than the protocol's MaxDelay.
+	l = OnionLimits{NodeBudget: 100, PeerBudget: 10, MixMaxDelay: onion.MaxDelay + 1}
+	l.setDefaults()
+	if l.MixHeldBytes != 50 || l.MixPeerBytes != 5 || l.MixMaxDelay != onion.MaxDelay {
+		t.Fatalf("mix bounds %d/%d bytes, delay %v; want 50/5 and %v", l.MixHeldBytes, l.MixPeerBytes, l.MixMaxDelay, onion.MaxDelay)
 	}
 }

@@ -141,3 +141,67 @@ func TestOnionMixFloodBounded(t *testing.T) {
 		t.Fatalf("after the flood the middle still holds %d packets (%d bytes)", held, bytes)
 	}
 }
+
+// TestOnionMixEverydaySizes: with mix delays on and the client's packet
+// policy (onion.ClientOptions), the middle and the exit hold each request
+// for the delay in their own layer (0 ms included), the exit pads its
+// answer to the reply size it was asked, and every packet on every link,
+// requests and replies, is exactly onion.Everyday bytes: the delay field
+// (key 0) and the reply size (key 3) coexist without pushing an everyday
+// request into the next class.
+func TestOnionMixEverydaySizes(t *testing.T) {
+	rec := &recorder{}
+	tn := startNetCfg(t, 3, func(_ int, c *node.Config) { c.OnionObserver = rec.add })
+	guard, middle, exit := tn.nodes[0], tn.nodes[1], tn.nodes[2]
+	oc := newOnionClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mix := onion.MixDelays{Mean: 30 * time.Millisecond, Max: 200 * time.Millisecond}
+	big := junkRequest()
+	big = append(big, make([]byte, 6000)...) // a request of several KiB, still everyday
+	for i, req := range [][]byte{junkRequest(), longPoll(t, 50*time.Millisecond), big} {
+		path := []onion.Hop{oc.hop(t, guard), oc.hop(t, middle), oc.hop(t, exit)}
+		mix.Apply(path, nil)
+		if i == 0 {
+			path[2].Delay = 0 // a 0 ms draw still carries the field
+		}
+		pkt, circ, err := onion.BuildWith(path, req, onion.ClientOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkt) != onion.Everyday {
+			t.Fatalf("request %d: a %d-byte packet, want %d", i, len(pkt), onion.Everyday)
+		}
+		from := len(rec.all())
+		reply, err := oc.send(ctx, guard.ID(), pkt)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if len(reply) != onion.Everyday {
+			t.Fatalf("request %d: a %d-byte reply, want %d", i, len(reply), onion.Everyday)
+		}
+		if answer, err := circ.Open(reply); err != nil || len(answer) == 0 {
+			t.Fatalf("request %d: open the reply: %v", i, err)
+		}
+		want := map[string]time.Duration{
+			guard.ID().String():  0,
+			middle.ID().String(): path[1].Delay.Round(time.Millisecond),
+			exit.ID().String():   path[2].Delay.Round(time.Millisecond),
+		}
+		evs := rec.all()[from:]
+		if len(evs) != 3 {
+			t.Fatalf("request %d: %d hops observed, want 3", i, len(evs))
+		}
+		for _, ev := range evs {
+			d, ok := want[ev.Node.String()]
+			if !ok || ev.Delay != d {
+				t.Fatalf("request %d: node %s held the packet %v, want %v", i, ev.Node, ev.Delay, d)
+			}
+			for name, b := range map[string][]byte{"request in": ev.In, "request out": ev.Out, "reply in": ev.ReplyIn, "reply out": ev.ReplyOut} {
+				if b != nil && len(b) != onion.Everyday {
+					t.Fatalf("request %d: %s at %s: %d bytes, want %d", i, name, ev.Node, len(b), onion.Everyday)
+				}
+			}
+		}
+	}
+}

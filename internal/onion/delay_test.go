@@ -45,8 +45,9 @@ func TestDelayRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDelayZeroIsV1: a path without delays builds v1 layers (no key 0, the
-// length of today's packets), and a mixed layer is 6 bytes longer whatever
+// TestDelayZeroIsV1: a path without delays builds layers without key 0
+// (the length of packets before mix delays), and a mixed layer is 6 bytes
+// longer whatever
 // its delay, so the length prefix a hop sees says nothing of the delays
 // asked of later hops.
 func TestDelayZeroIsV1(t *testing.T) {
@@ -58,13 +59,13 @@ func TestDelayZeroIsV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	v1 := int(binary.BigEndian.Uint32(pkt))
-	if want := layersLen(plain, len(req)); v1 != want {
+	if want := layersLen(plain, len(req), 0); v1 != want {
 		t.Fatalf("layer length %d, want %d", v1, want)
 	}
 	layers, _ := peelPath(t, rs, pkt, req)
 	for i, l := range layers {
 		if l.Delay != 0 {
-			t.Fatalf("hop %d of a v1 packet read delay %v", i, l.Delay)
+			t.Fatalf("hop %d of an unmixed packet read delay %v", i, l.Delay)
 		}
 	}
 	var lens [][]int
@@ -224,4 +225,78 @@ func FuzzDelayRoundTrip(f *testing.F) {
 			t.Fatalf("delay %v read as %v (guard %v)", hops[1].Delay, l1.Delay, l0.Delay)
 		}
 	})
+}
+
+// TestMixedClientPacketsEveryday: with mix delays on (key 0 in the
+// middle's and the exit's layers) and ClientOptions (key 3 in the exit's),
+// every everyday request and its reply are exactly Everyday bytes on every
+// link whatever the delays drawn; the room for a request is 2×6 bytes
+// smaller than unmixed, the same for every draw; the middle and the exit
+// read their delays and only the exit the reply size.
+func TestMixedClientPacketsEveryday(t *testing.T) {
+	rs := newRelays(t, 3)
+	r := rand.New(rand.NewPCG(3, 4))
+	room := func(mix func([]Hop)) int {
+		lo, hi := 0, Everyday
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			hops := hopsOf(rs)
+			mix(hops)
+			p, _, err := BuildWith(hops, make([]byte, mid), ClientOptions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p) == Everyday {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		return lo
+	}
+	plain := room(func([]Hop) {})
+	for _, m := range []MixDelays{{Mean: 0}, {Mean: time.Millisecond}, DefaultMixDelays, {Mean: time.Hour}} {
+		if got := room(func(h []Hop) { m.Apply(h, r) }); got != plain-2*(2+delayLen) {
+			t.Fatalf("mix %+v: %d bytes of request fit, unmixed %d: want 2×%d fewer", m, got, plain, 2+delayLen)
+		}
+	}
+	for _, n := range []int{0, 300, 4096, plain - 2*(2+delayLen)} {
+		hops := hopsOf(rs)
+		DefaultMixDelays.Apply(hops, r)
+		hops[2].Delay = MaxDelay // the largest value still has the same length
+		req := randBytes(t, n)
+		p, circ, err := BuildWith(hops, req, ClientOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, links := peelPath(t, rs, p, req)
+		for i, l := range links {
+			if len(l) != Everyday {
+				t.Fatalf("%d-byte request: link %d carried %d bytes", n, i, len(l))
+			}
+		}
+		for i, l := range layers {
+			wantReply := 0
+			if i == 2 {
+				wantReply = Everyday
+			}
+			if l.Delay != hops[i].Delay.Round(time.Millisecond) || l.ReplySize != wantReply {
+				t.Fatalf("hop %d read delay %v and reply size %d; want %v and %d", i, l.Delay, l.ReplySize, hops[i].Delay, wantReply)
+			}
+		}
+		resp := randBytes(t, ReplyRoom(Everyday))
+		final, err := layers[2].FinalReply(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := replyChain(t, layers, final)
+		for i, l := range back {
+			if len(l) != Everyday {
+				t.Fatalf("reply link %d carried %d bytes", i, len(l))
+			}
+		}
+		if got, err := circ.Open(back[len(back)-1]); err != nil || !bytes.Equal(got, resp) {
+			t.Fatalf("Open: %v", err)
+		}
+	}
 }

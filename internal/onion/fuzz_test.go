@@ -101,6 +101,12 @@ func FuzzPeel(f *testing.F) {
 	rot.hops = append([]Hop{{ID: guard.ID, OnionKey: prev.PublicKey().Bytes()}}, fp.hops[1:]...)
 	p, _ := mustBuild(f, rot.hops, []byte("rotated"))
 	f.Add(p)
+	// A client's packet: the exit's layer asks a reply size.
+	if p, _, err := BuildWith(fp.hops, []byte("client"), ClientOptions); err == nil {
+		f.Add(p)
+	} else {
+		f.Fatal(err)
+	}
 	f.Add(make([]byte, Sizes[0]))
 	f.Add([]byte{})
 
@@ -115,7 +121,7 @@ func FuzzPeel(f *testing.F) {
 		// or not.
 		l2, err := PeelInPlace(keys, bytes.Clone(packet))
 		if err != nil || l2.Tag != l.Tag || !bytes.Equal(l2.Next, l.Next) || !bytes.Equal(l2.ReplyKey, l.ReplyKey) ||
-			!bytes.Equal(l2.Request, l.Request) || len(l2.Packet) != len(l.Packet) || l2.KeyIndex != l.KeyIndex {
+			!bytes.Equal(l2.Request, l.Request) || len(l2.Packet) != len(l.Packet) || l2.KeyIndex != l.KeyIndex || l2.ReplySize != l.ReplySize {
 			t.Fatalf("a second peel differs: %v", err)
 		}
 		// Follow the packet down the path as far as it goes.
@@ -148,6 +154,12 @@ func FuzzPeelLayer(f *testing.F) {
 		{Delay: []byte{0, 0, 0, 0}, Inner: []byte("request")},
 		{Delay: []byte{0xff, 0xff, 0xff, 0xff}, Inner: []byte("request")}, // capped
 		{Delay: []byte{1, 2, 3}, Inner: []byte("request")},                // wrong length
+		{ReplySize: 8 << 10, Inner: []byte("request")},
+		{ReplySize: 1280 << 10, Inner: []byte("request")},
+		{ReplySize: 8 << 10, Next: []byte("next"), Inner: []byte("inner")},                            // a relay's layer asking a reply size
+		{ReplySize: 1000, Inner: []byte("request")},                                                   // not a packet size
+		{Delay: []byte{0, 0, 1, 0xf4}, Inner: []byte("request"), ReplySize: 8 << 10},                  // a mixed exit asking a reply size
+		{Delay: []byte{0, 0, 0, 0}, Next: []byte("next"), Inner: []byte("inner"), ReplySize: 8 << 10}, // a mixed relay asking one
 	} {
 		pt, err := wire.Marshal(b)
 		if err != nil {
@@ -160,7 +172,8 @@ func FuzzPeelLayer(f *testing.F) {
 	f.Add([]byte{0xa0}, uint8(0))
 	f.Add([]byte{0xa2, 0x01, 0x41, 0x00, 0x02, 0x5a, 0xff, 0xff, 0xff, 0xff}, uint8(0)) // claims a 4 GiB inner
 	f.Add([]byte{0xa2, 0x01, 0xf6, 0x02, 0xf6}, uint8(0))                               // nulls
-	f.Add([]byte{0xa1, 0x03, 0x40}, uint8(0))                                           // unknown key
+	f.Add([]byte{0xa1, 0x04, 0x40}, uint8(0))                                           // unknown key
+	f.Add([]byte{0xa2, 0x02, 0x40, 0x03, 0x40}, uint8(0))                               // reply size of the wrong type
 
 	pub, err := hpke.NewDHKEMPublicKey(fp.keys[0].PublicKey())
 	if err != nil {
@@ -176,7 +189,8 @@ func FuzzPeelLayer(f *testing.F) {
 		checkPeel(t, p, l, err)
 		var body layerBody
 		valid := wire.Unmarshal(pt, &body) == nil && len(body.Next) <= MaxNextLen &&
-			(len(body.Delay) == 0 || len(body.Delay) == delayLen)
+			(len(body.Delay) == 0 || len(body.Delay) == delayLen) &&
+			(body.ReplySize == 0 || len(body.Next) == 0 && inSizes(body.ReplySize))
 		if (err == nil) != valid {
 			t.Fatalf("Peel: %v; the body decodes within bounds: %v", err, valid)
 		}
@@ -192,6 +206,9 @@ func FuzzPeelLayer(f *testing.F) {
 		}
 		if !bytes.Equal(l.Next, body.Next) {
 			t.Fatal("Next differs from the body")
+		}
+		if l.ReplySize != body.ReplySize {
+			t.Fatalf("reply size %d, the body says %d", l.ReplySize, body.ReplySize)
 		}
 		if len(body.Next) == 0 && !bytes.Equal(l.Request, body.Inner) {
 			t.Fatal("request differs from the body")
@@ -435,7 +452,8 @@ func FuzzUnpad(f *testing.F) {
 }
 
 // FuzzLayerBody: the fast path for canonical layer bodies agrees with the
-// general CBOR decoder on every input it accepts.
+// general CBOR decoder on every input it accepts, and accepts every
+// canonical body it is meant for.
 func FuzzLayerBody(f *testing.F) {
 	for _, b := range []layerBody{{Inner: []byte("x")}, {Next: []byte("peer"), Inner: make([]byte, 300)}, {Next: make([]byte, 38), Inner: make([]byte, 70000)},
 		{Delay: []byte{0, 0, 0, 7}, Inner: []byte("x")}, {Delay: []byte{0, 0, 0x13, 0x88}, Next: []byte("peer"), Inner: make([]byte, 300)}, {Delay: []byte{9}, Inner: []byte("x")}} {
@@ -446,20 +464,43 @@ func FuzzLayerBody(f *testing.F) {
 		f.Add(enc)
 	}
 	f.Add([]byte{0xa2, 0x01, 0x58, 0x01, 0x00, 0x02, 0x40}) // non-canonical length
-	f.Add([]byte{0xa1, 0x03, 0x40})                         // unknown key
+	f.Add([]byte{0xa1, 0x04, 0x40})                         // unknown key
 	f.Add([]byte{0xa2, 0x01, 0x40, 0x00, 0x44, 0, 0, 0, 1}) // keys out of order
 	f.Add([]byte{0xa2, 0x00, 0x44, 0, 0, 0, 1, 0x00, 0x40}) // duplicate key
+	for _, b := range []layerBody{{ReplySize: 8 << 10, Inner: []byte("x")}, {ReplySize: 1280 << 10, Next: []byte("peer"), Inner: make([]byte, 300)}, {ReplySize: 23, Inner: nil},
+		{Delay: []byte{0, 0, 0, 0}, ReplySize: 8 << 10, Inner: make([]byte, 8000)}, {Delay: []byte{0, 0, 0, 1}, Next: []byte("peer"), Inner: []byte("x"), ReplySize: 1 << 31}} {
+		enc, err := wire.Marshal(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	f.Add([]byte{0xa2, 0x02, 0x40, 0x03, 0x18, 0x05})                   // non-canonical reply size
+	f.Add([]byte{0xa2, 0x03, 0x19, 0x20, 0x00, 0x02, 0x40})             // reply size before inner: keys out of order
+	f.Add([]byte{0xa2, 0x02, 0x40, 0x03, 0x20})                         // negative reply size
+	f.Add([]byte{0xa2, 0x02, 0x40, 0x03, 0x1a, 0x80, 0x00, 0x00, 0x01}) // reply size above 2^31
+	f.Add([]byte{0xa2, 0x02, 0x40, 0x03, 0x40})                         // reply size of the wrong type
+	f.Add([]byte{0xa1, 0x00, 0x44, 0, 0, 0, 1})                         // no inner
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fast, ok := fastLayerBody(in)
+		var slow layerBody
+		serr := wire.Unmarshal(in, &slow)
 		if !ok {
+			// The fast path takes every canonical body of its range
+			// (what Build makes), so relays do not copy those.
+			if serr == nil && slow.Inner != nil && (len(slow.Delay) == 0 || len(slow.Delay) == delayLen) &&
+				slow.ReplySize >= 0 && slow.ReplySize <= 1<<31 {
+				if re, err := wire.Marshal(slow); err == nil && bytes.Equal(re, in) {
+					t.Fatalf("fast path refused the canonical body %x", in[:min(len(in), 32)])
+				}
+			}
 			return
 		}
-		var slow layerBody
-		if err := wire.Unmarshal(in, &slow); err != nil {
-			t.Fatalf("fast path accepted what the decoder refuses: %v", err)
+		if serr != nil {
+			t.Fatalf("fast path accepted what the decoder refuses: %v", serr)
 		}
-		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) || !bytes.Equal(fast.Delay, slow.Delay) {
-			t.Fatalf("fast path %x/%x/%x, decoder %x/%x/%x", fast.Delay, fast.Next, fast.Inner, slow.Delay, slow.Next, slow.Inner)
+		if !bytes.Equal(fast.Next, slow.Next) || !bytes.Equal(fast.Inner, slow.Inner) || !bytes.Equal(fast.Delay, slow.Delay) || fast.ReplySize != slow.ReplySize {
+			t.Fatalf("fast path %x/%x/%x/%d, decoder %x/%x/%x/%d", fast.Delay, fast.Next, fast.Inner, fast.ReplySize, slow.Delay, slow.Next, slow.Inner, slow.ReplySize)
 		}
 		if len(fast.Delay) != 0 && len(fast.Delay) != delayLen {
 			t.Fatalf("fast path accepted a delay of %d bytes", len(fast.Delay))

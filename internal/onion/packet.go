@@ -1,13 +1,15 @@
 // Package onion builds and peels Umbra's onion packets: one layer per hop
 // to the hop's onion key with a fresh ephemeral key (HPKE, RFC 9180:
 // DHKEM(X25519), HKDF-SHA256, export-only); a layer names only the next
-// hop; every packet on every link is padded to one of a few fixed sizes;
+// hop; every packet on every link is padded to one of a few fixed sizes
+// (a client uses only Classes, and Everyday for everyday traffic, both
+// ways: the exit pads its reply to the size the client asks in its layer);
 // and replies are re-encrypted at every hop with a per-hop key exported
 // from the layer's HPKE context, so no reply byte string appears on two
 // links.
 //
 // Request packet on a link:  be32(n) ‖ layer (n bytes) ‖ random padding, of a bucket size.
-// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{next, inner}),
+// Layer:                     enc (32) ‖ confirm (16) ‖ ChaCha20-Poly1305(layerKey, nonce 0, aad, CBOR{[0: delay], [1: next], 2: inner, [3: reply size]}),
 //
 //	aad = "umbra/onion/v2 layer" ‖ be32(packet size).
 //
@@ -44,6 +46,36 @@ var Sizes = []int{2 << 10, 8 << 10, 32 << 10, 128 << 10, 320 << 10, 1280 << 10}
 
 // MaxPacket is the largest packet size.
 var MaxPacket = Sizes[len(Sizes)-1]
+
+// Classes are the only packet sizes a client sends or receives (a subset
+// of Sizes, the same for every client): the first, 8 KiB, carries the
+// everyday workload (texts of a few KiB, receipts, 4 KiB first-contact
+// messages, reads capped to fit, deletes, node lists); the larger ones
+// carry larger messages and reads of them. Relays accept every size in
+// Sizes.
+var Classes = []int{8 << 10, 128 << 10, 1280 << 10}
+
+// Everyday is the packet size of the everyday workload, both ways.
+var Everyday = Classes[0]
+
+// Options chooses the sizes of a request packet and of its reply.
+type Options struct {
+	// Sizes are the request packet sizes to pick from, ascending, each
+	// one of Sizes; the smallest that holds the request is used. Nil
+	// means Sizes.
+	Sizes []int
+	// ReplySize asks the exit for a reply packet of at least this size
+	// (one of Sizes): a reply that fits is padded to it, a larger one
+	// takes the smallest of Classes that holds it. It travels in the
+	// exit's layer, authenticated with the layer. Zero leaves the reply
+	// sized by its content (the smallest of Sizes that holds it).
+	ReplySize int
+}
+
+// ClientOptions is the packet policy of every client: requests and
+// replies in Classes, the reply at least Everyday, so that every
+// everyday request and every everyday reply is exactly Everyday bytes.
+var ClientOptions = Options{Sizes: Classes, ReplySize: Everyday}
 
 // MaxHops bounds a path.
 const MaxHops = 3
@@ -86,15 +118,22 @@ var (
 // ErrPacket wraps every reason a packet is refused.
 var ErrPacket = errors.New("onion: bad packet")
 
-// bucket returns the smallest size that holds n bytes.
-func bucket(n int) (int, error) {
-	for _, s := range Sizes {
+// bucket returns the smallest size of Sizes that holds n bytes.
+func bucket(n int) (int, error) { return bucketOf(Sizes, n) }
+
+// bucketOf returns the smallest size of sizes (ascending) that holds n
+// bytes.
+func bucketOf(sizes []int, n int) (int, error) {
+	for _, s := range sizes {
 		if n <= s {
 			return s, nil
 		}
 	}
-	return 0, fmt.Errorf("onion: %d bytes exceed the largest packet (%d)", n, MaxPacket)
+	return 0, fmt.Errorf("onion: %d bytes exceed the largest packet (%d)", n, sizes[len(sizes)-1])
 }
+
+// ClassSize is the smallest of Classes that holds n bytes.
+func ClassSize(n int) (int, error) { return bucketOf(Classes, n) }
 
 // pad frames b into a packet of exactly size bytes with random padding.
 func pad(b []byte, size int) ([]byte, error) {
@@ -160,9 +199,9 @@ type Hop struct {
 	OnionKey []byte // X25519 public key from the node's record
 	// Delay is the mix delay asked of this hop (0 to MaxDelay): it holds
 	// the packet that long before forwarding it or, at the exit, before
-	// running the request. Mix puts the delay in the layer (v2 layer
-	// body) even when it is 0, so that every mixed layer has one length;
-	// a layer with neither is a v1 layer.
+	// running the request. Mix puts the delay in the layer (key 0 of
+	// the layer body) even when it is 0, so that every mixed layer has
+	// one length; a layer with neither carries no key 0.
 	Delay time.Duration
 	Mix   bool
 }
@@ -176,9 +215,28 @@ type Circuit struct {
 }
 
 // Build wraps request (a frame kind ‖ body) for the path (guard first, exit
-// last) and returns the packet to send to the guard. The layers are sealed
-// in place in the packet, innermost first.
+// last) and returns the packet to send to the guard, in the smallest of
+// Sizes that holds it, asking no reply size (BuildWith with zero Options).
+// Clients use BuildWith(path, request, ClientOptions).
 func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
+	return BuildWith(path, request, Options{})
+}
+
+// BuildWith is Build with the packet sizes of opt. The layers are sealed
+// in place in the packet, innermost first.
+func BuildWith(path []Hop, request []byte, opt Options) ([]byte, *Circuit, error) {
+	sizes := opt.Sizes
+	if sizes == nil {
+		sizes = Sizes
+	}
+	for _, s := range sizes {
+		if !validSize(s) {
+			return nil, nil, fmt.Errorf("onion: %d is not a packet size", s)
+		}
+	}
+	if opt.ReplySize != 0 && !validSize(opt.ReplySize) {
+		return nil, nil, fmt.Errorf("onion: reply size %d is not a packet size", opt.ReplySize)
+	}
 	if len(path) == 0 || len(path) > MaxHops {
 		return nil, nil, fmt.Errorf("onion: a path has 1 to %d hops", MaxHops)
 	}
@@ -194,14 +252,14 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 	}
 	// The packet size is in every layer's aad, and the size is the bucket
 	// of the finished layers, whose length is known before sealing.
-	total := layersLen(path, len(request))
-	size, err := bucket(lenPrefix + total)
+	total := layersLen(path, len(request), opt.ReplySize)
+	size, err := bucketOf(sizes, lenPrefix+total)
 	if err != nil {
 		return nil, nil, err
 	}
 	p := make([]byte, size)
 	binary.BigEndian.PutUint32(p, uint32(total))
-	c, err := sealLayers(path, request, p[lenPrefix:lenPrefix+total], size)
+	c, err := sealLayers(path, request, opt.ReplySize, p[lenPrefix:lenPrefix+total], size)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -215,16 +273,43 @@ func Build(path []Hop, request []byte) ([]byte, *Circuit, error) {
 const layerOver = encSize + confirmSize + aeadOver
 
 // layersLen is the length of the outermost layer for a request of n bytes
-// on path.
-func layersLen(path []Hop, n int) int {
+// on path whose exit is asked for a reply of reply bytes (0: none).
+func layersLen(path []Hop, n, reply int) int {
 	for i := len(path) - 1; i >= 0; i-- {
-		next := 0
-		if i < len(path)-1 {
-			next = len(path[i+1].ID)
-		}
-		n += layerOver + bodyHeadLen(path[i].hasDelay(), next, n)
+		next, rep := hopFields(path, i, reply)
+		n += layerOver + bodyHeadLen(path[i].hasDelay(), next, n) + bodyTailLen(rep)
 	}
 	return n
+}
+
+// uintLen is the length of the canonical CBOR of an unsigned integer.
+func uintLen(v uint64) int {
+	switch {
+	case v < 24:
+		return 1
+	case v < 1<<8:
+		return 2
+	case v < 1<<16:
+		return 3
+	case v < 1<<32:
+		return 5
+	}
+	return 9
+}
+
+// appendUint appends the canonical CBOR of an unsigned integer.
+func appendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 24:
+		return append(b, byte(v))
+	case v < 1<<8:
+		return append(b, 0x18, byte(v))
+	case v < 1<<16:
+		return binary.BigEndian.AppendUint16(append(b, 0x19), uint16(v))
+	case v < 1<<32:
+		return binary.BigEndian.AppendUint32(append(b, 0x1a), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0x1b), v)
 }
 
 // bytesHeadLen is the length of a canonical CBOR byte-string head.
@@ -265,7 +350,7 @@ func layerAAD(size int) []byte {
 // exactly layersLen long, for a packet of size bytes. Layer i occupies a
 // suffix-trimmed window of out: enc ‖ confirm ‖ body head, then layer i+1
 // (or the request), then the tag.
-func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
+func sealLayers(path []Hop, request []byte, reply int, out []byte, size int) (*Circuit, error) {
 	aad := layerAAD(size)
 	c := &Circuit{replyKeys: make([][]byte, len(path))}
 	// Where each layer starts, how long it is and how long its inner
@@ -275,11 +360,8 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 	inners := make([]int, len(path))
 	off, n := 0, len(out)
 	for i := range path {
-		next := 0
-		if i < len(path)-1 {
-			next = len(path[i+1].ID)
-		}
-		starts[i], lens[i], inners[i] = off, n, innerLen(n, path[i].hasDelay(), next)
+		next, rep := hopFields(path, i, reply)
+		starts[i], lens[i], inners[i] = off, n, innerLen(n, path[i].hasDelay(), next, rep)
 		off += encSize + confirmSize + bodyHeadLen(path[i].hasDelay(), next, inners[i])
 		n = inners[i]
 	}
@@ -315,6 +397,7 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 		if i < len(path)-1 {
 			next = path[i+1].ID
 		}
+		_, rep := hopFields(path, i, reply)
 		l := out[starts[i] : starts[i]+lens[i]]
 		copy(l, enc)
 		copy(l[encSize:], confirm)
@@ -324,7 +407,10 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 			d := encodeDelay(path[i].Delay)
 			delay = d[:]
 		}
-		appendBodyHead(body[:0], delay, next, inners[i])
+		head := appendBodyHead(body[:0], delay, next, rep, inners[i])
+		// The reply size trails the inner bytes (key 3 sorts after key
+		// 2); at the exit, after the request.
+		appendBodyTail(body[len(head)+inners[i]:][:0], rep)
 		a, err := chacha20poly1305.New(layerKey)
 		if err != nil {
 			return nil, err
@@ -336,10 +422,10 @@ func sealLayers(path []Hop, request, out []byte, size int) (*Circuit, error) {
 }
 
 // innerLen is the length of the inner bytes of a layer of n bytes whose
-// next hop ID is next bytes long, with or without a delay (the inverse of
-// one step of layersLen).
-func innerLen(n int, delay bool, next int) int {
-	rest := n - layerOver
+// next hop ID is next bytes long, with or without a delay, and whose reply
+// size is reply (the inverse of one step of layersLen).
+func innerLen(n int, delay bool, next, reply int) int {
+	rest := n - layerOver - bodyTailLen(reply)
 	// rest = head(inner) + inner, and head grows with inner: try each
 	// head length from the shortest.
 	for _, h := range []int{1, 2, 3, 5, 9} {
@@ -353,14 +439,18 @@ func innerLen(n int, delay bool, next int) int {
 
 // Layer is what a hop learns by peeling its layer.
 type Layer struct {
-	Next     []byte   // next hop's peer ID, or nil at the exit
-	Packet   []byte   // the packet to forward (same size as received), if Next != nil
-	Request  []byte   // the request, at the exit
-	ReplyKey []byte   // this hop's key for wrapping the reply
-	Tag      [32]byte // replay tag, unique per layer
-	KeyIndex int      // which of the keys given to Peel opened the layer
-	// Delay is the mix delay this hop's layer asks for (v2 layer body),
-	// capped at MaxDelay; 0 for none.
+	Next    []byte // next hop's peer ID, or nil at the exit
+	Packet  []byte // the packet to forward (same size as received), if Next != nil
+	Request []byte // the request, at the exit
+	// ReplySize is the reply size the client asked for (one of Sizes), at
+	// the exit; 0 if it asked none. ReplySizeFor applies it.
+	ReplySize int
+	ReplyKey  []byte   // this hop's key for wrapping the reply
+	Tag       [32]byte // replay tag, unique per layer
+	KeyIndex  int      // which of the keys given to Peel opened the layer
+	// Delay is the mix delay this hop's layer asks for (key 0), capped at
+	// MaxDelay; 0 for none. A relay holds the packet that long before
+	// forwarding it, the exit before running the request.
 	Delay time.Duration
 }
 
@@ -430,6 +520,9 @@ func openLayer(r *hpke.Recipient, keyIndex int, packet, ct []byte) (*Layer, erro
 	if len(body.Next) > MaxNextLen {
 		return nil, fmt.Errorf("%w: next hop ID of %d bytes", ErrPacket, len(body.Next))
 	}
+	if body.ReplySize != 0 && (len(body.Next) > 0 || !validSize(body.ReplySize)) {
+		return nil, fmt.Errorf("%w: reply size %d in a layer (only the exit's may ask one of the packet sizes)", ErrPacket, body.ReplySize)
+	}
 	l := &Layer{KeyIndex: keyIndex}
 	if l.Delay, err = body.delay(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPacket, err)
@@ -444,6 +537,7 @@ func openLayer(r *hpke.Recipient, keyIndex int, packet, ct []byte) (*Layer, erro
 	copy(l.Tag[:], tag)
 	if len(body.Next) == 0 {
 		l.Request = body.Inner
+		l.ReplySize = body.ReplySize
 		return l, nil
 	}
 	// Next lies in the bytes the inner layer is about to overwrite.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // peelPath peels packet hop by hop along rs and checks what each hop
@@ -454,8 +455,8 @@ func TestReplyErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(er) != Sizes[0] {
-			t.Fatalf("error reply of %d bytes, want the smallest size", len(er))
+		if len(er) != Everyday {
+			t.Fatalf("error reply of %d bytes, want the everyday size", len(er))
 		}
 		out, _ := WrapReply(layers[0].ReplyKey, er)
 		_, err = circ.Open(out)
@@ -668,16 +669,48 @@ func TestLayersLen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(hops[:k], n); got != want {
+			if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(hops[:k], n, 0); got != want {
 				t.Fatalf("%d hops, %d-byte request: layersLen %d, sealed %d", k, n, want, got)
 			}
 			peelPath(t, rs[:k], pkt, req)
+			for _, reply := range Sizes {
+				// With and without mix delays (key 0) on the middle and
+				// the exit: the reply size (key 3) trails the request.
+				for _, mix := range []bool{false, true} {
+					path := append([]Hop(nil), hops[:k]...)
+					if mix {
+						DefaultMixDelays.Apply(path, nil)
+					}
+					pkt, _, err := BuildWith(path, req, Options{ReplySize: reply})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, want := int(binary.BigEndian.Uint32(pkt)), layersLen(path, n, reply); got != want {
+						t.Fatalf("%d hops, %d-byte request, reply %d, mix %v: layersLen %d, sealed %d", k, n, reply, mix, want, got)
+					}
+					layers, _ := peelPath(t, rs[:k], pkt, req)
+					for i, l := range layers {
+						want := 0
+						if i == k-1 {
+							want = reply
+						}
+						if l.ReplySize != want {
+							t.Fatalf("hop %d of %d read reply size %d, want %d", i, k, l.ReplySize, want)
+						}
+						if l.Delay != path[i].Delay.Round(time.Millisecond) {
+							t.Fatalf("hop %d of %d read delay %v, want %v", i, k, l.Delay, path[i].Delay)
+						}
+					}
+				}
+			}
 		}
 		for _, next := range []int{0, 1, 38, 200} {
 			for _, delay := range []bool{false, true} {
-				one := n + layerOver + bodyHeadLen(delay, next, n)
-				if got := innerLen(one, delay, next); got != n {
-					t.Fatalf("innerLen(%d, delay %v, next %d) = %d, want %d", one, delay, next, got, n)
+				for _, reply := range []int{0, 1, 23, 24, 255, 256, 8 << 10, 1280 << 10} {
+					one := n + layerOver + bodyHeadLen(delay, next, n) + bodyTailLen(reply)
+					if got := innerLen(one, delay, next, reply); got != n {
+						t.Fatalf("innerLen(%d, delay %v, next %d, reply %d) = %d, want %d", one, delay, next, reply, got, n)
+					}
 				}
 			}
 		}

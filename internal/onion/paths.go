@@ -40,6 +40,9 @@ func attemptTime(kind wire.Kind, req any) time.Duration {
 	if r, ok := req.(*wire.RetrieveReq); ok && kind == wire.KindRetrieveReq && r.WaitMs > 0 {
 		return attemptTimeout + time.Duration(r.WaitMs)*time.Millisecond
 	}
+	if r, ok := req.(*wire.DropReq); ok && kind == wire.KindDropReq && r.WaitMs > 0 {
+		return attemptTimeout + time.Duration(r.WaitMs)*time.Millisecond
+	}
 	return attemptTimeout
 }
 
@@ -479,7 +482,7 @@ func (t *Transport) sendPath(ctx context.Context, path []*member.Node, payload [
 	if t.Mix != nil {
 		t.Mix.Apply(hops, nil)
 	}
-	pkt, circ, err := Build(hops, payload)
+	pkt, circ, err := BuildWith(hops, payload, ClientOptions)
 	if err != nil {
 		return nil, err
 	}

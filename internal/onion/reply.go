@@ -63,11 +63,49 @@ func replySize(n int) (int, error) {
 // response of n bytes (an error if it does not fit the largest).
 func ReplySize(n int) (int, error) { return replySize(n) }
 
-// newReply makes a reply packet whose box holds typ ‖ data.
-func newReply(key []byte, typ byte, data []byte) ([]byte, error) {
-	size, err := replySize(len(data))
+// ReplyRoom is the largest response an exit can put in a reply packet of
+// size bytes (leaving room for the boxes of three hops).
+func ReplyRoom(size int) int { return size - lenPrefix - MaxHops*replyOver }
+
+// ReplySizeFor is the size of the exit's reply carrying n bytes (a
+// response, or an error text) for this layer: by content (ReplySize) if
+// the client asked no size; else the size it asked if the reply fits,
+// and the smallest of Classes that holds it if not.
+func (l *Layer) ReplySizeFor(n int) (int, error) {
+	if l.ReplySize == 0 {
+		return replySize(n)
+	}
+	if n <= ReplyRoom(l.ReplySize) {
+		return l.ReplySize, nil
+	}
+	return ClassSize(lenPrefix + n + MaxHops*replyOver)
+}
+
+// FinalReply is the exit's reply packet carrying response, of the size
+// the layer's client asked for (ReplySizeFor).
+func (l *Layer) FinalReply(response []byte) ([]byte, error) {
+	size, err := l.ReplySizeFor(len(response))
 	if err != nil {
 		return nil, err
+	}
+	return newReply(l.ReplyKey, replyFinal, response, size)
+}
+
+// ErrorReply is the exit's error reply, of the size the layer's client
+// asked for; msg is cut to MaxErrorText bytes.
+func (l *Layer) ErrorReply(msg string) ([]byte, error) {
+	msg = cutError(msg)
+	size, err := l.ReplySizeFor(len(msg))
+	if err != nil {
+		return nil, err
+	}
+	return newReply(l.ReplyKey, replyError, []byte(msg), size)
+}
+
+// newReply makes a reply packet of size bytes whose box holds typ ‖ data.
+func newReply(key []byte, typ byte, data []byte, size int) ([]byte, error) {
+	if lenPrefix+len(data)+replyOver > size {
+		return nil, fmt.Errorf("onion: a %d-byte reply does not fit %d bytes", len(data), size)
 	}
 	p := make([]byte, size)
 	copy(p[lenPrefix+nonceSize+1:], data)
@@ -82,18 +120,31 @@ func newReply(key []byte, typ byte, data []byte) ([]byte, error) {
 	return p, nil
 }
 
-// FinalReply is the exit's reply packet carrying response.
+// FinalReply is the exit's reply packet carrying response, sized by its
+// content (for a layer that asked no reply size; Layer.FinalReply applies
+// the size asked).
 func FinalReply(replyKey, response []byte) ([]byte, error) {
-	return newReply(replyKey, replyFinal, response)
+	size, err := replySize(len(response))
+	if err != nil {
+		return nil, err
+	}
+	return newReply(replyKey, replyFinal, response, size)
 }
 
 // ErrorReply is a hop's reply when it could not go on (next hop down...);
-// msg is cut to MaxErrorText bytes.
+// msg is cut to MaxErrorText bytes. It is Everyday bytes, the size of
+// every everyday reply (a relay does not know the size the client asked
+// the exit for; clients ask Everyday).
 func ErrorReply(replyKey []byte, msg string) ([]byte, error) {
+	msg = cutError(msg)
+	return newReply(replyKey, replyError, []byte(msg), Everyday)
+}
+
+func cutError(msg string) string {
 	if len(msg) > MaxErrorText {
 		msg = msg[:MaxErrorText]
 	}
-	return newReply(replyKey, replyError, []byte(msg))
+	return msg
 }
 
 // WrapReply re-encrypts the next hop's reply packet under this hop's key,

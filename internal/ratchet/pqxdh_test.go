@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestPQXDHWithOneTimePrekey(t *testing.T) {
@@ -17,18 +18,64 @@ func TestPQXDHWithOneTimePrekey(t *testing.T) {
 	if x, k := p.pk.OneTimeCount(); x != 4 || k != 1 {
 		t.Fatalf("after respond: %d X25519 and %d KEM one-time prekeys left, want 4 and 1", x, k)
 	}
-	if _, _, _, _, err := p.pk.lookup(im.SignedPrekeyID, im.OneTimeID, im.KEMPrekeyID); err == nil {
-		t.Fatal("consumed prekeys still present")
-	}
 	nb, _ := p.pk.Bundle(p.bob)
 	for _, k := range nb.OneTimePrekeys {
 		if k.ID == im.OneTimeID {
 			t.Fatal("consumed one-time prekey still published")
 		}
 	}
-	// A replay of the initial message cannot set up a second session.
-	_, _, err := Respond(nil, p.bob, p.pk, im)
+	// Within SpentGrace the spent keys still open a first message of
+	// another sender who raced for them, or a replay (which recreates the
+	// same session: callers find it by its ID).
+	again, _, err := Respond(nil, p.bob, p.pk, im)
+	if err != nil || again.ID() != p.b.ID() {
+		t.Fatalf("within the grace: %v", err)
+	}
+	// After it, they are erased.
+	p.pk.PruneSpent(time.Now().Add(SpentGrace + time.Second))
+	if _, _, _, _, err := p.pk.lookup(im.SignedPrekeyID, im.OneTimeID, im.KEMPrekeyID); err == nil {
+		t.Fatal("consumed prekeys still present after the grace")
+	}
+	_, _, err = Respond(nil, p.bob, p.pk, im)
 	wantErr(t, err, ErrUnknownPrekey)
+	// The spent lists survive a save.
+	b, _ := p.pk.Marshal()
+	if _, err := UnmarshalPrekeys(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRacingSendersShareOneTimePrekeys: two senders read the same bundle
+// and happen to pick the same one-time prekeys; both first messages open.
+func TestRacingSendersShareOneTimePrekeys(t *testing.T) {
+	bob := newAccount(t, 2)
+	pk, err := GeneratePrekeys(nil, bob, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pk.Bundle(bob)
+	for i := range 2 {
+		alice := newAccount(t, uint64(10+i))
+		s, err := Initiate(nil, alice, bob.ID(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := s.Encrypt([]byte("hi"))
+		im, _ := s.InitialMessage(msg)
+		if im.OneTimeID == 0 {
+			t.Fatal("no one-time prekey used")
+		}
+		enc, _ := im.Encode()
+		parsed, _ := ParseInitialMessage(enc)
+		if _, pt, err := Respond(nil, bob, pk, parsed); err != nil || string(pt) != "hi" {
+			t.Fatalf("sender %d: %v", i, err)
+		}
+		// Saved and restored between the two, as a client does.
+		raw, _ := pk.Marshal()
+		if pk, err = UnmarshalPrekeys(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestPQXDHWithoutOneTimePrekey(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/wire"
@@ -24,6 +25,30 @@ type Prekeys struct {
 	oneTime    []oneTimeSecret
 	oneTimeKEM []kemSecret
 	nextID     uint32
+	// One-time prekeys consumed within SpentGrace, kept so that first
+	// messages from several senders who read the same bundle at once (a
+	// bundle is public: nothing hands each key out once, as Signal's
+	// server does) all open. Oldest first, at most maxSpent of each.
+	spentOneTime []spentSecret
+	spentKEM     []spentKEM
+}
+
+// SpentGrace is how long a consumed one-time prekey still opens first
+// messages. It trades a little forward secrecy (the key lives that much
+// longer) for not losing messages of senders who raced for the same key.
+const SpentGrace = time.Hour
+
+// maxSpent bounds the consumed one-time prekeys kept, of each kind.
+const maxSpent = 64
+
+type spentSecret struct {
+	Secret oneTimeSecret `cbor:"1,keyasint"`
+	At     int64         `cbor:"2,keyasint"` // unix seconds
+}
+
+type spentKEM struct {
+	Secret kemSecret `cbor:"1,keyasint"`
+	At     int64     `cbor:"2,keyasint"`
 }
 
 // retainRotated is how many signed prekeys / last-resort KEM keys are kept,
@@ -226,18 +251,25 @@ func (p *Prekeys) lookup(spkID, opkID, kemID uint32) (spk, opk *ecdh.PrivateKey,
 	if spk, err = ecdh.X25519().NewPrivateKey(p.signed[i].Private); err != nil {
 		return nil, nil, nil, false, err
 	}
+	p.pruneSpent(time.Now())
 	if opkID != 0 {
-		i := slices.IndexFunc(p.oneTime, func(s oneTimeSecret) bool { return s.ID == opkID })
-		if i < 0 {
+		var priv []byte
+		if i := slices.IndexFunc(p.oneTime, func(s oneTimeSecret) bool { return s.ID == opkID }); i >= 0 {
+			priv = p.oneTime[i].Private
+		} else if i := slices.IndexFunc(p.spentOneTime, func(s spentSecret) bool { return s.Secret.ID == opkID }); i >= 0 {
+			priv = p.spentOneTime[i].Secret.Private
+		} else {
 			return nil, nil, nil, false, fmt.Errorf("%w: one-time prekey %d", ErrUnknownPrekey, opkID)
 		}
-		if opk, err = ecdh.X25519().NewPrivateKey(p.oneTime[i].Private); err != nil {
+		if opk, err = ecdh.X25519().NewPrivateKey(priv); err != nil {
 			return nil, nil, nil, false, err
 		}
 	}
 	var ks *kemSecret
 	if i := slices.IndexFunc(p.oneTimeKEM, func(s kemSecret) bool { return s.ID == kemID }); i >= 0 {
 		ks, oneTimeKEM = &p.oneTimeKEM[i], true
+	} else if i := slices.IndexFunc(p.spentKEM, func(s spentKEM) bool { return s.Secret.ID == kemID }); i >= 0 {
+		ks, oneTimeKEM = &p.spentKEM[i].Secret, true
 	} else if i := slices.IndexFunc(p.lastResort, func(s kemSecret) bool { return s.ID == kemID }); i >= 0 {
 		ks = &p.lastResort[i]
 	} else {
@@ -249,25 +281,40 @@ func (p *Prekeys) lookup(spkID, opkID, kemID uint32) (spk, opk *ecdh.PrivateKey,
 	return spk, opk, dk, oneTimeKEM, nil
 }
 
-// consume deletes the one-time prekeys an initial message used.
+// consume moves the one-time prekeys an initial message used out of the
+// bundle, into the spent lists (see SpentGrace).
 func (p *Prekeys) consume(opkID, kemID uint32) {
+	now := time.Now()
 	if opkID != 0 {
-		p.oneTime = slices.DeleteFunc(p.oneTime, func(s oneTimeSecret) bool {
-			if s.ID == opkID {
-				clear(s.Private)
-				return true
-			}
-			return false
-		})
-	}
-	p.oneTimeKEM = slices.DeleteFunc(p.oneTimeKEM, func(s kemSecret) bool {
-		if s.ID == kemID {
-			clear(s.Seed)
-			return true
+		if i := slices.IndexFunc(p.oneTime, func(s oneTimeSecret) bool { return s.ID == opkID }); i >= 0 {
+			p.spentOneTime = append(p.spentOneTime, spentSecret{Secret: p.oneTime[i], At: now.Unix()})
+			p.oneTime = slices.Delete(p.oneTime, i, i+1)
 		}
-		return false
-	})
+	}
+	if i := slices.IndexFunc(p.oneTimeKEM, func(s kemSecret) bool { return s.ID == kemID }); i >= 0 {
+		p.spentKEM = append(p.spentKEM, spentKEM{Secret: p.oneTimeKEM[i], At: now.Unix()})
+		p.oneTimeKEM = slices.Delete(p.oneTimeKEM, i, i+1)
+	}
+	p.pruneSpent(now)
 }
+
+// pruneSpent erases the spent one-time prekeys older than SpentGrace, and
+// the oldest beyond maxSpent.
+func (p *Prekeys) pruneSpent(now time.Time) {
+	cutoff := now.Add(-SpentGrace).Unix()
+	for len(p.spentOneTime) > 0 && (p.spentOneTime[0].At < cutoff || len(p.spentOneTime) > maxSpent) {
+		clear(p.spentOneTime[0].Secret.Private)
+		p.spentOneTime = p.spentOneTime[1:]
+	}
+	for len(p.spentKEM) > 0 && (p.spentKEM[0].At < cutoff || len(p.spentKEM) > maxSpent) {
+		clear(p.spentKEM[0].Secret.Seed)
+		p.spentKEM = p.spentKEM[1:]
+	}
+}
+
+// PruneSpent erases consumed one-time prekeys whose grace has passed
+// (persist afterwards). Respond also prunes.
+func (p *Prekeys) PruneSpent(now time.Time) { p.pruneSpent(now) }
 
 // PrekeysVersion is the version of the Prekeys serialization.
 const PrekeysVersion = 1
@@ -279,6 +326,8 @@ type prekeysWire struct {
 	OneTime    []oneTimeSecret `cbor:"4,keyasint,omitempty"`
 	OneTimeKEM []kemSecret     `cbor:"5,keyasint,omitempty"`
 	NextID     uint32          `cbor:"6,keyasint"`
+	SpentOne   []spentSecret   `cbor:"7,keyasint,omitempty"`
+	SpentKEM   []spentKEM      `cbor:"8,keyasint,omitempty"`
 }
 
 // Marshal serializes the prekey secrets (CBOR). The output is secret.
@@ -286,6 +335,7 @@ func (p *Prekeys) Marshal() ([]byte, error) {
 	b, err := wire.Marshal(prekeysWire{
 		Version: PrekeysVersion, Signed: p.signed, LastResort: p.lastResort,
 		OneTime: p.oneTime, OneTimeKEM: p.oneTimeKEM, NextID: p.nextID,
+		SpentOne: p.spentOneTime, SpentKEM: p.spentKEM,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: marshal prekeys: %w", err)
@@ -309,8 +359,19 @@ func UnmarshalPrekeys(data []byte) (*Prekeys, error) {
 		return nil, bad("version %d", w.Version)
 	}
 	if len(w.Signed) == 0 || len(w.Signed) > retainRotated || len(w.LastResort) == 0 || len(w.LastResort) > retainRotated ||
-		len(w.OneTime) > maxOneTimeHeld || len(w.OneTimeKEM) > maxOneTimeHeld || w.NextID == 0 {
+		len(w.OneTime) > maxOneTimeHeld || len(w.OneTimeKEM) > maxOneTimeHeld || w.NextID == 0 ||
+		len(w.SpentOne) > maxSpent || len(w.SpentKEM) > maxSpent {
 		return nil, bad("counts")
+	}
+	for _, s := range w.SpentOne {
+		if len(s.Secret.Private) != keySize {
+			return nil, bad("spent one-time prekey %d", s.Secret.ID)
+		}
+	}
+	for _, s := range w.SpentKEM {
+		if len(s.Secret.Seed) != kemSeedSize || len(s.Secret.Signature) != sigSize {
+			return nil, bad("spent KEM prekey %d", s.Secret.ID)
+		}
 	}
 	for _, s := range w.Signed {
 		if len(s.Private) != keySize || len(s.Signature) != sigSize {
@@ -327,5 +388,6 @@ func UnmarshalPrekeys(data []byte) (*Prekeys, error) {
 			return nil, bad("KEM prekey %d", s.ID)
 		}
 	}
-	return &Prekeys{signed: w.Signed, lastResort: w.LastResort, oneTime: w.OneTime, oneTimeKEM: w.OneTimeKEM, nextID: w.NextID}, nil
+	return &Prekeys{signed: w.Signed, lastResort: w.LastResort, oneTime: w.OneTime, oneTimeKEM: w.OneTimeKEM, nextID: w.NextID,
+		spentOneTime: w.SpentOne, spentKEM: w.SpentKEM}, nil
 }

@@ -17,8 +17,13 @@ const msgColumns = "hash, mailbox, namespace, ts, expiry, seq, data"
 // CPU in anti-entropy).
 var readQueries = map[string]string{
 	"get": `SELECT ` + msgColumns + ` FROM messages
-		WHERE mailbox = ?1 AND expiry >= ?2
+		WHERE mailbox = ?1 AND expiry >= ?2 AND (?5 = 0 OR namespace != ?5)
 		  AND seq > coalesce((SELECT seq FROM messages WHERE hash = ?3 AND mailbox = ?1), 0)
+		ORDER BY seq LIMIT ?4`,
+	// getns reads one namespace through the (mailbox, namespace, seq) index.
+	"getns": `SELECT ` + msgColumns + ` FROM messages
+		WHERE mailbox = ?1 AND namespace = ?5 AND expiry >= ?2
+		  AND seq > coalesce((SELECT seq FROM messages WHERE hash = ?3 AND mailbox = ?1 AND namespace = ?5), 0)
 		ORDER BY seq LIMIT ?4`,
 	"entries": `SELECT hash, 0 FROM messages WHERE mailbox = ?1 AND (?2 IS NULL OR hash > ?2) AND (?3 IS NULL OR hash <= ?3)
 		 UNION ALL
@@ -62,8 +67,20 @@ func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 // hash returns from the start. At most limit messages (limit <= 0 or above
 // MaxGetLimit means MaxGetLimit) and at most maxBytes of Data (maxBytes <= 0
 // means DefaultGetBytes) are returned, but always at least one message if
-// there is any; more reports whether messages were left out.
+// there is any; more reports whether messages were left out. Messages of
+// Config.ApartNamespace are left out.
 func (s *Store) Get(mailbox Hash, after *Hash, limit int, maxBytes int) (msgs []Message, more bool, err error) {
+	return s.get("get", mailbox, s.cfg.ApartNamespace, after, limit, maxBytes)
+}
+
+// GetNamespace is Get for the messages of one namespace of mailbox only
+// (any namespace, Config.ApartNamespace included); a cursor that names no
+// message of that namespace returns from the start.
+func (s *Store) GetNamespace(mailbox Hash, namespace int32, after *Hash, limit int, maxBytes int) (msgs []Message, more bool, err error) {
+	return s.get("getns", mailbox, namespace, after, limit, maxBytes)
+}
+
+func (s *Store) get(query string, mailbox Hash, ns int32, after *Hash, limit int, maxBytes int) (msgs []Message, more bool, err error) {
 	if s.closed.Load() {
 		return nil, false, fmt.Errorf("store: get: %w", ErrClosed)
 	}
@@ -77,7 +94,7 @@ func (s *Store) Get(mailbox Hash, after *Hash, limit int, maxBytes int) (msgs []
 	if after != nil {
 		afterArg = after[:]
 	}
-	rows, err := s.reads["get"].QueryContext(context.Background(), mailbox[:], s.nowMs(), afterArg, limit+1)
+	rows, err := s.reads[query].QueryContext(context.Background(), mailbox[:], s.nowMs(), afterArg, limit+1, ns)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: get: %w", err)
 	}

@@ -65,6 +65,10 @@ type Config struct {
 	// so that junk in one namespace of a mailbox cannot crowd out another
 	// (a node gives the public and the first-contact namespaces theirs).
 	NamespaceQuotas map[int32]Quota
+	// ApartNamespace, when not 0, is a namespace Get leaves out: its
+	// messages are read with GetNamespace only (a node's drop namespace,
+	// which never mixes with a mailbox's other namespaces).
+	ApartNamespace int32
 	// MaxUnknownTombstones bounds, per mailbox, the tombstones of messages
 	// this node never held (default MaxMailboxMessages): deletes of
 	// random hashes cannot grow the store without bound. Deletions beyond

@@ -563,12 +563,13 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 	if req.TTL == 0 {
 		req.TTL = DefaultTTL.Milliseconds()
 	}
-	if req.Namespace != wire.PublicNamespace && req.Namespace != wire.RequestNamespace {
+	if req.Namespace != wire.PublicNamespace && req.Namespace != wire.RequestNamespace && req.Namespace != wire.DropNamespace {
 		// Nodes see times only to the minute (wire.TimeGranularity). Here
 		// nothing in the data binds them, so they are rounded here (the
-		// same way on every retry). In the public and request namespaces
-		// the owner's signature or the first-contact work covers them: the
-		// caller must have made them coarse (wire.CoarseTime, CoarseTTL).
+		// same way on every retry). In the public, request and drop
+		// namespaces the owner's signature or the first-contact work
+		// covers them: the caller must have made them coarse
+		// (wire.CoarseTime, CoarseTTL).
 		req.Timestamp, req.TTL = wire.CoarseTime(req.Timestamp), wire.CoarseTTL(req.TTL)
 	}
 	mb := mailbox.ID(req.Mailbox)
@@ -822,7 +823,8 @@ func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duratio
 	return out, nil
 }
 
-// retrieveAll pages through one node's copy of the mailbox.
+// retrieveAll pages through one node's copy of the mailbox, ReadBytes a
+// page.
 func (c *Client) retrieveAll(ctx context.Context, n *member.Node, key *mailbox.Key, wait time.Duration) ([]wire.Message, error) {
 	var all []wire.Message
 	var after []byte
@@ -841,10 +843,22 @@ func (c *Client) retrieveAll(ctx context.Context, n *member.Node, key *mailbox.K
 	return all, nil
 }
 
-// Retrieve sends one signed retrieve request to node n.
+// ReadBytes is the byte cap of every read (RetrieveReq.MaxBytes,
+// PublicReq.MaxBytes): the answer fits the everyday onion reply
+// (onion.Everyday), whatever the mailbox holds; retrieveAll pages for the
+// rest. A single message larger than that still comes, alone, in the next
+// packet class.
+var ReadBytes = onion.ReplyRoom(onion.Everyday) - readAnswerOverhead
+
+// readAnswerOverhead bounds the encoding of a retrieve or public-read
+// answer besides its messages: the kind byte, map and array heads, More.
+const readAnswerOverhead = 16
+
+// Retrieve sends one signed retrieve request to node n, asking at most
+// ReadBytes of messages.
 func (c *Client) Retrieve(ctx context.Context, n *member.Node, key *mailbox.Key, after []byte, wait time.Duration) (*wire.RetrieveResp, error) {
 	id := key.ID()
-	req := &wire.RetrieveReq{Mailbox: id[:], After: after, WaitMs: wait.Milliseconds()}
+	req := &wire.RetrieveReq{Mailbox: id[:], After: after, WaitMs: wait.Milliseconds(), MaxBytes: ReadBytes}
 	req.Auth.Timestamp, req.Auth.Sig = key.Sign(mailbox.MethodRetrieve, time.Now(), req.AuthFields())
 	cctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()
@@ -910,7 +924,7 @@ func (c *Client) ReadPublic(ctx context.Context, mb mailbox.ID) ([]Message, erro
 	for _, n := range c.Swarm(mb) {
 		var resp wire.PublicResp
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := c.call(cctx, n, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:]}, wire.KindPublicResp, &resp)
+		err := c.call(cctx, n, wire.KindPublicReq, &wire.PublicReq{Mailbox: mb[:], MaxBytes: ReadBytes}, wire.KindPublicResp, &resp)
 		cancel()
 		if err != nil {
 			errs = append(errs, err)

@@ -38,6 +38,8 @@ const (
 	KindOnion
 	KindPublicReq
 	KindPublicResp
+	KindDropReq
+	KindDropResp
 )
 
 var kindNames = map[Kind]string{
@@ -50,6 +52,7 @@ var kindNames = map[Kind]string{
 	KindMembersDigest: "members-digest", KindMembersDelta: "members-delta",
 	KindMembersPush: "members-push", KindSyncReq: "sync-req", KindSyncResp: "sync-resp",
 	KindOnion: "onion", KindPublicReq: "public-req", KindPublicResp: "public-resp",
+	KindDropReq: "drop-req", KindDropResp: "drop-resp",
 }
 
 func (k Kind) String() string {
@@ -78,7 +81,7 @@ type Error struct {
 	Code int    `cbor:"1,keyasint"`
 	Msg  string `cbor:"2,keyasint"`
 	// WorkBits, on a 429 refusal of a first-contact message, is the
-	// proof-of-work the node asks for (RequestNamespace).
+	// proof-of-work the node asks for (RequestNamespace, DropNamespace).
 	WorkBits int `cbor:"3,keyasint,omitempty"`
 }
 
@@ -133,13 +136,26 @@ type Message struct {
 }
 
 // RetrieveReq reads a mailbox, optionally after a cursor, optionally waiting.
+//
+// MaxBytes, if positive, bounds the answer's messages, each counted as
+// len(Data) + MessageOverhead; the node always answers at least one
+// message (so a single large one can still be read) and sets More when it
+// left any out. Clients set it so that an answer fits their everyday
+// onion packet (onion.Everyday) and page with After.
 type RetrieveReq struct {
-	Mailbox []byte `cbor:"1,keyasint"`
-	After   []byte `cbor:"3,keyasint,omitempty"`
-	Limit   int    `cbor:"4,keyasint,omitempty"`
-	WaitMs  int64  `cbor:"5,keyasint,omitempty"`
-	Auth    Auth   `cbor:"6,keyasint"`
+	Mailbox  []byte `cbor:"1,keyasint"`
+	After    []byte `cbor:"3,keyasint,omitempty"`
+	Limit    int    `cbor:"4,keyasint,omitempty"`
+	WaitMs   int64  `cbor:"5,keyasint,omitempty"`
+	Auth     Auth   `cbor:"6,keyasint"`
+	MaxBytes int    `cbor:"7,keyasint,omitempty"`
 }
+
+// MessageOverhead bounds the CBOR of a Message besides its Data (hash,
+// mailbox, namespace, times, map and length heads: 103 bytes at most),
+// with room to spare: what RetrieveReq.MaxBytes and PublicReq.MaxBytes
+// count per message on top of its data.
+const MessageOverhead = 128
 
 // RetrieveResp returns messages in the node's arrival order.
 type RetrieveResp struct {
@@ -297,11 +313,16 @@ type SyncResp struct {
 }
 
 // AuthFields is what a retrieve signature covers besides method, mailbox and
-// timestamp.
+// timestamp: After ‖ be64(Limit) ‖ be64(WaitMs), then be64(MaxBytes) if it
+// is set (so a request without it signs what it did before the field).
 func (r *RetrieveReq) AuthFields() []byte {
 	b := append([]byte{}, r.After...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Limit))
-	return binary.BigEndian.AppendUint64(b, uint64(r.WaitMs))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.WaitMs))
+	if r.MaxBytes != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(r.MaxBytes))
+	}
+	return b
 }
 
 // AuthFields is what a delete signature covers besides method, mailbox and
@@ -333,10 +354,49 @@ const PublicNamespace int32 = 1
 // the mailbox cannot crowd out a stranger's first message.
 const RequestNamespace int32 = 2
 
-// PublicReq reads the newest messages of a mailbox's public namespace.
-type PublicReq struct {
+// DropNamespace holds shared first-contact drops: a mailbox ID there is
+// any 32 bytes (a request bucket, a plain hash with no key behind it), many
+// accounts share one, and every reader reads all of it without
+// authentication (DropReq), so a read tells nobody which account it is
+// for. A write needs the same node-checked proof-of-work as the request
+// namespace (mailbox.SealRequest, RequiredRequestWork over the drop
+// entries of that mailbox), its TTL is at most MaxDropTTL, it has a quota
+// of its own, and its entries cannot be deleted: they only expire. They
+// never mix with the mailbox's other namespaces: an authenticated
+// retrieve leaves them out, a drop read returns nothing else.
+const DropNamespace int32 = 3
+
+// MaxDropTTL bounds the TTL of a drop-namespace message: first contacts
+// are read within days, and an entry nobody may delete should not
+// outstay that.
+const MaxDropTTL int64 = 3 * 24 * 60 * 60 * 1000 // ms
+
+// DropReq reads a mailbox's drop namespace, without authentication, in
+// the answering node's arrival order: entries after the After cursor (the
+// hash of the last entry of the previous page; from the start if empty or
+// unknown to the node), at most Limit of them, waiting up to WaitMs for a
+// first one when there is none.
+type DropReq struct {
 	Mailbox []byte `cbor:"1,keyasint"`
-	Limit   int    `cbor:"2,keyasint,omitempty"`
+	After   []byte `cbor:"2,keyasint,omitempty"`
+	Limit   int    `cbor:"3,keyasint,omitempty"`
+	WaitMs  int64  `cbor:"4,keyasint,omitempty"`
+}
+
+// DropResp returns one page of drop entries; More says the node holds more
+// after the last one.
+type DropResp struct {
+	Messages []Message `cbor:"1,keyasint"`
+	More     bool      `cbor:"2,keyasint,omitempty"`
+}
+
+// PublicReq reads the newest messages of a mailbox's public namespace.
+// MaxBytes, if positive, bounds them as in RetrieveReq: the newest that
+// fit, at least one.
+type PublicReq struct {
+	Mailbox  []byte `cbor:"1,keyasint"`
+	Limit    int    `cbor:"2,keyasint,omitempty"`
+	MaxBytes int    `cbor:"3,keyasint,omitempty"`
 }
 
 // PublicResp returns them, newest last.
@@ -350,7 +410,7 @@ type PublicResp struct {
 // the node list. (The /1 one-shot forms of these were removed: no
 // released peer spoke them.)
 const (
-	ProtoStoreSession     = "/umbra/store/2"     // client: store, retrieve, delete, node list, public read
+	ProtoStoreSession     = "/umbra/store/2"     // client: store, retrieve, delete, node list, public and drop reads
 	ProtoReplicateSession = "/umbra/replicate/2" // node: write replicas, fetch by hash
 	ProtoSyncSession      = "/umbra/sync/2"      // node: anti-entropy digests
 	ProtoOnionSession     = "/umbra/onion/2"     // anyone: onion packets (guard, middle, exit)

@@ -50,6 +50,11 @@ func samples() []sample {
 		{wire.KindMembersPush, &wire.MembersPush{Records: [][]byte{[]byte("rec1"), []byte("rec2")}}, func() any { return new(wire.MembersPush) }},
 		{wire.KindSyncReq, &wire.SyncReq{Digests: []wire.MailboxDigest{{Mailbox: b32(18), Count: 4, XOR: b32(19)}}, Pages: []wire.SyncPage{{Mailbox: b32(26), After: b32(27)}}}, func() any { return new(wire.SyncReq) }},
 		{wire.KindSyncResp, &wire.SyncResp{Diffs: []wire.MailboxEntries{{Mailbox: b32(20), Entries: []wire.SyncEntry{{Hash: b32(21)}, {Hash: b32(22), Deleted: true}}, More: true, After: b32(28)}}}, func() any { return new(wire.SyncResp) }},
+		{wire.KindOnion, &wire.OnionPacket{Data: []byte("packet")}, func() any { return new(wire.OnionPacket) }},
+		{wire.KindPublicReq, &wire.PublicReq{Mailbox: b32(29), Limit: 4}, func() any { return new(wire.PublicReq) }},
+		{wire.KindPublicResp, &wire.PublicResp{Messages: []wire.Message{msg}}, func() any { return new(wire.PublicResp) }},
+		{wire.KindDropReq, &wire.DropReq{Mailbox: b32(30), After: b32(31), Limit: 100, WaitMs: 20000}, func() any { return new(wire.DropReq) }},
+		{wire.KindDropResp, &wire.DropResp{Messages: []wire.Message{msg, msg}, More: true}, func() any { return new(wire.DropResp) }},
 	}
 }
 
@@ -58,7 +63,7 @@ func TestSamplesCoverEveryKind(t *testing.T) {
 	for _, s := range samples() {
 		seen[s.kind] = true
 	}
-	for k := wire.KindError; k <= wire.KindSyncResp; k++ {
+	for k := wire.KindError; k <= wire.KindDropResp; k++ {
 		if !seen[k] {
 			t.Errorf("no round-trip sample for %s", k)
 		}

@@ -1,0 +1,205 @@
+package swarmclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/swarm"
+	"github.com/umbra-im/umbra/internal/wire"
+)
+
+// MaxDropTTL is the longest TTL nodes accept in the drop namespace.
+const MaxDropTTL = time.Duration(wire.MaxDropTTL) * time.Millisecond
+
+// PutDrop stores payload in the drop namespace (wire.DropNamespace) of
+// mailbox mb, a shared request bucket (mailbox.BucketID) or any 32 bytes,
+// sealed with at least bits of first-contact work (mailbox.SealRequest;
+// never less than mailbox.RequestWorkBase). ts is the sender timestamp
+// (0: now) and ttl the lifetime (0: MaxDropTTL); both are made coarse
+// before the work binds them. When a node asks for more work than bits
+// (a 429 with WorkBits, at most mailbox.RequestWorkMax), PutDrop seals
+// the payload again with that much and tries once more; otherwise the
+// refusal is returned as a *wire.Error.
+func (c *Client) PutDrop(ctx context.Context, mb mailbox.ID, ts int64, ttl time.Duration, payload []byte, bits int) (*PutResult, error) {
+	if ts == 0 {
+		ts = time.Now().UnixMilli()
+	}
+	if ttl == 0 {
+		ttl = MaxDropTTL
+	}
+	ts = wire.CoarseTime(ts)
+	ttlMs := wire.CoarseTTL(ttl.Milliseconds())
+	if ttlMs > wire.MaxDropTTL {
+		return nil, fmt.Errorf("drop TTL %s is above the nodes' cap of %s", ttl, MaxDropTTL)
+	}
+	bits = max(bits, mailbox.RequestWorkBase)
+	for attempt := 0; ; attempt++ {
+		req := &wire.StoreReq{Mailbox: mb[:], Namespace: wire.DropNamespace, Timestamp: ts, TTL: ttlMs,
+			Data: mailbox.SealRequest(mb, ts, ts+ttlMs, payload, bits)}
+		res, err := c.PutReq(ctx, req)
+		var we *wire.Error
+		if attempt > 0 || !errors.As(err, &we) || we.Code != wire.CodeRateLimited ||
+			we.WorkBits <= bits || we.WorkBits > mailbox.RequestWorkMax {
+			return res, err
+		}
+		bits = we.WorkBits
+	}
+}
+
+// ReadDrop reads every entry of mailbox mb's drop namespace from its
+// swarm, without authentication (anyone may read a drop mailbox, and a
+// read does not say which of the accounts sharing it the reader is). It
+// merges the answers of up to R reachable members, paging through each,
+// so a replica that is behind, or leaves entries out, cannot hide an
+// entry another member holds. Entries that are not drop entries of mb,
+// whose hash does not match their content, that carry less than the base
+// first-contact work or outlive the drop TTL cap are dropped: a lying node
+// cannot slip in junk it did not pay for. If there is none and wait > 0,
+// it long-polls the members until one has an entry or wait passes.
+// Messages come sorted by sender timestamp, then hash; Data is as stored
+// (work nonce and payload: mailbox.RequestWork splits them).
+func (c *Client) ReadDrop(ctx context.Context, mb mailbox.ID, wait time.Duration) ([]Message, error) {
+	msgs, err := c.gatherDrop(ctx, mb, 0)
+	if err != nil || len(msgs) > 0 || wait <= 0 {
+		return msgs, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, nil
+		}
+		msgs, err := c.gatherDrop(ctx, mb, min(left, 25*time.Second))
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// gatherDrop asks up to R reachable swarm members of mb in parallel, each
+// for all its drop entries, and merges what they hold. With wait > 0 it
+// returns as soon as one answers with entries.
+func (c *Client) gatherDrop(ctx context.Context, mb mailbox.ID, wait time.Duration) ([]Message, error) {
+	ranked := c.ranked(mb)
+	r := c.Params().Replication
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		msgs []wire.Message
+		err  error
+	}
+	results := make(chan result, len(ranked))
+	next, inflight, answered := 0, 0, 0
+	launch := func() {
+		n := ranked[next]
+		next++
+		inflight++
+		go func() {
+			msgs, err := c.readDropAll(ctx, n, mb, wait)
+			results <- result{msgs, err}
+		}()
+	}
+	for next < len(ranked) && next < r {
+		launch()
+	}
+	byHash := map[[32]byte]Message{}
+	var errs []error
+	for inflight > 0 {
+		res := <-results
+		inflight--
+		if res.err != nil {
+			errs = append(errs, res.err)
+			if next < len(ranked) && answered+inflight < r {
+				launch() // a member is down: ask the next in rank
+			}
+			continue
+		}
+		answered++
+		for i := range res.msgs {
+			if m, ok := dropEntry(mb, &res.msgs[i]); ok {
+				byHash[m.Hash] = m
+			}
+		}
+		if wait > 0 && len(byHash) > 0 {
+			break
+		}
+	}
+	if answered == 0 {
+		return nil, fmt.Errorf("no swarm node answered: %w", errors.Join(errs...))
+	}
+	out := make([]Message, 0, len(byHash))
+	for _, m := range byHash {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Timestamp.Equal(out[j].Timestamp) {
+			return out[i].Timestamp.Before(out[j].Timestamp)
+		}
+		return bytes.Compare(out[i].Hash[:], out[j].Hash[:]) < 0
+	})
+	return out, nil
+}
+
+// dropEntry checks one entry a node returned for mb's drop namespace: the
+// rules every node applies at store, checked again here.
+func dropEntry(mb mailbox.ID, m *wire.Message) (Message, bool) {
+	if len(m.Hash) != 32 || !bytes.Equal(m.Mailbox, mb[:]) || m.Namespace != wire.DropNamespace {
+		return Message{}, false
+	}
+	if swarm.MessageHash(mb, m.Namespace, m.Timestamp, m.Expiry, m.Data) != [32]byte(m.Hash) {
+		return Message{}, false
+	}
+	if m.Expiry-m.Timestamp > wire.MaxDropTTL {
+		return Message{}, false
+	}
+	if got, _, err := mailbox.RequestWork(mb, m.Timestamp, m.Expiry, m.Data); err != nil || got < mailbox.RequestWorkBase {
+		return Message{}, false
+	}
+	return Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace, Timestamp: time.UnixMilli(m.Timestamp),
+		Expiry: time.UnixMilli(m.Expiry), Data: m.Data}, true
+}
+
+// maxDropPages bounds the pages readDropAll reads from one node.
+const maxDropPages = 1000
+
+// readDropAll pages through one node's drop entries of mb.
+func (c *Client) readDropAll(ctx context.Context, n *member.Node, mb mailbox.ID, wait time.Duration) ([]wire.Message, error) {
+	var all []wire.Message
+	var after []byte
+	for page := 0; page < maxDropPages; page++ {
+		resp, err := c.ReadDropPage(ctx, n, mb, after, wait)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, resp.Messages...)
+		if !resp.More || len(resp.Messages) == 0 {
+			return all, nil
+		}
+		after = resp.Messages[len(resp.Messages)-1].Hash
+		wait = 0
+	}
+	return all, nil
+}
+
+// ReadDropPage sends one drop read to node n: the entries after the
+// cursor (the last hash of the previous page; nil from the start),
+// waiting up to wait for a first one when there is none.
+func (c *Client) ReadDropPage(ctx context.Context, n *member.Node, mb mailbox.ID, after []byte, wait time.Duration) (*wire.DropResp, error) {
+	req := &wire.DropReq{Mailbox: mb[:], After: after, WaitMs: wait.Milliseconds()}
+	cctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
+	defer cancel()
+	var resp wire.DropResp
+	if err := c.call(cctx, n, wire.KindDropReq, req, wire.KindDropResp, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
