@@ -105,7 +105,7 @@ const maxDropPages = 1000
 // cursor (the last hash of the previous page; nil from the start),
 // waiting up to wait for a first one when there is none.
 func (c *Client) ReadDropPage(ctx context.Context, n *member.Node, mb mailbox.ID, after []byte, wait time.Duration) (*wire.DropResp, error) {
-	req := &wire.DropReq{Mailbox: mb[:], After: after, WaitMs: wait.Milliseconds()}
+	req := &wire.DropReq{Mailbox: mb[:], After: after, WaitMs: wait.Milliseconds(), MaxBytes: ReadBytes}
 	cctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()
 	var resp wire.DropResp
