@@ -29,6 +29,9 @@ type Config struct {
 	EpochPeriod time.Duration
 	// Schedule spaces the engine's reads (DefaultSchedule when zero).
 	Schedule Schedule
+	// RequestBuckets is how many request buckets this account's card
+	// spreads first contacts over (DefaultRequestBuckets when zero).
+	RequestBuckets uint32
 	// MessageTTL is how long the network keeps a message for an offline
 	// recipient (14 days).
 	MessageTTL time.Duration
@@ -88,6 +91,9 @@ func (c *Config) defaults() {
 	}
 	if c.Schedule == (Schedule{}) {
 		c.Schedule = DefaultSchedule()
+	}
+	if c.RequestBuckets == 0 {
+		c.RequestBuckets = DefaultRequestBuckets
 	}
 }
 

@@ -17,21 +17,39 @@ import (
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
-// inbound is a mailbox the engine reads: this client's inbox or its
-// request mailbox, of one epoch.
+// inbound is a mailbox the engine reads: this client's inbox (read and
+// emptied with its key) or its request bucket (a drop mailbox shared with
+// other accounts, read without a key, never emptied), of one epoch.
 type inbound struct {
-	key     *mailbox.Key
+	key     *mailbox.Key // the inbox's; nil for a request bucket
+	box     mailbox.ID
 	request bool
 	epoch   uint64
 }
 
 func (e *Engine) inboxOf(epoch uint64) (inbound, bool) {
 	k := e.inboxKey(epoch)
-	return inbound{key: k, epoch: epoch}, k != nil
+	if k == nil {
+		return inbound{}, false
+	}
+	return inbound{key: k, box: k.ID(), epoch: epoch}, true
 }
 
 func (e *Engine) requestOf(epoch uint64) inbound {
-	return inbound{key: e.requestKey(epoch), request: true, epoch: epoch}
+	return inbound{box: e.requestBox(epoch), request: true, epoch: epoch}
+}
+
+// readOnce reads in: an inbox from its swarm, a request bucket from the
+// cursor on (every entry for a nil cursor), waiting up to wait for
+// something new.
+func (e *Engine) readOnce(ctx context.Context, in inbound, cur *swarmclient.DropCursor, wait time.Duration) ([]swarmclient.Message, error) {
+	if !in.request {
+		return e.net.Get(ctx, in.key, wait)
+	}
+	if cur == nil {
+		cur = &swarmclient.DropCursor{}
+	}
+	return e.net.ReadDropSince(ctx, in.box, cur, wait)
 }
 
 // errLocalStore marks a received message that could not be stored
@@ -42,9 +60,9 @@ var errLocalStore = errors.New("local database write failed")
 const maxCatchUpEpochs = 64
 
 // catchUpSet lists the older mailboxes the long-polls do not cover: the
-// inbox and the request mailbox of every epoch before the last two, back
-// to this client's first epoch or as far as a message lives (MessageTTL),
-// whichever is later. A recipient offline for days, or a sender whose
+// inbox and the request bucket of every epoch before the last two, back
+// to this client's first epoch or as far as a message lives (MessageTTL;
+// for buckets, the drop namespace's shorter TTL cap), whichever is later. A recipient offline for days, or a sender whose
 // outbox held a message for days, still meets: the message waits in the
 // mailbox of the epoch it was sealed in. The list depends on the time
 // only, never on contacts.
@@ -59,12 +77,15 @@ func (e *Engine) catchUpSet() []inbound {
 	if ep > back && first < ep-back {
 		first = ep - back
 	}
+	dropFirst := e.epoch(e.now().Add(-time.Duration(wire.MaxDropTTL) * time.Millisecond)) // no entry outlives the cap
 	var set []inbound
 	for epoch := first; epoch+1 < ep; epoch++ { // ep and ep-1 are long-polled
 		if in, ok := e.inboxOf(epoch); ok {
 			set = append(set, in)
 		}
-		set = append(set, e.requestOf(epoch))
+		if epoch >= dropFirst {
+			set = append(set, e.requestOf(epoch))
+		}
 	}
 	return set
 }
@@ -122,7 +143,7 @@ func (e *Engine) catchUpLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			msgs, err := e.net.Get(ctx, in.key, 0)
+			msgs, err := e.readOnce(ctx, in, nil, 0)
 			if err != nil {
 				e.log.Debug("catch up", "err", err)
 				continue
@@ -139,10 +160,11 @@ func (e *Engine) catchUpLoop(ctx context.Context) {
 }
 
 // A reader long-polls one role: this client's inbox or its request
-// mailbox, of the current epoch (lag 0) or the one before (lag 1). Four
+// bucket, of the current epoch (lag 0) or the one before (lag 1). Four
 // readers run whatever the number of contacts; each picks its mailbox
 // afresh for every poll, waits a random time at the node and pauses a
-// random time between polls, so the four do not move in step.
+// random time between polls, so the four do not move in step. A bucket
+// reader keeps a cursor, so it waits for what is new in the bucket.
 type reader struct {
 	request bool
 	lag     uint64
@@ -167,6 +189,8 @@ func (e *Engine) inboxLoop(ctx context.Context) {
 // long-poll again.
 func (e *Engine) read(ctx context.Context, r reader) {
 	backoff := 250 * time.Millisecond
+	var cur *swarmclient.DropCursor
+	var curBox mailbox.ID
 	sleep(ctx, e.cfg.Schedule.pollGap())
 	for ctx.Err() == nil {
 		ep := e.epoch(e.now())
@@ -185,7 +209,10 @@ func (e *Engine) read(ctx context.Context, r reader) {
 				continue
 			}
 		}
-		msgs, err := e.net.Get(ctx, in.key, e.cfg.Schedule.pollWait())
+		if cur == nil || curBox != in.box {
+			cur, curBox = &swarmclient.DropCursor{}, in.box
+		}
+		msgs, err := e.readOnce(ctx, in, cur, e.cfg.Schedule.pollWait())
 		e.log.Debug("read", "request", in.request, "epoch", in.epoch, "n", len(msgs), "err", err)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -197,71 +224,89 @@ func (e *Engine) read(ctx context.Context, r reader) {
 			continue
 		}
 		backoff = 250 * time.Millisecond
-		if fresh := e.drain(ctx, in, msgs); fresh == 0 && len(msgs) > 0 {
-			sleep(ctx, time.Second) // only old messages came back: do not spin
+		fresh, again := e.drain(ctx, in, msgs)
+		if again {
+			cur = nil // read the bucket from the start again: seen marks skip what was stored
+		}
+		if fresh == 0 && len(msgs) > 0 || again {
+			sleep(ctx, time.Second) // only old messages came back, or storing fails: do not spin
 		}
 		sleep(ctx, e.cfg.Schedule.pollGap())
 	}
 }
 
 // drain processes the messages read from one mailbox, then deletes them
-// from the swarm. It returns how many were new.
-func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Message) int {
+// from an inbox (a request bucket keeps them: nobody can delete there,
+// and they are mostly other accounts'; a seen mark skips them next time).
+// It returns how many were new, and whether some must be read again (a
+// local write failed).
+func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Message) (fresh int, again bool) {
 	var done [][32]byte
-	fresh := 0
 	receipts := map[string][]string{} // delivered receipts owed, by sender
-	for _, m := range msgs {
-		data, ok := e.inboundData(in, m)
-		if !ok {
-			done = append(done, m.Hash) // junk: delete it, remember nothing
-			continue
+	markSeen := func(m swarmclient.Message) {
+		if err := e.kv.Put(seenKey(m.Hash), seenValue(m.Expiry)); err != nil {
+			e.log.Error("mark seen", "err", err)
 		}
-		m.Data = data
+	}
+	for _, m := range msgs {
 		if _, seen, _ := e.kv.Get(seenKey(m.Hash)); seen {
 			done = append(done, m.Hash)
 			continue
 		}
+		data, ok := e.inboundData(in, m)
+		if !ok {
+			if in.request {
+				markSeen(m)
+			}
+			done = append(done, m.Hash) // junk: delete it, remember nothing
+			continue
+		}
+		m.Data = data
 		stored, err := e.process(in, m, receipts)
 		if errors.Is(err, errLocalStore) {
 			// Not processed: it stays in the swarm for the next read.
 			e.log.Error("could not store a received message; will retry", "err", err)
+			again = true
 			continue
 		}
 		fresh++
-		if err != nil {
+		switch {
+		case err == nil:
+		case in.request && (errors.Is(err, envelope.ErrDecrypt) || errors.Is(err, envelope.ErrWork)):
+			e.log.Debug("a request bucket entry for another account", "err", err)
+		default:
 			e.log.Warn("dropped an undecryptable message", "err", err)
 		}
 		if !stored {
-			if err := e.kv.Put(seenKey(m.Hash), seenValue(m.Expiry)); err != nil {
-				e.log.Error("mark seen", "err", err)
-			}
+			markSeen(m)
 		}
 		done = append(done, m.Hash)
 	}
-	// Owed, not sent: they leave batched and late (receipts.go).
+	// One receipt per sender for the whole batch (up to envelope.MaxRefs
+	// IDs each), not one per message.
 	for from, ids := range receipts {
 		e.oweReceipts(from, envelope.KindReceiptDelivered, ids)
 	}
-	if len(done) > 0 {
+	if len(done) > 0 && !in.request {
 		if _, err := e.net.Delete(ctx, in.key, done); err != nil {
 			e.log.Debug("delete processed messages", "err", err)
 		}
 	}
-	return fresh
+	return fresh, again
 }
 
 // inboundData returns the envelope a message read from in carries, or
-// false for what does not belong there: in a request mailbox only
-// messages with their proof-of-work, in an inbox only namespace 0.
+// false for what does not belong there: in a request bucket only drop
+// entries with their proof-of-work, in an inbox only namespace 0.
 // Checking the work is one hash, before any decryption.
 func (e *Engine) inboundData(in inbound, m swarmclient.Message) ([]byte, bool) {
 	if !in.request {
 		return m.Data, m.Namespace == 0
 	}
-	if m.Namespace != wire.RequestNamespace {
+	if m.Namespace != wire.DropNamespace {
 		return nil, false
 	}
-	bits, payload, err := mailbox.RequestWork(in.key.ID(), m.Timestamp.UnixMilli(), m.Expiry.UnixMilli(), m.Data)
+	bits, payload, err := mailbox.RequestWork(in.box, m.Timestamp.UnixMilli(), m.Expiry.UnixMilli(), m.Data)
 	if err != nil || bits < mailbox.RequestWorkBase {
 		return nil, false
 	}
@@ -287,7 +332,7 @@ func (e *Engine) SyncOnce(ctx context.Context) error {
 	}
 	var errs []error
 	for _, in := range set {
-		msgs, err := e.net.Get(ctx, in.key, 0)
+		msgs, err := e.readOnce(ctx, in, nil, 0)
 		if err != nil {
 			errs = append(errs, err)
 			continue

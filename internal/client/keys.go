@@ -304,14 +304,13 @@ func (e *Engine) fetchCard(ctx context.Context, aid identity.AccountID) (*envelo
 	return nil, errors.New("this account has published no valid prekeys yet: it has never been online (or uses another network)")
 }
 
-// peerCard is aid's kept card if it lists a request mailbox for epoch t,
-// else a freshly fetched one.
-func (e *Engine) peerCard(ctx context.Context, aid identity.AccountID, t time.Time) (*envelope.Card, error) {
+// peerCard is aid's kept card, else a freshly fetched one. The kept card
+// serves to find aid's request bucket; a new session takes prekeys from a
+// fresh card (see enqueue).
+func (e *Engine) peerCard(ctx context.Context, aid identity.AccountID) (*envelope.Card, error) {
 	if v, ok, err := e.kv.Get(peerCardPrefix + aid.String()); err == nil && ok {
 		if c, err := envelope.ParseCard(v, aid); err == nil {
-			if _, ok := c.Request(ratchet.Epoch(t, time.Duration(c.PeriodSec)*time.Second)); ok {
-				return c, nil
-			}
+			return c, nil
 		}
 	}
 	if e.net == nil {

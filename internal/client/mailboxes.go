@@ -31,17 +31,21 @@ import (
 //     generation's X25519 key, with the session ID inside, so a node sees
 //     neither sessions nor ratchet headers.
 //   - First contact (and any contact that knows no current inbox of ours)
-//     goes to a request mailbox, also new every epoch. Its key derives from
-//     the account seed; its ID is listed in the account's signed card (the
-//     public namespace of the account-key mailbox), which strangers read.
+//     goes to a request bucket: a drop mailbox (wire.DropNamespace: anyone
+//     may write with proof-of-work and read without a key, nobody can
+//     delete) shared by every account that hashes to it in that epoch.
+//     Each account reads its whole bucket and opens what is sealed to it,
+//     so a node that sees a bucket read cannot tell which of the accounts
+//     in it is online, and knowing an account ID tells it no more.
 const (
 	inboxGenEpochs = 7
-	// cardEpochs is how many request mailboxes a card lists, from the start
-	// of the current generation: three generations, longer than a card
-	// lives at the nodes (bundleTTL).
-	cardEpochs = 3 * inboxGenEpochs
 	// maxPeerGens bounds what is kept of a peer's announcements.
 	maxPeerGens = 3
+	// DefaultRequestBuckets is how many request buckets an account's card
+	// spreads first contacts over: the fewer, the more accounts share
+	// one (more anonymity, more to read). It should grow with the network
+	// (about one bucket per hundred accounts).
+	DefaultRequestBuckets = 16
 )
 
 const (
@@ -156,14 +160,19 @@ func (e *Engine) inboxHPKE(gen uint64) *ecdh.PrivateKey {
 	return k
 }
 
-// requestKey is the key of this account's request mailbox in epoch.
-func (e *Engine) requestKey(epoch uint64) *mailbox.Key { return RequestKey(e.acct, epoch) }
+// requestBox is this account's request bucket in epoch.
+func (e *Engine) requestBox(epoch uint64) mailbox.ID {
+	return RequestBucket(e.acct.ID(), epoch, e.cfg.RequestBuckets)
+}
 
-// RequestKey is the key of acct's request mailbox in epoch: derived from
-// the account's secret seed, so only the account can read it.
-func RequestKey(acct *identity.Account, epoch uint64) *mailbox.Key {
-	k, _ := mailbox.KeyFromSeed(hkdf32(acct.Seed(), "Umbra_Request_Mailbox_v1", epoch))
-	return k
+// RequestBucket is the request bucket of account aid in epoch, out of
+// buckets: anyone who knows the account ID (and its card's bucket count)
+// computes it, and so do the other accounts that share it.
+func RequestBucket(aid identity.AccountID, epoch uint64, buckets uint32) mailbox.ID {
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], epoch)
+	h := sha256.Sum256(append(append([]byte("Umbra_Bucket_Of_v1"), aid[:]...), e[:]...))
+	return mailbox.BucketID(epoch, binary.BigEndian.Uint32(h[:4])%max(buckets, 1))
 }
 
 // cardKey is the key of the mailbox whose public namespace holds this
@@ -284,7 +293,7 @@ func (e *Engine) toldGen(peer string) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// card is this account's card as of now.
+// cardLocked is this account's card as of now.
 func (e *Engine) cardLocked() (*envelope.Card, error) {
 	bundle, err := e.prekeys.Bundle(e.acct)
 	if err != nil {
@@ -294,11 +303,5 @@ func (e *Engine) cardLocked() (*envelope.Card, error) {
 	if err != nil {
 		return nil, err
 	}
-	first := genOf(e.epoch(e.now())) * inboxGenEpochs
-	c := &envelope.Card{Bundle: bb, PeriodSec: uint64(e.cfg.EpochPeriod / time.Second), FirstEpoch: first}
-	for i := range uint64(cardEpochs) {
-		id := e.requestKey(first + i).ID()
-		c.Requests = append(c.Requests, id[:])
-	}
-	return c, nil
+	return &envelope.Card{Bundle: bb, PeriodSec: uint64(e.cfg.EpochPeriod / time.Second), Buckets: e.cfg.RequestBuckets}, nil
 }

@@ -27,6 +27,10 @@ type Network interface {
 	Publish(ctx context.Context, key *mailbox.Key, ttl time.Duration, data []byte) (*swarmclient.PutResult, error)
 	// ReadPublic reads a mailbox's public namespace.
 	ReadPublic(ctx context.Context, mb mailbox.ID) ([]swarmclient.Message, error)
+	// ReadDropSince reads a drop mailbox's entries new since cur (every
+	// entry for a new cursor); with none and wait > 0, it waits that long
+	// for one.
+	ReadDropSince(ctx context.Context, mb mailbox.ID, cur *swarmclient.DropCursor, wait time.Duration) ([]swarmclient.Message, error)
 	// Refresh refreshes the node list.
 	Refresh(ctx context.Context) error
 	// Close ends the network client.

@@ -12,6 +12,7 @@ import (
 	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/ratchet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -59,8 +60,9 @@ func publicView(t *testing.T, c interface {
 }
 
 // TestRequestMailboxNotAccountKey: first contact reaches an account
-// through a request mailbox that is not its account key and changes every
-// epoch; the mailbox its account key names holds only its card.
+// through a request bucket that is not its account key, changes every
+// epoch and is read without any key; the mailbox its account key names
+// holds only its card.
 func TestRequestMailboxNotAccountKey(t *testing.T) {
 	t.Parallel()
 	net := startNodes(t, 5)
@@ -85,27 +87,42 @@ func TestRequestMailboxNotAccountKey(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, "alice to get it", func() bool { return countFrom(alice, bob, "hello") == 1 })
 
-	// The card lists request mailboxes that are neither the account key
-	// nor each other, and are alice's.
-	var card *envelope.Card
+	// The card names no mailbox: it gives the bucket count, from which
+	// anyone computes the bucket of an account and epoch.
 	aid := acct.ID()
 	msgs, err := obs.ReadPublic(ctx, accountMailbox(alice.id))
 	if err != nil || len(msgs) == 0 {
 		t.Fatalf("alice's card: %v (%d entries)", err, len(msgs))
 	}
-	if card, err = envelope.ParseCard(msgs[len(msgs)-1].Data, aid); err != nil {
+	card, err := envelope.ParseCard(msgs[len(msgs)-1].Data, aid)
+	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[[32]byte]bool{accountMailbox(alice.id): true}
-	for i := range card.Requests {
-		id, _ := card.Request(card.FirstEpoch + uint64(i))
-		if seen[id] {
-			t.Fatalf("request mailbox %d repeats the account key or an earlier epoch's", i)
+	now := ratchet.Epoch(time.Now(), time.Duration(card.PeriodSec)*time.Second)
+	buckets := map[mailbox.ID]bool{}
+	for ep := now - 30; ep <= now; ep++ {
+		b := client.RequestBucket(aid, ep, card.Buckets)
+		if b == accountMailbox(alice.id) {
+			t.Fatal("a request bucket is the account key")
 		}
-		if id != client.RequestKey(acct, card.FirstEpoch+uint64(i)).ID() {
-			t.Fatalf("request mailbox %d is not alice's", i)
+		buckets[b] = true
+	}
+	if len(buckets) < 20 {
+		t.Fatalf("alice's request bucket took only %d values over 31 epochs", len(buckets))
+	}
+	// bob's first message is in this epoch's bucket (or the last's, at a
+	// boundary), which anyone reads without a key, and alice's client
+	// left it there (nobody can delete from a bucket).
+	found := 0
+	for _, ep := range []uint64{now, now - 1} {
+		entries, err := obs.ReadDrop(ctx, client.RequestBucket(aid, ep, card.Buckets), 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-		seen[id] = true
+		found += len(entries)
+	}
+	if found == 0 {
+		t.Fatal("bob's first message is not in alice's request bucket")
 	}
 	// The account-key mailbox holds nothing but the card: read it with
 	// alice's own key, as its owner could.

@@ -136,7 +136,7 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		}
 	case needCard:
 		var err error
-		if card, err = e.peerCard(ctx, aid, now); err != nil {
+		if card, err = e.peerCard(ctx, aid); err != nil {
 			return err
 		}
 	}
@@ -207,14 +207,12 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		if card == nil {
 			return fail(errors.New("no card of the recipient"))
 		}
-		id, ok := card.Request(ratchet.Epoch(now, time.Duration(card.PeriodSec)*time.Second))
-		if !ok {
-			return fail(errors.New("the recipient's card lists no request mailbox for now"))
-		}
-		box = id
-		// The request namespace, where every node asks for proof-of-work
-		// bound to the message.
-		item.Namespace = wire.RequestNamespace
+		box = RequestBucket(aid, ratchet.Epoch(now, time.Duration(card.PeriodSec)*time.Second), card.Buckets)
+		// The recipient's request bucket: a drop mailbox, where every node
+		// asks for proof-of-work bound to the message and keeps it at most
+		// wire.MaxDropTTL.
+		item.Namespace = wire.DropNamespace
+		item.TTL = min(item.TTL, wire.MaxDropTTL)
 		item.Data = mailbox.SealRequest(box, item.Timestamp, item.Timestamp+item.TTL, item.Data, mailbox.RequestWorkBase)
 	}
 	item.Mailbox = box[:]
@@ -360,7 +358,7 @@ func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool 
 		return false
 	}
 	var we *wire.Error
-	if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > 0 && it.Namespace == wire.RequestNamespace && len(it.Data) >= 8 {
+	if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > 0 && (it.Namespace == wire.RequestNamespace || it.Namespace == wire.DropNamespace) && len(it.Data) >= 8 {
 		// The recipient's request mailbox is busy: its nodes ask for
 		// more work. Pay it and send again at once.
 		bits := min(we.WorkBits, mailbox.RequestWorkMax)

@@ -11,33 +11,32 @@ import (
 
 // A Card is what an account publishes for strangers, in the public
 // namespace of the mailbox named by its account key (a mailbox that holds
-// nothing else): its prekey bundle and the IDs of its request mailboxes,
-// where first contacts go. Request mailboxes rotate every epoch; their
-// keys derive from the account's secret seed, so only the account can read
-// them, and nothing ties one to the account but this signed card.
+// nothing else): its prekey bundle, and how to find the request bucket
+// where first contacts go (the client computes the bucket of an account
+// and epoch from the account ID, the epoch length and the bucket count).
+// Nothing in it depends on the time, so an unchanged card is
+// byte-for-byte the same.
 type Card struct {
-	Bundle     []byte   // an encoded ratchet.Bundle
-	PeriodSec  uint64   // the epoch length, in seconds
-	FirstEpoch uint64   // Requests[i] is the request mailbox of epoch FirstEpoch+i
-	Requests   [][]byte // 32-byte mailbox IDs
+	Bundle    []byte // an encoded ratchet.Bundle
+	PeriodSec uint64 // the epoch length, in seconds
+	Buckets   uint32 // how many request buckets accounts are spread over
 }
 
 // Bounds of a card.
 const (
-	MaxCardRequests = 64
-	maxCardBundle   = 16 << 10
-	maxCardSize     = maxCardBundle + MaxCardRequests*35 + 256
-	cardContext     = "Umbra_Card_v1"
-	cardVersion     = 1
+	MaxCardBuckets = 1 << 20
+	maxCardBundle  = 16 << 10
+	maxCardSize    = maxCardBundle + 512
+	cardContext    = "Umbra_Card_v2"
+	cardVersion    = 2
 )
 
 type cardBody struct {
-	Version    uint     `cbor:"1,keyasint"`
-	Account    []byte   `cbor:"2,keyasint"`
-	Bundle     []byte   `cbor:"3,keyasint"`
-	PeriodSec  uint64   `cbor:"4,keyasint"`
-	FirstEpoch uint64   `cbor:"5,keyasint"`
-	Requests   [][]byte `cbor:"6,keyasint"`
+	Version   uint   `cbor:"1,keyasint"`
+	Account   []byte `cbor:"2,keyasint"`
+	Bundle    []byte `cbor:"3,keyasint"`
+	PeriodSec uint64 `cbor:"4,keyasint"`
+	Buckets   uint32 `cbor:"5,keyasint"`
 }
 
 type cardWire struct {
@@ -55,7 +54,7 @@ func (c *Card) Encode(acct *identity.Account) ([]byte, error) {
 		return nil, err
 	}
 	body, err := wire.Marshal(cardBody{Version: cardVersion, Account: acct.ID().PublicKey(), Bundle: c.Bundle,
-		PeriodSec: c.PeriodSec, FirstEpoch: c.FirstEpoch, Requests: c.Requests})
+		PeriodSec: c.PeriodSec, Buckets: c.Buckets})
 	if err != nil {
 		return nil, err
 	}
@@ -68,13 +67,8 @@ func (c *Card) check() error {
 		return fmt.Errorf("%w: card bundle of %d bytes", ErrMalformed, len(c.Bundle))
 	case c.PeriodSec == 0:
 		return fmt.Errorf("%w: card epoch period 0", ErrMalformed)
-	case len(c.Requests) == 0 || len(c.Requests) > MaxCardRequests:
-		return fmt.Errorf("%w: card lists %d request mailboxes", ErrMalformed, len(c.Requests))
-	}
-	for _, r := range c.Requests {
-		if len(r) != 32 {
-			return fmt.Errorf("%w: request mailbox ID of %d bytes", ErrMalformed, len(r))
-		}
+	case c.Buckets == 0 || c.Buckets > MaxCardBuckets:
+		return fmt.Errorf("%w: card has %d request buckets", ErrMalformed, c.Buckets)
 	}
 	return nil
 }
@@ -104,20 +98,9 @@ func ParseCard(data []byte, account identity.AccountID) (*Card, error) {
 	if len(b.Account) != len(account) || !account.Equal(identity.AccountID(b.Account)) {
 		return nil, ErrCardSignature
 	}
-	c := &Card{Bundle: b.Bundle, PeriodSec: b.PeriodSec, FirstEpoch: b.FirstEpoch, Requests: b.Requests}
+	c := &Card{Bundle: b.Bundle, PeriodSec: b.PeriodSec, Buckets: b.Buckets}
 	if err := c.check(); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// Request returns the request mailbox ID of epoch (of the card's period),
-// false when the card does not cover it.
-func (c *Card) Request(epoch uint64) ([32]byte, bool) {
-	var id [32]byte
-	if epoch < c.FirstEpoch || epoch-c.FirstEpoch >= uint64(len(c.Requests)) {
-		return id, false
-	}
-	copy(id[:], c.Requests[epoch-c.FirstEpoch])
-	return id, true
 }

@@ -42,6 +42,7 @@ const (
 	OpGet        Op = "get"
 	OpDelete     Op = "delete"
 	OpReadPublic Op = "readpublic"
+	OpReadDrop   Op = "readdrop"
 	OpRefresh    Op = "refresh"
 )
 
@@ -57,6 +58,7 @@ type Options struct {
 	MaxMailboxBytes    int64
 	PublicQuota        store.Quota
 	RequestQuota       store.Quota
+	DropQuota          store.Quota
 }
 
 // Seen is one request as a node of the mailbox's swarm sees it: what it
@@ -77,6 +79,7 @@ type Seen struct {
 }
 
 type msg struct {
+	seq       int64 // arrival order in its box
 	hash      [32]byte
 	namespace int32
 	ts        int64
@@ -85,6 +88,7 @@ type msg struct {
 }
 
 type box struct {
+	seq     int64
 	msgs    map[[32]byte]*msg
 	deleted map[[32]byte]int64 // hash -> expiry: deleted by the owner
 	changed chan struct{}      // closed (and replaced) when a message lands
@@ -119,6 +123,9 @@ func New(opts Options) *Swarm {
 	}
 	if opts.RequestQuota.Messages <= 0 || opts.RequestQuota.Bytes <= 0 {
 		opts.RequestQuota = d.RequestQuota
+	}
+	if opts.DropQuota.Messages <= 0 || opts.DropQuota.Bytes <= 0 {
+		opts.DropQuota = d.DropQuota
 	}
 	return &Swarm{opts: opts, boxes: map[mailbox.ID]*box{}, counts: map[Op]int{}}
 }
@@ -270,7 +277,7 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*swarmclient.P
 	if r.TTL == 0 {
 		r.TTL = swarmclient.DefaultTTL.Milliseconds()
 	}
-	if r.Namespace != wire.PublicNamespace && r.Namespace != wire.RequestNamespace {
+	if r.Namespace != wire.PublicNamespace && r.Namespace != wire.RequestNamespace && r.Namespace != wire.DropNamespace {
 		// As swarmclient: nothing binds the times, so they are made coarse.
 		r.Timestamp, r.TTL = wire.CoarseTime(r.Timestamp), wire.CoarseTTL(r.TTL)
 	}
@@ -312,8 +319,11 @@ func (s *Swarm) storeLocked(mb mailbox.ID, r *wire.StoreReq, now time.Time) (*sw
 		if _, err := mailbox.OpenPublic(mb, r.Timestamp, expiry, r.Data); err != nil {
 			return nil, wire.Errorf(wire.CodeUnauthorized, "%v", err)
 		}
-	case wire.RequestNamespace:
-		need := mailbox.RequiredRequestWork(countNS(b, wire.RequestNamespace))
+	case wire.RequestNamespace, wire.DropNamespace:
+		if r.Namespace == wire.DropNamespace && r.TTL > wire.MaxDropTTL {
+			return nil, wire.Errorf(wire.CodeBadRequest, "a drop entry lives at most %s", time.Duration(wire.MaxDropTTL)*time.Millisecond)
+		}
+		need := mailbox.RequiredRequestWork(countNS(b, r.Namespace))
 		if got, _, err := mailbox.RequestWork(mb, r.Timestamp, expiry, r.Data); err != nil || got < need {
 			e := wire.Errorf(wire.CodeRateLimited, "first-contact message needs %d bits of proof-of-work, carries %d", need, got)
 			e.WorkBits = need
@@ -335,7 +345,8 @@ func (s *Swarm) storeLocked(mb mailbox.ID, r *wire.StoreReq, now time.Time) (*sw
 	if err := s.quotaLocked(b, r.Namespace, int64(len(r.Data))); err != nil {
 		return nil, err
 	}
-	b.msgs[h] = &msg{hash: h, namespace: r.Namespace, ts: r.Timestamp, expiry: expiry, data: slices.Clone(r.Data)}
+	b.seq++
+	b.msgs[h] = &msg{seq: b.seq, hash: h, namespace: r.Namespace, ts: r.Timestamp, expiry: expiry, data: slices.Clone(r.Data)}
 	close(b.changed)
 	b.changed = make(chan struct{})
 	res.Receipts = 1
@@ -361,14 +372,16 @@ func (s *Swarm) quotaLocked(b *box, ns int32, size int64) error {
 		q = s.opts.PublicQuota
 	case wire.RequestNamespace:
 		q = s.opts.RequestQuota
+	case wire.DropNamespace:
+		q = s.opts.DropQuota
 	}
-	own := ns == wire.PublicNamespace || ns == wire.RequestNamespace
+	own := ns == wire.PublicNamespace || ns == wire.RequestNamespace || ns == wire.DropNamespace
 	var msgs int
 	var bytes int64
 	for _, m := range b.msgs {
 		mine := m.namespace == ns
 		if !own {
-			mine = m.namespace != wire.PublicNamespace && m.namespace != wire.RequestNamespace
+			mine = m.namespace != wire.PublicNamespace && m.namespace != wire.RequestNamespace && m.namespace != wire.DropNamespace
 		}
 		if mine {
 			msgs++
@@ -410,6 +423,9 @@ func (c *Client) Get(ctx context.Context, key *mailbox.Key, wait time.Duration) 
 		s.expireLocked(b, s.opts.Now().UnixMilli())
 		out := make([]swarmclient.Message, 0, len(b.msgs))
 		for _, m := range b.msgs {
+			if m.namespace == wire.DropNamespace {
+				continue // kept apart, as the nodes do
+			}
 			out = append(out, swarmclient.Message{Hash: m.hash, Namespace: m.namespace,
 				Timestamp: time.UnixMilli(m.ts), Expiry: time.UnixMilli(m.expiry), Data: slices.Clone(m.data)})
 		}
@@ -463,6 +479,11 @@ func (c *Client) Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte
 	s.recordLocked(Seen{At: now, Client: c.label, Op: OpDelete, Mailbox: mb, Size: len(hashes)})
 	b := s.boxLocked(mb)
 	s.expireLocked(b, now.UnixMilli())
+	for _, h := range hashes {
+		if m, ok := b.msgs[h]; ok && m.namespace == wire.DropNamespace {
+			return 0, wire.Errorf(wire.CodeBadRequest, "drop entries cannot be deleted")
+		}
+	}
 	n := 0
 	for _, h := range hashes {
 		if m, ok := b.msgs[h]; ok {
@@ -507,6 +528,69 @@ func (c *Client) ReadPublic(ctx context.Context, mb mailbox.ID) ([]swarmclient.M
 		out = out[len(out)-16:]
 	}
 	return out, nil
+}
+
+// ReadDropSince returns the drop entries of mb that arrived after cur's
+// cursor (all of them for a new cursor), waiting up to wait for one when
+// there is none, and moves the cursor. Nobody authenticates: anyone may
+// read a drop mailbox.
+func (c *Client) ReadDropSince(ctx context.Context, mb mailbox.ID, cur *swarmclient.DropCursor, wait time.Duration) ([]swarmclient.Message, error) {
+	if err := c.begin(OpReadDrop); err != nil {
+		return nil, fmt.Errorf("no swarm node answered: %w", err)
+	}
+	s := c.s
+	s.mu.Lock()
+	s.recordLocked(Seen{At: s.opts.Now(), Client: c.label, Op: OpReadDrop, Mailbox: mb, Wait: wait})
+	s.mu.Unlock()
+	const key = "memswarm"
+	var timer <-chan time.Time
+	for {
+		s.mu.Lock()
+		b := s.boxLocked(mb)
+		s.expireLocked(b, s.opts.Now().UnixMilli())
+		var after int64
+		if h := cur.After(key); len(h) == 32 {
+			if m, ok := b.msgs[[32]byte(h)]; ok {
+				after = m.seq
+			}
+		}
+		var news []*msg
+		for _, m := range b.msgs {
+			if m.namespace == wire.DropNamespace && m.seq > after {
+				news = append(news, m)
+			}
+		}
+		changed := b.changed
+		s.mu.Unlock()
+		if len(news) > 0 || wait <= 0 {
+			slices.SortFunc(news, func(x, y *msg) int { return int(x.seq - y.seq) })
+			out := make([]swarmclient.Message, 0, len(news))
+			for _, m := range news {
+				out = append(out, swarmclient.Message{Hash: m.hash, Namespace: m.namespace,
+					Timestamp: time.UnixMilli(m.ts), Expiry: time.UnixMilli(m.expiry), Data: slices.Clone(m.data)})
+			}
+			if len(news) > 0 {
+				h := news[len(news)-1].hash
+				cur.Set(key, h[:])
+			}
+			sortMessages(out)
+			return out, nil
+		}
+		if timer == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-changed:
+		case <-timer:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, ErrClosed
+		}
+	}
 }
 
 // Refresh stands for a node list refresh: there is no list to refresh.

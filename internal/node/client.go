@@ -254,49 +254,17 @@ func (n *Node) Retrieve(ctx context.Context, req *wire.RetrieveReq, maxBytes int
 	if req.MaxBytes > 0 {
 		dataBytes = min(maxBytes, req.MaxBytes)
 	}
-	wait := time.Duration(req.WaitMs) * time.Millisecond
-	if wait > MaxLongPoll {
-		wait = MaxLongPoll
-	}
-	if wait > 0 {
-		select {
-		case n.pollSem <- struct{}{}:
-			defer func() { <-n.pollSem }()
-		default:
-			wait = 0 // too many waiting: answer now
-		}
-	}
 	n.m.retrieves.Inc()
-	var timer <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timer = t.C
+	msgs, more, werr := n.longPoll(ctx, mb, time.Duration(req.WaitMs)*time.Millisecond, func() ([]store.Message, bool, error) {
+		return n.store.Get(mb, after, limit, dataBytes)
+	})
+	if werr != nil {
+		return nil, werr
 	}
-	for {
-		ch, cancel := n.store.Watch(mb)
-		msgs, more, err := n.store.Get(mb, after, limit, dataBytes)
-		if err != nil || len(msgs) > 0 || timer == nil {
-			cancel()
-			if err != nil {
-				n.log.Error("retrieve", "err", err)
-				return nil, wire.Errorf(wire.CodeInternal, "storage error")
-			}
-			if req.MaxBytes > 0 {
-				msgs, more = capMessages(msgs, more, req.MaxBytes)
-			}
-			return &wire.RetrieveResp{Messages: toWire(msgs), More: more}, nil
-		}
-		select {
-		case <-ch:
-		case <-timer:
-			timer = nil
-		case <-ctx.Done():
-			cancel()
-			return nil, wire.Errorf(wire.CodeUnavailable, "node shutting down")
-		}
-		cancel()
+	if req.MaxBytes > 0 {
+		msgs, more = capMessages(msgs, more, req.MaxBytes)
 	}
+	return &wire.RetrieveResp{Messages: toWire(msgs), More: more}, nil
 }
 
 // ReadPublic returns the newest messages of a mailbox's public namespace

@@ -50,6 +50,12 @@ func (n *Node) ReadDrop(ctx context.Context, req *wire.DropReq, maxBytes int) (*
 	if limit <= 0 || limit > maxDropLimit {
 		limit = maxDropLimit
 	}
+	if req.MaxBytes < 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "negative byte cap")
+	}
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, req.MaxBytes)
+	}
 	msgs, more, werr := n.longPoll(ctx, mb, time.Duration(req.WaitMs)*time.Millisecond, func() ([]store.Message, bool, error) {
 		return n.store.GetNamespace(mb, wire.DropNamespace, after, limit, maxBytes)
 	})
@@ -57,6 +63,9 @@ func (n *Node) ReadDrop(ctx context.Context, req *wire.DropReq, maxBytes int) (*
 		return nil, werr
 	}
 	n.m.retrieves.Inc()
+	if req.MaxBytes > 0 {
+		msgs, more = capMessages(msgs, more, req.MaxBytes)
+	}
 	return &wire.DropResp{Messages: toWire(msgs), More: more}, nil
 }
 

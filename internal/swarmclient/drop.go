@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/umbra-im/umbra/internal/mailbox"
@@ -65,88 +66,17 @@ func (c *Client) PutDrop(ctx context.Context, mb mailbox.ID, ts int64, ttl time.
 // Messages come sorted by sender timestamp, then hash; Data is as stored
 // (work nonce and payload: mailbox.RequestWork splits them).
 func (c *Client) ReadDrop(ctx context.Context, mb mailbox.ID, wait time.Duration) ([]Message, error) {
-	msgs, err := c.gatherDrop(ctx, mb, 0)
-	if err != nil || len(msgs) > 0 || wait <= 0 {
-		return msgs, err
-	}
 	deadline := time.Now().Add(wait)
 	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, nil
-		}
-		msgs, err := c.gatherDrop(ctx, mb, min(left, 25*time.Second))
-		if err != nil || len(msgs) > 0 {
+		left := max(time.Until(deadline), 0)
+		msgs, err := c.ReadDropSince(ctx, mb, &DropCursor{}, min(left, 25*time.Second))
+		if err != nil || len(msgs) > 0 || left <= 25*time.Second {
 			return msgs, err
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}
-}
-
-// gatherDrop asks up to R reachable swarm members of mb in parallel, each
-// for all its drop entries, and merges what they hold. With wait > 0 it
-// returns as soon as one answers with entries.
-func (c *Client) gatherDrop(ctx context.Context, mb mailbox.ID, wait time.Duration) ([]Message, error) {
-	ranked := c.ranked(mb)
-	r := c.Params().Replication
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		msgs []wire.Message
-		err  error
-	}
-	results := make(chan result, len(ranked))
-	next, inflight, answered := 0, 0, 0
-	launch := func() {
-		n := ranked[next]
-		next++
-		inflight++
-		go func() {
-			msgs, err := c.readDropAll(ctx, n, mb, wait)
-			results <- result{msgs, err}
-		}()
-	}
-	for next < len(ranked) && next < r {
-		launch()
-	}
-	byHash := map[[32]byte]Message{}
-	var errs []error
-	for inflight > 0 {
-		res := <-results
-		inflight--
-		if res.err != nil {
-			errs = append(errs, res.err)
-			if next < len(ranked) && answered+inflight < r {
-				launch() // a member is down: ask the next in rank
-			}
-			continue
-		}
-		answered++
-		for i := range res.msgs {
-			if m, ok := dropEntry(mb, &res.msgs[i]); ok {
-				byHash[m.Hash] = m
-			}
-		}
-		if wait > 0 && len(byHash) > 0 {
-			break
-		}
-	}
-	if answered == 0 {
-		return nil, fmt.Errorf("no swarm node answered: %w", errors.Join(errs...))
-	}
-	out := make([]Message, 0, len(byHash))
-	for _, m := range byHash {
-		out = append(out, m)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Timestamp.Equal(out[j].Timestamp) {
-			return out[i].Timestamp.Before(out[j].Timestamp)
-		}
-		return bytes.Compare(out[i].Hash[:], out[j].Hash[:]) < 0
-	})
-	return out, nil
 }
 
 // dropEntry checks one entry a node returned for mb's drop namespace: the
@@ -168,13 +98,124 @@ func dropEntry(mb mailbox.ID, m *wire.Message) (Message, bool) {
 		Expiry: time.UnixMilli(m.Expiry), Data: m.Data}, true
 }
 
-// maxDropPages bounds the pages readDropAll reads from one node.
+// maxDropPages bounds the pages readDropFrom reads from one node.
 const maxDropPages = 1000
 
-// readDropAll pages through one node's drop entries of mb.
-func (c *Client) readDropAll(ctx context.Context, n *member.Node, mb mailbox.ID, wait time.Duration) ([]wire.Message, error) {
+// ReadDropPage sends one drop read to node n: the entries after the
+// cursor (the last hash of the previous page; nil from the start),
+// waiting up to wait for a first one when there is none.
+func (c *Client) ReadDropPage(ctx context.Context, n *member.Node, mb mailbox.ID, after []byte, wait time.Duration) (*wire.DropResp, error) {
+	req := &wire.DropReq{Mailbox: mb[:], After: after, WaitMs: wait.Milliseconds(), MaxBytes: ReadBytes}
+	cctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
+	defer cancel()
+	var resp wire.DropResp
+	if err := c.call(cctx, n, wire.KindDropReq, req, wire.KindDropResp, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// DropCursor remembers, for each swarm member, the last drop entry read
+// from it, so that a reader long-polls for what is new instead of reading
+// the whole mailbox again. The zero value is ready; it is safe for
+// concurrent use. Keys are opaque (a node's peer ID).
+type DropCursor struct {
+	mu   sync.Mutex
+	last map[string][]byte
+}
+
+// After is the cursor of member k, nil from the start.
+func (d *DropCursor) After(k string) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last[k]
+}
+
+// Set moves member k's cursor to the entry with hash h.
+func (d *DropCursor) Set(k string, h []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last == nil {
+		d.last = map[string][]byte{}
+	}
+	d.last[k] = bytes.Clone(h)
+}
+
+// ReadDropSince reads the drop entries of mb that its swarm members got
+// since cur's cursors (every entry when cur is new), merging the answers
+// of up to R reachable members as ReadDrop does, and moves the cursors.
+// With nothing new and wait > 0 it long-polls until a member has a new
+// entry or wait passes. A member that lost the cursor's entry answers
+// from the start: callers must tolerate entries they have seen.
+func (c *Client) ReadDropSince(ctx context.Context, mb mailbox.ID, cur *DropCursor, wait time.Duration) ([]Message, error) {
+	ranked := c.ranked(mb)
+	r := c.Params().Replication
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		n    *member.Node
+		msgs []wire.Message
+		err  error
+	}
+	results := make(chan result, len(ranked))
+	next, inflight, answered := 0, 0, 0
+	launch := func() {
+		n := ranked[next]
+		next++
+		inflight++
+		go func() {
+			msgs, err := c.readDropFrom(ctx, n, mb, cur.After(n.ID.String()), wait)
+			results <- result{n, msgs, err}
+		}()
+	}
+	for next < len(ranked) && next < r {
+		launch()
+	}
+	byHash := map[[32]byte]Message{}
+	var errs []error
+	for inflight > 0 {
+		res := <-results
+		inflight--
+		if res.err != nil {
+			errs = append(errs, res.err)
+			if ctx.Err() == nil && next < len(ranked) && answered+inflight < r {
+				launch()
+			}
+			continue
+		}
+		answered++
+		if len(res.msgs) > 0 {
+			cur.Set(res.n.ID.String(), res.msgs[len(res.msgs)-1].Hash)
+		}
+		for i := range res.msgs {
+			if m, ok := dropEntry(mb, &res.msgs[i]); ok {
+				byHash[m.Hash] = m
+			}
+		}
+		if wait > 0 && len(byHash) > 0 {
+			break // the others are cancelled; their cursors stay put
+		}
+	}
+	if answered == 0 {
+		return nil, fmt.Errorf("no swarm node answered: %w", errors.Join(errs...))
+	}
+	out := make([]Message, 0, len(byHash))
+	for _, m := range byHash {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Timestamp.Equal(out[j].Timestamp) {
+			return out[i].Timestamp.Before(out[j].Timestamp)
+		}
+		return bytes.Compare(out[i].Hash[:], out[j].Hash[:]) < 0
+	})
+	return out, nil
+}
+
+// readDropFrom pages through one node's drop entries of mb after the
+// cursor, waiting on the first page.
+func (c *Client) readDropFrom(ctx context.Context, n *member.Node, mb mailbox.ID, after []byte, wait time.Duration) ([]wire.Message, error) {
 	var all []wire.Message
-	var after []byte
 	for page := 0; page < maxDropPages; page++ {
 		resp, err := c.ReadDropPage(ctx, n, mb, after, wait)
 		if err != nil {
@@ -188,18 +229,4 @@ func (c *Client) readDropAll(ctx context.Context, n *member.Node, mb mailbox.ID,
 		wait = 0
 	}
 	return all, nil
-}
-
-// ReadDropPage sends one drop read to node n: the entries after the
-// cursor (the last hash of the previous page; nil from the start),
-// waiting up to wait for a first one when there is none.
-func (c *Client) ReadDropPage(ctx context.Context, n *member.Node, mb mailbox.ID, after []byte, wait time.Duration) (*wire.DropResp, error) {
-	req := &wire.DropReq{Mailbox: mb[:], After: after, WaitMs: wait.Milliseconds()}
-	cctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
-	defer cancel()
-	var resp wire.DropResp
-	if err := c.call(cctx, n, wire.KindDropReq, req, wire.KindDropResp, &resp); err != nil {
-		return nil, err
-	}
-	return &resp, nil
 }

@@ -381,6 +381,8 @@ type DropReq struct {
 	After   []byte `cbor:"2,keyasint,omitempty"`
 	Limit   int    `cbor:"3,keyasint,omitempty"`
 	WaitMs  int64  `cbor:"4,keyasint,omitempty"`
+	// MaxBytes caps the answer as RetrieveReq.MaxBytes does.
+	MaxBytes int `cbor:"5,keyasint,omitempty"`
 }
 
 // DropResp returns one page of drop entries; More says the node holds more
