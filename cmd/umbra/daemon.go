@@ -21,6 +21,7 @@ import (
 func daemonCmd() *cobra.Command {
 	var listen, network string
 	var receiptMax time.Duration
+	var privacy string
 	cmd := &cobra.Command{
 		Use:   "daemon [--ui 127.0.0.1:PORT] [--network FILE]",
 		Short: "Keep the client running: receive messages, serve the local API and web UI",
@@ -39,8 +40,17 @@ the web UI's onboarding, which creates the account (or restores one from
 its recovery phrase) and starts the engine. The account is protected by
 UMBRA_PASSPHRASE if the daemon has one, else by a passphrase chosen in the
 page (or, after a clear warning, none). A home protected by a passphrase
-the daemon was not given waits for it: the web UI asks for it.`,
+the daemon was not given waits for it: the web UI asks for it.
+
+--privacy strict turns on Loopix-style cover traffic: the daemon sends,
+loops and fetches at constant random (Poisson) rates whether or not you
+chat, real messages taking the place of cover, and every request waits a
+random time at two relays. Someone watching your link, or the whole
+network, then sees the same traffic when you are idle and when you chat.
+Messages take a few seconds instead of well under one, and the link
+carries about 2.5 requests a second (see docs/privacy.md).`,
 		Example: `  umbra daemon --home ./alice --ui 127.0.0.1:7070
+  umbra daemon --home ./alice --privacy strict
   umbra daemon --home ./new-user --network /tmp/umbra-devnet/bootstrap.txt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,7 +61,8 @@ the daemon was not given waits for it: the web UI asks for it.`,
 			direct, _ := cmd.Flags().GetBool("direct")
 			home := homeOf(cmd)
 			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network,
-				Passphrase: passphrase(), Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax)})
+				Passphrase: passphrase(), Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax),
+				Privacy: privacy})
 			if err != nil {
 				return err
 			}
@@ -76,6 +87,7 @@ the daemon was not given waits for it: the web UI asks for it.`,
 	chatFlags(cmd)
 	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
 	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt) for an account created in the web UI")
+	cmd.Flags().StringVar(&privacy, "privacy", client.PrivacyStandard, `"standard" (fast) or "strict" (constant cover traffic and mix delays: hides when you chat)`)
 	cmd.Flags().DurationVar(&receiptMax, "receipt-delay-max", client.ReceiptDelayMax,
 		"the longest a receipt waits; the delay distribution keeps its shape, scaled to this cap (tests and devnets)")
 	_ = cmd.Flags().MarkHidden("receipt-delay-max")
@@ -93,6 +105,8 @@ type daemonConfig struct {
 	Log        *slog.Logger
 	// ReceiptDelay is the engine's receipt delay (zero: the default).
 	ReceiptDelay client.ReceiptDelay
+	// Privacy is the engine's privacy mode ("" is standard).
+	Privacy string
 }
 
 // daemon is a running API and web UI server for one home.
@@ -111,7 +125,8 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 	srv := api.NewServer(nil, cfg.Log)
 	srv.UI = ui.Handler()
 	open := func(ctx context.Context, pass string) (*client.Engine, error) {
-		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: pass, Logger: cfg.Log, Direct: cfg.Direct, ReceiptDelay: cfg.ReceiptDelay})
+		e, err := client.Open(ctx, client.Config{Home: cfg.Home, Passphrase: pass, Logger: cfg.Log, Direct: cfg.Direct, ReceiptDelay: cfg.ReceiptDelay,
+			Privacy: cfg.Privacy})
 		if err != nil {
 			return nil, err
 		}

@@ -34,13 +34,13 @@ func testLogger(t *testing.T, home string) *slog.Logger {
 }
 
 // startNodes runs n in-process nodes on 127.0.x.1 and returns their addresses.
-func startNodes(t *testing.T, n int) []string {
+func startNodes(t testing.TB, n int) []string {
 	t.Helper()
 	return startNodesCfg(t, n, nil)
 }
 
 // startNodesCfg is startNodes with a change to every node's configuration.
-func startNodesCfg(t *testing.T, n int, change func(*node.Config)) []string {
+func startNodesCfg(t testing.TB, n int, change func(*node.Config)) []string {
 	t.Helper()
 	dir := t.TempDir()
 	var boot []string

@@ -53,7 +53,7 @@ func startDevnet(t *testing.T, n int) (*devnet.Devnet, []string) {
 	return d, addrs
 }
 
-func befriend(t *testing.T, a, b *user) {
+func befriend(t testing.TB, a, b *user) {
 	t.Helper()
 	if _, err := a.e.AddContact(b.id, ""); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/cover"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/ratchet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
@@ -32,6 +33,11 @@ type Config struct {
 	// RequestBuckets is how many request buckets this account's card
 	// spreads first contacts over (DefaultRequestBuckets when zero).
 	RequestBuckets uint32
+	// Privacy is PrivacyStandard (when empty) or PrivacyStrict.
+	Privacy string
+	// Cover is the strict mode's schedule (DefaultStrictCover when zero;
+	// its callbacks are the engine's).
+	Cover cover.Config
 	// MessageTTL is how long the network keeps a message for an offline
 	// recipient (14 days).
 	MessageTTL time.Duration
@@ -58,6 +64,7 @@ type Engine struct {
 
 	mu       sync.Mutex                // guards sessions, prekeys and the read-modify-write of stored records
 	sessions map[string]*sessionRecord // by peer account ID, loaded on use
+	st       *strictState              // the strict mode's schedule; nil in the standard mode
 	prekeys  *ratchet.Prekeys
 
 	clockMu   sync.Mutex
@@ -95,10 +102,16 @@ func (c *Config) defaults() {
 	if c.RequestBuckets == 0 {
 		c.RequestBuckets = DefaultRequestBuckets
 	}
+	if c.Privacy == "" {
+		c.Privacy = PrivacyStandard
+	}
 }
 
 // validate checks a configuration after defaults.
 func (c *Config) validate() error {
+	if c.Privacy != PrivacyStandard && c.Privacy != PrivacyStrict {
+		return fmt.Errorf("client: privacy mode %q: want %q or %q", c.Privacy, PrivacyStandard, PrivacyStrict)
+	}
 	if c.EpochPeriod < time.Second || c.EpochPeriod%time.Second != 0 {
 		return fmt.Errorf("client: epoch period %v is not a whole number of seconds", c.EpochPeriod)
 	}
@@ -164,8 +177,12 @@ func (e *Engine) Start() {
 		return
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if e.strict() {
+		e.startStrict() // reads happen at its fetch ticks
+	} else {
+		e.goLoop(e.inboxLoop)
+	}
 	e.goLoop(e.outboxLoop)
-	e.goLoop(e.inboxLoop)
 	e.goLoop(e.catchUpLoop)
 	e.goLoop(e.prekeyLoop)
 	e.goLoop(e.refreshLoop)
@@ -237,7 +254,7 @@ func (e *Engine) refreshLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := e.net.Refresh(ctx); err != nil {
+			if err := e.do(ctx, cover.Fetch, e.net.Refresh); err != nil {
 				e.log.Warn("refresh node list", "err", err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/cover"
 	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/mailbox"
@@ -139,16 +140,22 @@ func (e *Engine) catchUpLoop(ctx context.Context) {
 		set := e.catchUpSet()
 		mrand.Shuffle(len(set), func(i, j int) { set[i], set[j] = set[j], set[i] })
 		for _, in := range set {
-			sleep(ctx, e.cfg.Schedule.catchUpGap())
+			if e.st == nil { // the strict schedule spaces the reads itself
+				sleep(ctx, e.cfg.Schedule.catchUpGap())
+			}
 			if ctx.Err() != nil {
 				return
 			}
-			msgs, err := e.readOnce(ctx, in, nil, 0)
+			err := e.do(ctx, cover.Fetch, func(ctx context.Context) error {
+				msgs, err := e.readOnce(ctx, in, nil, 0)
+				if err == nil {
+					e.drain(ctx, in, msgs)
+				}
+				return err
+			})
 			if err != nil {
 				e.log.Debug("catch up", "err", err)
-				continue
 			}
-			e.drain(ctx, in, msgs)
 		}
 		ep := e.epoch(e.now())
 		epochEnd := time.Unix(0, 0).Add(time.Duration(ep+1) * e.cfg.EpochPeriod)
@@ -288,9 +295,10 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 		e.oweReceipts(from, envelope.KindReceiptDelivered, ids)
 	}
 	if len(done) > 0 && !in.request {
-		if _, err := e.net.Delete(ctx, in.key, done); err != nil {
-			e.log.Debug("delete processed messages", "err", err)
-		}
+		e.later(ctx, cover.Send, func(ctx context.Context) error {
+			_, err := e.net.Delete(ctx, in.key, done)
+			return err
+		})
 	}
 	return fresh, again
 }

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/cover"
 	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/ratchet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 const (
@@ -270,9 +272,13 @@ func (e *Engine) publishPrekeys(ctx context.Context) error {
 	if bytes.Equal(last.Hash, sum[:]) && e.now().Sub(last.At) < bundleTTL/2 {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err = e.net.Publish(cctx, e.cardKey(), bundleTTL, data); err != nil {
+	err = e.do(ctx, cover.Send, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := e.net.Publish(cctx, e.cardKey(), bundleTTL, data)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return e.d.putJSON(keyCardPublished, cardPublished{Hash: sum[:], At: e.now()})
@@ -281,9 +287,14 @@ func (e *Engine) publishPrekeys(ctx context.Context) error {
 // fetchCard reads a contact's newest valid card from their swarm, and
 // keeps it.
 func (e *Engine) fetchCard(ctx context.Context, aid identity.AccountID) (*envelope.Card, error) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	msgs, err := e.net.ReadPublic(cctx, cardMailbox(aid))
+	var msgs []swarmclient.Message
+	err := e.do(ctx, cover.Fetch, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var err error
+		msgs, err = e.net.ReadPublic(cctx, cardMailbox(aid))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s's prekeys: %w", short(aid.String()), err)
 	}

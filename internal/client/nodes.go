@@ -22,7 +22,7 @@ var netClock = time.Now
 // of the last refresh asks no bootstrap node directly, and a hook that
 // keeps every refreshed list.
 func (e *Engine) netOptions() swarmclient.Options {
-	o := swarmclient.Options{Direct: e.cfg.Direct, OnRefresh: e.saveNodes, Now: netClock}
+	o := swarmclient.Options{Direct: e.cfg.Direct, OnRefresh: e.saveNodes, Now: netClock, Mix: e.cfg.mixFor()}
 	var stored swarmclient.NodeList
 	if ok, err := e.d.getJSON(keyNodes, &stored); err != nil {
 		e.log.Warn("load the stored node list", "err", err)

@@ -12,10 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/cover"
 	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/ratchet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -351,9 +353,14 @@ func (e *Engine) outboxLoop(ctx context.Context) {
 // records the next try in it and on disk.
 func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool {
 	req := &wire.StoreReq{Mailbox: it.Mailbox, Namespace: it.Namespace, Timestamp: it.Timestamp, TTL: it.TTL, Data: it.Data}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	res, err := e.net.PutReq(cctx, req)
-	cancel()
+	var res *swarmclient.PutResult
+	err := e.do(ctx, cover.Send, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var err error
+		res, err = e.net.PutReq(cctx, req)
+		return err
+	})
 	if ctx.Err() != nil {
 		return false
 	}

@@ -44,6 +44,9 @@ type Options struct {
 	// 3-hop onion paths (for debugging and tests: the node then sees the
 	// client's address).
 	Direct bool
+	// Mix, if set, asks the middle and exit of every onion path to hold
+	// each request for a random delay (Loopix; the strict privacy mode).
+	Mix *onion.MixDelays
 	// Stored is the node list kept from an earlier run (NodeList). When
 	// it is fresh and large enough (Usable), the client starts from it
 	// and refreshes it through onion paths: no bootstrap node is dialled
@@ -196,7 +199,7 @@ func Dial(ctx context.Context, bootstrap []string, opts ...Options) (*Client, er
 		c.tr = newDirectTransport(h)
 	} else {
 		c.paths = onion.NewPathManager(c.Nodes)
-		c.tr = &onion.Transport{H: h, Paths: c.paths}
+		c.tr = &onion.Transport{H: h, Paths: c.paths, Mix: o.Mix}
 		if len(o.Guards) > 0 {
 			c.paths.SetGuards(o.Guards)
 		}
