@@ -279,8 +279,10 @@ func (e *Engine) drain(ctx context.Context, in inbound, msgs []swarmclient.Messa
 		fresh++
 		switch {
 		case err == nil:
-		case in.request && (errors.Is(err, envelope.ErrDecrypt) || errors.Is(err, envelope.ErrWork)):
-			e.log.Debug("a request bucket entry for another account", "err", err)
+		case errors.Is(err, envelope.ErrDecrypt) || errors.Is(err, envelope.ErrWork):
+			// Another account's bucket entry, a strict-mode cover envelope,
+			// or junk from someone who knows the inbox.
+			e.log.Debug("an entry sealed for nobody here", "err", err)
 		default:
 			e.log.Warn("dropped an undecryptable message", "err", err)
 		}

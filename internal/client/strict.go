@@ -2,13 +2,12 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/umbra-im/umbra/internal/cover"
+	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/swarmclient"
@@ -34,10 +33,8 @@ const (
 // on average, a loop every two seconds and a fetch a second.
 var DefaultStrictCover = cover.Config{SendRate: 1, LoopRate: 0.5, FetchRate: 1}
 
-// coverTTL is how long a cover store lives at the nodes.
-const coverTTL = time.Minute
-
-// coverSize is the size of a cover store's data: a small envelope's.
+// coverSize is a cover envelope's wire size: a receipt's or a short
+// text's.
 const coverSize = 1024
 
 // strictRoles is the fetch rotation: this epoch's inbox every other fetch,
@@ -64,7 +61,7 @@ func (e *Engine) startStrict() {
 		cfg = DefaultStrictCover
 	}
 	cfg.CoverSend = e.coverSend
-	cfg.LoopCover = e.loopCover
+	cfg.LoopCover = e.coverSend
 	cfg.CoverFetch = e.strictFetch
 	e.st = &strictState{sched: cover.New(cfg, nil, nil), cursors: map[mailbox.ID]*swarmclient.DropCursor{}}
 	e.goLoop(func(ctx context.Context) {
@@ -112,33 +109,24 @@ func (e *Engine) later(ctx context.Context, kind cover.Kind, op func(context.Con
 	}
 }
 
-// coverStore stores random bytes in mb with a short TTL: to a node, a
-// store like any other.
-func (e *Engine) coverStore(ctx context.Context, mb mailbox.ID) error {
-	data := make([]byte, coverSize)
-	rand.Read(data)
-	now := e.now().UnixMilli()
-	_, err := e.net.PutReq(ctx, &wire.StoreReq{Mailbox: mb[:], Timestamp: wire.CoarseTime(now),
-		TTL: wire.CoarseTTL(coverTTL.Milliseconds()), Data: data})
-	return err
-}
-
-// coverSend is a send tick with nothing to send: a store to a random
-// mailbox nobody reads (Loopix's drop cover).
+// coverSend is a send tick with nothing to send, and every loop tick: a
+// cover envelope (shaped like a real inbox envelope, with a message's
+// coarse times and TTL) stored in this client's own inbox, which a later
+// fetch reads and deletes as junk (Loopix's loop cover). To the exit and
+// the inbox's swarm it is a message like any other; the inbox receives a
+// constant stream whatever the contacts send.
 func (e *Engine) coverSend(ctx context.Context) error {
-	var mb mailbox.ID
-	rand.Read(mb[:])
-	return e.coverStore(ctx, mb)
-}
-
-// loopCover stores random bytes in this client's own inbox, which a later
-// fetch reads and deletes as junk (Loopix's loop cover).
-func (e *Engine) loopCover(ctx context.Context) error {
 	in, ok := e.inboxOf(e.epoch(e.now()))
 	if !ok {
-		return e.coverSend(ctx)
+		return e.ensureInboxRoots()
 	}
-	return e.coverStore(ctx, in.box)
+	data, err := envelope.CoverInbox(coverSize)
+	if err != nil {
+		return err
+	}
+	_, err = e.net.PutReq(ctx, &wire.StoreReq{Mailbox: in.box[:], Timestamp: wire.CoarseTime(e.now().UnixMilli()),
+		TTL: wire.CoarseTTL(e.cfg.MessageTTL.Milliseconds()), Data: data})
+	return err
 }
 
 // strictFetch is a fetch tick with no other read queued: one read, without

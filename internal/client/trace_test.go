@@ -48,15 +48,15 @@ func (w *wiretap) between(from, to time.Time) []seen {
 	return out
 }
 
-// guardTrace is what a client's guards saw of it: the times of its
-// request packets, and the sizes of its requests and of the replies.
+// guardTrace is what a client's guards saw of it: the arrival times of
+// its request packets, and the sizes of its requests and of the replies.
 func guardTrace(evs []seen, client peer.ID) (times []time.Time, sizes map[string]int) {
 	sizes = map[string]int{}
 	for _, s := range evs {
 		if s.ev.From != client {
 			continue
 		}
-		times = append(times, s.at)
+		times = append(times, s.ev.Received)
 		sizes[fmt.Sprintf("request %d", len(s.ev.In))]++
 		sizes[fmt.Sprintf("reply %d", len(s.ev.ReplyOut))]++
 	}

@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/hpke"
 	"fmt"
 
@@ -113,4 +114,23 @@ func OpenInbox(local *identity.Account, priv *ecdh.PrivateKey, lookup func(ratch
 		return nil, fmt.Errorf("envelope: open: %w", err)
 	}
 	return finishOpen(local, s, TypeInbox, pt, false)
+}
+
+// inboxBodyOver is how much longer a TypeInbox body is than its padded
+// plaintext (HPKE, the sealed pair and the ratchet message with small
+// counters); TestCoverLooksReal checks it against real envelopes.
+const inboxBodyOver = 137
+
+// CoverInbox is a cover envelope for the strict mode: a TypeInbox
+// envelope of wireSize bytes (one of WireSizes) whose body is random
+// bytes as long as a real one's, so a node that parses it sees what a
+// real inbox envelope shows. Nobody can open it; its recipient drops it.
+func CoverInbox(wireSize int) ([]byte, error) {
+	n := wireSize - inboxReserve
+	if n <= 0 {
+		return nil, fmt.Errorf("envelope: cover: %d is too small for an inbox envelope", wireSize)
+	}
+	body := make([]byte, n+inboxBodyOver)
+	rand.Read(body)
+	return fillTo(&envelopeWire{Version: Version, Type: TypeInbox, Body: body}, wireSize)
 }

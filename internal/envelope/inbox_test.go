@@ -151,3 +151,28 @@ func FuzzOpenInbox(f *testing.F) {
 		}
 	})
 }
+
+// TestCoverLooksReal: a cover envelope has the wire size and the body
+// length of a real inbox envelope of that size, parses as one, and opens
+// for nobody.
+func TestCoverLooksReal(t *testing.T) {
+	alice, bob, as, bs := established(t)
+	inbox, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	r, _ := NewReceipt(nil, KindReceiptDelivered, []MessageID{{1}}, testNow)
+	real, err := SealInbox(alice.acct, as, r, inbox.PublicKey().Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cov, err := CoverInbox(len(real))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, ce := mustParse(t, real), mustParse(t, cov)
+	if len(cov) != len(real) || ce.Type != TypeInbox || len(ce.Body) != len(re.Body) {
+		t.Fatalf("cover: %d bytes, type %s, body %d; real: %d bytes, body %d", len(cov), ce.Type, len(ce.Body), len(real), len(re.Body))
+	}
+	lookup := func(ratchet.SessionID) *ratchet.Session { return bs }
+	if _, err := OpenInbox(bob.acct, inbox, lookup, ce); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("a cover envelope opened: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ const maxOnionRetrieveBytes = 1 << 20
 // OnionEvent is what one hop saw of one onion request; tests record these
 // to check what each observer learns.
 type OnionEvent struct {
+	Received time.Time // when the request packet arrived
 	Node     peer.ID
 	From     peer.ID       // the previous hop (a client's throwaway ID at the guard)
 	Next     peer.ID       // "" at the exit
@@ -287,7 +288,7 @@ func (n *Node) serveOnion(ctx context.Context, from peer.ID, kind wire.Kind, bod
 	if err != nil {
 		return fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 	}
-	ev := OnionEvent{Node: n.host.ID(), From: from}
+	ev := OnionEvent{Node: n.host.ID(), From: from, Received: time.Now()}
 	if n.cfg.OnionObserver != nil {
 		ev.In = bytes.Clone(data) // peeled in place below
 	}
