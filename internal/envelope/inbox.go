@@ -2,8 +2,8 @@ package envelope
 
 import (
 	"crypto/ecdh"
-	"crypto/rand"
 	"crypto/hpke"
+	"crypto/rand"
 	"fmt"
 
 	"github.com/umbra-im/umbra/internal/identity"
