@@ -29,9 +29,10 @@ const (
 	PrivacyStrict = "strict"
 )
 
-// DefaultStrictCover is the strict mode's schedule: a send tick a second
-// on average, a loop every two seconds and a fetch a second.
-var DefaultStrictCover = cover.Config{SendRate: 1, LoopRate: 0.5, FetchRate: 1}
+// DefaultStrictCover is the strict mode's schedule (cover.DefaultConfig):
+// a send tick a second on average, a loop every two seconds and a fetch a
+// second.
+var DefaultStrictCover = cover.DefaultConfig
 
 // coverSize is a cover envelope's wire size: a receipt's or a short
 // text's.

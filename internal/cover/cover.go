@@ -74,9 +74,10 @@ type Config struct {
 }
 
 // DefaultConfig is the strict mode's schedule: a send tick every second,
-// a loop every 2 s, a fetch every 1.5 s on average (see
-// Budget for the latency and bandwidth these give).
-var DefaultConfig = Config{SendRate: 1, LoopRate: 0.5, FetchRate: 1 / 1.5}
+// a loop every 2 s, a fetch every second on average (see Budget for the
+// latency and bandwidth these give; the client reads its current inbox
+// at every other fetch).
+var DefaultConfig = Config{SendRate: 1, LoopRate: 0.5, FetchRate: 1}
 
 func (c Config) rate(k Kind) float64 {
 	switch k {
