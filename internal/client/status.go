@@ -75,7 +75,7 @@ type NetworkStatus struct {
 }
 
 // NetworkStatus reports the onion path in use and probes the swarm of the
-// user's request mailbox (through onion paths).
+// user's card, its public prekey data (through onion paths).
 func (e *Engine) NetworkStatus(ctx context.Context) NetworkStatus {
 	st := NetworkStatus{Direct: e.cfg.Direct}
 	net := e.nodes()
