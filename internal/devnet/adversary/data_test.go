@@ -223,7 +223,8 @@ func TestFakeAcknowledgement(t *testing.T) {
 	// acknowledgement counts for that message only.
 	acked := map[[32]byte]bool{}
 	for i := 0; i < 40; i++ {
-		ts := time.Now().UnixMilli()
+		// Times at nodes are whole minutes: the client sends them so.
+		ts := wire.CoarseTime(time.Now().UnixMilli())
 		ttl := time.Hour.Milliseconds()
 		data := []byte(fmt.Sprintf("message %d", i))
 		_, err := c.PutReq(ctx, &wire.StoreReq{Mailbox: mb[:], Timestamp: ts, TTL: ttl, Data: data})
