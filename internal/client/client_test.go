@@ -44,6 +44,7 @@ func startNodesCfg(t testing.TB, n int, change func(*node.Config)) []string {
 	t.Helper()
 	dir := t.TempDir()
 	var boot []string
+	var nodes []*node.Node
 	for i := 0; i < n; i++ {
 		cfg := node.Config{
 			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
@@ -64,6 +65,19 @@ func startNodesCfg(t testing.TB, n int, change func(*node.Config)) []string {
 		}
 		t.Cleanup(func() { nd.Close() })
 		boot = append(boot, nd.Addrs()[0])
+		nodes = append(nodes, nd)
+	}
+	// Every node knows every other live before a client asks for the
+	// list: on a loaded machine gossip takes a while, and clients that
+	// ask too early get lists that agree on nothing.
+	deadline := time.Now().Add(60 * time.Second)
+	for _, nd := range nodes {
+		for len(nd.Table().Live()) < n && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if k := len(nd.Table().Live()); k < n {
+			t.Fatalf("node %s knows %d of %d nodes after a minute", nd.ID(), k, n)
+		}
 	}
 	return boot
 }

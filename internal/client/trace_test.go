@@ -115,7 +115,6 @@ func TestGuardTraceIndependent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a two-minute recording; run without -short")
 	}
-	t.Parallel()
 	tap := &wiretap{}
 	net := startNodesCfg(t, 7, func(c *node.Config) { c.OnionObserver = tap.add })
 	time.Sleep(time.Second)
@@ -181,7 +180,6 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("twenty clients for minutes; run without -short")
 	}
-	t.Parallel()
 	tap := &wiretap{}
 	net := startNodesCfg(t, 7, func(c *node.Config) { c.OnionObserver = tap.add })
 	time.Sleep(time.Second)

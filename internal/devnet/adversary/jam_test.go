@@ -107,7 +107,13 @@ func TestJamAccount(t *testing.T) {
 	var junk, refused atomic.Int64
 	var fwg sync.WaitGroup
 	for w := 0; w < 64; w++ {
-		mb := targets[w%2]
+		// 8 writers pay the bucket's proof-of-work (they share this
+		// machine's two cores with the honest parties), 56 flood the
+		// card's mailbox, which asks for none.
+		mb := targets[1]
+		if w < 8 {
+			mb = targets[0]
+		}
 		fwg.Add(1)
 		go func() {
 			defer fwg.Done()
