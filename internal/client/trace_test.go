@@ -220,9 +220,14 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 	}
 	for _, p := range pairs {
 		befriend(t, p.a, p.b)
-		if _, err := p.a.e.Queue(ctx, p.b.id, "hello "+p.b.id[:8]); err != nil {
-			t.Fatal(err)
-		}
+		// A first message reads the recipient's card first; on a loaded
+		// machine that read can fail for a while (the path manager backs
+		// off hops that time out): try again, as a user would.
+		var err error
+		waitFor(t, 2*time.Minute, "a greeting to be queued", func() bool {
+			_, err = p.a.e.Queue(ctx, p.b.id, "hello "+p.b.id[:8])
+			return err == nil
+		}, func() string { return fmt.Sprint(err) })
 	}
 	arrived := func() int {
 		n := 0
@@ -247,7 +252,7 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 	for time.Since(start) < window {
 		p := pairs[int(time.Now().UnixNano())%len(pairs)]
 		if _, err := p.a.e.Queue(ctx, p.b.id, "chat"); err != nil {
-			t.Fatal(err)
+			t.Logf("queue a chat message: %v", err) // a card read failed; the next one goes on
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
