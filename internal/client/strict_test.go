@@ -185,6 +185,9 @@ func BenchmarkE2ELatency(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				if err := e.PublishPrekeys(ctx); err != nil {
+					b.Fatal(err)
+				}
 				e.Start()
 				u.e = e
 				b.Cleanup(u.stop)

@@ -17,7 +17,7 @@ const everydayPacket = 8 << 10
 // a simulated median against the 5 s goal.
 func BenchmarkStrictBudget(b *testing.B) {
 	cfg := DefaultConfig
-	const mixMean = 500 * time.Millisecond
+	const mixMean = 300 * time.Millisecond // onion.DefaultMixDelays
 	var e Budget
 	var p50 time.Duration
 	for i := 0; i < b.N; i++ {
