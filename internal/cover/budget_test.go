@@ -12,7 +12,7 @@ import (
 const everydayPacket = 8 << 10
 
 // BenchmarkStrictBudget prints the bandwidth per hour and the latency of
-// the default strict schedule (DefaultConfig, 8 KiB packets, 500 ms mix
+// the default strict schedule (DefaultConfig, 8 KiB packets, 300 ms mix
 // delays at the middle and the exit), and checks the expected figure and
 // a simulated median against the 5 s goal.
 func BenchmarkStrictBudget(b *testing.B) {
