@@ -29,7 +29,7 @@ func TestHostHeaderChecked(t *testing.T) {
 	port := strconv.Itoa(s.port())
 	for _, host := range []string{
 		"rebind.attacker.example:" + port, "rebind.attacker.example", "127.0.0.1:" + otherPort(s),
-		"127.0.0.1", "localhost", "127.0.0.2:" + port, "0.0.0.0:" + port, "[::ffff:127.0.0.1]:" + port,
+		"127.0.0.1", "localhost", "127.0.0.2:" + port, "unspecified.invalid:" + port, "[::ffff:127.0.0.1]:" + port,
 		"127.0.0.1:" + port + ".attacker.example", "",
 	} {
 		for _, path := range []string{"/api/v1/me", "/", "/api/v1/events"} {

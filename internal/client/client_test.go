@@ -42,6 +42,15 @@ func startNodes(t testing.TB, n int) []string {
 // startNodesCfg is startNodes with a change to every node's configuration.
 func startNodesCfg(t testing.TB, n int, change func(*node.Config)) []string {
 	t.Helper()
+	_, addrs := startNodeSet(t, n, change)
+	return addrs
+}
+
+// startNodeSet runs n in-process nodes on 127.0.x.1, each configured by
+// change (if not nil), and waits until every node lists every other live;
+// it returns the nodes and their addresses.
+func startNodeSet(t testing.TB, n int, change func(*node.Config)) ([]*node.Node, []string) {
+	t.Helper()
 	dir := t.TempDir()
 	var boot []string
 	var nodes []*node.Node
@@ -79,7 +88,7 @@ func startNodesCfg(t testing.TB, n int, change func(*node.Config)) []string {
 			t.Fatalf("node %s knows %d of %d nodes after a minute", nd.ID(), k, n)
 		}
 	}
-	return boot
+	return nodes, boot
 }
 
 type user struct {

@@ -25,7 +25,7 @@ type Config struct {
 	Offline    bool // do not join the network: local operations only (no Start)
 	Logger     *slog.Logger
 	Now        func() time.Time
-	// EpochPeriod is how often the inbox and the request mailbox move to
+	// EpochPeriod is how often the inbox and the request bucket move to
 	// new addresses (24h; whole seconds).
 	EpochPeriod time.Duration
 	// Schedule spaces the engine's reads (DefaultSchedule when zero).

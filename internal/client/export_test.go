@@ -154,12 +154,6 @@ func (e *Engine) PeerInbox(peer string, t time.Time) (mailbox.ID, bool) {
 	return id, ok
 }
 
-// RequestID is this account's request bucket in the epoch of t (for
-// tests).
-func (e *Engine) RequestID(t time.Time) (mailbox.ID, bool) {
-	return e.requestBox(e.epoch(t)), true
-}
-
 // SessionPeers lists the accounts the engine holds sessions with (for
 // tests).
 func (e *Engine) SessionPeers() []string {

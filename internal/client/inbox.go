@@ -132,6 +132,9 @@ func (e *Engine) catchUpLoop(ctx context.Context) {
 		if err := e.ensureInboxRoots(); err != nil {
 			e.log.Warn("inbox roots", "err", err)
 		}
+		if err := e.pruneInboxRoots(); err != nil {
+			e.log.Warn("prune inbox roots", "err", err)
+		}
 		if n, err := e.pruneSeen(ctx); err != nil {
 			e.log.Warn("prune seen marks", "err", err)
 		} else if n > 0 {

@@ -206,8 +206,8 @@ type cardPublished struct {
 	At   time.Time `json:"at"`
 }
 
-// prekeyLoop keeps the account's card (prekey bundle and request mailboxes)
-// published in its swarm: when it changed (a new generation, a rotation,
+// prekeyLoop keeps the account's card (prekey bundle and bucket count)
+// published in its swarm: when it changed (a rotation,
 // one-time prekeys used) or when the published copy is half-way to
 // expiring. An unchanged card is never published again just because the
 // client started, so what a public reader sees tells nothing of when the
@@ -225,10 +225,9 @@ func (e *Engine) prekeyLoop(ctx context.Context) {
 			}
 			continue
 		}
-		// Check again at the next generation start or in an hour.
-		ep := e.epoch(e.now())
-		next := time.Unix(0, 0).Add(time.Duration((genOf(ep)+1)*inboxGenEpochs) * e.cfg.EpochPeriod).Sub(e.now())
-		t := time.NewTimer(min(next, time.Hour) + e.cfg.Schedule.catchUpGap())
+		// Check again in about an hour (the weekly rotation, the half-way
+		// republication).
+		t := time.NewTimer(time.Hour + e.cfg.Schedule.catchUpGap())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -247,9 +246,6 @@ func (e *Engine) prekeyLoop(ctx context.Context) {
 func (e *Engine) PublishPrekeys(ctx context.Context) error { return e.publishPrekeys(ctx) }
 
 func (e *Engine) publishPrekeys(ctx context.Context) error {
-	if err := e.ensureInboxRoots(); err != nil {
-		return err
-	}
 	e.mu.Lock()
 	if err := e.maintainPrekeysLocked(); err != nil {
 		e.mu.Unlock()

@@ -82,11 +82,10 @@ func (e *Engine) inboxRoot(gen uint64) []byte {
 }
 
 // ensureInboxRoots makes the roots of the current and the next generation
-// (fresh randomness each), records the first epoch this client read from,
-// and drops roots whose inboxes no message can still be in.
+// (fresh randomness each) and records the first epoch this client read
+// from; it writes only what is missing.
 func (e *Engine) ensureInboxRoots() error {
-	now := e.now()
-	ep := e.epoch(now)
+	ep := e.epoch(e.now())
 	var b batch
 	for _, g := range []uint64{genOf(ep), genOf(ep) + 1} {
 		if e.inboxRoot(g) != nil {
@@ -101,13 +100,16 @@ func (e *Engine) ensureInboxRoots() error {
 	} else if !ok {
 		b.Put(keyInboxFirst, binary.BigEndian.AppendUint64(nil, ep))
 	}
-	if len(b.entries) > 0 {
-		if err := e.kv.PutMany(b.entries); err != nil {
-			return err
-		}
+	if len(b.entries) == 0 {
+		return nil
 	}
-	// Prune: a generation whose last epoch is older than a message lives.
-	keep := e.epoch(now.Add(-e.cfg.MessageTTL - e.cfg.EpochPeriod))
+	return e.kv.PutMany(b.entries)
+}
+
+// pruneInboxRoots drops the roots of generations whose last epoch is
+// older than a message lives: no message can still be in their inboxes.
+func (e *Engine) pruneInboxRoots() error {
+	keep := e.epoch(e.now().Add(-e.cfg.MessageTTL - e.cfg.EpochPeriod))
 	keys, err := e.kv.List(keyInboxRootPrefix)
 	if err != nil {
 		return err
@@ -201,6 +203,10 @@ type inboxGen struct {
 	HPKE  []byte   `cbor:"2,keyasint" json:"hpke"`
 	Boxes [][]byte `cbor:"3,keyasint" json:"boxes"` // inbox IDs of epochs Gen*inboxGenEpochs + i
 }
+
+// announcedGen is the newest generation an announcement made now covers:
+// a contact told of it needs no announcement yet.
+func (e *Engine) announcedGen() uint64 { return genOf(e.epoch(e.now())) + 1 }
 
 // announcement encodes the current and the next generation's inboxes.
 func (e *Engine) announcement() ([]byte, uint64, error) {

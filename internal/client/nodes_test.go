@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // inboundLog records, per node, the peers that opened a connection to it.
@@ -63,44 +61,18 @@ func (l *inboundLog) strangers(at peer.ID, nodes map[peer.ID]bool, allowed ...pe
 // the first hop); they still send and receive. A stored list older than
 // swarmclient.MaxListAge falls back to the bootstrap nodes.
 func TestNoDirectBootstrapAfterFirstRun(t *testing.T) {
-	dir := t.TempDir()
 	const n = 8
-	var nodes []*node.Node
-	var addrs []string
+	nodes, addrs := startNodeSet(t, n, nil)
 	isNode := map[peer.ID]bool{}
-	log := &inboundLog{seen: map[peer.ID][]peer.ID{}}
-	for i := 0; i < n; i++ {
-		nd, err := node.New(node.Config{
-			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-			Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
-			Bootstrap:      addrs,
-			Params:         wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-			GossipInterval: 100 * time.Millisecond,
-			SyncInterval:   500 * time.Millisecond,
-			ProbeInterval:  200 * time.Millisecond,
-			Logger:         quiet(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		nodes = append(nodes, nd)
-		addrs = append(addrs, nd.Addrs()[0])
+	for _, nd := range nodes {
 		isNode[nd.ID()] = true
 	}
+	log := &inboundLog{seen: map[peer.ID][]peer.ID{}}
 	// The clients know only two of the nodes as bootstrap nodes.
 	boot := nodes[:2]
 	for _, b := range boot {
 		log.watch(b)
 	}
-	waitFor(t, 30*time.Second, "every node to list every node", func() bool {
-		for _, nd := range nodes {
-			if len(nd.Table().Live()) < n {
-				return false
-			}
-		}
-		return true
-	})
 	// strangersAtBoot counts inbound connections to bootstrap nodes from
 	// peers that are neither nodes nor allowed.
 	strangersAtBoot := func(allowed ...peer.ID) int {

@@ -110,11 +110,11 @@ func (e *Engine) clock() time.Time {
 // the same transaction, so a message key is never reused nor an entry lost.
 //
 // Where it goes: a first contact (a session the peer has not answered
-// yet) goes as an initial envelope to the peer's request mailbox of this
-// epoch, listed in its card; later messages go sealed to the peer's inbox
-// of this epoch, which the peer announced inside the ratchet, or, if no
-// announcement covers now, sealed to the peer's identity key into its
-// request mailbox. Every content carries our own inbox announcement until
+// yet) goes as an initial envelope to the peer's request bucket of this
+// epoch (computed from its account ID and its card's bucket count);
+// later messages go sealed to the peer's inbox of this epoch, which the
+// peer announced inside the ratchet, or, if no announcement covers now,
+// sealed to the peer's identity key into its request bucket. Every content carries our own inbox announcement until
 // the peer has been told of our next generation.
 func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelope.Content, m *Message) error {
 	to := aid.String()
@@ -171,12 +171,11 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 			return fail(err)
 		}
 	}
-	told := e.toldGen(to)
-	ann, next, err := e.announcement()
-	if err != nil {
-		return err
-	}
-	if told < next {
+	if e.toldGen(to) < e.announcedGen() {
+		ann, next, err := e.announcement()
+		if err != nil {
+			return err
+		}
 		c.Inbox = ann
 		b.Put(inboxToldPrefix+to, binary.BigEndian.AppendUint64(nil, next))
 	}
@@ -188,10 +187,11 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	inboxID, inboxKey, haveInbox := e.peerInbox(to, now)
 	request := s.Pending() || !haveInbox
 	var box mailbox.ID
+	var err error
 	switch {
 	case s.Pending():
 		// No answer yet: the envelope carries the PQXDH material, sealed to
-		// the recipient's identity, into their request mailbox.
+		// the recipient's identity, into their request bucket.
 		item.Data, err = envelope.Seal(e.acct, s, c)
 	case haveInbox:
 		box = inboxID
@@ -366,7 +366,7 @@ func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool 
 	}
 	var we *wire.Error
 	if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > 0 && (it.Namespace == wire.RequestNamespace || it.Namespace == wire.DropNamespace) && len(it.Data) >= 8 {
-		// The recipient's request mailbox is busy: its nodes ask for
+		// The recipient's request bucket is busy: its nodes ask for
 		// more work. Pay it and send again at once.
 		bits := min(we.WorkBits, mailbox.RequestWorkMax)
 		e.log.Info("first contact needs more proof-of-work", "bits", bits)

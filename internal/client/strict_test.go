@@ -10,7 +10,6 @@ import (
 
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/trafficstat"
 )
 
 // startStrict makes an account and runs its engine in the strict mode.
@@ -84,18 +83,6 @@ func deliveries(t testing.TB, a, b *user, texts []string, gap time.Duration) []t
 	return out
 }
 
-// bursts collapses packets less than gap after the previous one into one
-// event: what a guard counts as one request fanned out to several nodes.
-func bursts(times []time.Time, gap time.Duration) []time.Time {
-	var out []time.Time
-	for i, t := range times {
-		if i == 0 || t.Sub(times[i-1]) >= gap {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -130,35 +117,9 @@ func TestStrictGuardTraceIndependent(t *testing.T) {
 	evs := tap.between(start, start.Add(window))
 	t.Logf("strict delivery while recording: p50 %s, p90 %s over %d messages", quantile(lat, .5), quantile(lat, .9), len(lat))
 
-	a, sa := guardTrace(evs, idle.e.Network().Host().ID())
-	b, sb := guardTrace(evs, chatty.e.Network().Host().ID())
-	t.Logf("idle: %d packets %v; chatting: %d packets %v", len(a), sa, len(b), sb)
-	if len(sa) != 2 || len(sb) != 2 {
-		t.Errorf("requests and replies use more than one packet size each: %v / %v", sa, sb)
-	}
-	for k := range sa {
-		if sb[k] == 0 {
-			t.Errorf("packet size %q appears idle but not chatting", k)
-		}
-	}
-	// One request goes to up to R swarm members at once: the guard sees
-	// a burst of packets per request, and the schedule is a Poisson
-	// process of requests. Compare requests (bursts).
-	ra, rb := bursts(a, 30*time.Millisecond), bursts(b, 30*time.Millisecond)
-	cmp := trafficstat.CompareTraces(trafficstat.Trace{Times: ra, Start: start, Span: window},
-		trafficstat.Trace{Times: rb, Start: start, Span: window}, 10*time.Second)
-	t.Logf("requests (bursts) idle %d, chatting %d; per-10s: %v vs %v; rate p=%.3f; dispersion p=%.3f; inter-arrival KS D=%.3f p=%.3f",
-		len(ra), len(rb), cmp.CountsA, cmp.CountsB, cmp.RateP, cmp.DispersionP, cmp.KSD, cmp.KSP)
-	// The criteria: request counts within Poisson bounds of each
-	// other, inter-arrival times not distinguishable (KS). (Per-bin
-	// dispersion is not asserted: a starved test machine bunches every
-	// process's ticks alike.)
-	if !(cmp.RateP > 0.01) {
-		t.Errorf("the request rates of idle and chatting differ (p=%.3g)", cmp.RateP)
-	}
-	if !(cmp.KSP > 0.01) {
-		t.Errorf("the inter-arrival times of idle and chatting differ (KS p=%.3g)", cmp.KSP)
-	}
+	// Strict ticks are a Poisson process of requests; each read goes to
+	// several swarm members at once: compare requests (bursts).
+	guardsAlike(t, evs, idle, chatty, "idle", "chatting", start, window, 30*time.Millisecond)
 }
 
 // BenchmarkE2ELatency measures end-to-end delivery (send to arrival, with

@@ -412,20 +412,33 @@ func (c *Client) Get(ctx context.Context, key *mailbox.Key, wait time.Duration) 
 		return nil, fmt.Errorf("no swarm node answered: %w", err)
 	}
 	mb := key.ID()
+	c.s.mu.Lock()
+	c.s.recordLocked(Seen{At: c.s.opts.Now(), Client: c.label, Op: OpGet, Mailbox: mb, Wait: wait})
+	c.s.mu.Unlock()
+	return c.longPoll(ctx, mb, wait, func(b *box) []*msg {
+		var out []*msg
+		for _, m := range b.msgs {
+			if m.namespace != wire.DropNamespace { // kept apart, as the nodes do
+				out = append(out, m)
+			}
+		}
+		return out
+	})
+}
+
+// longPoll returns what pick chooses of mb's live messages (under the
+// lock), sorted by timestamp then hash; if it chooses none and wait > 0,
+// it waits that long for a message to land in mb and picks again.
+func (c *Client) longPoll(ctx context.Context, mb mailbox.ID, wait time.Duration, pick func(*box) []*msg) ([]swarmclient.Message, error) {
 	s := c.s
-	s.mu.Lock()
-	s.recordLocked(Seen{At: s.opts.Now(), Client: c.label, Op: OpGet, Mailbox: mb, Wait: wait})
-	s.mu.Unlock()
 	var timer <-chan time.Time
 	for {
 		s.mu.Lock()
 		b := s.boxLocked(mb)
 		s.expireLocked(b, s.opts.Now().UnixMilli())
-		out := make([]swarmclient.Message, 0, len(b.msgs))
-		for _, m := range b.msgs {
-			if m.namespace == wire.DropNamespace {
-				continue // kept apart, as the nodes do
-			}
+		picked := pick(b)
+		out := make([]swarmclient.Message, 0, len(picked))
+		for _, m := range picked {
 			out = append(out, swarmclient.Message{Hash: m.hash, Namespace: m.namespace,
 				Timestamp: time.UnixMilli(m.ts), Expiry: time.UnixMilli(m.expiry), Data: slices.Clone(m.data)})
 		}
@@ -538,16 +551,11 @@ func (c *Client) ReadDropSince(ctx context.Context, mb mailbox.ID, cur *swarmcli
 	if err := c.begin(OpReadDrop); err != nil {
 		return nil, fmt.Errorf("no swarm node answered: %w", err)
 	}
-	s := c.s
-	s.mu.Lock()
-	s.recordLocked(Seen{At: s.opts.Now(), Client: c.label, Op: OpReadDrop, Mailbox: mb, Wait: wait})
-	s.mu.Unlock()
-	const key = "memswarm"
-	var timer <-chan time.Time
-	for {
-		s.mu.Lock()
-		b := s.boxLocked(mb)
-		s.expireLocked(b, s.opts.Now().UnixMilli())
+	c.s.mu.Lock()
+	c.s.recordLocked(Seen{At: c.s.opts.Now(), Client: c.label, Op: OpReadDrop, Mailbox: mb, Wait: wait})
+	c.s.mu.Unlock()
+	const key = "memswarm" // one node: one cursor
+	return c.longPoll(ctx, mb, wait, func(b *box) []*msg {
 		var after int64
 		if h := cur.After(key); len(h) == 32 {
 			if m, ok := b.msgs[[32]byte(h)]; ok {
@@ -560,37 +568,12 @@ func (c *Client) ReadDropSince(ctx context.Context, mb mailbox.ID, cur *swarmcli
 				news = append(news, m)
 			}
 		}
-		changed := b.changed
-		s.mu.Unlock()
-		if len(news) > 0 || wait <= 0 {
-			slices.SortFunc(news, func(x, y *msg) int { return int(x.seq - y.seq) })
-			out := make([]swarmclient.Message, 0, len(news))
-			for _, m := range news {
-				out = append(out, swarmclient.Message{Hash: m.hash, Namespace: m.namespace,
-					Timestamp: time.UnixMilli(m.ts), Expiry: time.UnixMilli(m.expiry), Data: slices.Clone(m.data)})
-			}
-			if len(news) > 0 {
-				h := news[len(news)-1].hash
-				cur.Set(key, h[:])
-			}
-			sortMessages(out)
-			return out, nil
+		if len(news) > 0 {
+			last := slices.MaxFunc(news, func(x, y *msg) int { return int(x.seq - y.seq) })
+			cur.Set(key, last.hash[:])
 		}
-		if timer == nil {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			timer = t.C
-		}
-		select {
-		case <-changed:
-		case <-timer:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-c.done:
-			return nil, ErrClosed
-		}
-	}
+		return news
+	})
 }
 
 // Refresh stands for a node list refresh: there is no list to refresh.

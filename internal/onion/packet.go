@@ -282,8 +282,9 @@ func layersLen(path []Hop, n, reply int) int {
 	return n
 }
 
-// uintLen is the length of the canonical CBOR of an unsigned integer.
-func uintLen(v uint64) int {
+// headLen is the length of a canonical CBOR head carrying v (an
+// unsigned integer's whole encoding, or a byte string's head).
+func headLen(v uint64) int {
 	switch {
 	case v < 24:
 		return 1
@@ -296,51 +297,34 @@ func uintLen(v uint64) int {
 	}
 	return 9
 }
+
+// appendHead appends the canonical CBOR head of major type major (0x00
+// unsigned integer, 0x40 byte string) carrying v.
+func appendHead(b []byte, major byte, v uint64) []byte {
+	switch {
+	case v < 24:
+		return append(b, major|byte(v))
+	case v < 1<<8:
+		return append(b, major|0x18, byte(v))
+	case v < 1<<16:
+		return binary.BigEndian.AppendUint16(append(b, major|0x19), uint16(v))
+	case v < 1<<32:
+		return binary.BigEndian.AppendUint32(append(b, major|0x1a), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(b, major|0x1b), v)
+}
+
+// uintLen is the length of the canonical CBOR of an unsigned integer.
+func uintLen(v uint64) int { return headLen(v) }
 
 // appendUint appends the canonical CBOR of an unsigned integer.
-func appendUint(b []byte, v uint64) []byte {
-	switch {
-	case v < 24:
-		return append(b, byte(v))
-	case v < 1<<8:
-		return append(b, 0x18, byte(v))
-	case v < 1<<16:
-		return binary.BigEndian.AppendUint16(append(b, 0x19), uint16(v))
-	case v < 1<<32:
-		return binary.BigEndian.AppendUint32(append(b, 0x1a), uint32(v))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0x1b), v)
-}
+func appendUint(b []byte, v uint64) []byte { return appendHead(b, 0x00, v) }
 
 // bytesHeadLen is the length of a canonical CBOR byte-string head.
-func bytesHeadLen(n int) int {
-	switch {
-	case n < 24:
-		return 1
-	case n < 1<<8:
-		return 2
-	case n < 1<<16:
-		return 3
-	case n < 1<<32:
-		return 5
-	}
-	return 9
-}
+func bytesHeadLen(n int) int { return headLen(uint64(n)) }
 
 // appendBytesHead appends a canonical CBOR byte-string head for n bytes.
-func appendBytesHead(b []byte, n int) []byte {
-	switch {
-	case n < 24:
-		return append(b, 0x40|byte(n))
-	case n < 1<<8:
-		return append(b, 0x58, byte(n))
-	case n < 1<<16:
-		return binary.BigEndian.AppendUint16(append(b, 0x59), uint16(n))
-	case n < 1<<32:
-		return binary.BigEndian.AppendUint32(append(b, 0x5a), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0x5b), uint64(n))
-}
+func appendBytesHead(b []byte, n int) []byte { return appendHead(b, 0x40, uint64(n)) }
 
 func layerAAD(size int) []byte {
 	return binary.BigEndian.AppendUint32([]byte(aadTag), uint32(size))

@@ -764,7 +764,25 @@ func (c *Client) Get(ctx context.Context, key *mailbox.Key, wait time.Duration) 
 // gather asks up to R reachable swarm members in parallel. With wait > 0 it
 // returns as soon as one answers with messages.
 func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duration) ([]Message, error) {
-	ranked := c.ranked(key.ID())
+	return c.fanOut(ctx, key.ID(), wait, func(ctx context.Context, n *member.Node) ([]wire.Message, error) {
+		return c.retrieveAll(ctx, n, key, wait)
+	}, func(m *wire.Message) (Message, bool) {
+		if len(m.Hash) != 32 {
+			return Message{}, false
+		}
+		return Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
+			Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: m.Data}, true
+	})
+}
+
+// fanOut asks up to R reachable swarm members of mb in parallel with read
+// (the next in rank when one fails), keeps what keep accepts, merged by
+// hash, and returns it sorted by sender timestamp, then hash. With
+// wait > 0 it returns as soon as one member answers with something kept;
+// the others are cancelled.
+func (c *Client) fanOut(ctx context.Context, mb mailbox.ID, wait time.Duration,
+	read func(context.Context, *member.Node) ([]wire.Message, error), keep func(*wire.Message) (Message, bool)) ([]Message, error) {
+	ranked := c.ranked(mb)
 	r := c.Params().Replication
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -779,7 +797,7 @@ func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duratio
 		next++
 		inflight++
 		go func() {
-			msgs, err := c.retrieveAll(ctx, n, key, wait)
+			msgs, err := read(ctx, n)
 			results <- result{msgs, err}
 		}()
 	}
@@ -793,18 +811,16 @@ func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duratio
 		inflight--
 		if res.err != nil {
 			errs = append(errs, res.err)
-			if next < len(ranked) && answered+inflight < r {
+			if ctx.Err() == nil && next < len(ranked) && answered+inflight < r {
 				launch() // a member is down: ask the next in rank
 			}
 			continue
 		}
 		answered++
-		for _, m := range res.msgs {
-			if len(m.Hash) != 32 {
-				continue
+		for i := range res.msgs {
+			if m, ok := keep(&res.msgs[i]); ok {
+				byHash[m.Hash] = m
 			}
-			byHash[[32]byte(m.Hash)] = Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
-				Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: m.Data}
 		}
 		if wait > 0 && len(byHash) > 0 {
 			break
@@ -829,18 +845,32 @@ func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duratio
 // retrieveAll pages through one node's copy of the mailbox, ReadBytes a
 // page.
 func (c *Client) retrieveAll(ctx context.Context, n *member.Node, key *mailbox.Key, wait time.Duration) ([]wire.Message, error) {
-	var all []wire.Message
-	var after []byte
-	for page := 0; page < 1000; page++ {
+	return pages(nil, wait, func(after []byte, wait time.Duration) ([]wire.Message, bool, error) {
 		resp, err := c.Retrieve(ctx, n, key, after, wait)
+		if err != nil {
+			return nil, false, err
+		}
+		return resp.Messages, resp.More, nil
+	})
+}
+
+// maxPages bounds the pages one read takes from one node.
+const maxPages = 1000
+
+// pages reads page after page from the cursor after (waiting up to wait
+// on the first only) until a page says there is no more.
+func pages(after []byte, wait time.Duration, page func(after []byte, wait time.Duration) ([]wire.Message, bool, error)) ([]wire.Message, error) {
+	var all []wire.Message
+	for range maxPages {
+		msgs, more, err := page(after, wait)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, resp.Messages...)
-		if !resp.More || len(resp.Messages) == 0 {
+		all = append(all, msgs...)
+		if !more || len(msgs) == 0 {
 			return all, nil
 		}
-		after = resp.Messages[len(resp.Messages)-1].Hash
+		after = msgs[len(msgs)-1].Hash
 		wait = 0
 	}
 	return all, nil

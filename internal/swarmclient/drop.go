@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -98,9 +97,6 @@ func dropEntry(mb mailbox.ID, m *wire.Message) (Message, bool) {
 		Expiry: time.UnixMilli(m.Expiry), Data: m.Data}, true
 }
 
-// maxDropPages bounds the pages readDropFrom reads from one node.
-const maxDropPages = 1000
-
 // ReadDropPage sends one drop read to node n: the entries after the
 // cursor (the last hash of the previous page; nil from the start),
 // waiting up to wait for a first one when there is none.
@@ -148,85 +144,19 @@ func (d *DropCursor) Set(k string, h []byte) {
 // entry or wait passes. A member that lost the cursor's entry answers
 // from the start: callers must tolerate entries they have seen.
 func (c *Client) ReadDropSince(ctx context.Context, mb mailbox.ID, cur *DropCursor, wait time.Duration) ([]Message, error) {
-	ranked := c.ranked(mb)
-	r := c.Params().Replication
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		n    *member.Node
-		msgs []wire.Message
-		err  error
-	}
-	results := make(chan result, len(ranked))
-	next, inflight, answered := 0, 0, 0
-	launch := func() {
-		n := ranked[next]
-		next++
-		inflight++
-		go func() {
-			msgs, err := c.readDropFrom(ctx, n, mb, cur.After(n.ID.String()), wait)
-			results <- result{n, msgs, err}
-		}()
-	}
-	for next < len(ranked) && next < r {
-		launch()
-	}
-	byHash := map[[32]byte]Message{}
-	var errs []error
-	for inflight > 0 {
-		res := <-results
-		inflight--
-		if res.err != nil {
-			errs = append(errs, res.err)
-			if ctx.Err() == nil && next < len(ranked) && answered+inflight < r {
-				launch()
+	return c.fanOut(ctx, mb, wait, func(ctx context.Context, n *member.Node) ([]wire.Message, error) {
+		msgs, err := pages(cur.After(n.ID.String()), wait, func(after []byte, wait time.Duration) ([]wire.Message, bool, error) {
+			resp, err := c.ReadDropPage(ctx, n, mb, after, wait)
+			if err != nil {
+				return nil, false, err
 			}
-			continue
+			return resp.Messages, resp.More, nil
+		})
+		if err == nil && len(msgs) > 0 {
+			// Only a member that answered moves its cursor; one cancelled
+			// because another answered first stays put.
+			cur.Set(n.ID.String(), msgs[len(msgs)-1].Hash)
 		}
-		answered++
-		if len(res.msgs) > 0 {
-			cur.Set(res.n.ID.String(), res.msgs[len(res.msgs)-1].Hash)
-		}
-		for i := range res.msgs {
-			if m, ok := dropEntry(mb, &res.msgs[i]); ok {
-				byHash[m.Hash] = m
-			}
-		}
-		if wait > 0 && len(byHash) > 0 {
-			break // the others are cancelled; their cursors stay put
-		}
-	}
-	if answered == 0 {
-		return nil, fmt.Errorf("no swarm node answered: %w", errors.Join(errs...))
-	}
-	out := make([]Message, 0, len(byHash))
-	for _, m := range byHash {
-		out = append(out, m)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Timestamp.Equal(out[j].Timestamp) {
-			return out[i].Timestamp.Before(out[j].Timestamp)
-		}
-		return bytes.Compare(out[i].Hash[:], out[j].Hash[:]) < 0
-	})
-	return out, nil
-}
-
-// readDropFrom pages through one node's drop entries of mb after the
-// cursor, waiting on the first page.
-func (c *Client) readDropFrom(ctx context.Context, n *member.Node, mb mailbox.ID, after []byte, wait time.Duration) ([]wire.Message, error) {
-	var all []wire.Message
-	for page := 0; page < maxDropPages; page++ {
-		resp, err := c.ReadDropPage(ctx, n, mb, after, wait)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, resp.Messages...)
-		if !resp.More || len(resp.Messages) == 0 {
-			return all, nil
-		}
-		after = resp.Messages[len(resp.Messages)-1].Hash
-		wait = 0
-	}
-	return all, nil
+		return msgs, err
+	}, func(m *wire.Message) (Message, bool) { return dropEntry(mb, m) })
 }
