@@ -93,6 +93,7 @@ func (pm *PathManager) guardOutcome(id peer.ID, o outcome) {
 	st.Attempts++
 	if o == success {
 		st.Successes++
+		delete(pm.silentRuns, id)
 	}
 	if st.Attempts >= BiasMinAttempts && st.Successes < BiasMinRate*st.Attempts {
 		now := pm.now()

@@ -96,17 +96,22 @@ func shareSubnet(a, b *member.Node) bool {
 type PathManager struct {
 	nodes func() []*member.Node
 
-	mu       sync.Mutex
-	guards   []peer.ID
-	bad      map[peer.ID]time.Time             // failed by their own fault
-	suspect  map[peer.ID]time.Time             // middles that reported their next hop (reports.go)
-	down     map[peer.ID]time.Time             // named by two reporters
-	reports  map[peer.ID]map[peer.ID]time.Time // named node -> reporter -> when
-	bias     map[peer.ID]*GuardStats           // per current guard
-	dropped  map[peer.ID]time.Time             // guards replaced for path bias, and when
-	now      func() time.Time
-	onChange func([]peer.ID) // called, unlocked, when the guard set changes
-	changed  bool            // guards changed since onChange last saw them
+	mu      sync.Mutex
+	guards  []peer.ID
+	bad     map[peer.ID]time.Time             // failed by their own fault
+	suspect map[peer.ID]time.Time             // middles that reported their next hop (reports.go)
+	down    map[peer.ID]time.Time             // named by two reporters
+	reports map[peer.ID]map[peer.ID]time.Time // named node -> reporter -> when
+	bias    map[peer.ID]*GuardStats           // per current guard
+	dropped map[peer.ID]time.Time             // guards replaced for path bias, and when
+	// Silent attempts (silence.go): exits that cleared silent paths, and
+	// middles implicated by one guard.
+	clearedBy  map[peer.ID]time.Time
+	implicated map[peer.ID]implication
+	silentRuns map[peer.ID]int // per current guard: silent attempts since its last success
+	now        func() time.Time
+	onChange   func([]peer.ID) // called, unlocked, when the guard set changes
+	changed    bool            // guards changed since onChange last saw them
 
 	notifyMu sync.Mutex // serialises onChange calls, so the last one holds the newest set
 }
@@ -139,7 +144,9 @@ func (pm *PathManager) notify() {
 func NewPathManager(nodes func() []*member.Node) *PathManager {
 	return &PathManager{nodes: nodes, bad: make(map[peer.ID]time.Time), suspect: make(map[peer.ID]time.Time),
 		down: make(map[peer.ID]time.Time), reports: make(map[peer.ID]map[peer.ID]time.Time),
-		bias: make(map[peer.ID]*GuardStats), dropped: make(map[peer.ID]time.Time), now: time.Now}
+		bias: make(map[peer.ID]*GuardStats), dropped: make(map[peer.ID]time.Time),
+		clearedBy: make(map[peer.ID]time.Time), implicated: make(map[peer.ID]implication),
+		silentRuns: make(map[peer.ID]int), now: time.Now}
 }
 
 // SetClock replaces the clock the manager reads (tests).
@@ -170,6 +177,11 @@ func (pm *PathManager) setGuardsLocked(g []peer.ID) {
 	for id := range pm.bias {
 		if !slices.Contains(g, id) {
 			delete(pm.bias, id)
+		}
+	}
+	for id := range pm.silentRuns {
+		if !slices.Contains(g, id) {
+			delete(pm.silentRuns, id)
 		}
 	}
 }
@@ -268,7 +280,7 @@ func (pm *PathManager) path(exit *member.Node, exclude []peer.ID) ([]*member.Nod
 		}
 	}
 	if guard == nil {
-		return nil, ErrNoPath
+		return nil, pm.noPathLocked(nodes, exclude, now)
 	}
 	onPath := subnetSet{}
 	onPath.add(guard)
@@ -279,7 +291,18 @@ func (pm *PathManager) path(exit *member.Node, exclude []peer.ID) ([]*member.Nod
 			return []*member.Node{guard, n, exit}, nil
 		}
 	}
-	return nil, ErrNoPath
+	return nil, pm.noPathLocked(nodes, exclude, now)
+}
+
+// noPathLocked is ErrNoPath with the counts that explain it.
+func (pm *PathManager) noPathLocked(nodes []*member.Node, exclude []peer.ID, now time.Time) error {
+	avoided := 0
+	for _, n := range nodes {
+		if pm.isBad(n.ID, now) {
+			avoided++
+		}
+	}
+	return fmt.Errorf("%w (%d nodes known, %d avoided after failures, %d left out by this request)", ErrNoPath, len(nodes), avoided, len(exclude))
 }
 
 // Transport sends client requests through 3-hop onion paths. Its libp2p
@@ -324,12 +347,17 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 		return err
 	}
 	if t.Paths.Down(target.ID) {
-		return fmt.Errorf("onion request: exit %s was reported unreachable by two relays", p2p.ShortID(target.ID))
+		return fmt.Errorf("onion request: exit %s is taken as down (reported by two relays, or silent on two paths)", p2p.ShortID(target.ID))
 	}
 	var errs []error
-	var exclude []peer.ID // suspects of this call only
+	var exclude []peer.ID       // suspects of this call only
+	var silent [][]*member.Node // attempts that timed out (silence.go)
+	var quiet []peer.ID         // their guards: avoided by this call if another path remains
 	for a := 0; a < attempts; a++ {
-		path, err := t.Paths.Path(target, exclude...)
+		path, err := t.Paths.Path(target, append(exclude, quiet...)...)
+		if errors.Is(err, ErrNoPath) && len(quiet) > 0 {
+			path, err = t.Paths.Path(target, exclude...) // a small network: the silent guard again
+		}
 		if err != nil {
 			if len(errs) > 0 {
 				return fmt.Errorf("onion request: %w (after %d failed paths: %w)", err, len(errs), errors.Join(errs...))
@@ -344,6 +372,7 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 		cancel()
 		if err == nil {
 			t.Paths.guardOutcome(path[0].ID, success)
+			t.Paths.cleared(target.ID, silent)
 			return wire.DecodeMsg(answer, respKind, resp)
 		}
 		errs = append(errs, err)
@@ -361,6 +390,13 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 		if v.exclude != "" {
 			exclude = append(exclude, v.exclude)
 		}
+		if v.silent {
+			quiet = append(quiet, path[0].ID)
+			if silent = append(silent, path); len(silent) == 2 {
+				t.Paths.silentExit(target.ID)
+				return fmt.Errorf("onion request: exit %s gave no answer on two paths: %w", p2p.ShortID(target.ID), errors.Join(errs...))
+			}
+		}
 		if v.stop != nil {
 			return v.stop
 		}
@@ -375,6 +411,7 @@ type verdict struct {
 	exclude peer.ID // not used again by this call; "" for none
 	guard   outcome // path-bias outcome for the guard
 	stop    error   // non-nil: give up the call with this error
+	silent  bool    // no answer in time: see silence.go
 }
 
 // judge reads a failed attempt on path to target. A hop that reports a
@@ -448,10 +485,10 @@ func judge(path []*member.Node, target peer.ID, err error) verdict {
 	case isRemote(err):
 		return verdict{stop: err} // the guard refused the packet itself
 	case errors.Is(err, errAttemptTimeout) && last > 0:
-		// Some hop took the packet and never answered: most likely the
-		// middle (a silent guard is caught by its path bias). Another
-		// middle for this call, no blame.
-		return verdict{exclude: path[1].ID, guard: neutral}
+		// Some hop took the packet and never answered: another guard and
+		// middle for this call; blame waits for the next attempt
+		// (silence.go).
+		return verdict{exclude: path[1].ID, guard: neutral, silent: true}
 	default:
 		return verdict{avoid: path[0].ID, guard: failure} // the guard did not answer
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -89,7 +90,10 @@ func TestSlowFrames(t *testing.T) {
 // onion packets of the largest size (1280 KiB) through an honest guard and
 // middle to an exit the attacker runs, which never answers, so every
 // packet stays in flight at the relays. Every honest node stays under
-// 256 MiB RSS, and honest stores through onion paths go on.
+// 256 MiB RSS, and honest stores through onion paths go on, from a client
+// whose two guards are the flooded guard and the silent attacker: each
+// silent attempt is retried through the other guard, and path bias
+// replaces the silent one (onion/silence.go).
 func TestOnionMemory(t *testing.T) {
 	an := startNet(t, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -104,10 +108,10 @@ func TestOnionMemory(t *testing.T) {
 		}
 		return wire.KindError, wire.Errorf(wire.CodeUnavailable, "no")
 	})
-	c := an.client(ctx, false)
-	waitListed(t, ctx, c, time.Minute, exit.ID())
+	lister := an.client(ctx, false)
+	waitListed(t, ctx, lister, time.Minute, exit.ID())
 	var guard, middle *member.Node
-	for _, n := range c.Nodes() {
+	for _, n := range lister.Nodes() {
 		switch {
 		case n.ID == exit.ID():
 		case guard == nil:
@@ -116,6 +120,14 @@ func TestOnionMemory(t *testing.T) {
 			middle = n
 		}
 	}
+	// The honest client's guards are the worst pair: the silent attacker
+	// and the guard the attack floods.
+	c, err := swarmclient.Dial(ctx, an.boot, swarmclient.Options{Guards: []peer.ID{exit.ID(), guard.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitListed(t, ctx, c, time.Minute, exit.ID())
 	exitRec := member.Node{ID: exit.ID(), Record: member.Record{OnionKey: exit.Onion.PublicKey().Bytes()}}
 	hops := []onion.Hop{
 		{ID: []byte(guard.ID), OnionKey: guard.Record.OnionKey},
