@@ -9,3 +9,7 @@ package client_test
 // instrumented run uses 12 clients with 10 contacts each; the full-size
 // run is the uninstrumented one.
 const linkClients = 12
+
+// strictLinkClients is how many clients its strict subtest runs: each
+// sends cover traffic at 2.5 requests a second, whether it chats or not.
+const strictLinkClients = 6

@@ -199,22 +199,24 @@ func TestGuardTraceIndependent(t *testing.T) {
 	guardsAlike(t, evs, lonely, busy, "0 contacts", "50 contacts", start, window, 0)
 }
 
-// TestExitsCannotLinkMailboxes: 20 clients (12 under the race detector,
-// see race_on_test.go) with 10 contacts each chat
+// TestExitsCannotLinkMailboxes: clients with up to 10 contacts each chat
 // while their inboxes rotate; an attacker that sees every request at every
 // exit (mailbox, time, size, which exit) clusters the mailboxes into
-// clients no better than chance.
+// clients no better than chance. Both privacy modes: 20 standard clients
+// and 10 strict ones (fewer under the race detector, race_on_test.go).
 func TestExitsCannotLinkMailboxes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("twenty clients for minutes; run without -short")
+		t.Skip("many clients for minutes; run without -short")
 	}
+	t.Run("standard", func(t *testing.T) { exitsCannotLink(t, client.PrivacyStandard, linkClients) })
+	t.Run("strict", func(t *testing.T) { exitsCannotLink(t, client.PrivacyStrict, strictLinkClients) })
+}
+
+func exitsCannotLink(t *testing.T, mode string, clients int) {
 	tap := &wiretap{}
 	net := startNodesCfg(t, 7, func(c *node.Config) { c.OnionObserver = tap.add })
 	time.Sleep(time.Second)
-	const (
-		clients = linkClients
-		period  = 30 * time.Second
-	)
+	const period = 30 * time.Second
 	users := make([]*user, clients)
 	for i := range users {
 		home := filepath.Join(t.TempDir(), fmt.Sprintf("u%d", i))
@@ -225,7 +227,11 @@ func TestExitsCannotLinkMailboxes(t *testing.T) {
 		u := &user{home: home, id: acct.ID().String()}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		e, err := client.Open(ctx, client.Config{Home: home, Logger: quiet(), EpochPeriod: period,
-			MessageTTL: 3 * time.Minute, Schedule: testSchedule, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(10 * time.Second)})
+			MessageTTL: 3 * time.Minute, Schedule: testSchedule, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(10 * time.Second),
+			Privacy: mode})
+		if err == nil && mode == client.PrivacyStrict {
+			err = e.PublishPrekeys(ctx) // at once, not at a cover tick (startStrict)
+		}
 		cancel()
 		if err != nil {
 			t.Fatal(err)
