@@ -279,19 +279,41 @@ func (pm *PathManager) path(exit *member.Node, exclude []peer.ID) ([]*member.Nod
 			}
 		}
 	}
-	if guard == nil {
-		return nil, pm.noPathLocked(nodes, exclude, now)
+	if guard != nil {
+		if middle := pickMiddle(nodes, guard, exit, usable); middle != nil {
+			return []*member.Node{guard, middle, exit}, nil
+		}
 	}
+	// The floor: so many nodes are avoided (a loaded machine, a slow link
+	// where attempts time out) that no path is left. Avoidance is a
+	// preference, not a ban: rather than fail every request until the
+	// marks expire, use avoided nodes too (never those this request left
+	// out), first hop for this request only. The guard set is unchanged.
+	unexcluded := func(id peer.ID) bool { return !slices.Contains(exclude, id) }
+	for _, i := range rand.Perm(len(nodes)) {
+		g := nodes[i]
+		if g.ID == exit.ID || shareSubnet(g, exit) || !unexcluded(g.ID) {
+			continue
+		}
+		if middle := pickMiddle(nodes, g, exit, unexcluded); middle != nil {
+			return []*member.Node{g, middle, exit}, nil
+		}
+	}
+	return nil, pm.noPathLocked(nodes, exclude, now)
+}
+
+// pickMiddle is a random node for which ok holds, in neither guard's nor
+// exit's subnets; nil if there is none.
+func pickMiddle(nodes []*member.Node, guard, exit *member.Node, ok func(peer.ID) bool) *member.Node {
 	onPath := subnetSet{}
 	onPath.add(guard)
 	onPath.add(exit)
 	for _, i := range rand.Perm(len(nodes)) {
-		n := nodes[i]
-		if !onPath.has(n) && usable(n.ID) {
-			return []*member.Node{guard, n, exit}, nil
+		if n := nodes[i]; !onPath.has(n) && ok(n.ID) {
+			return n
 		}
 	}
-	return nil, pm.noPathLocked(nodes, exclude, now)
+	return nil
 }
 
 // noPathLocked is ErrNoPath with the counts that explain it.

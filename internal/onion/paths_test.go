@@ -303,21 +303,41 @@ func TestPathManagerNoPath(t *testing.T) {
 			checkPath(t, path, exit)
 		}
 	})
+	// The floor: with every other node avoided there is still a path
+	// (through avoided nodes, none of them made a guard), and a healthy
+	// node is preferred to avoided ones whenever one fits.
 	t.Run("all others failed", func(t *testing.T) {
-		nodes := loopbackNodes(t, 4)
+		nodes := loopbackNodes(t, 5)
 		pm, clk := newTestPM(nodes)
 		for _, n := range nodes[1:] {
 			pm.Failed(n.ID)
 		}
-		if _, err := pm.Path(nodes[0]); !errors.Is(err, ErrNoPath) {
-			t.Fatalf("Path with every other node failed: %v", err)
-		}
-		clk.add(badFor + time.Second)
 		path, err := pm.Path(nodes[0])
 		if err != nil {
-			t.Fatalf("Path after the penalty: %v", err)
+			t.Fatalf("Path with every other node failed: %v", err)
 		}
 		checkPath(t, path, nodes[0])
+		for _, g := range pm.Guards() {
+			if g != nodes[0].ID {
+				t.Fatalf("an avoided node became a guard: %v", g)
+			}
+		}
+		// Excluded by the request itself: never used, even at the floor.
+		if _, err := pm.Path(nodes[0], nodes[1].ID, nodes[2].ID, nodes[3].ID); !errors.Is(err, ErrNoPath) {
+			t.Fatalf("Path through nodes this request excluded: %v", err)
+		}
+		clk.add(badFor + time.Second)
+		pm.Failed(nodes[4].ID)
+		for range 20 {
+			path, err := pm.Path(nodes[0])
+			if err != nil {
+				t.Fatalf("Path after the penalty: %v", err)
+			}
+			checkPath(t, path, nodes[0])
+			if path[0].ID == nodes[4].ID || path[1].ID == nodes[4].ID {
+				t.Fatal("an avoided node is on a path while healthy ones fit")
+			}
+		}
 	})
 }
 
