@@ -175,6 +175,11 @@ func (t *Table) putLocked(n *Node, since time.Time) bool {
 	t.nodes[n.ID] = e
 	if old.down || !sameAddrs(old.node, n) {
 		t.bump()
+	} else {
+		// The live set is the same (no Changes signal), but the cached
+		// list holds the old record: served, its remaining life would
+		// run down to zero.
+		t.liveGen = ^uint64(0)
 	}
 	return true
 }

@@ -183,6 +183,33 @@ func TestTableLiveExpiresWithoutSweep(t *testing.T) {
 	}
 }
 
+// TestTableLiveServesRefreshedRecords: a node's routine refresh (a newer
+// record, same addresses) must reach what the table serves. The cached
+// live list kept the old record until the first cached expiry, so nodes
+// handed out records whose remaining life ran down to zero, and clients
+// that took them found them expired (issue 11, "false failures").
+func TestTableLiveServesRefreshedRecords(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	a, b := newIdent(t), newIdent(t)
+	upsert(t, tb, signedAt(t, a, 1, 2*time.Minute, addrA))
+	upsert(t, tb, signedAt(t, b, 1, 2*time.Minute, addrA))
+	tb.Live() // fills the cache
+	fresh := signedAt(t, a, 2, 4*time.Minute, addrA)
+	if !upsert(t, tb, fresh) {
+		t.Fatal("the refreshed record was not taken")
+	}
+	for _, raw := range tb.LiveRaw() {
+		n, err := member.Open(raw, testParams, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.ID == a.id && n.Record.Seq != 2 {
+			t.Fatalf("the table serves seq %d of a refreshed record; want 2", n.Record.Seq)
+		}
+	}
+}
+
 func TestTableSweep(t *testing.T) {
 	clk := newClock()
 	tb := member.NewTable(testParams, clk.Now)
