@@ -336,40 +336,71 @@ func (c *Client) Usable(now time.Time) bool {
 // list of mostly departed nodes fails in bounded time.
 const maxListAsks = 8
 
-// refreshFrom asks up to three of sources (in random order) for the node
-// list and installs the majority's.
+// refreshFrom asks three of sources at once (in random order; one that
+// fails is replaced by the next, up to maxListAsks in all) for the node
+// list and installs the majority's. Asked one after another, each
+// unreachable source cost its whole timeout before the next was tried.
 func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 	rand.Shuffle(len(sources), func(i, j int) { sources[i], sources[j] = sources[j], sources[i] })
 	type answer struct {
 		resp wire.NodesResp
 	}
+	type result struct {
+		resp wire.NodesResp
+		err  error
+	}
+	ctx, cancelAll := context.WithCancel(ctx)
+	defer cancelAll()
+	results := make(chan result, maxListAsks)
+	seen := map[peer.ID]bool{}
+	next, inflight, asked := 0, 0, 0
+	launch := func() bool {
+		for ; next < len(sources); next++ {
+			s := sources[next]
+			if seen[s.id] {
+				continue
+			}
+			seen[s.id] = true
+			next++
+			inflight++
+			asked++
+			if s.node == nil {
+				c.bootstrapFetches.Add(1)
+			}
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				var r result
+				if s.node != nil {
+					r.err = c.tr.Call(cctx, s.node, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &r.resp)
+				} else {
+					r.err = bootstrapCall(cctx, s.boot, &r.resp)
+				}
+				results <- r
+			}()
+			return true
+		}
+		return false
+	}
+	for inflight < 3 && asked < maxListAsks && launch() {
+	}
 	var answers []answer
 	var errs []error
-	seen := map[peer.ID]bool{}
-	for _, s := range sources {
-		if len(answers) == 3 || len(seen) == maxListAsks {
+	for inflight > 0 {
+		r := <-results
+		inflight--
+		if r.err != nil {
+			errs = append(errs, r.err)
+			if len(answers)+inflight < 3 && asked < maxListAsks {
+				launch()
+			}
+			continue
+		}
+		if answers = append(answers, answer{r.resp}); len(answers) == 3 {
 			break
 		}
-		if seen[s.id] {
-			continue
-		}
-		seen[s.id] = true
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		var resp wire.NodesResp
-		var err error
-		if s.node != nil {
-			err = c.tr.Call(cctx, s.node, wire.KindNodesReq, &wire.NodesReq{}, wire.KindNodesResp, &resp)
-		} else {
-			c.bootstrapFetches.Add(1)
-			err = bootstrapCall(cctx, s.boot, &resp)
-		}
-		cancel()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		answers = append(answers, answer{resp})
 	}
+	cancelAll()
 	if len(answers) == 0 {
 		return fmt.Errorf("no node answered for the node list: %w", errors.Join(errs...))
 	}
