@@ -8,9 +8,11 @@
 package netlab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -213,6 +215,20 @@ func (h *Host) Dial(network, addr string, timeout time.Duration) (net.Conn, erro
 	var c net.Conn
 	err := h.Run(func() (err error) { c, err = net.DialTimeout(network, addr, timeout); return })
 	return c, err
+}
+
+// DialContext dials from inside the host.
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	var d net.Dialer
+	err := h.Run(func() (err error) { c, err = d.DialContext(ctx, network, addr); return })
+	return c, err
+}
+
+// HTTPClient is an HTTP client whose connections start inside host h (to
+// reach an admin endpoint that listens on a lab address).
+func (h *Host) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}}
 }
 
 // Close stops the switch, kills every process left in the lab's
