@@ -289,3 +289,88 @@ func TestTeardown(t *testing.T) {
 		t.Errorf("live lab namespaces %v, want 2", got)
 	}
 }
+
+// TestRate: tc tbf on a host's interface limits what it sends.
+func TestRate(t *testing.T) {
+	l := NewForTest(t, Config{Hosts: []HostConfig{{Rate: "8mbit"}, {}}})
+	a, b := l.Host(1), l.Host(2)
+	ln, err := b.Listen("tcp", b.Addr()+":7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	c, err := a.Dial("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 20
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(20 * time.Second))
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	n := <-got
+	took := time.Since(start)
+	mbit := float64(n) * 8 / took.Seconds() / 1e6
+	t.Logf("1 MiB at tbf rate 8mbit: %v, %.2f Mbit/s", took.Round(time.Millisecond), mbit)
+	if n != size {
+		t.Fatalf("received %d bytes", n)
+	}
+	if mbit > 9 || mbit < 5 {
+		t.Errorf("%.2f Mbit/s, want about 8", mbit)
+	}
+}
+
+// TestCloseOnSignal: a command-line user's lab goes away on SIGINT. The
+// test runs itself as a child that builds a lab and waits to be killed.
+func TestCloseOnSignal(t *testing.T) {
+	if os.Getenv("NETLAB_SIGNAL_CHILD") == "1" {
+		l, err := New(Config{Hosts: make([]HostConfig, 2), CloseOnSignal: true})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println(l.ID())
+		time.Sleep(30 * time.Second)
+		os.Exit(3) // not reached: the signal ends the process first
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("netlab: needs root for network namespaces; CI (.ci/run) runs as root")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCloseOnSignal$")
+	cmd.Env = append(os.Environ(), "NETLAB_SIGNAL_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	id := strings.TrimSpace(line)
+	if err != nil || !strings.HasPrefix(id, Prefix) {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("child: %q %v", line, err)
+	}
+	if got := listLabNetns(id + "-"); len(got) != 3 {
+		t.Errorf("child's lab namespaces %v, want 3", got)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	if got := listLabNetns(id + "-"); len(got) != 0 {
+		t.Errorf("after SIGINT: %v remain", got)
+	}
+}
