@@ -34,6 +34,20 @@ type Config struct {
 	Network  string   // network name (default "umbra-devnet")
 	PoWBits  int      // admission difficulty (default 8: fast to solve)
 	NodeArgs []string // extra flags for every node
+
+	// The hooks below place nodes elsewhere than on this machine's
+	// loopback, e.g. in the hosts of an internal/netlab lab; nil keeps the
+	// defaults.
+	//
+	// HostIP is node i's (1-based) address. With it each node has a network
+	// stack of its own: it listens on HostIP(i):4001 and serves its admin
+	// endpoint on that stack's own 127.0.0.1:7001 (reach it with
+	// HTTPClient).
+	HostIP func(i int) string
+	// Command makes the exec.Cmd that runs node i (default exec.Command).
+	Command func(i int, name string, args ...string) *exec.Cmd
+	// HTTPClient reaches node i's admin endpoint (default http.DefaultClient).
+	HTTPClient func(i int) *http.Client
 }
 
 // MinAge is a devnet's minimum age before a node takes swarm seats (a
@@ -228,6 +242,12 @@ func (d *Devnet) prepare(i int) (*Proc, error) {
 	// true. Each node gets a loopback address in a /24 of its own,
 	// 127.0.<i>.1, so the network looks like separate hosts in separate
 	// subnets to the diversity rules of paths and swarms.
+	if d.cfg.HostIP != nil {
+		ip := d.cfg.HostIP(i)
+		return &Proc{Index: i, Dir: dir, ID: id,
+			Addr:      fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", ip, id),
+			AdminAddr: "127.0.0.1:7001"}, nil
+	}
 	ip := fmt.Sprintf("127.0.%d.1", i)
 	port, admin, err := loadPorts(dir, ip)
 	if err != nil {
@@ -300,7 +320,12 @@ func (d *Devnet) start(p *Proc) error {
 	if err != nil {
 		return fmt.Errorf("devnet: node log: %w", err)
 	}
-	cmd := exec.Command(d.cfg.Binary, args...)
+	var cmd *exec.Cmd
+	if d.cfg.Command != nil {
+		cmd = d.cfg.Command(p.Index, d.cfg.Binary, args...)
+	} else {
+		cmd = exec.Command(d.cfg.Binary, args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -375,7 +400,11 @@ func (d *Devnet) Status(ctx context.Context, i int) (*node.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if d.cfg.HTTPClient != nil {
+		client = d.cfg.HTTPClient(i)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
