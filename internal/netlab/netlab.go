@@ -182,6 +182,27 @@ func (l *Lab) SetLink(h *Host, delay time.Duration, loss float64) {
 	h.port.setLink(delay, loss)
 }
 
+// Partition splits the lab: frames cross only between hosts of the same
+// group. Hosts named in no group form one more group of their own. Heal
+// joins everything again. Each call replaces the previous partition.
+func (l *Lab) Partition(groups ...[]*Host) {
+	for _, h := range l.hosts {
+		h.port.group.Store(int64(len(groups) + 1))
+	}
+	for i, g := range groups {
+		for _, h := range g {
+			h.port.group.Store(int64(i + 1))
+		}
+	}
+}
+
+// Heal ends any partition.
+func (l *Lab) Heal() {
+	for _, h := range l.hosts {
+		h.port.group.Store(0)
+	}
+}
+
 // Stats returns the switch counters of a host's port.
 func (l *Lab) Stats(h *Host) PortStats { return h.port.stats() }
 

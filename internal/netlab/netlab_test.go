@@ -374,3 +374,30 @@ func TestCloseOnSignal(t *testing.T) {
 		t.Errorf("after SIGINT: %v remain", got)
 	}
 }
+
+// TestPartition: hosts in different groups cannot reach each other, hosts
+// in one group can, and Heal joins them again.
+func TestPartition(t *testing.T) {
+	l := NewForTest(t, Config{Hosts: make([]HostConfig, 4)})
+	a, b, c, d := l.Host(1), l.Host(2), l.Host(3), l.Host(4)
+	addrB, addrD := echoServer(t, b), echoServer(t, d)
+	tcpRTT(t, a, addrB, 1) // the ARP tables are warm before the split
+	tcpRTT(t, c, addrD, 1)
+	tcpRTT(t, a, addrD, 1)
+	l.Partition([]*Host{a, b}, []*Host{c})
+	tcpRTT(t, a, addrB, 1) // same group
+	if conn, err := a.Dial("tcp", addrD, 2*time.Second); err == nil {
+		conn.Close()
+		t.Fatal("a reached d across the partition")
+	}
+	if conn, err := c.Dial("tcp", addrD, 2*time.Second); err == nil {
+		conn.Close() // d is in the group of the unnamed hosts, c is not
+		t.Fatal("c reached d across the partition")
+	}
+	if st := l.Stats(d); st.Cut == 0 {
+		t.Fatalf("no frame counted as cut: %+v", st)
+	}
+	l.Heal()
+	tcpRTT(t, a, addrD, 1)
+	tcpRTT(t, c, addrD, 1)
+}

@@ -41,6 +41,7 @@ type PortStats struct {
 	Lost      uint64 // frames dropped by the loss draw on the way to the host
 	QueueDrop uint64 // frames dropped because the host's queue was full
 	WriteErr  uint64 // frames the kernel refused
+	Cut       uint64 // frames dropped on the way to the host by a partition
 }
 
 type frame struct {
@@ -76,13 +77,14 @@ type port struct {
 
 	delay atomic.Int64  // one-way access-link delay, ns
 	loss  atomic.Uint64 // math.Float64bits of the loss probability
+	group atomic.Int64  // partition group: frames cross only within one (0 for all when healed)
 
 	mu    sync.Mutex
 	queue frameHeap
 	seq   uint64
 	wake  chan struct{}
 
-	received, delivered, lost, queueDrop, writeErr atomic.Uint64
+	received, delivered, lost, queueDrop, writeErr, cut atomic.Uint64
 }
 
 func (p *port) setLink(delay time.Duration, loss float64) {
@@ -235,6 +237,10 @@ func (s *labSwitch) forward(in *port, data []byte) {
 }
 
 func (s *labSwitch) enqueue(in, out *port, data []byte, now time.Time) {
+	if in.group.Load() != out.group.Load() {
+		out.cut.Add(1)
+		return
+	}
 	if l := in.lossProb(); l > 0 && rand.Float64() < l {
 		out.lost.Add(1)
 		return
@@ -316,5 +322,6 @@ func (p *port) stats() PortStats {
 		Lost:      p.lost.Load(),
 		QueueDrop: p.queueDrop.Load(),
 		WriteErr:  p.writeErr.Load(),
+		Cut:       p.cut.Load(),
 	}
 }
