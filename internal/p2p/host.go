@@ -116,6 +116,7 @@ func newResourceManager(limits rcmgr.ConcreteLimitConfig) (network.ResourceManag
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits),
 		rcmgr.WithLimitPerSubnet(connsPerSubnetV4, connsPerSubnetV6),
 		rcmgr.WithNetworkPrefixLimit(loopbackV4, loopbackV6),
+		rcmgr.WithConnRateLimiters(newConnRate()),
 		rcmgr.WithMetricsDisabled(),
 	)
 	if err != nil {
