@@ -70,6 +70,7 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data directory for keys and the database (created if missing; required)")
 	f.StringSliceVar(&cfg.Listen, "listen", cfg.Listen, "multiaddr to listen on (repeatable)")
+	f.StringSliceVar(&cfg.Announce, "announce", cfg.Announce, "multiaddr others dial this node at, announced instead of the listen addresses, e.g. /ip4/203.0.113.7/tcp/4001 behind a port forward (repeatable)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "node multiaddr with /p2p/<id>, or a file of them one per line, e.g. a devnet's bootstrap.txt (repeatable)")
 	f.StringVar(&cfg.Admin, "admin", "", "serve /healthz, /status and /metrics on this loopback host:port")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the admin address (unauthenticated: for debugging only)")

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/umbra-im/umbra/internal/store"
 )
 
 func newReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
@@ -80,6 +82,13 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		Help: "Messages held on disk."}, func() float64 { return float64(n.store.Stats().Messages) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "stored_bytes",
 		Help: "Bytes of message data held on disk."}, func() float64 { return float64(n.store.Stats().Bytes) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "store_quota_used_bytes",
+		Help: "Bytes counted against --max-store-bytes: message data, tombstones and signed deletions."}, func() float64 {
+		st := n.store.Stats()
+		return float64(st.Bytes + st.Tombstones*store.TombstoneCost + st.DeletionBytes)
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "store_quota_bytes",
+		Help: "The node-wide store limit (--max-store-bytes); new messages are refused past it."}, func() float64 { return float64(n.cfg.MaxStoreBytes) }))
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -95,3 +95,25 @@ func TestLoadIdentityCreatesPrivateDurableKey(t *testing.T) {
 		t.Errorf("an empty key file loads with %v, want a corrupt-key error", err)
 	}
 }
+
+// TestAdminStoreQuotaMetrics checks the gauges an operator alerts on
+// before the store is full: the limit, and what counts against it.
+func TestAdminStoreQuotaMetrics(t *testing.T) {
+	cfg := fastConfig(t.TempDir(), 0, nil)
+	cfg.Admin = "127.0.0.1:0"
+	cfg.MaxStoreBytes = 123456789
+	nd, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nd.Close()
+	code, body := adminGet(t, nd, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{"\numbra_store_quota_bytes 1.23456789e+08\n", "\numbra_store_quota_used_bytes 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
+}

@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
@@ -29,8 +33,15 @@ const (
 // field takes the same default, except the network parameters' PoWBits and
 // MinAgeMs, where zero means none.
 type Config struct {
-	DataDir   string   // keys, database, addr file; created if missing
-	Listen    []string // multiaddrs; default /ip4/127.0.0.1/tcp/0
+	DataDir string   // keys, database, addr file; created if missing
+	Listen  []string // multiaddrs; default /ip4/127.0.0.1/tcp/0
+	// Announce, if set, are the multiaddrs others dial this node at: they
+	// replace the listen addresses in its signed record and in what libp2p
+	// advertises (a node behind a port forward listens on a private
+	// address and announces its public one). Each is /ip4 or /ip6, not
+	// unspecified, then /tcp/PORT or /udp/PORT/quic-v1; at most
+	// member.MaxAddrs. Default: none (the listen addresses are announced).
+	Announce  []string
 	Bootstrap []string // multiaddrs with /p2p/ of nodes to join through
 	Admin     string   // host:port for the admin HTTP server; "" disables it
 	Pprof     bool     // serve /debug/pprof/ on the admin server (off by default)
@@ -191,8 +202,46 @@ func (c *Config) Validate() error {
 	if c.Params.MinAgeMs < 0 || c.Params.MinAgeMs > (30*24*time.Hour).Milliseconds() {
 		return fmt.Errorf("node: the minimum age must be between 0 and 30 days, got %s", time.Duration(c.Params.MinAgeMs)*time.Millisecond)
 	}
+	if len(c.Announce) > member.MaxAddrs {
+		return fmt.Errorf("node: at most %d announce addresses, got %d", member.MaxAddrs, len(c.Announce))
+	}
+	for _, a := range c.Announce {
+		if _, err := ParseAnnounce(a); err != nil {
+			return err
+		}
+	}
 	if c.RecordTTL > 10*time.Minute {
 		return fmt.Errorf("node: the record lifetime may be at most 10m, got %s", c.RecordTTL)
 	}
 	return nil
+}
+
+// ParseAnnounce parses and checks an announce address (Config.Announce):
+// /ip4/IP or /ip6/IP, where IP is not unspecified (0.0.0.0 or ::), then
+// /tcp/PORT or /udp/PORT/quic-v1 with a port other than 0, and nothing
+// else (no /p2p/: the node adds its own ID).
+func ParseAnnounce(s string) (ma.Multiaddr, error) {
+	bad := func(why string) (ma.Multiaddr, error) {
+		return nil, fmt.Errorf("node: announce address %q: %s", s, why)
+	}
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return bad(fmt.Sprintf("not a multiaddr (%v); want e.g. /ip4/203.0.113.7/tcp/4001 or /ip4/203.0.113.7/udp/4001/quic-v1", err))
+	}
+	if len(m) < 2 || (m[0].Code() != ma.P_IP4 && m[0].Code() != ma.P_IP6) {
+		return bad("must start with /ip4/IP or /ip6/IP")
+	}
+	if ip := net.ParseIP(m[0].Value()); ip == nil || ip.IsUnspecified() {
+		return bad("0.0.0.0 and :: are where to listen, not an address others can dial; announce the IP they reach this node at")
+	}
+	switch {
+	case len(m) == 2 && m[1].Code() == ma.P_TCP:
+	case len(m) == 3 && m[1].Code() == ma.P_UDP && m[2].Code() == ma.P_QUIC_V1:
+	default:
+		return bad("want /tcp/PORT or /udp/PORT/quic-v1 after the IP, and nothing else")
+	}
+	if m[1].Value() == "0" {
+		return bad("port 0 is where to listen on any free port, not an address others can dial")
+	}
+	return m, nil
 }

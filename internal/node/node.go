@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/umbra-im/umbra/internal/fsutil"
@@ -119,7 +120,12 @@ func New(cfg Config) (*Node, error) {
 	n.reg = prometheus.NewRegistry()
 	n.m = newMetrics(n.reg, n)
 	n.obudget = newOnionBudget(cfg.Onion, n.reg)
-	if n.host, err = p2p.NewNodeHost(n.priv, cfg.Listen, n.reg); err != nil {
+	var announce []ma.Multiaddr
+	for _, a := range cfg.Announce {
+		m, _ := ParseAnnounce(a) // checked by Validate
+		announce = append(announce, m)
+	}
+	if n.host, err = p2p.NewNodeHost(n.priv, cfg.Listen, n.reg, p2p.Announce(announce)); err != nil {
 		return nil, err
 	}
 	n.table = member.NewTable(cfg.Params, cfg.Now)

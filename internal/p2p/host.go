@@ -5,6 +5,7 @@ package p2p
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -19,14 +20,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// HostOption adjusts a node host.
+type HostOption func(*hostOptions)
+
+type hostOptions struct {
+	announce []ma.Multiaddr
+}
+
+// Announce makes the host advertise exactly addrs (in identify, and in
+// its Addrs, which the node's signed record is made of) instead of the
+// addresses it listens on: for a node behind a port forward or a load
+// balancer, or one listening on an address that others cannot dial. An
+// empty list keeps the listen addresses. The caller validates them.
+func Announce(addrs []ma.Multiaddr) HostOption {
+	return func(o *hostOptions) { o.announce = addrs }
+}
+
 // NewNodeHost builds a libp2p host that listens only where told, speaks Noise
 // over TCP or QUIC, has no relay, no NAT mapping, and a resource manager
 // with the limits of NodeLimits.
-func NewNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer) (host.Host, error) {
-	return newNodeHost(priv, listen, reg, NodeLimits())
+func NewNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer, opt ...HostOption) (host.Host, error) {
+	return newNodeHost(priv, listen, reg, NodeLimits(), opt...)
 }
 
-func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer, limits rcmgr.ConcreteLimitConfig) (host.Host, error) {
+func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer, limits rcmgr.ConcreteLimitConfig, opt ...HostOption) (host.Host, error) {
+	var ho hostOptions
+	for _, o := range opt {
+		o(&ho)
+	}
 	rm, err := newResourceManager(limits)
 	if err != nil {
 		return nil, err
@@ -49,6 +70,12 @@ func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer
 	}
 	if priv != nil {
 		opts = append(opts, libp2p.Identity(priv))
+	}
+	if len(ho.announce) > 0 {
+		announce := slices.Clone(ho.announce)
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr {
+			return slices.Clone(announce) // libp2p reuses the slice it gets
+		}))
 	}
 	if reg != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(reg))
