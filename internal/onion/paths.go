@@ -216,6 +216,11 @@ func (pm *PathManager) isBad(id peer.ID, now time.Time) bool {
 	return bad || suspect || down
 }
 
+// ErrExitUnreachable is in the error of a call whose exit could not be
+// reached (relays said so, or it gave no answer on two paths): the caller
+// should ask another node.
+var ErrExitUnreachable = errors.New("unreachable")
+
 // ErrNoPath is returned when the network has too few usable nodes.
 var ErrNoPath = errors.New("onion: not enough reachable nodes in distinct subnets for a 3-hop path")
 
@@ -369,7 +374,7 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 		return err
 	}
 	if t.Paths.Down(target.ID) {
-		return fmt.Errorf("onion request: exit %s is taken as down (reported by two relays, or silent on two paths)", p2p.ShortID(target.ID))
+		return fmt.Errorf("onion request: exit %s %w (taken as down: reported by two relays, or silent on two paths)", p2p.ShortID(target.ID), ErrExitUnreachable)
 	}
 	var errs []error
 	var exclude []peer.ID       // suspects of this call only
@@ -416,7 +421,7 @@ func (t *Transport) Call(ctx context.Context, target *member.Node, reqKind wire.
 			quiet = append(quiet, path[0].ID)
 			if silent = append(silent, path); len(silent) == 2 {
 				t.Paths.silentExit(target.ID)
-				return fmt.Errorf("onion request: exit %s gave no answer on two paths: %w", p2p.ShortID(target.ID), errors.Join(errs...))
+				return fmt.Errorf("onion request: exit %s %w (no answer on two paths): %w", p2p.ShortID(target.ID), ErrExitUnreachable, errors.Join(errs...))
 			}
 		}
 		if v.stop != nil {
@@ -451,7 +456,7 @@ func judge(path []*member.Node, target peer.ID, err error) verdict {
 	var be *BadReplyError
 	last := len(path) - 1
 	exitDown := func(err error) error {
-		return fmt.Errorf("onion request: exit %s unreachable: %w", p2p.ShortID(target), err)
+		return fmt.Errorf("onion request: exit %s %w: %w", p2p.ShortID(target), ErrExitUnreachable, err)
 	}
 	exitFailed := func(err error) error {
 		return fmt.Errorf("onion request: exit %s failed: %w", p2p.ShortID(target), err)

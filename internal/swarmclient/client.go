@@ -57,8 +57,9 @@ type Options struct {
 	// the first request so that the first refresh already uses them.
 	Guards []peer.ID
 	// OnRefresh, if set, is called with the new list after every
-	// successful refresh (to keep it for the next run). It must not call
-	// back into the client's refresh.
+	// successful refresh, and when a node is found unreachable or answers
+	// again (unreachable.go), to keep it for the next run. It must not
+	// call back into the client's refresh, and may be called concurrently.
 	OnRefresh func(NodeList)
 	// Now is the clock a node list's age is judged by (default
 	// time.Now; tests move it).
@@ -94,6 +95,9 @@ type NodeList struct {
 	Params  wire.Params `json:"params"`
 	Records [][]byte    `json:"records"`
 	Aged    []bool      `json:"aged"` // parallel to Records
+	// Unreachable are the nodes found unreachable lately (peer ID to unix
+	// ms), asked last by the next run too (unreachable.go).
+	Unreachable map[string]int64 `json:"unreachable,omitempty"`
 }
 
 // Usable reports whether l is fresh enough at now, and large enough, to
@@ -121,6 +125,8 @@ type Client struct {
 	now       func() time.Time // judges the list's age
 
 	bootstrapFetches atomic.Int64 // direct node-list fetches from bootstrap nodes
+
+	down unreachable // nodes found unreachable lately
 
 	mu          sync.RWMutex
 	lastRefresh time.Time // of the node list
@@ -238,6 +244,7 @@ func (c *Client) restore(l NodeList, now time.Time) {
 	c.params, c.nodes, c.list, c.aged = l.Params, nodes, list, aged
 	c.lastRefresh = l.Fetched
 	c.mu.Unlock()
+	c.down.restore(l.Unreachable, now)
 }
 
 // NodeList returns the client's current node list, to keep for the next
@@ -250,6 +257,9 @@ func (c *Client) NodeList() NodeList {
 	for i, n := range c.list {
 		l.Records[i] = n.Raw
 		l.Aged[i] = c.aged[n.ID]
+	}
+	if m := c.down.snapshot(c.clock()); len(m) > 0 {
+		l.Unreachable = m
 	}
 	return l
 }
@@ -497,7 +507,9 @@ func (c *Client) Call(ctx context.Context, n *member.Node, reqKind wire.Kind, re
 }
 
 func (c *Client) call(ctx context.Context, n *member.Node, reqKind wire.Kind, req any, respKind wire.Kind, resp any) error {
-	return c.tr.Call(ctx, n, reqKind, req, respKind, resp)
+	err := c.tr.Call(ctx, n, reqKind, req, respKind, resp)
+	c.noted(n, err)
+	return err
 }
 
 // bootstrapCall asks a bootstrap node for the node list directly, on a
@@ -614,10 +626,13 @@ func (c *Client) PutReq(ctx context.Context, req *wire.StoreReq) (*PutResult, er
 	if len(members) == 0 {
 		return nil, errors.New("no live nodes known")
 	}
-	order := rand.Perm(len(members))
+	order := make([]*member.Node, len(members))
+	for i, j := range rand.Perm(len(members)) {
+		order[i] = members[j]
+	}
+	c.lastIfUnreachable(order)
 	var errs []error
-	for _, i := range order {
-		n := members[i]
+	for _, n := range order {
 		var resp wire.StoreResp
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := c.call(cctx, n, wire.KindStoreReq, req, wire.KindStoreResp, &resp)
