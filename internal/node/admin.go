@@ -28,6 +28,7 @@ type metrics struct {
 	authFail     prometheus.Counter
 	replicated   prometheus.Counter
 	repairPushed prometheus.Counter
+	handedOver   prometheus.Counter
 	repairPulled prometheus.Counter
 	syncRounds   prometheus.Counter
 	syncSeconds  prometheus.Histogram
@@ -61,6 +62,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		authFail:     f("auth_failures_total", "Requests with a bad, stale or replayed mailbox signature."),
 		replicated:   f("replicas_received_total", "Messages received from other nodes (writes and repair)."),
 		repairPushed: f("repair_pushed_total", "Messages pushed to peers by anti-entropy."),
+		handedOver:   f("handed_over_total", "Mailbox copies outside this node's swarm dropped once every member held them."),
 		repairPulled: f("repair_pulled_total", "Messages pulled from peers by anti-entropy."),
 		syncRounds:   f("sync_rounds_total", "Anti-entropy rounds run."),
 		badRecords:   f("bad_records_total", "Node records refused (bad signature, proof-of-work, expiry...)."),

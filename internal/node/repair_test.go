@@ -226,3 +226,75 @@ func TestSilentNodeExpires(t *testing.T) {
 		return true
 	}, "the stopped node's record to expire everywhere")
 }
+
+// TestHandoverDropsCopies: messages written while a node was down are held
+// by the five others; once it is back, the node pushed out of each swarm
+// hands its copy over and drops it, so every mailbox ends with exactly R
+// copies (before, copies outside the swarm stayed until they expired and
+// were offered in every anti-entropy round: issue 11, lab finding 6).
+func TestHandoverDropsCopies(t *testing.T) {
+	tn := startNet(t, 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := tn.client(ctx)
+	victim := 5
+	vid := tn.nodes[victim].ID()
+	if err := tn.nodes[victim].Close(); err != nil {
+		t.Fatal(err)
+	}
+	tn.nodes[victim] = nil
+	waitFor(t, 10*time.Second, func() bool {
+		for _, nd := range tn.nodes {
+			if nd != nil && !nd.Table().IsDown(vid) && len(nd.Table().Live()) == 6 {
+				return false
+			}
+		}
+		return true
+	}, "others to see the stopped node down")
+	type written struct {
+		mb   mailbox.ID
+		hash [32]byte
+	}
+	var msgs []written
+	for i := 0; i < 20; i++ {
+		k, _ := mailbox.NewKey()
+		res, err := c.Put(ctx, k.ID(), 0, time.Hour, []byte(fmt.Sprintf("while down %d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, written{k.ID(), res.Hash})
+	}
+	nd, err := node.New(tn.cfgs[victim])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.nodes[victim] = nd
+	tn.waitConverged(6)
+	// Every message is held by exactly its swarm's members: the restarted
+	// node got the copies of the swarms it is back in, and the node it
+	// pushed out of each swarm dropped its copy.
+	var outside, missing int
+	settled := func() bool {
+		outside, missing = 0, 0
+		for _, m := range msgs {
+			swarm := map[string]bool{}
+			for _, p := range tn.nodes[0].SwarmOf(m.mb) {
+				swarm[string(p)] = true
+			}
+			for _, x := range tn.nodes {
+				got, err := x.MessageStore().GetByHash([][32]byte{m.hash})
+				has := err == nil && len(got) == 1
+				switch {
+				case has && !swarm[string(x.ID())]:
+					outside++
+				case !has && swarm[string(x.ID())]:
+					missing++
+				}
+			}
+		}
+		return outside == 0 && missing == 0
+	}
+	start := time.Now()
+	waitFor(t, 45*time.Second, settled, "every message to be held by exactly its swarm")
+	t.Logf("copies settled on the swarms %v after the restart", time.Since(start).Round(time.Millisecond))
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +62,8 @@ func (n *Node) SyncOnce(ctx context.Context) {
 	now := n.cfg.Now()
 	n.chg.prune(now)
 	byPeer := make(map[peer.ID][]wire.MailboxDigest)
+	// Copies outside the swarm: how many members must confirm each.
+	handover := map[store.Hash]int{}
 	for mb, d := range digests {
 		if !n.chg.settled(mb, now) {
 			continue
@@ -69,7 +72,11 @@ func (n *Node) SyncOnce(ctx context.Context) {
 		if !n.inScope(mb, self) {
 			continue // no node would take it from us
 		}
-		for _, m := range n.swarmOf(mb) {
+		members := n.swarmOf(mb)
+		if !slices.Contains(members, self) {
+			handover[mb] = len(members)
+		}
+		for _, m := range members {
 			if m != self && len(byPeer[m]) < maxSyncDigests {
 				byPeer[m] = append(byPeer[m], wire.MailboxDigest{Mailbox: bytes.Clone(mb[:]), Count: d.Count, XOR: bytes.Clone(d.XOR[:])})
 			}
@@ -77,20 +84,55 @@ func (n *Node) SyncOnce(ctx context.Context) {
 	}
 	sem := make(chan struct{}, syncParallel)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	confirmed := map[store.Hash]int{}
 	for p, ds := range byPeer {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := n.syncWith(ctx, p, ds); err != nil {
+			same, err := n.syncWith(ctx, p, ds)
+			if err != nil {
 				n.log.Debug("sync", "peer", p2p.ShortID(p), "err", err)
+				return
 			}
+			mu.Lock()
+			for _, mb := range same {
+				if _, ok := handover[mb]; ok {
+					confirmed[mb]++
+				}
+			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	n.dropHandedOver(ctx, handover, confirmed, digests)
 	n.m.syncRounds.Inc()
 	n.m.syncSeconds.Observe(time.Since(start).Seconds())
+}
+
+// dropHandedOver drops this node's copies of mailboxes outside its swarm
+// that every member of the swarm confirmed holding as they are here (the
+// same digest), unless the copy changed since. Copies outside the swarm
+// used to stay until they expired, and every anti-entropy round offered
+// them again (issue 11, lab finding 6: 5 copies per message grew to 9
+// after splits). One member that lies about holding a mailbox cannot make
+// it lost: the others confirmed it too.
+func (n *Node) dropHandedOver(ctx context.Context, handover, confirmed map[store.Hash]int, digests map[store.Hash]store.Digest) {
+	for mb, need := range handover {
+		if need == 0 || confirmed[mb] < need {
+			continue
+		}
+		ok, err := n.store.Forget(ctx, mb, digests[mb])
+		if err != nil {
+			n.log.Warn("drop a handed-over copy", "err", err)
+			return
+		}
+		if ok {
+			n.m.handedOver.Inc()
+		}
+	}
 }
 
 // syncPusher batches what one sync round sends a peer.
@@ -115,13 +157,28 @@ func (s *syncPusher) flush(ctx context.Context) error {
 	return err
 }
 
-func (n *Node) syncWith(ctx context.Context, p peer.ID, ds []wire.MailboxDigest) error {
+// syncWith reconciles the mailboxes of ds with p, and reports those p
+// found equal to ours (wire.SyncResp.Same).
+func (n *Node) syncWith(ctx context.Context, p peer.ID, ds []wire.MailboxDigest) (same []store.Hash, err error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var resp wire.SyncResp
 	if err := n.call(cctx, p, sessSync, wire.KindSyncReq, &wire.SyncReq{Digests: ds}, wire.KindSyncResp, &resp); err != nil {
-		return err
+		return nil, err
 	}
+	for _, i := range resp.Same {
+		if int(i) < len(ds) {
+			if mb, werr := mailboxID(ds[i].Mailbox); werr == nil {
+				same = append(same, mb)
+			}
+		}
+	}
+	return same, n.reconcile(cctx, p, resp)
+}
+
+// reconcile exchanges what differs in the mailboxes of a sync answer,
+// page by page.
+func (n *Node) reconcile(cctx context.Context, p peer.ID, resp wire.SyncResp) error {
 	push := &syncPusher{n: n, p: p}
 	for _, page := range resp.Diffs {
 		mb, werr := mailboxID(page.Mailbox)
@@ -359,7 +416,7 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body [
 			return fail(wire.Errorf(wire.CodeInternal, "storage error"))
 		}
 	}
-	for _, d := range req.Digests {
+	for i, d := range req.Digests {
 		if budget <= 0 {
 			break // the rest waits for the next round
 		}
@@ -369,6 +426,9 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, kind wire.Kind, body [
 		}
 		mine := n.store.Digest(mb)
 		if mine.Count == d.Count && bytes.Equal(mine.XOR[:], d.XOR) {
+			if scope.ok(mb) {
+				resp.Same = append(resp.Same, uint32(i))
+			}
 			continue
 		}
 		if !scope.ok(mb) {

@@ -295,3 +295,80 @@ func (w *writer) expire(ctx context.Context, r *request, now int64) error {
 	}
 	return nil
 }
+
+// forget applies Forget: if mailbox r.mailbox still has digest r.expect
+// (with nothing pending for it in this transaction), it removes all of its
+// rows and sets r.n to 1.
+func (w *writer) forget(ctx context.Context, r *request) error {
+	mb := r.mailbox
+	if _, pending := w.pend[mb]; pending {
+		return nil // changed in this very batch
+	}
+	m := w.s.st.mb[mb] // only the writer mutates st
+	if m == nil || m.digest != r.expect || r.expect.Count == 0 {
+		return nil
+	}
+	rows, err := w.forgetMsgs.QueryContext(ctx, mb[:])
+	if err != nil {
+		return fmt.Errorf("forget messages: %w", err)
+	}
+	for rows.Next() {
+		var hb []byte
+		var size int64
+		var ns int32
+		if err := rows.Scan(&hb, &size, &ns); err != nil {
+			rows.Close()
+			return fmt.Errorf("forget messages: %w", err)
+		}
+		h, _, err := twoHashes(hb, mb[:])
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("forget messages: %w", err)
+		}
+		w.delta(mb).add(w.s.st.msgDelta(h, ns, size, -1))
+		w.pendBytes -= size
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("forget messages: %w", err)
+	}
+	rows, err = w.forgetTombs.QueryContext(ctx, mb[:])
+	if err != nil {
+		return fmt.Errorf("forget tombstones: %w", err)
+	}
+	for rows.Next() {
+		var hb []byte
+		var unknown bool
+		if err := rows.Scan(&hb, &unknown); err != nil {
+			rows.Close()
+			return fmt.Errorf("forget tombstones: %w", err)
+		}
+		h, _, err := twoHashes(hb, mb[:])
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("forget tombstones: %w", err)
+		}
+		w.delta(mb).add(tombDelta(h, unknown, -1))
+		w.pendBytes -= TombstoneCost
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("forget tombstones: %w", err)
+	}
+	rows, err = w.forgetProofs.QueryContext(ctx, mb[:])
+	if err != nil {
+		return fmt.Errorf("forget signed deletions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("forget signed deletions: %w", err)
+		}
+		w.pendBytes -= n + 96
+		w.pendProof -= n + 96
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("forget signed deletions: %w", err)
+	}
+	r.n = 1
+	return nil
+}

@@ -17,10 +17,11 @@ const (
 	opExpire
 	opSetKV
 	opDeleteKV
+	opForget
 )
 
 func (k opKind) String() string {
-	return [...]string{"put", "delete", "expire", "setkv", "deletekv"}[k]
+	return [...]string{"put", "delete", "expire", "setkv", "deletekv", "forget"}[k]
 }
 
 // request is one write handed to the writer goroutine. The writer fills in
@@ -36,6 +37,7 @@ type request struct {
 	key     string      // opSetKV, opDeleteKV
 	val     []byte      // opSetKV
 	limit   int         // opExpire: max rows per table
+	expect  Digest      // opForget: the mailbox's digest when the caller decided
 
 	n, n2 int // opDelete: live messages removed; opExpire: messages, tombstones removed
 	err   error
@@ -188,6 +190,19 @@ func (s *Store) ExpireNow() (int, error) {
 	}
 }
 
+// Forget drops every message, tombstone and signed deletion of mailbox mb
+// from this node, without tombstones of its own, if the mailbox's digest
+// is still expect (nothing was added or deleted since the caller looked);
+// it reports whether it did. For a copy this node no longer needs: its
+// swarm holds the same set (node/sync.go). Durable on return.
+func (s *Store) Forget(ctx context.Context, mb Hash, expect Digest) (bool, error) {
+	r := &request{op: opForget, mailbox: mb, expect: expect}
+	if err := s.submit(ctx, r); err != nil {
+		return false, fmt.Errorf("store: forget: %w", err)
+	}
+	return r.n > 0, nil
+}
+
 // SetKV stores val under key in the node-state table. Durable on return.
 func (s *Store) SetKV(key string, val []byte) error {
 	if val == nil {
@@ -223,6 +238,8 @@ type writer struct {
 	setTombProof, dropProof *sql.Stmt
 	expireMsgs, expireTombs *sql.Stmt
 	expireProofs            *sql.Stmt
+	forgetMsgs, forgetTombs *sql.Stmt
+	forgetProofs            *sql.Stmt
 	setKV, delKV            *sql.Stmt
 	stmts                   []*sql.Stmt
 	batch                   []*request
@@ -261,6 +278,10 @@ func newWriter(ctx context.Context, s *Store, conn *sql.Conn) (*writer, error) {
 			(SELECT hash FROM tombstones WHERE expiry < ?1 LIMIT ?2) RETURNING hash, mailbox, unknown`},
 		{&w.expireProofs, `DELETE FROM delproofs WHERE id IN
 			(SELECT d.id FROM delproofs d WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.proof = d.id) LIMIT ?1)
+			RETURNING length(hashes)`},
+		{&w.forgetMsgs, `DELETE FROM messages WHERE mailbox = ?1 RETURNING hash, length(data), namespace`},
+		{&w.forgetTombs, `DELETE FROM tombstones WHERE mailbox = ?1 RETURNING hash, unknown`},
+		{&w.forgetProofs, `DELETE FROM delproofs WHERE mailbox = ?1 AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.proof = delproofs.id)
 			RETURNING length(hashes)`},
 		{&w.setKV, `INSERT INTO kv(key, val) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET val = excluded.val`},
 		{&w.delKV, `DELETE FROM kv WHERE key = ?1`},
@@ -443,6 +464,8 @@ func (w *writer) do(ctx context.Context, r *request, now int64) error {
 	case opDeleteKV:
 		_, err := w.delKV.ExecContext(ctx, r.key)
 		return err
+	case opForget:
+		return w.forget(ctx, r)
 	}
 	return nil
 }

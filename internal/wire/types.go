@@ -310,6 +310,11 @@ type MailboxEntries struct {
 // SyncResp lists, for each mailbox whose digest differed, the answerer's set.
 type SyncResp struct {
 	Diffs []MailboxEntries `cbor:"1,keyasint"`
+	// Same lists, by index into the request's Digests, the mailboxes whose
+	// digest the answering node found equal to its own (and in scope): a
+	// node that holds a copy outside the swarm drops it once every member
+	// says so (node/sync.go). Older nodes leave it out.
+	Same []uint32 `cbor:"2,keyasint,omitempty"`
 }
 
 // AuthFields is what a retrieve signature covers besides method, mailbox and
