@@ -22,11 +22,11 @@ import (
 // NewNodeHost builds a libp2p host that listens only where told, speaks Noise
 // over TCP or QUIC, has no relay, no NAT mapping, and a resource manager
 // with the limits of NodeLimits.
-func NewNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer) (host.Host, error) {
-	return newNodeHost(priv, listen, reg, NodeLimits())
+func NewNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer, extra ...libp2p.Option) (host.Host, error) {
+	return newNodeHost(priv, listen, reg, NodeLimits(), extra...)
 }
 
-func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer, limits rcmgr.ConcreteLimitConfig) (host.Host, error) {
+func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer, limits rcmgr.ConcreteLimitConfig, extra ...libp2p.Option) (host.Host, error) {
 	rm, err := newResourceManager(limits)
 	if err != nil {
 		return nil, err
@@ -55,6 +55,7 @@ func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
+	opts = append(opts, extra...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()

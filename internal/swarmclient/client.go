@@ -6,15 +6,12 @@
 package swarmclient
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +25,7 @@ import (
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -133,26 +131,14 @@ type Client struct {
 // ReadNetworkFile reads a bootstrap file: one multiaddr per line; blank
 // lines and lines starting with # are skipped.
 func ReadNetworkFile(path string) ([]string, error) {
-	f, err := os.Open(path)
+	f, err := privnet.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read network file: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read network file: %w", err)
-	}
-	if len(out) == 0 {
+	if len(f.Addrs) == 0 {
 		return nil, fmt.Errorf("network file %s lists no node addresses", path)
 	}
-	return out, nil
+	return f.Addrs, nil
 }
 
 // ParseBootstrap turns multiaddrs with /p2p/<id> into dial information.
