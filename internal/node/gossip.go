@@ -169,6 +169,13 @@ func (n *Node) gossipLoop(ctx context.Context) {
 // gossipWith runs one push-pull exchange: our versions, their delta and
 // wants, our push.
 func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
+	if n.private() && !n.admit(p) {
+		if _, v := n.allowList(); v > 0 {
+			// A private network's node gossips with listed nodes only
+			// (with a bootstrap node too, until it holds a list).
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if rec, ok := n.table.Get(p); ok {
