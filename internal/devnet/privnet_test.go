@@ -16,6 +16,7 @@ import (
 	"github.com/umbra-im/umbra/internal/devnet"
 	"github.com/umbra-im/umbra/internal/node"
 	"github.com/umbra-im/umbra/internal/privnet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 // privateNet prepares a private network's operator files for a devnet in
@@ -196,6 +197,22 @@ func TestPrivateNetwork(t *testing.T) {
 	outsiders = append(outsiders, idStrings(a, 3)...)
 	time.Sleep(3 * time.Second)
 	waitLive([]int{1, 2}, idStrings(a, 1, 2), 2, time.Second)
+	// A client of A with the operator key keeps only listed nodes, though
+	// it bootstraps at node 4 too (which knows node 3's old record, if any).
+	c, err := swarmclient.Dial(ctx, []string{da.Nodes()[3].Addr, da.Nodes()[0].Addr, da.Nodes()[1].Addr},
+		swarmclient.Options{Direct: true, Operator: a.key.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range c.Nodes() {
+		got = append(got, n.ID.String())
+	}
+	c.Close()
+	slices.Sort(got)
+	if !slices.Equal(got, idStrings(a, 1, 2)) {
+		t.Errorf("client of A sees %v, want %v", got, idStrings(a, 1, 2))
+	}
 	// B is its own network, undisturbed by A.
 	for _, i := range []int{1, 2} {
 		cctx, c := context.WithTimeout(ctx, time.Second)

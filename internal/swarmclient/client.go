@@ -8,6 +8,7 @@ package swarmclient
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -42,6 +43,10 @@ type Options struct {
 	// 3-hop onion paths (for debugging and tests: the node then sees the
 	// client's address).
 	Direct bool
+	// Operator, if set (a private network's file names it), keeps only
+	// records of nodes on the newest allow-list, signed by this key, that
+	// the answering nodes return with the node list.
+	Operator ed25519.PublicKey
 	// Mix, if set, asks the middle and exit of every onion path to hold
 	// each request for a random delay (Loopix; the strict privacy mode).
 	Mix *onion.MixDelays
@@ -116,7 +121,8 @@ type Client struct {
 
 	refreshMu sync.Mutex // one freshView refresh at a time
 	onRefresh func(NodeList)
-	now       func() time.Time // judges the list's age
+	now       func() time.Time  // judges the list's age
+	operator  ed25519.PublicKey // private network: keep only allow-listed nodes
 
 	bootstrapFetches atomic.Int64 // direct node-list fetches from bootstrap nodes
 
@@ -177,7 +183,7 @@ func Dial(ctx context.Context, bootstrap []string, opts ...Options) (*Client, er
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{h: h, bootstrap: boot, onRefresh: o.OnRefresh, now: o.Now}
+	c := &Client{h: h, bootstrap: boot, onRefresh: o.OnRefresh, now: o.Now, operator: o.Operator}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -408,6 +414,14 @@ func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 	newest := map[peer.ID]*member.Node{}
 	now := time.Now()
 	minAge := uint64(params.MinAgeMs / 1000)
+	var allow *privnet.AllowList
+	if len(c.operator) != 0 {
+		for _, a := range answers {
+			if l, err := privnet.OpenAllowList(a.resp.Allow, c.operator, params.Network); err == nil && (allow == nil || l.Version > allow.Version) {
+				allow = l
+			}
+		}
+	}
 	for _, a := range answers {
 		if a.resp.Params != params {
 			continue
@@ -416,6 +430,9 @@ func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 			n, err := member.Open(raw, params, now)
 			if err != nil {
 				continue
+			}
+			if len(c.operator) != 0 && !allow.Allowed(n.ID) {
+				continue // not on the operator's list: not a node of this network
 			}
 			votes[n.ID]++
 			if i < len(a.resp.Ages) && a.resp.Ages[i] >= minAge {
