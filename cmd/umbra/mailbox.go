@@ -15,6 +15,7 @@ import (
 
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/node"
+	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
@@ -59,7 +60,11 @@ func dialNetwork(cmd *cobra.Command, file string) (*swarmclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := swarmclient.Dial(cmd.Context(), addrs, swarmclient.Options{Direct: direct})
+	nf, err := privnet.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	c, err := swarmclient.Dial(cmd.Context(), addrs, swarmclient.Options{Direct: direct, Operator: nf.Operator})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the network in %s: %w", file, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/node"
+	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
@@ -18,6 +19,7 @@ func nodeCmd() *cobra.Command {
 		cfg       = node.DefaultConfig()
 		bootstrap []string
 		minAge    time.Duration
+		netFile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -41,6 +43,20 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 			cfg.Logger = log
 			cfg.Version = version
 			cfg.Params.MinAgeMs = minAge.Milliseconds()
+			if netFile != "" {
+				f, err := privnet.ReadFile(netFile)
+				if err != nil {
+					return err
+				}
+				if f.Network != "" {
+					if cmd.Flags().Changed("network") && cfg.Params.Network != f.Network {
+						return fmt.Errorf("--network %q, but %s names network %q", cfg.Params.Network, netFile, f.Network)
+					}
+					cfg.Params.Network = f.Network
+				}
+				cfg.Operator = f.Operator
+				cfg.Bootstrap = append(cfg.Bootstrap, f.Addrs...)
+			}
 			for _, b := range bootstrap {
 				addrs, err := expandBootstrap(b)
 				if err != nil {
@@ -75,6 +91,8 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.StringVar(&cfg.Admin, "admin", "", "serve /healthz, /status and /metrics on this loopback host:port")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the admin address (unauthenticated: for debugging only)")
 	f.StringVar(&cfg.Params.Network, "network", cfg.Params.Network, "network name; nodes of other networks are refused")
+	f.StringVar(&netFile, "network-file", "", "network file: its name, its signed bootstrap list and, for a private network, the operator's key (see umbra network)")
+	f.StringVar(&cfg.AllowFile, "allow-list", "", "private network: the operator's signed allow-list file, reread for newer versions")
 	f.IntVar(&cfg.Params.Replication, "replication", cfg.Params.Replication, "swarm size R (a network parameter: every node must agree)")
 	f.IntVar(&cfg.Params.PoWBits, "pow-bits", cfg.Params.PoWBits, "admission proof-of-work difficulty in bits (a network parameter)")
 	f.DurationVar(&minAge, "min-age", time.Duration(cfg.Params.MinAgeMs)*time.Millisecond,

@@ -85,6 +85,7 @@ type Table struct {
 	liveGen uint64
 	liveEnd int64 // unix ms when the first cached record expires
 	changed chan struct{}
+	admit   func(peer.ID) bool // nil: every node (see SetAdmit)
 }
 
 // NewTable makes an empty table for a network.
@@ -125,6 +126,9 @@ func (t *Table) Upsert(raw []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if !t.admitted(n.ID) {
+		return false, ErrNotAdmitted
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.putLocked(n, time.Time{}), nil
@@ -136,6 +140,9 @@ func (t *Table) Restore(raw []byte, since time.Time) error {
 	n, err := Open(raw, t.params, t.now())
 	if err != nil {
 		return err
+	}
+	if !t.admitted(n.ID) {
+		return ErrNotAdmitted
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -264,6 +271,9 @@ func (t *Table) Offer(raw []byte, source peer.ID) (Offered, error) {
 	id, seq, err := Peek(raw)
 	if err != nil {
 		return OfferIgnored, err
+	}
+	if !t.admitted(id) {
+		return OfferIgnored, nil
 	}
 	if !t.mayOffer(id, seq, source, now) {
 		return OfferIgnored, nil
@@ -411,7 +421,7 @@ func (t *Table) Probed(id peer.ID, reachable bool) {
 		return
 	}
 	t.dropPendingLocked(id)
-	if reachable {
+	if reachable && t.admittedLocked(id) {
 		t.putLocked(p.node, time.Time{})
 		return
 	}
@@ -648,6 +658,9 @@ func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID) (give [][]byt
 	for _, v := range theirs {
 		id := peer.ID(v.Node)
 		seen[id] = true
+		if !t.admittedLocked(id) {
+			continue
+		}
 		e, ok := t.nodes[id]
 		switch {
 		case !ok:

@@ -111,19 +111,29 @@ type Status struct {
 	DeletionBytes  int64    `json:"deletion_bytes"` // signed deletions kept for the tombstones
 	PendingNodes   int      `json:"pending_nodes"`  // records waiting for their reachability probe
 	UptimeSeconds  int64    `json:"uptime_seconds"`
+	// Private networks: the allow-list version held, and the live nodes.
+	AllowVersion uint64   `json:"allow_version,omitempty"`
+	LivePeers    []string `json:"live_peers,omitempty"`
 }
 
 // Status reports the node's state.
 func (n *Node) Status() Status {
-	st := n.store.Stats()
-	return Status{
+	stats := n.store.Stats()
+	st := Status{
 		PeerID: n.host.ID().String(), Addrs: n.Addrs(), Network: n.cfg.Params.Network,
 		Replication: n.cfg.Params.Replication, Version: n.cfg.Version,
 		LiveNodes: len(n.table.Live()), KnownNodes: n.table.Len(),
-		StoredMessages: st.Messages, StoredBytes: st.Bytes, Mailboxes: st.Mailboxes,
-		Tombstones: st.Tombstones, DeletionBytes: st.DeletionBytes, PendingNodes: n.table.PendingLen(),
+		StoredMessages: stats.Messages, StoredBytes: stats.Bytes, Mailboxes: stats.Mailboxes,
+		Tombstones: stats.Tombstones, DeletionBytes: stats.DeletionBytes, PendingNodes: n.table.PendingLen(),
 		UptimeSeconds: int64(n.cfg.Now().Sub(n.started).Seconds()),
+		AllowVersion:  n.AllowVersion(),
 	}
+	if n.private() {
+		for _, l := range n.table.Live() {
+			st.LivePeers = append(st.LivePeers, l.ID.String())
+		}
+	}
+	return st
 }
 
 func (n *Node) startAdmin(addr string) error {

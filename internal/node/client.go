@@ -81,7 +81,8 @@ func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, ma
 		return wire.KindDeleteResp, resp
 	case wire.KindNodesReq:
 		raws, ages := n.table.LiveAges()
-		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: raws, Ages: ages}
+		allow, _ := n.allowList()
+		return wire.KindNodesResp, &wire.NodesResp{Params: n.cfg.Params, Records: raws, Ages: ages, Allow: allow}
 	case wire.KindDropReq:
 		var req wire.DropReq
 		if err := wire.Unmarshal(body, &req); err != nil {

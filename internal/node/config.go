@@ -4,6 +4,7 @@
 package node
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,14 @@ type Config struct {
 
 	Params  wire.Params // network: name, replication R, PoW difficulty
 	Version string
+
+	// Operator, if set, makes the network private (privnet.go): only nodes
+	// on an allow-list signed by this Ed25519 key are taken into the
+	// table, gossiped with and replicated to. AllowFile is a signed
+	// allow-list file the node reads at start and rereads for newer
+	// versions; lists also spread between nodes by gossip.
+	Operator  ed25519.PublicKey
+	AllowFile string
 
 	RecordTTL      time.Duration // how long a node record lives unless refreshed (60s)
 	GossipInterval time.Duration // record gossip period (1s)
@@ -209,6 +218,12 @@ func (c *Config) Validate() error {
 		if _, err := ParseAnnounce(a); err != nil {
 			return err
 		}
+	}
+	if len(c.Operator) != 0 && len(c.Operator) != ed25519.PublicKeySize {
+		return errors.New("node: the operator key must be an Ed25519 public key")
+	}
+	if c.AllowFile != "" && len(c.Operator) == 0 {
+		return errors.New("node: an allow-list needs a private network file (with an operator key)")
 	}
 	if c.RecordTTL > 10*time.Minute {
 		return fmt.Errorf("node: the record lifetime may be at most 10m, got %s", c.RecordTTL)

@@ -169,6 +169,13 @@ func (n *Node) gossipLoop(ctx context.Context) {
 // gossipWith runs one push-pull exchange: our versions, their delta and
 // wants, our push.
 func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
+	if n.private() && !n.admit(p) {
+		if _, v := n.allowList(); v > 0 {
+			// A private network's node gossips with listed nodes only
+			// (with a bootstrap node too, until it holds a list).
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if rec, ok := n.table.Get(p); ok {
@@ -182,7 +189,8 @@ func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(5 * time.Second))
 	ps := &p2p.Stream{Stream: s, R: newReader(s)}
-	if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: n.cfg.Params, Versions: n.table.Versions()}); err != nil {
+	allowRaw, allowV := n.allowList()
+	if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: n.cfg.Params, Versions: n.table.Versions(), AllowVersion: allowV}); err != nil {
 		s.Reset()
 		return
 	}
@@ -192,10 +200,16 @@ func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
 		s.Reset()
 		return
 	}
+	// A newer allow-list first: it decides which records may be taken.
+	n.adoptAllow(delta.Allow, p2p.ShortID(p))
 	// We chose to ask p (a node of our table, or a bootstrap node): what
 	// it tells us is taken as its introductions, each probed before use.
 	n.absorb(p, delta.Records, false)
-	if err := wire.WriteFrame(s, wire.KindMembersPush, &wire.MembersPush{Records: n.table.Raw(delta.Want)}); err != nil {
+	push := &wire.MembersPush{Records: n.table.Raw(delta.Want)}
+	if allowV > delta.AllowVersion {
+		push.Allow = allowRaw
+	}
+	if err := wire.WriteFrame(s, wire.KindMembersPush, push); err != nil {
 		s.Reset()
 		return
 	}
@@ -251,6 +265,16 @@ func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
 		return s.Fail(wire.Errorf(wire.CodeBadRequest, "network mismatch: peer has %+v, this node %+v", d.Params, n.cfg.Params))
 	}
 	from := s.Conn().RemotePeer()
+	allowRaw, allowV := n.allowList()
+	var allow []byte
+	if allowV > d.AllowVersion {
+		allow = allowRaw
+	}
+	if n.private() && !n.admit(from) {
+		// Not on our allow-list: it may learn the list (and so that it is
+		// not on it), nothing else, and we take nothing from it.
+		return s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Allow: allow, AllowVersion: allowV})
+	}
 	known := n.table.Known(from)
 	give, want := n.table.Delta(d.Versions, from)
 	if !known {
@@ -263,13 +287,14 @@ func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
 			}
 		}
 	}
-	if err := s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Records: give, Want: want}); err != nil {
+	if err := s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Records: give, Want: want, Allow: allow, AllowVersion: allowV}); err != nil {
 		return err
 	}
 	var push wire.MembersPush
 	if err := wire.Read(s.R, wire.MaxFrame, wire.KindMembersPush, &push); err != nil {
 		return err
 	}
+	n.adoptAllow(push.Allow, p2p.ShortID(from))
 	n.absorb(from, push.Records, !known)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -65,6 +66,9 @@ type Node struct {
 
 	mu  sync.Mutex
 	seq uint64 // last record sequence signed
+
+	self peer.ID
+	pn   privState // private network: allow-list and removed nodes
 }
 
 // New opens the data directory, the store and the libp2p host, and starts
@@ -120,15 +124,24 @@ func New(cfg Config) (*Node, error) {
 	n.reg = prometheus.NewRegistry()
 	n.m = newMetrics(n.reg, n)
 	n.obudget = newOnionBudget(cfg.Onion, n.reg)
+	n.self = id
 	var announce []ma.Multiaddr
 	for _, a := range cfg.Announce {
 		m, _ := ParseAnnounce(a) // checked by Validate
 		announce = append(announce, m)
 	}
-	if n.host, err = p2p.NewNodeHost(n.priv, cfg.Listen, n.reg, p2p.Announce(announce)); err != nil {
+	hostOpts := []p2p.HostOption{p2p.Announce(announce)}
+	if n.private() {
+		hostOpts = append(hostOpts, p2p.WithLibp2p(libp2p.ConnectionGater(gater{n})))
+	}
+	if n.host, err = p2p.NewNodeHost(n.priv, cfg.Listen, n.reg, hostOpts...); err != nil {
 		return nil, err
 	}
 	n.table = member.NewTable(cfg.Params, cfg.Now)
+	if n.private() {
+		n.table.SetAdmit(n.admit)
+		n.loadAllow()
+	}
 	n.pool = p2p.NewPool(n.host, p2p.PoolOptions{MaxSessions: nodeMaxSessions, BeforeOpen: n.learnAddrs})
 	n.srv = p2p.NewServer(n.host)
 	n.batch = newBatcher(n)
@@ -162,6 +175,9 @@ func New(cfg Config) (*Node, error) {
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
 	n.goLoop("maintain", n.maintainLoop)
+	if n.private() && cfg.AllowFile != "" {
+		n.goLoop("allow-file", n.allowFileLoop)
+	}
 	ok = true
 	n.log.Info("node started", "peer", id, "addrs", n.Addrs(), "network", cfg.Params.Network)
 	return n, nil

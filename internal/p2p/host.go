@@ -25,6 +25,12 @@ type HostOption func(*hostOptions)
 
 type hostOptions struct {
 	announce []ma.Multiaddr
+	extra    []libp2p.Option
+}
+
+// WithLibp2p adds libp2p options (a private network's connection gater).
+func WithLibp2p(opts ...libp2p.Option) HostOption {
+	return func(o *hostOptions) { o.extra = append(o.extra, opts...) }
 }
 
 // Announce makes the host advertise exactly addrs (in identify, and in
@@ -82,6 +88,7 @@ func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
+	opts = append(opts, ho.extra...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()

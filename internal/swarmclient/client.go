@@ -6,15 +6,13 @@
 package swarmclient
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +26,7 @@ import (
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/onion"
 	"github.com/umbra-im/umbra/internal/p2p"
+	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -44,6 +43,10 @@ type Options struct {
 	// 3-hop onion paths (for debugging and tests: the node then sees the
 	// client's address).
 	Direct bool
+	// Operator, if set (a private network's file names it), keeps only
+	// records of nodes on the newest allow-list, signed by this key, that
+	// the answering nodes return with the node list.
+	Operator ed25519.PublicKey
 	// Mix, if set, asks the middle and exit of every onion path to hold
 	// each request for a random delay (Loopix; the strict privacy mode).
 	Mix *onion.MixDelays
@@ -122,7 +125,8 @@ type Client struct {
 
 	refreshMu sync.Mutex // one freshView refresh at a time
 	onRefresh func(NodeList)
-	now       func() time.Time // judges the list's age
+	now       func() time.Time  // judges the list's age
+	operator  ed25519.PublicKey // private network: keep only allow-listed nodes
 
 	bootstrapFetches atomic.Int64 // direct node-list fetches from bootstrap nodes
 
@@ -139,26 +143,14 @@ type Client struct {
 // ReadNetworkFile reads a bootstrap file: one multiaddr per line; blank
 // lines and lines starting with # are skipped.
 func ReadNetworkFile(path string) ([]string, error) {
-	f, err := os.Open(path)
+	f, err := privnet.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read network file: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read network file: %w", err)
-	}
-	if len(out) == 0 {
+	if len(f.Addrs) == 0 {
 		return nil, fmt.Errorf("network file %s lists no node addresses", path)
 	}
-	return out, nil
+	return f.Addrs, nil
 }
 
 // ParseBootstrap turns multiaddrs with /p2p/<id> into dial information.
@@ -197,7 +189,7 @@ func Dial(ctx context.Context, bootstrap []string, opts ...Options) (*Client, er
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{h: h, bootstrap: boot, onRefresh: o.OnRefresh, now: o.Now}
+	c := &Client{h: h, bootstrap: boot, onRefresh: o.OnRefresh, now: o.Now, operator: o.Operator}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -432,6 +424,14 @@ func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 	newest := map[peer.ID]*member.Node{}
 	now := time.Now()
 	minAge := uint64(params.MinAgeMs / 1000)
+	var allow *privnet.AllowList
+	if len(c.operator) != 0 {
+		for _, a := range answers {
+			if l, err := privnet.OpenAllowList(a.resp.Allow, c.operator, params.Network); err == nil && (allow == nil || l.Version > allow.Version) {
+				allow = l
+			}
+		}
+	}
 	for _, a := range answers {
 		if a.resp.Params != params {
 			continue
@@ -440,6 +440,9 @@ func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 			n, err := member.Open(raw, params, now)
 			if err != nil {
 				continue
+			}
+			if len(c.operator) != 0 && !allow.Allowed(n.ID) {
+				continue // not on the operator's list: not a node of this network
 			}
 			votes[n.ID]++
 			if i < len(a.resp.Ages) && a.resp.Ages[i] >= minAge {

@@ -196,6 +196,9 @@ type NodesResp struct {
 	// node has seen that node reachable; clients take a node as old
 	// enough for placements when a majority of the nodes they ask say so.
 	Ages []uint64 `cbor:"3,keyasint,omitempty"`
+	// Allow is, on a private network, the operator's signed allow-list
+	// the answering node holds: clients keep only records of nodes on it.
+	Allow []byte `cbor:"4,keyasint,omitempty"`
 }
 
 // ReplicateReq writes replicas (from a coordinator or from repair), or,
@@ -257,6 +260,9 @@ type MemberVersion struct {
 type MembersDigest struct {
 	Params   Params          `cbor:"1,keyasint"`
 	Versions []MemberVersion `cbor:"2,keyasint"`
+	// AllowVersion is the version of the private network's allow-list
+	// the sender holds (0: none, or a public network).
+	AllowVersion uint64 `cbor:"3,keyasint,omitempty"`
 }
 
 // MembersDelta answers with records the sender lacks or has older, and the
@@ -264,11 +270,17 @@ type MembersDigest struct {
 type MembersDelta struct {
 	Records [][]byte `cbor:"1,keyasint"`
 	Want    [][]byte `cbor:"2,keyasint"`
+	// Allow is the answerer's signed allow-list, when it is newer than the
+	// digest's AllowVersion; AllowVersion is the answerer's version.
+	Allow        []byte `cbor:"3,keyasint,omitempty"`
+	AllowVersion uint64 `cbor:"4,keyasint,omitempty"`
 }
 
-// MembersPush closes the exchange with the wanted records.
+// MembersPush closes the exchange with the wanted records (and the
+// sender's allow-list, when it is newer than the delta's AllowVersion).
 type MembersPush struct {
 	Records [][]byte `cbor:"1,keyasint"`
+	Allow   []byte   `cbor:"2,keyasint,omitempty"`
 }
 
 // MailboxDigest summarises a mailbox's set of hashes (live and deleted).
