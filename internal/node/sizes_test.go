@@ -170,10 +170,26 @@ func TestOnionEverydaySizes(t *testing.T) {
 	// is everyday), its read's answer is the next class.
 	big, _ := mailbox.NewKey()
 	from := len(rec.all())
-	if _, err := c.Put(ctx, big.ID(), 0, time.Hour, randData(t, 60<<10)); err != nil {
+	bigRes, err := c.Put(ctx, big.ID(), 0, time.Hour, randData(t, 60<<10))
+	if err != nil {
 		t.Fatalf("put 60 KiB: %v", err)
 	}
 	bigStore := check("60 KiB store", from, onion.Classes[1], onion.Everyday)
+	// The read asks every swarm member: wait until the replicas beyond the
+	// write quorum hold it too, else a member that has it not yet answers
+	// an (everyday-sized) empty page.
+	waitFor(t, 10*time.Second, func() bool {
+		for _, p := range tn.nodes[0].SwarmOf(big.ID()) {
+			for _, nd := range tn.nodes {
+				if nd.ID() == p {
+					if m, err := nd.MessageStore().GetByHash([][32]byte{bigRes.Hash}); err != nil || len(m) != 1 {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	}, "every swarm member to hold the 60 KiB message")
 	from = len(rec.all())
 	got, err := c.Get(ctx, big, 0)
 	if err != nil || len(got) != 1 || len(got[0].Data) != 60<<10 {
