@@ -32,9 +32,18 @@ const (
 	FailedMemory = 10 * time.Minute
 	maxFailed    = 8192
 	// AgeGrace is how long a node's age survives its absence from the
-	// table (its record expired while it was down): a node that restarts
-	// keeps its age, one that leaves for long starts again.
-	AgeGrace = time.Hour
+	// table (its record expired while it was down): a node that restarts,
+	// or is down for hours, keeps its age; one that leaves for longer
+	// starts again. It was 1 h: then the daily outages and ordinary leaves
+	// of the churn simulation (internal/swarm/churn_test.go) left only 194
+	// of 1,000 nodes old enough to hold mailboxes, against 690 with 24 h,
+	// and mailboxes stayed unreadable after an outage until their holders
+	// were old again.
+	AgeGrace = 24 * time.Hour
+	// maxAges bounds the ages remembered of nodes no longer listed (each
+	// entered the table with admission work and a probe; the oldest goes
+	// first).
+	maxAges = 65536
 )
 
 type entry struct {
@@ -172,6 +181,9 @@ func (t *Table) putLocked(n *Node, since time.Time) bool {
 			}
 		}
 		t.nodes[n.ID] = &entry{node: n, since: since}
+		if _, ok := t.ages[n.ID]; !ok && len(t.ages) >= maxAges {
+			t.forgetOldestAgeLocked()
+		}
 		t.ages[n.ID] = ageMem{since: since, last: now}
 		t.dropPendingLocked(n.ID)
 		delete(t.failed, n.ID)
@@ -189,6 +201,24 @@ func (t *Table) putLocked(n *Node, since time.Time) bool {
 		t.liveGen = ^uint64(0)
 	}
 	return true
+}
+
+// forgetOldestAgeLocked drops the age memory of the unlisted node seen
+// longest ago.
+func (t *Table) forgetOldestAgeLocked() {
+	var oldest peer.ID
+	var ot time.Time
+	for id, m := range t.ages {
+		if _, held := t.nodes[id]; held {
+			continue
+		}
+		if oldest == "" || m.last.Before(ot) {
+			oldest, ot = id, m.last
+		}
+	}
+	if oldest != "" {
+		delete(t.ages, oldest)
+	}
 }
 
 // roomLocked makes room for a new verified record n, evicting an expired,
