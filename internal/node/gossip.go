@@ -132,7 +132,8 @@ func (n *Node) refreshLoop(ctx context.Context) {
 }
 
 // gossipLoop exchanges records with a random live peer every
-// GossipInterval, and with the bootstrap nodes while the table is small.
+// GossipInterval, and with the bootstrap nodes while the table is small,
+// and tries a node whose record expired (retryLost).
 func (n *Node) gossipLoop(ctx context.Context) {
 	boot := n.bootstrapPeers()
 	tick := time.NewTicker(n.cfg.GossipInterval)
@@ -153,6 +154,7 @@ func (n *Node) gossipLoop(ctx context.Context) {
 				break
 			}
 		}
+		n.retryLost(ctx)
 		if now := n.cfg.Now(); now.Sub(lastSave) >= 10*time.Second {
 			n.savePeers()
 			lastSave = now

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,7 @@ type Node struct {
 
 	pollSem  chan struct{} // bounds concurrent long-polls
 	probeReq chan peer.ID
+	lostBusy atomic.Bool // a gossip with a lost node is running
 	started  time.Time
 
 	mu  sync.Mutex
@@ -155,6 +157,7 @@ func New(cfg Config) (*Node, error) {
 	n.goLoop("onion-mix", n.onionMixLoop)
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
+	n.goLoop("liveness", n.livenessLoop)
 	n.goLoop("maintain", n.maintainLoop)
 	ok = true
 	n.log.Info("node started", "peer", id, "addrs", n.Addrs(), "network", cfg.Params.Network)

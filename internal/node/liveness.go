@@ -1,0 +1,159 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-yamux/v5"
+
+	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/p2p"
+)
+
+// Failure detection. A connection to a crashed, frozen or cut-off node
+// stays "connected" until libp2p's keepalive gives up (30 s and more), and
+// the probe of a connected node succeeds at once, so without a check of
+// its own a node would keep a dead peer in its live set, and in its
+// swarms, for that long. Every livenessInterval this node pings, over the
+// connection it has, the livenessPeers nodes nearest to it in placement
+// order (those it shares swarms with) and livenessRandom others: a yamux
+// ping, one 12-byte frame each way. A ping not answered within
+// livenessTimeout closes the connection, and the probe that follows (a
+// fresh dial, ProbeInterval's one second) marks the node down if it
+// cannot be reached. A dead node is thus marked down by its neighbours
+// within livenessInterval + livenessTimeout + 1 s.
+const (
+	livenessInterval = time.Second
+	livenessTimeout  = 1500 * time.Millisecond
+	livenessPeers    = 6
+	livenessRandom   = 1
+)
+
+// livenessLoop runs the pings.
+func (n *Node) livenessLoop(ctx context.Context) {
+	tick := time.NewTicker(livenessInterval)
+	defer tick.Stop()
+	var busy sync.Map // peer.ID -> a ping in flight
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, p := range n.watched() {
+			if _, inFlight := busy.LoadOrStore(p, true); inFlight {
+				continue
+			}
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				defer busy.Delete(p)
+				n.checkAlive(ctx, p)
+			}()
+		}
+	}
+}
+
+// watched returns the nodes to ping: the livenessPeers live nodes nearest
+// to this one in placement order (half before it, half after it, around
+// the ring) and livenessRandom others.
+func (n *Node) watched() []peer.ID {
+	self := n.host.ID()
+	all := n.table.Live()
+	others := make([]*member.Node, 0, len(all))
+	var me *member.Node
+	for _, nd := range all {
+		if nd.ID == self {
+			me = nd
+		} else {
+			others = append(others, nd)
+		}
+	}
+	if len(others) <= livenessPeers+livenessRandom || me == nil {
+		out := make([]peer.ID, len(others))
+		for i, nd := range others {
+			out[i] = nd.ID
+		}
+		return out
+	}
+	sort.Slice(others, func(i, j int) bool { return bytes.Compare(others[i].Pos[:], others[j].Pos[:]) < 0 })
+	at := sort.Search(len(others), func(i int) bool { return bytes.Compare(others[i].Pos[:], me.Pos[:]) >= 0 })
+	picked := make(map[int]bool, livenessPeers+livenessRandom)
+	for k := 0; k < livenessPeers/2; k++ {
+		picked[(at+k)%len(others)] = true                             // after
+		picked[((at-1-k)%len(others)+len(others))%len(others)] = true // before
+	}
+	for len(picked) < livenessPeers+livenessRandom {
+		picked[rand.IntN(len(others))] = true
+	}
+	out := make([]peer.ID, 0, len(picked))
+	for i := range picked {
+		out = append(out, others[i].ID)
+	}
+	return out
+}
+
+// checkAlive pings p over each connection to it. A connection that does
+// not answer in time is closed and p probed afresh; with no connection p
+// is probed (the probe dials it, and marks it down if that fails).
+func (n *Node) checkAlive(ctx context.Context, p peer.ID) {
+	conns := n.host.Network().ConnsToPeer(p)
+	if len(conns) == 0 {
+		n.requestProbe(p)
+		return
+	}
+	for _, c := range conns {
+		var sess *yamux.Session
+		if !c.As(&sess) {
+			continue // not yamux (QUIC has keepalives of its own)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := sess.Ping() // bounded by yamux's write timeout
+			done <- err
+		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(livenessTimeout):
+			err = context.DeadlineExceeded
+		case <-ctx.Done():
+			return
+		}
+		if err == nil {
+			continue
+		}
+		n.m.liveMisses.Inc()
+		n.log.Debug("liveness ping failed; closing the connection", "peer", p2p.ShortID(p), "err", err)
+		_ = c.Close()
+		n.requestProbe(p)
+	}
+}
+
+// retryLost tries to gossip with one node whose record expired
+// (member.Table.Lost): if it is back, or was only on the other side of a
+// network split, the exchange brings its half of the network back. One
+// at a time, so dials to nodes that are gone do not hold up gossip.
+func (n *Node) retryLost(ctx context.Context) {
+	if !n.lostBusy.CompareAndSwap(false, true) {
+		return
+	}
+	lost := n.table.Lost(1)
+	if len(lost) == 0 || lost[0].ID == n.host.ID() {
+		n.lostBusy.Store(false)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.lostBusy.Store(false)
+		n.host.Peerstore().AddAddrs(lost[0].ID, lost[0].Addrs, time.Minute)
+		n.gossipWith(network.WithForceDirectDial(ctx, "lost"), lost[0].ID)
+	}()
+}
