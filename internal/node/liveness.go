@@ -60,37 +60,51 @@ func (n *Node) livenessLoop(ctx context.Context) {
 	}
 }
 
-// watched returns the nodes to ping: the livenessPeers live nodes nearest
-// to this one in placement order (half before it, half after it, around
-// the ring) and livenessRandom others.
+// watched returns the nodes to ping (see nearest).
 func (n *Node) watched() []peer.ID {
-	self := n.host.ID()
-	all := n.table.Live()
-	others := make([]*member.Node, 0, len(all))
+	return nearest(n.table.Live(), n.host.ID(), livenessPeers, livenessRandom)
+}
+
+// nearest returns, of the nodes in live other than self, the k nearest to
+// self in placement order (half before it, half after it, around the
+// ring) and extra others at random: all of them if there are no more than
+// k+extra.
+func nearest(live []*member.Node, self peer.ID, k, extra int) []peer.ID {
+	others := make([]*member.Node, 0, len(live))
 	var me *member.Node
-	for _, nd := range all {
+	for _, nd := range live {
 		if nd.ID == self {
 			me = nd
 		} else {
 			others = append(others, nd)
 		}
 	}
-	if len(others) <= livenessPeers+livenessRandom || me == nil {
+	if len(others) <= k+extra {
 		out := make([]peer.ID, len(others))
 		for i, nd := range others {
 			out[i] = nd.ID
 		}
 		return out
 	}
-	sort.Slice(others, func(i, j int) bool { return bytes.Compare(others[i].Pos[:], others[j].Pos[:]) < 0 })
-	at := sort.Search(len(others), func(i int) bool { return bytes.Compare(others[i].Pos[:], me.Pos[:]) >= 0 })
-	picked := make(map[int]bool, livenessPeers+livenessRandom)
-	for k := 0; k < livenessPeers/2; k++ {
-		picked[(at+k)%len(others)] = true                             // after
-		picked[((at-1-k)%len(others)+len(others))%len(others)] = true // before
+	l := len(others)
+	picked := make(map[int]bool, k+extra)
+	if me == nil { // not in its own table: k+extra at random
+		k, extra = 0, k+extra
 	}
-	for len(picked) < livenessPeers+livenessRandom {
-		picked[rand.IntN(len(others))] = true
+	sort.Slice(others, func(i, j int) bool { return bytes.Compare(others[i].Pos[:], others[j].Pos[:]) < 0 })
+	at := 0
+	if me != nil {
+		at = sort.Search(l, func(i int) bool { return bytes.Compare(others[i].Pos[:], me.Pos[:]) >= 0 })
+	}
+	for j := 0; len(picked) < k; j++ {
+		if j%2 == 0 {
+			picked[(at+j/2)%l] = true // after
+		} else {
+			picked[((at-1-j/2)%l+l)%l] = true // before
+		}
+	}
+	for len(picked) < k+extra {
+		picked[rand.IntN(l)] = true
 	}
 	out := make([]peer.ID, 0, len(picked))
 	for i := range picked {
