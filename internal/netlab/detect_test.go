@@ -143,7 +143,11 @@ func TestFailureDetection(t *testing.T) {
 		start := time.Now()
 		got := waitViews(lab, d, others(x), start, limit, func(p *node.Peers) bool { return !slices.Contains(p.Live, id) })
 		var worst time.Duration
+		var all []string
 		for _, i := range others(x) {
+			if dt, ok := got[i]; ok {
+				all = append(all, fmt.Sprintf("%d:%.1fs", i, dt.Seconds()))
+			}
 			dt, ok := got[i]
 			if !ok {
 				t.Errorf("%s node %d: node %d still lists it live after %v", what, x, i, limit)
@@ -152,7 +156,7 @@ func TestFailureDetection(t *testing.T) {
 			}
 			worst = max(worst, dt)
 		}
-		t.Logf("%s node %d: marked down by %d of %d nodes, the last after %v", what, x, len(got), len(others(x)), worst.Round(10*time.Millisecond))
+		t.Logf("%s node %d: marked down by %d of %d nodes, the last after %v (%s)", what, x, len(got), len(others(x)), worst.Round(10*time.Millisecond), strings.Join(all, " "))
 		if worst > want {
 			t.Errorf("%s node %d: detection took %v, want at most %v", what, x, worst, want)
 			failed = true

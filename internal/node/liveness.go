@@ -5,7 +5,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -25,9 +24,10 @@ import (
 // order (those it shares swarms with) and livenessRandom others: a yamux
 // ping, one 12-byte frame each way. A ping not answered within
 // livenessTimeout closes the connection, and the probe that follows (a
-// fresh dial, ProbeInterval's one second) marks the node down if it
-// cannot be reached. A dead node is thus marked down by its neighbours
-// within livenessInterval + livenessTimeout + 1 s.
+// fresh dial, given one second) marks the node down if it cannot be
+// reached. A dead node is thus marked down by its neighbours within
+// livenessInterval + livenessTimeout + 1 s (3.5 s); other nodes ping it
+// when a call to it fails (probeLoop) and mark it down 2.5 s later.
 const (
 	livenessInterval = time.Second
 	livenessTimeout  = 1500 * time.Millisecond
@@ -39,7 +39,6 @@ const (
 func (n *Node) livenessLoop(ctx context.Context) {
 	tick := time.NewTicker(livenessInterval)
 	defer tick.Stop()
-	var busy sync.Map // peer.ID -> a ping in flight
 	for {
 		select {
 		case <-ctx.Done():
@@ -47,17 +46,23 @@ func (n *Node) livenessLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		for _, p := range n.watched() {
-			if _, inFlight := busy.LoadOrStore(p, true); inFlight {
-				continue
-			}
-			n.wg.Add(1)
-			go func() {
-				defer n.wg.Done()
-				defer busy.Delete(p)
-				n.checkAlive(ctx, p)
-			}()
+			n.goCheckAlive(ctx, p)
 		}
 	}
+}
+
+// goCheckAlive runs checkAlive(p) unless one runs already. It is called
+// from the node's loops only (the wait group is above zero).
+func (n *Node) goCheckAlive(ctx context.Context, p peer.ID) {
+	if _, inFlight := n.pinging.LoadOrStore(p, true); inFlight {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.pinging.Delete(p)
+		n.checkAlive(ctx, p)
+	}()
 }
 
 // watched returns the nodes to ping (see nearest).
@@ -113,9 +118,11 @@ func nearest(live []*member.Node, self peer.ID, k, extra int) []peer.ID {
 	return out
 }
 
-// checkAlive pings p over each connection to it. A connection that does
-// not answer in time is closed and p probed afresh; with no connection p
-// is probed (the probe dials it, and marks it down if that fails).
+// checkAlive pings p over each connection to it. If one does not answer
+// in time, p's connections are closed and p probed at once (a fresh dial: a node
+// merely slow to answer over a congested connection is not marked down);
+// with no connection p is probed through probeLoop (the probe dials it,
+// and marks it down if that fails).
 func (n *Node) checkAlive(ctx context.Context, p peer.ID) {
 	conns := n.host.Network().ConnsToPeer(p)
 	if len(conns) == 0 {
@@ -144,9 +151,14 @@ func (n *Node) checkAlive(ctx context.Context, p peer.ID) {
 			continue
 		}
 		n.m.liveMisses.Inc()
-		n.log.Debug("liveness ping failed; closing the connection", "peer", p2p.ShortID(p), "err", err)
-		_ = c.Close()
-		n.requestProbe(p)
+		n.log.Debug("liveness ping failed; closing the connections", "peer", p2p.ShortID(p), "err", err)
+		// All of them: the probe would take another stale one for an
+		// answer.
+		_ = n.host.Network().ClosePeer(p)
+		// Probe at once (a fresh dial) rather than through probeLoop's
+		// queue, which may be busy with down nodes.
+		n.probe(ctx, p)
+		return
 	}
 }
 

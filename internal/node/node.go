@@ -62,6 +62,7 @@ type Node struct {
 	pollSem  chan struct{} // bounds concurrent long-polls
 	probeReq chan peer.ID
 	lostBusy atomic.Bool // a gossip with a lost node is running
+	pinging  sync.Map    // peer.ID -> a liveness check is running
 	started  time.Time
 
 	mu  sync.Mutex
