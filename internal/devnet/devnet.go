@@ -34,6 +34,9 @@ type Config struct {
 	Network  string   // network name (default "umbra-devnet")
 	PoWBits  int      // admission difficulty (default 8: fast to solve)
 	NodeArgs []string // extra flags for every node
+	// BootstrapNodes is how many nodes bootstrap.txt lists (the first
+	// ones; 0 for all): with 1, every node joins through node 1 only.
+	BootstrapNodes int
 
 	// The hooks below place nodes elsewhere than on this machine's
 	// loopback, e.g. in the hosts of an internal/netlab lab; nil keeps the
@@ -176,6 +179,9 @@ func Start(cfg Config) (*Devnet, error) {
 func (d *Devnet) writeBootstrap() error {
 	var boot []string
 	for _, p := range d.Procs {
+		if d.cfg.BootstrapNodes > 0 && len(boot) >= d.cfg.BootstrapNodes {
+			break
+		}
 		boot = append(boot, p.Addr)
 	}
 	if err := os.WriteFile(d.BootstrapFile(), []byte(strings.Join(boot, "\n")+"\n"), 0o644); err != nil {

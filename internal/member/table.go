@@ -3,6 +3,7 @@ package member
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -44,6 +45,13 @@ const (
 	// entered the table with admission work and a probe; the oldest goes
 	// first).
 	maxAges = 65536
+	// LostMemory is how long the address of a node whose record expired
+	// is kept (MaxLost of them), so that gossip can try it again: halves
+	// of a network split for longer than a record's lifetime find each
+	// other through them when the split heals, whatever their bootstrap
+	// lists say.
+	LostMemory = 10 * time.Minute
+	MaxLost    = 256
 )
 
 type entry struct {
@@ -61,6 +69,12 @@ type pending struct {
 
 type ageMem struct {
 	since, last time.Time
+}
+
+// lostNode is a node whose verified record expired: where it was.
+type lostNode struct {
+	info peer.AddrInfo
+	at   time.Time
 }
 
 type failure struct {
@@ -89,6 +103,7 @@ type Table struct {
 	next    int                   // next source to serve
 	ages    map[peer.ID]ageMem
 	failed  map[peer.ID]failure
+	lost    map[peer.ID]lostNode
 	gen     uint64
 	live    []*Node // cache of Live for gen
 	liveGen uint64
@@ -105,7 +120,7 @@ func NewTable(p wire.Params, now func() time.Time) *Table {
 	return &Table{
 		params: p, now: now, maxNodes: DefaultMaxNodes,
 		nodes: make(map[peer.ID]*entry), pend: make(map[peer.ID]*pending), queues: make(map[peer.ID][]peer.ID),
-		ages: make(map[peer.ID]ageMem), failed: make(map[peer.ID]failure),
+		ages: make(map[peer.ID]ageMem), failed: make(map[peer.ID]failure), lost: make(map[peer.ID]lostNode),
 		changed: make(chan struct{}, 1), liveGen: ^uint64(0),
 	}
 }
@@ -187,6 +202,7 @@ func (t *Table) putLocked(n *Node, since time.Time) bool {
 		t.ages[n.ID] = ageMem{since: since, last: now}
 		t.dropPendingLocked(n.ID)
 		delete(t.failed, n.ID)
+		delete(t.lost, n.ID)
 		t.bump()
 		return true
 	}
@@ -581,6 +597,7 @@ func (t *Table) Sweep() int {
 	for id, e := range t.nodes {
 		if e.node.Record.Expires <= nowMs {
 			delete(t.nodes, id)
+			t.rememberLostLocked(e.node, now)
 			n++
 			continue
 		}
@@ -598,6 +615,11 @@ func (t *Table) Sweep() int {
 			delete(t.failed, id)
 		}
 	}
+	for id, l := range t.lost {
+		if now.Sub(l.at) > LostMemory {
+			delete(t.lost, id)
+		}
+	}
 	for id, m := range t.ages {
 		if _, held := t.nodes[id]; !held && now.Sub(m.last) > AgeGrace {
 			delete(t.ages, id)
@@ -607,6 +629,44 @@ func (t *Table) Sweep() int {
 		t.bump()
 	}
 	return n
+}
+
+// rememberLostLocked keeps the addresses of n, whose record expired; when
+// MaxLost are kept, the oldest is forgotten.
+func (t *Table) rememberLostLocked(n *Node, now time.Time) {
+	if _, ok := t.lost[n.ID]; !ok && len(t.lost) >= MaxLost {
+		var oldest peer.ID
+		var at time.Time
+		for id, l := range t.lost {
+			if oldest == "" || l.at.Before(at) {
+				oldest, at = id, l.at
+			}
+		}
+		delete(t.lost, oldest)
+	}
+	t.lost[n.ID] = lostNode{info: n.AddrInfo(), at: now}
+}
+
+// Lost returns up to max nodes (chosen at random) whose records expired
+// within LostMemory and that have not come back since: the addresses
+// they had, to try again.
+func (t *Table) Lost(max int) []peer.AddrInfo {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if max <= 0 {
+		return nil
+	}
+	out := make([]peer.AddrInfo, 0, min(max, len(t.lost)))
+	i := 0
+	for _, l := range t.lost { // reservoir sampling
+		if len(out) < max {
+			out = append(out, l.info)
+		} else if j := rand.IntN(i + 1); j < max {
+			out[j] = l.info
+		}
+		i++
+	}
+	return out
 }
 
 // Live returns the unexpired verified records not marked down, sorted by

@@ -650,3 +650,57 @@ func TestTableAgeSurvivesShortAbsence(t *testing.T) {
 		t.Fatalf("age after a long absence: since %v, want now %v", got, clk.Now())
 	}
 }
+
+// A node whose record expired is remembered (its addresses) for
+// LostMemory, so gossip can try it again, and forgotten when it comes
+// back or the memory runs out; at most MaxLost are kept.
+func TestTableLost(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	a, b := newIdent(t), newIdent(t)
+	upsert(t, tb, signedAt(t, a, 1, 10*time.Second, addrA))
+	upsert(t, tb, signedAt(t, b, 1, 5*time.Minute, addrA))
+	if got := tb.Lost(8); len(got) != 0 {
+		t.Fatalf("Lost before any expiry = %v", got)
+	}
+	clk.Advance(10 * time.Second)
+	tb.Sweep()
+	got := tb.Lost(8)
+	if len(got) != 1 || got[0].ID != a.id || len(got[0].Addrs) != 1 || got[0].Addrs[0].String() != addrA {
+		t.Fatalf("Lost = %v, want a at %s", got, addrA)
+	}
+	if got := tb.Lost(0); len(got) != 0 {
+		t.Fatalf("Lost(0) = %v", got)
+	}
+	// a comes back: no longer lost.
+	upsert(t, tb, signedAt(t, a, 2, time.Minute, addrA))
+	if got := tb.Lost(8); len(got) != 0 {
+		t.Fatalf("Lost after a came back = %v", got)
+	}
+	// Lost again, then forgotten after LostMemory.
+	clk.Advance(2 * time.Minute)
+	tb.Sweep()
+	if got := tb.Lost(8); len(got) != 1 {
+		t.Fatalf("Lost = %v, want a", got)
+	}
+	clk.Advance(member.LostMemory + time.Second)
+	tb.Sweep() // b expires now: it becomes lost, a is forgotten
+	if got := tb.Lost(8); len(got) != 1 || got[0].ID != b.id {
+		t.Fatalf("Lost after LostMemory = %v, want b only", got)
+	}
+}
+
+func TestTableLostBounded(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	for i := 0; i < member.MaxLost+10; i++ {
+		id := newIdent(t)
+		// Distinct subnets so that the per-subnet limit does not refuse them.
+		upsert(t, tb, signedAt(t, id, 1, time.Second, fmt.Sprintf("/ip4/10.%d.%d.1/tcp/4001", i/256, i%256)))
+	}
+	clk.Advance(2 * time.Second)
+	tb.Sweep()
+	if got := tb.Lost(2 * member.MaxLost); len(got) != member.MaxLost {
+		t.Fatalf("Lost holds %d, want MaxLost %d", len(got), member.MaxLost)
+	}
+}

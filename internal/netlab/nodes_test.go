@@ -22,16 +22,26 @@ import (
 // test ends (before the lab closes), and waits until every node sees all
 // the others. Each node's admin endpoint is on its host's loopback.
 func StartNodes(tb testing.TB, lab *netlab.Lab, bin string, n int) *devnet.Devnet {
+	return startNodesWith(tb, lab, bin, n, nil)
+}
+
+// startNodesWith is StartNodes with a hook that adjusts the devnet's
+// configuration (extra node flags, bootstrap list).
+func startNodesWith(tb testing.TB, lab *netlab.Lab, bin string, n int, adjust func(*devnet.Config)) *devnet.Devnet {
 	tb.Helper()
 	dir := tb.TempDir()
-	d, err := devnet.Start(devnet.Config{
+	cfg := devnet.Config{
 		Dir: dir, Nodes: n, Binary: bin,
 		HostIP: func(i int) string { return lab.Host(i).Addr() },
 		Command: func(i int, name string, args ...string) *exec.Cmd {
 			return lab.Command(lab.Host(i), name, args...)
 		},
 		HTTPClient: func(i int) *http.Client { return lab.Host(i).HTTPClient() },
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	d, err := devnet.Start(cfg)
 	if err != nil {
 		logs, _ := filepath.Glob(filepath.Join(dir, "node-*", "node.log"))
 		for _, f := range logs {

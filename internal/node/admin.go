@@ -43,6 +43,7 @@ type metrics struct {
 	probes       prometheus.Counter
 	probesFailed prometheus.Counter
 	workRefused  prometheus.Counter
+	liveMisses   prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
@@ -76,6 +77,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		probes:       f("record_probes_total", "Reachability probes of new node records."),
 		probesFailed: f("record_probes_failed_total", "New node records whose node could not be reached (dropped)."),
 		workRefused:  f("first_contact_work_refused_total", "First-contact messages refused for too little proof-of-work."),
+		liveMisses:   f("liveness_misses_total", "Liveness pings not answered in time (the connection was closed and the node probed)."),
 	}
 	reg.MustRegister(m.storeLatency, m.syncSeconds)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "live_nodes",
@@ -136,6 +138,25 @@ func (n *Node) Status() Status {
 	return st
 }
 
+// Peers is the JSON served at /peers: this node's view of the network.
+type Peers struct {
+	Live []string `json:"live"` // peer IDs of the live nodes, this one included
+	Down []string `json:"down"` // nodes with an unexpired record, marked down
+}
+
+// Peers reports the nodes of this node's table, live and down.
+func (n *Node) Peers() Peers {
+	var p Peers
+	for _, nd := range n.table.All() {
+		if n.table.IsDown(nd.ID) {
+			p.Down = append(p.Down, nd.ID.String())
+		} else {
+			p.Live = append(p.Live, nd.ID.String())
+		}
+	}
+	return p
+}
+
 func (n *Node) startAdmin(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -157,6 +178,10 @@ func (n *Node) startAdmin(addr string) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(n.Status())
+	})
+	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(n.Peers())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	if n.cfg.Pprof {

@@ -132,7 +132,8 @@ func (n *Node) refreshLoop(ctx context.Context) {
 }
 
 // gossipLoop exchanges records with a random live peer every
-// GossipInterval, and with the bootstrap nodes while the table is small.
+// GossipInterval, and with the bootstrap nodes while the table is small,
+// and tries a node whose record expired (retryLost).
 func (n *Node) gossipLoop(ctx context.Context) {
 	boot := n.bootstrapPeers()
 	tick := time.NewTicker(n.cfg.GossipInterval)
@@ -153,6 +154,7 @@ func (n *Node) gossipLoop(ctx context.Context) {
 				break
 			}
 		}
+		n.retryLost(ctx)
 		if now := n.cfg.Now(); now.Sub(lastSave) >= 10*time.Second {
 			n.savePeers()
 			lastSave = now
@@ -307,7 +309,8 @@ func (n *Node) requestProbe(p peer.ID) {
 }
 
 // probeLoop keeps the live set honest: a node whose connection dropped or
-// whose call failed is probed, marked down if it cannot be reached (so it no
+// whose call failed is probed (pinged, if it is still connected: see
+// checkAlive), marked down if it cannot be reached (so it no
 // longer takes placements), and marked up when it answers again. New
 // records learned by gossip are probed here too, and only a node reached
 // at the address its record claims enters the table.
@@ -319,8 +322,15 @@ func (n *Node) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-n.probeReq:
-			if p != n.host.ID() && n.host.Network().Connectedness(p) != network.Connected {
+			switch {
+			case p == n.host.ID():
+			case n.host.Network().Connectedness(p) != network.Connected:
 				n.probe(ctx, p)
+			default:
+				// A call failed over a connection that looks fine: it
+				// may be stale (a frozen or cut-off node), which a
+				// probe would not notice; a liveness ping does.
+				n.goCheckAlive(ctx, p)
 			}
 		case <-n.probeKick:
 			n.probeNew(ctx)

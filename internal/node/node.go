@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,8 @@ type Node struct {
 
 	pollSem  chan struct{} // bounds concurrent long-polls
 	probeReq chan peer.ID
+	lostBusy atomic.Bool // a gossip with a lost node is running
+	pinging  sync.Map    // peer.ID -> a liveness check is running
 	started  time.Time
 
 	mu  sync.Mutex
@@ -174,6 +177,7 @@ func New(cfg Config) (*Node, error) {
 	n.goLoop("onion-mix", n.onionMixLoop)
 	n.goLoop("sync", n.syncLoop)
 	n.goLoop("probe", n.probeLoop)
+	n.goLoop("liveness", n.livenessLoop)
 	n.goLoop("maintain", n.maintainLoop)
 	if n.private() && cfg.AllowFile != "" {
 		n.goLoop("allow-file", n.allowFileLoop)
