@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/umbra-im/umbra/internal/fsutil"
 )
@@ -55,13 +54,12 @@ func Exists(home string) bool {
 
 // lockHome takes the home's exclusive lock without waiting.
 func lockHome(home string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(home, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := fsutil.TryLock(filepath.Join(home, lockFile))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, ErrLocked
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock home: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, ErrLocked
 	}
 	return f, nil
 }

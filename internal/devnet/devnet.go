@@ -333,7 +333,7 @@ func (d *Devnet) start(p *Proc) error {
 		cmd = exec.Command(d.cfg.Binary, args...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = nodeProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("devnet: start node %d: %w", p.Index, err)
@@ -354,7 +354,8 @@ func (d *Devnet) start(p *Proc) error {
 // Kill sends SIGKILL to node i (1-based) and waits for it to die.
 func (d *Devnet) Kill(i int) error { return d.signal(i, syscall.SIGKILL, 5*time.Second) }
 
-// Terminate sends SIGTERM to node i and waits for it to exit.
+// Terminate sends SIGTERM to node i and waits for it to exit. On Windows,
+// which has no SIGTERM, it kills the node.
 func (d *Devnet) Terminate(i int) error { return d.signal(i, syscall.SIGTERM, 15*time.Second) }
 
 func (d *Devnet) signal(i int, sig syscall.Signal, wait time.Duration) error {
@@ -365,7 +366,11 @@ func (d *Devnet) signal(i int, sig syscall.Signal, wait time.Duration) error {
 	if cmd == nil {
 		return nil
 	}
-	_ = cmd.Process.Signal(sig)
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		// Windows delivers no SIGTERM (only a kill): stop the node at once
+		// rather than wait for an exit that will not come.
+		_ = cmd.Process.Kill()
+	}
 	select {
 	case <-done:
 		return nil

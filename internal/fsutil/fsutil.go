@@ -1,7 +1,8 @@
 // Package fsutil writes small state files (keys, address files, the
 // daemon's token file) so that they survive a crash or a power loss: either
 // the old content or the new one is on disk afterwards, never a torn or
-// empty file.
+// empty file. It also takes the exclusive, non-blocking lock that keeps two
+// processes out of one data folder or home (TryLock), portably.
 package fsutil
 
 import (

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -284,13 +283,12 @@ func writeFileAtomic(path string, b []byte) error {
 }
 
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := fsutil.TryLock(filepath.Join(dir, "lock"))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("node: data dir %s is in use by another node process", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("node: lock data dir: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("node: data dir %s is in use by another node process", dir)
 	}
 	return f, nil
 }

@@ -115,7 +115,7 @@ func (p *daemonProc) start(t *testing.T) {
 		"--receipt-delay-max", "1s") // receipts wait 40 ms to 1 s, not up to 2 min
 	p.cmd.Env = hermeticEnv()
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.SysProcAttr = daemonProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s's daemon: %v", name, err)
