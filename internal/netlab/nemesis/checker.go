@@ -47,8 +47,9 @@ type History struct {
 	Sends []Send
 	// Received[c] is client c's incoming messages in display order.
 	Received [][]Received
-	// SenderState maps a message ID to its final state on the sender
-	// ("queued", "sent", "delivered", "read", "failed").
+	// SenderState maps a message text to its final state on the sender
+	// ("queued", "sent", "delivered", "read", "failed"): by text, since a
+	// call that got no answer has no ID.
 	SenderState map[string]string
 	Windows     []Window
 }
@@ -110,7 +111,7 @@ func Check(h History) Report {
 	for _, s := range h.Sends {
 		k := key{s.From, s.To, s.Seq}
 		r.Sent++
-		st := h.SenderState[s.ID]
+		st := h.SenderState[Text(s.From, s.To, s.Seq)]
 		late := s.Outcome != Acked && (st == "sent" || st == "delivered" || st == "read")
 		switch {
 		case s.Outcome == Acked:

@@ -54,7 +54,7 @@ func TestCheck(t *testing.T) {
 			{{Text: Text(1, 0, 3), ID: "f", ReceivedAt: at(51)}, {Text: Text(1, 0, 3), ID: "f2", ReceivedAt: at(52)}},
 			{{Text: Text(0, 1, 2), ID: "b", ReceivedAt: at(12)}, {Text: Text(0, 1, 1), ID: "a", ReceivedAt: at(1)}, {Text: "hi", ReceivedAt: at(2)}},
 		},
-		SenderState: map[string]string{"a": "delivered", "b": "sent", "c": "sent", "e": "queued", "f": "read"},
+		SenderState: map[string]string{Text(0, 1, 1): "delivered", Text(0, 1, 2): "sent", Text(0, 1, 3): "sent", Text(1, 0, 2): "queued", Text(1, 0, 3): "read"},
 		Windows:     []Window{{Start: at(5), End: at(15)}},
 	}
 	r := Check(h)
