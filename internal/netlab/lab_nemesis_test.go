@@ -34,7 +34,7 @@ func envInt(name string, def int) int {
 // was told is sent (then or later) must be shown exactly once by its
 // recipient, in send order. UMBRA_NEMESIS_SEED replays a schedule;
 // UMBRA_NEMESIS_NODES, _CLIENTS and _SECONDS shrink the lab while
-// developing.
+// developing, and UMBRA_NEMESIS_KINDS (e.g. "wipe,skew") limits the faults.
 func TestLabNemesis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 20 nodes and 4 clients for several minutes")
@@ -86,7 +86,11 @@ func TestLabNemesis(t *testing.T) {
 	swarms := cardSwarms(ctx, t, clients, d)
 	t.Logf("%d clients ready %v after the nodes; their cards' swarms (node indices): %v", nclients, time.Since(t0).Round(time.Millisecond), swarms)
 
-	evs := nemesis.Schedule(seed, nemesis.ScheduleConfig{Duration: duration, Nodes: nodes, Clients: nclients, Swarms: swarms})
+	var kinds []nemesis.Kind
+	for _, k := range strings.Fields(strings.ReplaceAll(os.Getenv("UMBRA_NEMESIS_KINDS"), ",", " ")) {
+		kinds = append(kinds, nemesis.Kind(k))
+	}
+	evs := nemesis.Schedule(seed, nemesis.ScheduleConfig{Duration: duration, Nodes: nodes, Clients: nclients, Swarms: swarms, Kinds: kinds})
 	t.Logf("schedule: %s over %v", nemesis.Summary(evs), duration)
 	for _, e := range evs {
 		t.Logf("  %s", e)
