@@ -20,6 +20,7 @@ func nodeCmd() *cobra.Command {
 		bootstrap []string
 		minAge    time.Duration
 		netFile   string
+		clockSkew time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -56,6 +57,12 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 				}
 				cfg.Operator = f.Operator
 				cfg.Bootstrap = append(cfg.Bootstrap, f.Addrs...)
+			}
+			if clockSkew != 0 {
+				// Tests only (the netlab nemesis): the node's whole clock,
+				// records, expiries and replies, runs this far off.
+				log.Warn("test clock offset in effect", "offset", clockSkew)
+				cfg.Now = func() time.Time { return time.Now().Add(clockSkew) }
 			}
 			for _, b := range bootstrap {
 				addrs, err := expandBootstrap(b)
@@ -103,6 +110,8 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.DurationVar(&cfg.SyncSettle, "sync-settle", cfg.SyncSettle, "mailboxes written this recently wait for the next anti-entropy round")
 	f.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often unreachable nodes are probed")
 	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", cfg.MaxStoreBytes, "refuse new messages once this many bytes (messages, tombstones and signed deletions) are stored")
+	f.DurationVar(&clockSkew, "test-clock-offset", 0, "tests only: run the node's clock this far off the system clock (UMBRA_TEST_CLOCK_OFFSET)")
+	_ = f.MarkHidden("test-clock-offset")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "soft limit in bytes for the Go heap (the garbage collector works harder near it; 0 for none; GOMEMLIMIT wins)")
 	return cmd
 }

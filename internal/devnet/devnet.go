@@ -381,6 +381,48 @@ func (d *Devnet) signal(i int, sig syscall.Signal, wait time.Duration) error {
 	}
 }
 
+// Pause stops node i with SIGSTOP (it keeps its sockets and state but
+// answers nothing); Resume continues it with SIGCONT.
+// (Unix only: on Windows it returns an error.)
+func (d *Devnet) Pause(i int) error { return d.signalNoWait(i, sigStop) }
+
+// Resume continues a paused node i.
+func (d *Devnet) Resume(i int) error { return d.signalNoWait(i, sigCont) }
+
+func (d *Devnet) signalNoWait(i int, sig syscall.Signal) error {
+	p := d.Procs[i-1]
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil || !p.Running() {
+		return fmt.Errorf("devnet: node %d is not running", i)
+	}
+	return cmd.Process.Signal(sig)
+}
+
+// Wipe deletes stopped node i's data folder except its identity key, its
+// ports and its log: restarted, it is the same node with an empty disk.
+func (d *Devnet) Wipe(i int) error {
+	p := d.Procs[i-1]
+	if p.Running() {
+		return fmt.Errorf("devnet: node %d is running", i)
+	}
+	ents, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
+	for _, e := range ents {
+		switch e.Name() {
+		case "identity.key", "ports", "node.log":
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(p.Dir, e.Name())); err != nil {
+			return fmt.Errorf("devnet: %w", err)
+		}
+	}
+	return nil
+}
+
 // Restart starts node i again from its data folder.
 func (d *Devnet) Restart(i int) error {
 	p := d.Procs[i-1]

@@ -9,3 +9,6 @@ import "syscall"
 func nodeProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// Pause and Resume signals.
+const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT

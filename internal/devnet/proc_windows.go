@@ -9,3 +9,7 @@ import "syscall"
 func nodeProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP}
 }
+
+// Windows has no stop and continue signals: Pause and Resume fail there
+// (os.Process.Signal refuses every signal but Kill).
+const sigStop, sigCont = syscall.Signal(19), syscall.Signal(18)

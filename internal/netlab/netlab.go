@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netlab is a multi-host lab on one Linux machine: each host is a
 // network namespace with one address in 198.18.0.0/15 (a /24 of its own,
 // so the subnet-diversity rules see distinct subnets), all on one Ethernet

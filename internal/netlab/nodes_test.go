@@ -1,3 +1,5 @@
+//go:build linux
+
 package netlab_test
 
 import (
@@ -29,12 +31,33 @@ func StartNodes(tb testing.TB, lab *netlab.Lab, bin string, n int) *devnet.Devne
 // configuration (extra node flags, bootstrap list).
 func startNodesWith(tb testing.TB, lab *netlab.Lab, bin string, n int, adjust func(*devnet.Config)) *devnet.Devnet {
 	tb.Helper()
+	return startNodes(tb, lab, bin, n, nil, adjust, 90*time.Second)
+}
+
+// StartNodesEnv is StartNodes with extra environment for node i's process
+// (env(i), read at each start and restart; nil for none) and a longer or
+// shorter wait for the network to converge.
+func StartNodesEnv(tb testing.TB, lab *netlab.Lab, bin string, n int, env func(i int) []string, wait time.Duration) *devnet.Devnet {
+	tb.Helper()
+	return startNodes(tb, lab, bin, n, env, nil, wait)
+}
+
+// startNodes is the one start-up behind StartNodes, startNodesWith and
+// StartNodesEnv.
+func startNodes(tb testing.TB, lab *netlab.Lab, bin string, n int, env func(i int) []string, adjust func(*devnet.Config), wait time.Duration) *devnet.Devnet {
+	tb.Helper()
 	dir := tb.TempDir()
 	cfg := devnet.Config{
 		Dir: dir, Nodes: n, Binary: bin,
 		HostIP: func(i int) string { return lab.Host(i).Addr() },
 		Command: func(i int, name string, args ...string) *exec.Cmd {
-			return lab.Command(lab.Host(i), name, args...)
+			cmd := lab.Command(lab.Host(i), name, args...)
+			if env != nil {
+				if e := env(i); len(e) > 0 {
+					cmd.Env = append(os.Environ(), e...)
+				}
+			}
+			return cmd
 		},
 		HTTPClient: func(i int) *http.Client { return lab.Host(i).HTTPClient() },
 	}
@@ -51,7 +74,7 @@ func startNodesWith(tb testing.TB, lab *netlab.Lab, bin string, n int, adjust fu
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { d.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := d.WaitReady(ctx, n); err != nil {
 		tb.Fatal(err)
