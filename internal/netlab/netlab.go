@@ -96,7 +96,11 @@ func New(cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	if cfg.CloseOnSignal {
-		go l.closeOnSignal()
+		// Notify before New returns: a signal that arrives the moment the
+		// caller has its lab must already close it.
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+		go l.closeOnSignal(ch)
 	}
 	return l, nil
 }
@@ -279,9 +283,7 @@ func (l *Lab) Close() error {
 	return l.err
 }
 
-func (l *Lab) closeOnSignal() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+func (l *Lab) closeOnSignal(ch chan os.Signal) {
 	defer signal.Stop(ch)
 	select {
 	case <-l.closed:
