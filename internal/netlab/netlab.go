@@ -10,6 +10,7 @@
 package netlab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -118,7 +120,8 @@ func (l *Lab) build(cfg Config) error {
 		l.hosts = append(l.hosts, h)
 		swIf := "h" + strconv.Itoa(idx)
 		steps := [][]string{
-			{"ip", "-n", l.swNs, "link", "add", swIf, "type", "veth", "peer", "name", h.Iface, "netns", h.Netns},
+			{"ip", "-n", l.swNs, "link", "add", swIf, "type", "veth", "peer", "name", h.Iface,
+				"address", HostMAC(idx).String(), "netns", h.Netns},
 			{"ip", "-n", h.Netns, "link", "set", h.Iface, "gso_max_segs", "1"},
 			{"ip", "-n", h.Netns, "addr", "add", h.Addr() + "/15", "dev", h.Iface},
 			{"ip", "-n", h.Netns, "link", "set", h.Iface, "up"},
@@ -134,6 +137,9 @@ func (l *Lab) build(cfg Config) error {
 				return err
 			}
 		}
+	}
+	if err := l.staticNeighbours(); err != nil {
+		return err
 	}
 	var ports []*port
 	err := inNetns(l.swNs, func() error {
@@ -158,6 +164,40 @@ func (l *Lab) build(cfg Config) error {
 	}
 	l.sw = newSwitch(ports, cfg.QueueLimit)
 	return nil
+}
+
+// staticNeighbours gives every host a permanent ARP entry for every other
+// host. The lab is one Ethernet segment of up to 511 hosts; left to ARP,
+// the start-up of 100 hosts that all dial each other is a storm of
+// broadcasts, each copied to every port, and in it hosts lost frames of
+// some peers for good (a peer's SYNs reached the host and went
+// unanswered for the whole 10 s of a dial). Fixed entries, as a
+// datacentre's configuration management would set, take ARP out of what
+// the lab tests; the switch knows every host's MAC from the start too.
+func (l *Lab) staticNeighbours() error {
+	for _, h := range l.hosts {
+		var b strings.Builder
+		for _, o := range l.hosts {
+			if o != h {
+				fmt.Fprintf(&b, "neigh replace %s lladdr %s dev %s nud permanent\n", o.Addr(), HostMAC(o.Index), h.Iface)
+			}
+		}
+		if b.Len() == 0 {
+			continue
+		}
+		cmd := exec.Command("ip", "-n", h.Netns, "-batch", "-")
+		cmd.Stdin = strings.NewReader(b.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("netlab: neighbours of %s: %v: %s", h.Netns, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// HostMAC is host i's Ethernet address: locally administered, derived
+// from i like its IP.
+func HostMAC(i int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x6c, 0x61, 0x62, byte(i >> 8), byte(i)}
 }
 
 // addNetns creates a namespace with loopback up and IPv6 off (the lab is

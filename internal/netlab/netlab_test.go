@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,7 +44,7 @@ func echoServer(t *testing.T, h *Host) string {
 
 // tcpRTT connects from a to the echo server at addr and returns the
 // smallest of n round trips of a short line (the connection is open, so
-// ARP and the handshake are behind it).
+// the handshake is behind it).
 func tcpRTT(t *testing.T, a *Host, addr string, n int) time.Duration {
 	t.Helper()
 	c, err := a.Dial("tcp", addr, 10*time.Second)
@@ -127,8 +128,8 @@ func TestLoss(t *testing.T) {
 	defer conn.Close()
 	dst := pc.LocalAddr()
 
-	// Warm up until one datagram has crossed: ARP is behind us (a lost ARP
-	// request would otherwise stall the first second of the run).
+	// Warm up until one datagram has crossed: both sockets are live (a
+	// lost first datagram would otherwise skew the count).
 	got := make(chan uint32, 4096)
 	go func() {
 		buf := make([]byte, 64)
@@ -383,7 +384,7 @@ func TestPartition(t *testing.T) {
 	l := NewForTest(t, Config{Hosts: make([]HostConfig, 4)})
 	a, b, c, d := l.Host(1), l.Host(2), l.Host(3), l.Host(4)
 	addrB, addrD := echoServer(t, b), echoServer(t, d)
-	tcpRTT(t, a, addrB, 1) // the ARP tables are warm before the split
+	tcpRTT(t, a, addrB, 1) // all pairs work before the split
 	tcpRTT(t, c, addrD, 1)
 	tcpRTT(t, a, addrD, 1)
 	l.Partition([]*Host{a, b}, []*Host{c})
@@ -402,4 +403,50 @@ func TestPartition(t *testing.T) {
 	l.Heal()
 	tcpRTT(t, a, addrD, 1)
 	tcpRTT(t, c, addrD, 1)
+}
+
+// TestStartupStorm: 64 hosts each open TCP connections to 16 others at
+// the same moment, as nodes do at start. With ARP left to the hosts the
+// broadcasts of such a start (each copied to every port) made hosts drop
+// some peers' frames for good: in a 41-host lab about 100 of 800 dials
+// failed with "no route to host" or a timeout. The lab's fixed neighbour
+// entries take ARP out: every dial must succeed.
+func TestStartupStorm(t *testing.T) {
+	const n, fanout = 64, 16
+	hosts := make([]HostConfig, n)
+	for i := range hosts {
+		hosts[i].Delay = 10 * time.Millisecond
+	}
+	l := NewForTest(t, Config{Hosts: hosts})
+	addrs := make([]string, n+1)
+	for i := 1; i <= n; i++ {
+		addrs[i] = echoServer(t, l.Host(i))
+	}
+	var mu sync.Mutex
+	var failed []string
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		for k := 1; k <= fanout; k++ {
+			j := (i+k*7-1)%n + 1
+			if j == i {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := l.Host(i).Dial("tcp", addrs[j], 5*time.Second)
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%d->%d: %v", i, j, err))
+					mu.Unlock()
+					return
+				}
+				c.Close()
+			}()
+		}
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d dials failed, e.g. %s", len(failed), failed[0])
+	}
 }

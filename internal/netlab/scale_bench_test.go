@@ -27,13 +27,7 @@ import (
 // killed at once (kill -9), and how many of the messages stored before
 // the kill are lost (must be 0).
 //
-// It does not get that far yet: at 100 hosts the lab's user-space switch
-// stops carrying most of them. Five minutes after start host 1 could open
-// TCP connections to 22 of the 99 others, and its ARP table held only
-// those; a node saw 1–2 live nodes. 24 hosts work (TestLabNemesis). The
-// switch (switch.go) needs a look under a start-up storm of ARP
-// broadcasts before this benchmark gives figures. Not in CI (a
-// benchmark); run as root:
+// Not in CI (a benchmark); run as root:
 //
 //	go test -run '^$' -bench BenchmarkLab100 -benchtime 1x -timeout 30m ./internal/netlab
 func BenchmarkLab100(b *testing.B) {

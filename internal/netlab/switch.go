@@ -123,6 +123,13 @@ func openPort(idx int, ifname string) (*port, error) {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 			return fmt.Errorf("PACKET_VNET_HDR: %w", err)
 		}
+		// Frames the switch writes to the port would otherwise come back
+		// on this socket as PACKET_OUTGOING copies: under a broadcast storm
+		// they fill the receive buffer and the kernel drops the host's own
+		// frames (ARP replies) behind them.
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+			return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
+		}
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 8<<20)
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
@@ -154,6 +161,9 @@ func newSwitch(ports []*port, queueLimit int) *labSwitch {
 		queueLimit = DefaultQueueLimit
 	}
 	s := &labSwitch{ports: ports, queueLimit: queueLimit, macs: map[[6]byte]*port{}, stop: make(chan struct{})}
+	for _, p := range ports {
+		s.macs[[6]byte(HostMAC(p.idx))] = p // known from the start: no flooding
+	}
 	for _, p := range ports {
 		s.wg.Add(2)
 		go s.readLoop(p)
