@@ -17,7 +17,7 @@ import (
 
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
-	"github.com/umbra-im/umbra/internal/swarmclient"
+	"github.com/umbra-im/umbra/internal/privnet"
 )
 
 // legacyIDFile is where older versions kept a clear copy of the account
@@ -72,10 +72,10 @@ the same account ID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home := homeOf(cmd)
-			var addrs []string
+			var nf *privnet.File
 			if network != "" {
 				var err error
-				if addrs, err = swarmclient.ReadNetworkFile(network); err != nil {
+				if nf, err = readNetworkFile(network); err != nil {
 					return err
 				}
 			}
@@ -89,7 +89,7 @@ the same account ID.`,
 					return errors.New("--restore: type or pipe your 24-word recovery phrase on standard input")
 				}
 			}
-			acct, err := createAccount(home, addrs, phrase, passphrase())
+			acct, err := createAccount(home, nf, phrase, passphrase())
 			if err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ the same account ID.`,
 				warnUnprotected(cmd)
 			}
 			var pubErr error
-			if len(addrs) > 0 {
+			if nf != nil {
 				pubErr = publishPrekeys(cmd.Context(), home)
 			}
 			if asJSON {
@@ -115,7 +115,7 @@ the same account ID.`,
 				fmt.Fprintf(out, "Account created in %s\n\nYour account ID (share it with people who should reach you):\n  %s\n\n", home, id)
 				fmt.Fprintf(out, "Your recovery phrase. WRITE IT DOWN NOW and keep it secret: it is shown only\nonce, and anyone who has it can read your messages and act as you.\n\n  %s\n", acct.Phrase())
 			}
-			if len(addrs) == 0 {
+			if nf == nil {
 				fmt.Fprintln(out, "\nNo --network given: add one before sending (umbra init --network FILE on a new home).")
 			} else if pubErr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "\nwarning: could not publish your prekeys yet (%v);\nthey are published the next time umbra runs for this home.\n", pubErr)
@@ -134,8 +134,21 @@ the same account ID.`,
 // phrase the one it restores) protected by pass ("" for none), as 'umbra
 // init' and the web UI's onboarding do. Nothing outside the encrypted
 // database names the account.
-func createAccount(home string, network []string, phrase, pass string) (*identity.Account, error) {
-	return client.Init(home, pass, network, phrase)
+func createAccount(home string, network *privnet.File, phrase, pass string) (*identity.Account, error) {
+	return client.InitNetwork(home, pass, network, phrase)
+}
+
+// readNetworkFile reads a network file a client is to join: addresses,
+// and for a private network its operator key (signature checked).
+func readNetworkFile(path string) (*privnet.File, error) {
+	f, err := privnet.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Addrs) == 0 {
+		return nil, fmt.Errorf("network file %s lists no node addresses", path)
+	}
+	return f, nil
 }
 
 func idCmd() *cobra.Command {

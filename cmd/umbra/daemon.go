@@ -14,7 +14,7 @@ import (
 	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
-	"github.com/umbra-im/umbra/internal/swarmclient"
+	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/ui"
 )
 
@@ -147,7 +147,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 			srv.SetEngine(e)
 		}
 	} else {
-		addrs, err := onboardingNetwork(cfg)
+		nf, err := onboardingNetwork(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +156,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 			if pass == "" {
 				pass = cfg.Passphrase
 			}
-			if err := ensureAccount(cfg.Home, addrs, phrase, pass); err != nil {
+			if err := ensureAccount(cfg.Home, nf, phrase, pass); err != nil {
 				return nil, err
 			}
 			e, err := open(ctx, pass)
@@ -196,16 +196,16 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 
 // onboardingNetwork is the network a new account joins: --network, or a
 // network file already in the home.
-func onboardingNetwork(cfg daemonConfig) ([]string, error) {
+func onboardingNetwork(cfg daemonConfig) (*privnet.File, error) {
 	if cfg.Network != "" {
-		addrs, err := swarmclient.ReadNetworkFile(cfg.Network)
+		nf, err := readNetworkFile(cfg.Network)
 		if err != nil {
 			return nil, fmt.Errorf("--network: %w", err)
 		}
-		return addrs, nil
+		return nf, nil
 	}
-	if addrs, err := client.ReadNetwork(cfg.Home); err == nil && len(addrs) > 0 {
-		return addrs, nil
+	if nf, err := client.ReadNetwork(cfg.Home); err == nil && len(nf.Addrs) > 0 {
+		return nf, nil
 	}
 	return nil, fmt.Errorf("%s has no account yet: start the daemon with --network FILE (a devnet's bootstrap.txt) to create one in the web UI, or run 'umbra init --network FILE' first", cfg.Home)
 }
@@ -213,7 +213,7 @@ func onboardingNetwork(cfg daemonConfig) ([]string, error) {
 // ensureAccount creates the home's account from phrase with passphrase
 // pass, or accepts the one a previous attempt (that could not join the
 // network) already created from the same phrase.
-func ensureAccount(home string, network []string, phrase, pass string) error {
+func ensureAccount(home string, network *privnet.File, phrase, pass string) error {
 	if !client.Exists(home) {
 		_, err := createAccount(home, network, phrase, pass)
 		return err

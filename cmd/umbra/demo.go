@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/client"
-	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 func demoCmd() *cobra.Command {
@@ -54,7 +53,7 @@ everything.`,
 				e              *client.Engine
 			}
 			users := []*user{{name: "alice"}, {name: "bob"}}
-			addrs, err := swarmclient.ReadNetworkFile(d.BootstrapFile())
+			nf, err := readNetworkFile(d.BootstrapFile())
 			if err != nil {
 				return err
 			}
@@ -62,7 +61,7 @@ everything.`,
 			for _, u := range users {
 				u.home = filepath.Join(dir, u.name)
 				if !client.Exists(u.home) {
-					if _, err := createAccount(u.home, addrs, "", passphrase()); err != nil {
+					if _, err := createAccount(u.home, nf, "", passphrase()); err != nil {
 						return err
 					}
 				}

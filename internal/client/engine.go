@@ -155,11 +155,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	case cfg.Network != nil:
 		e.net = cfg.Network
 	default:
-		addrs, err := ReadNetwork(cfg.Home)
+		nf, err := ReadNetwork(cfg.Home)
 		if err != nil {
 			return nil, err
 		}
-		c, err := swarmclient.Dial(ctx, addrs, e.netOptions())
+		o := e.netOptions()
+		o.Operator = nf.Operator // a private network: only nodes on its signed allow-list
+		c, err := swarmclient.Dial(ctx, nf.Addrs, o)
 		if err != nil {
 			return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
 		}

@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/umbra-im/umbra/internal/fsutil"
+	"github.com/umbra-im/umbra/internal/privnet"
 )
 
 // Home layout:
@@ -64,29 +64,24 @@ func lockHome(home string) (*os.File, error) {
 	return f, nil
 }
 
-// WriteNetwork saves the bootstrap addresses in the home, durably (a torn
-// network file would leave the account unable to reach the network).
-func WriteNetwork(home string, addrs []string) error {
-	if err := fsutil.WriteFileAtomic(filepath.Join(home, networkFile), []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
+// WriteNetwork saves the network file in the home, durably (a torn
+// network file would leave the account unable to reach the network). The
+// whole file is kept: for a private network its name, the operator's key
+// and the signed bootstrap list, so the account trusts only the nodes on
+// the operator's allow-list.
+func WriteNetwork(home string, f *privnet.File) error {
+	if err := fsutil.WriteFileAtomic(filepath.Join(home, networkFile), f.Format(), 0o600); err != nil {
 		return fmt.Errorf("save the network file: %w", err)
 	}
 	return nil
 }
 
-// ReadNetwork loads the bootstrap addresses saved in the home.
-func ReadNetwork(home string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(home, networkFile))
+// ReadNetwork loads the network file saved in the home (older homes hold
+// bare addresses: a public network).
+func ReadNetwork(home string) (*privnet.File, error) {
+	f, err := privnet.ReadFile(filepath.Join(home, networkFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errors.New("this home has no network: run 'umbra init --network FILE' (a devnet's bootstrap.txt)")
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out, nil
+	return f, err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/ratchet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
@@ -36,6 +37,16 @@ const (
 // phrase restores), its prekeys and the network file. It refuses to
 // overwrite an existing account.
 func Init(home, passphrase string, network []string, phrase string) (*identity.Account, error) {
+	var nf *privnet.File
+	if len(network) > 0 {
+		nf = &privnet.File{Addrs: network}
+	}
+	return InitNetwork(home, passphrase, nf, phrase)
+}
+
+// InitNetwork is Init with a whole network file (nil: none yet), kept in
+// the home as given: a private network's operator key with it.
+func InitNetwork(home, passphrase string, network *privnet.File, phrase string) (*identity.Account, error) {
 	if Exists(home) {
 		return nil, fmt.Errorf("%s already holds an account; use another --home", home)
 	}
@@ -72,7 +83,7 @@ func Init(home, passphrase string, network []string, phrase string) (*identity.A
 	if err := kv.Put(keyPrekeys, b); err != nil {
 		return nil, err
 	}
-	if len(network) > 0 {
+	if network != nil {
 		if err := WriteNetwork(home, network); err != nil {
 			return nil, err
 		}
