@@ -112,6 +112,8 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", cfg.MaxStoreBytes, "refuse new messages once this many bytes (messages, tombstones and signed deletions) are stored")
 	f.DurationVar(&clockSkew, "test-clock-offset", 0, "tests only: run the node's clock this far off the system clock (UMBRA_TEST_CLOCK_OFFSET)")
 	_ = f.MarkHidden("test-clock-offset")
+	f.BoolVar(&cfg.DialFromListenAddr, "test-dial-from-listen-addr", false, "tests only: dial from the listen address and port (a loopback devnet's nodes are told apart by their 127.x addresses)")
+	_ = f.MarkHidden("test-dial-from-listen-addr")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "soft limit in bytes for the Go heap (the garbage collector works harder near it; 0 for none; GOMEMLIMIT wins)")
 	return cmd
 }

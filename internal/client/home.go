@@ -18,7 +18,9 @@ import (
 // Home layout:
 //
 //	HOME/umbra.db     encrypted local database (keys, sessions, messages)
-//	HOME/network.txt  node addresses to bootstrap from, one per line
+//	HOME/network.txt  the network file (privnet.File): node addresses to
+//	                  bootstrap from and, for a private network, its name,
+//	                  operator key and bootstrap signature
 //	HOME/lock         held by whoever runs the engine (daemon or CLI)
 //	HOME/daemon.json  the running daemon's API URL and bearer token
 const (

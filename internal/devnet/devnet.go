@@ -321,6 +321,14 @@ func (d *Devnet) start(p *Proc) error {
 		"--record-ttl", "30s",
 		"--min-age", MinAge.String(),
 	}
+	if d.cfg.HostIP == nil {
+		// All nodes share this machine's loopback as 127.x addresses:
+		// dials must come from each node's own for per-address limits
+		// (and attacks from one address) to mean what they do between
+		// hosts. Nodes with a network stack each (HostIP) dial as in
+		// production.
+		args = append(args, "--test-dial-from-listen-addr")
+	}
 	args = append(args, d.cfg.NodeArgs...)
 	logf, err := os.OpenFile(filepath.Join(p.Dir, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

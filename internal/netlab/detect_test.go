@@ -74,7 +74,7 @@ func waitViews(lab *netlab.Lab, d *devnet.Devnet, watchers []int, start time.Tim
 }
 
 // txBytes is the bytes host h has sent on its lab interface.
-func txBytes(t *testing.T, lab *netlab.Lab, h *netlab.Host) int64 {
+func txBytes(t testing.TB, lab *netlab.Lab, h *netlab.Host) int64 {
 	out, err := lab.Command(h, "cat", "/sys/class/net/"+h.Iface+"/statistics/tx_bytes").Output()
 	if err != nil {
 		t.Fatalf("tx_bytes of host %d: %v", h.Index, err)

@@ -77,6 +77,16 @@ func startNodes(tb testing.TB, lab *netlab.Lab, bin string, n int, env func(i in
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := d.WaitReady(ctx, n); err != nil {
+		for _, p := range d.Procs {
+			sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+			st, serr := d.Status(sctx, p.Index)
+			c()
+			if serr == nil {
+				tb.Logf("node %d: %d live: %v", p.Index, st.LiveNodes, st.LivePeers)
+			}
+			b, _ := os.ReadFile(filepath.Join(p.Dir, "node.log"))
+			tb.Logf("node %d log:\n%s", p.Index, b[max(0, len(b)-1500):])
+		}
 		tb.Fatal(err)
 	}
 	return d

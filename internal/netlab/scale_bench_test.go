@@ -18,12 +18,15 @@ import (
 
 	"github.com/umbra-im/umbra/internal/devnet"
 	"github.com/umbra-im/umbra/internal/netlab"
+	"github.com/umbra-im/umbra/internal/node"
 )
 
 // BenchmarkLab100 is issue 11's 100-node lab run: 100 `umbra node`
-// processes in 100 hosts (10 ms one way on every link) and a client host.
-// It prints the time for membership to converge after start, idle CPU and
-// RSS per node, the time to converge again after 30% of the nodes are
+// processes in 100 hosts (10 ms one way on every link) and a client host,
+// the nodes on the production defaults of their gossip, sync, probe and
+// record intervals (not a devnet's faster ones). It prints the time for
+// membership to converge after start, idle CPU, RSS and traffic sent per
+// node, the time to converge again after 30% of the nodes are
 // killed at once (kill -9), and how many of the messages stored before
 // the kill are lost (must be 0).
 //
@@ -42,7 +45,11 @@ func BenchmarkLab100(b *testing.B) {
 		b.Fatal(err)
 	}
 	t0 := time.Now()
-	d := StartNodesEnv(b, lab, bin, nodes, nil, 15*time.Minute)
+	def := node.DefaultConfig()
+	d := startNodes(b, lab, bin, nodes, nil, func(c *devnet.Config) {
+		c.NodeArgs = []string{"--gossip-interval", def.GossipInterval.String(), "--sync-interval", def.SyncInterval.String(),
+			"--probe-interval", def.ProbeInterval.String(), "--record-ttl", def.RecordTTL.String()}
+	}, 15*time.Minute)
 	converge := time.Since(t0)
 	time.Sleep(time.Until(t0.Add(devnet.MinAge + 2*time.Second)))
 
@@ -85,18 +92,22 @@ func BenchmarkLab100(b *testing.B) {
 	// Idle: CPU over 30 s and RSS of every node.
 	procs := d.Nodes()
 	cpu0 := make([]float64, len(procs))
+	tx0 := make([]int64, len(procs))
 	for i, p := range procs {
 		cpu0[i] = cpuSeconds(p.Pid())
+		tx0[i] = txBytes(b, lab, lab.Host(i+1))
 	}
 	const idle = 30 * time.Second
 	time.Sleep(idle)
-	var cpus, rss []float64
+	var cpus, rss, tx []float64
 	for i, p := range procs {
 		cpus = append(cpus, (cpuSeconds(p.Pid())-cpu0[i])/idle.Seconds()*100)
 		rss = append(rss, rssMiB(p.Pid()))
+		tx = append(tx, float64(txBytes(b, lab, lab.Host(i+1))-tx0[i])/idle.Seconds()/1024)
 	}
 	slices.Sort(cpus)
 	slices.Sort(rss)
+	slices.Sort(tx)
 
 	// 30% killed at once.
 	b.ResetTimer()
@@ -125,9 +136,10 @@ func BenchmarkLab100(b *testing.B) {
 	b.ReportMetric(reconverge.Seconds(), "reconverge-s")
 	b.ReportMetric(cpus[len(cpus)/2], "idle-cpu-%")
 	b.ReportMetric(rss[len(rss)/2], "rss-MiB")
+	b.ReportMetric(tx[len(tx)/2], "idle-tx-KiB/s")
 	b.ReportMetric(float64(lost), "lost")
-	b.Logf("%d nodes: membership converged %v after start; idle CPU per node p50 %.2f%% max %.2f%% of a core; RSS p50 %.1f MiB max %.1f MiB; %d killed at once: converged again in %v; %d of %d messages stored before the kill lost",
-		nodes, converge.Round(time.Millisecond), cpus[len(cpus)/2], cpus[len(cpus)-1], rss[len(rss)/2], rss[len(rss)-1],
+	b.Logf("%d nodes: membership converged %v after start; idle CPU per node p50 %.2f%% max %.2f%% of a core; RSS p50 %.1f MiB max %.1f MiB; idle traffic sent p50 %.2f KiB/s max %.2f KiB/s; %d killed at once: converged again in %v; %d of %d messages stored before the kill lost",
+		nodes, converge.Round(time.Millisecond), cpus[len(cpus)/2], cpus[len(cpus)-1], rss[len(rss)/2], rss[len(rss)-1], tx[len(tx)/2], tx[len(tx)-1],
 		dead, reconverge.Round(time.Millisecond), lost, mailboxes)
 	if lost > 0 {
 		b.Errorf("%d messages lost", lost)

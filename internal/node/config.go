@@ -46,6 +46,12 @@ type Config struct {
 	Bootstrap []string // multiaddrs with /p2p/ of nodes to join through
 	Admin     string   // host:port for the admin HTTP server; "" disables it
 	Pprof     bool     // serve /debug/pprof/ on the admin server (off by default)
+	// DialFromListenAddr: dials leave from the listen address and port
+	// (p2p.DialFromListenAddr). Tests only: a devnet on one loopback runs
+	// its nodes as 127.x.y.z addresses and per-address limits must see
+	// each node's own. Off, two nodes' crossing dials over a slow link
+	// would become a failed TCP simultaneous open.
+	DialFromListenAddr bool
 
 	Params  wire.Params // network: name, replication R, PoW difficulty
 	Version string

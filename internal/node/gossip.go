@@ -136,7 +136,12 @@ func (n *Node) refreshLoop(ctx context.Context) {
 // and tries a node whose record expired (retryLost).
 func (n *Node) gossipLoop(ctx context.Context) {
 	boot := n.bootstrapPeers()
-	tick := time.NewTicker(n.cfg.GossipInterval)
+	// Rounds are jittered (0.5 to 1.5 intervals) so that nodes started
+	// together do not gossip in lockstep: two nodes that know only each
+	// other dialled each other at the same instants, round after round
+	// (which, while dials came from the listen port, made every dial a
+	// failed TCP simultaneous open: see p2p.NewHost).
+	tick := time.NewTimer(n.cfg.GossipInterval)
 	defer tick.Stop()
 	lastSave := time.Time{}
 	round := 0
@@ -160,6 +165,7 @@ func (n *Node) gossipLoop(ctx context.Context) {
 			lastSave = now
 		}
 		round++
+		tick.Reset(n.cfg.GossipInterval/2 + rand.N(n.cfg.GossipInterval))
 		select {
 		case <-ctx.Done():
 			return

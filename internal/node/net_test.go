@@ -25,15 +25,17 @@ type testNet struct {
 
 func fastConfig(dir string, i int, boot []string) node.Config {
 	return node.Config{
-		DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-		Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)}, // one "host" each, for path diversity
-		Bootstrap:      boot,
-		Params:         wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-		GossipInterval: 100 * time.Millisecond,
-		SyncInterval:   500 * time.Millisecond,
-		ProbeInterval:  200 * time.Millisecond,
-		RecordTTL:      10 * time.Second,
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
+		Listen:  []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)}, // one "host" each, for path diversity
+		// and each dials from its own address, as hosts would.
+		DialFromListenAddr: true,
+		Bootstrap:          boot,
+		Params:             wire.Params{Network: "test", Replication: 5, PoWBits: 4},
+		GossipInterval:     100 * time.Millisecond,
+		SyncInterval:       500 * time.Millisecond,
+		ProbeInterval:      200 * time.Millisecond,
+		RecordTTL:          10 * time.Second,
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 

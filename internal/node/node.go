@@ -133,6 +133,9 @@ func New(cfg Config) (*Node, error) {
 		announce = append(announce, m)
 	}
 	hostOpts := []p2p.HostOption{p2p.Announce(announce)}
+	if cfg.DialFromListenAddr {
+		hostOpts = append(hostOpts, p2p.DialFromListenAddr())
+	}
 	if n.private() {
 		hostOpts = append(hostOpts, p2p.WithLibp2p(libp2p.ConnectionGater(gater{n})))
 	}

@@ -87,7 +87,7 @@ func TestSlotsShares(t *testing.T) {
 func hostOn(t *testing.T, ip string) host.Host {
 	t.Helper()
 	priv, _, _ := crypto.GenerateEd25519Key(nil)
-	h, err := NewNodeHost(priv, []string{"/ip4/" + ip + "/tcp/0"}, nil)
+	h, err := NewNodeHost(priv, []string{"/ip4/" + ip + "/tcp/0"}, nil, DialFromListenAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

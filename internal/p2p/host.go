@@ -24,8 +24,19 @@ import (
 type HostOption func(*hostOptions)
 
 type hostOptions struct {
-	announce []ma.Multiaddr
-	extra    []libp2p.Option
+	announce       []ma.Multiaddr
+	extra          []libp2p.Option
+	fromListenAddr bool
+}
+
+// DialFromListenAddr makes the host's TCP dials leave from its listen
+// address and port (SO_REUSEPORT, go-libp2p's default), so the peer sees
+// the connection come from that address. Only for tests that run many
+// "hosts" as 127.x.y.z addresses of one loopback, where per-address
+// limits must see each host's own address; see NewNodeHost for why
+// nodes do not do it otherwise.
+func DialFromListenAddr() HostOption {
+	return func(o *hostOptions) { o.fromListenAddr = true }
 }
 
 // WithLibp2p adds libp2p options (a private network's connection gater).
@@ -64,10 +75,22 @@ func newNodeHost(priv crypto.PrivKey, listen []string, reg prometheus.Registerer
 			return nil, fmt.Errorf("p2p: listen address %q: %w", l, err)
 		}
 	}
+	// No SO_REUSEPORT unless asked (DialFromListenAddr): with it go-libp2p
+	// dials from the listen port (for NAT hole punching, which Umbra does
+	// not do), so two nodes that dial each other at the same moment over a
+	// link with some delay get one TCP connection by simultaneous open,
+	// which both sides take as their own outbound one and fail, again at
+	// every retry (TestTwoNodesOverDelay: a 2-node network over 20 ms
+	// links never formed). Without it each dial has its own port, and two
+	// crossing dials are two connections.
+	tcpOpts := []any{tcp.DisableReuseport()}
+	if ho.fromListenAddr {
+		tcpOpts = nil
+	}
 	opts := []libp2p.Option{
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.Muxer(yamux.ID, yamuxTransport()),
 		libp2p.ResourceManager(rm),
