@@ -94,14 +94,16 @@ func TestHomeOpaque(t *testing.T) {
 	var addrs []string
 	for i := 0; i < 7; i++ {
 		nd, err := node.New(node.Config{
-			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-			Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
-			Bootstrap:      addrs,
-			Params:         wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-			GossipInterval: 100 * time.Millisecond,
-			SyncInterval:   500 * time.Millisecond,
-			ProbeInterval:  200 * time.Millisecond,
-			Logger:         quietTestLogger(),
+			DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
+			Listen:  []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
+			// each a "host" of its own, dialling from its own address
+			DialFromListenAddr: true,
+			Bootstrap:          addrs,
+			Params:             wire.Params{Network: "test", Replication: 5, PoWBits: 4},
+			GossipInterval:     100 * time.Millisecond,
+			SyncInterval:       500 * time.Millisecond,
+			ProbeInterval:      200 * time.Millisecond,
+			Logger:             quietTestLogger(),
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -56,14 +56,16 @@ func startNodeSet(t testing.TB, n int, change func(*node.Config)) ([]*node.Node,
 	var nodes []*node.Node
 	for i := 0; i < n; i++ {
 		cfg := node.Config{
-			DataDir:        filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-			Listen:         []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
-			Bootstrap:      boot,
-			Params:         wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-			GossipInterval: 100 * time.Millisecond,
-			SyncInterval:   500 * time.Millisecond,
-			ProbeInterval:  200 * time.Millisecond,
-			Logger:         quiet(),
+			DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
+			Listen:  []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
+			// each a "host" of its own, dialling from its own address
+			DialFromListenAddr: true,
+			Bootstrap:          boot,
+			Params:             wire.Params{Network: "test", Replication: 5, PoWBits: 4},
+			GossipInterval:     100 * time.Millisecond,
+			SyncInterval:       500 * time.Millisecond,
+			ProbeInterval:      200 * time.Millisecond,
+			Logger:             quiet(),
 		}
 		if change != nil {
 			change(&cfg)

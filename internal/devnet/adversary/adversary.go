@@ -84,7 +84,9 @@ func NewNodeWithProof(ip string, params wire.Params, priv crypto.PrivKey, nonce 
 	if err != nil {
 		return nil, err
 	}
-	h, err := p2p.NewNodeHost(priv, []string{"/ip4/" + ip + "/tcp/0"}, nil)
+	// Dials leave from ip: on one loopback that is what makes the
+	// attacker a host of its own to the nodes' per-address limits.
+	h, err := p2p.NewNodeHost(priv, []string{"/ip4/" + ip + "/tcp/0"}, nil, p2p.DialFromListenAddr())
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ const rssLimit = 256 << 20
 // throwaway makes a libp2p host with a fresh identity that dials from ip.
 func throwaway(t *testing.T, ip string) host.Host {
 	t.Helper()
-	h, err := p2p.NewNodeHost(nil, []string{"/ip4/" + ip + "/tcp/0"}, nil)
+	h, err := p2p.NewNodeHost(nil, []string{"/ip4/" + ip + "/tcp/0"}, nil, p2p.DialFromListenAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
