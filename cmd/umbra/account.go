@@ -18,6 +18,7 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/privnet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 // legacyIDFile is where older versions kept a clear copy of the account
@@ -75,7 +76,7 @@ the same account ID.`,
 			var nf *privnet.File
 			if network != "" {
 				var err error
-				if nf, err = readNetworkFile(network); err != nil {
+				if nf, err = swarmclient.OpenNetworkFile(network); err != nil {
 					return err
 				}
 			}
@@ -136,19 +137,6 @@ the same account ID.`,
 // database names the account.
 func createAccount(home string, network *privnet.File, phrase, pass string) (*identity.Account, error) {
 	return client.InitNetwork(home, pass, network, phrase)
-}
-
-// readNetworkFile reads a network file a client is to join: addresses,
-// and for a private network its operator key (signature checked).
-func readNetworkFile(path string) (*privnet.File, error) {
-	f, err := privnet.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(f.Addrs) == 0 {
-		return nil, fmt.Errorf("network file %s lists no node addresses", path)
-	}
-	return f, nil
 }
 
 func idCmd() *cobra.Command {

@@ -15,6 +15,7 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/privnet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 	"github.com/umbra-im/umbra/internal/ui"
 )
 
@@ -198,7 +199,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 // network file already in the home.
 func onboardingNetwork(cfg daemonConfig) (*privnet.File, error) {
 	if cfg.Network != "" {
-		nf, err := readNetworkFile(cfg.Network)
+		nf, err := swarmclient.OpenNetworkFile(cfg.Network)
 		if err != nil {
 			return nil, fmt.Errorf("--network: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 func demoCmd() *cobra.Command {
@@ -53,7 +54,7 @@ everything.`,
 				e              *client.Engine
 			}
 			users := []*user{{name: "alice"}, {name: "bob"}}
-			nf, err := readNetworkFile(d.BootstrapFile())
+			nf, err := swarmclient.OpenNetworkFile(d.BootstrapFile())
 			if err != nil {
 				return err
 			}

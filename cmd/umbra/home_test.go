@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/wire"
+	"github.com/umbra-im/umbra/internal/node/nodetest"
 )
 
 // idForms are the ways an account ID could show in a file: its text form
@@ -93,18 +92,7 @@ func TestHomeOpaque(t *testing.T) {
 	dir := t.TempDir()
 	var addrs []string
 	for i := 0; i < 7; i++ {
-		nd, err := node.New(node.Config{
-			DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-			Listen:  []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
-			// each a "host" of its own, dialling from its own address
-			DialFromListenAddr: true,
-			Bootstrap:          addrs,
-			Params:             wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-			GossipInterval:     100 * time.Millisecond,
-			SyncInterval:       500 * time.Millisecond,
-			ProbeInterval:      200 * time.Millisecond,
-			Logger:             quietTestLogger(),
-		})
+		nd, err := node.New(nodetest.Config(dir, i, addrs))
 		if err != nil {
 			t.Fatal(err)
 		}

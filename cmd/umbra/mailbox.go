@@ -15,7 +15,6 @@ import (
 
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
@@ -56,15 +55,11 @@ func dialNetwork(cmd *cobra.Command, file string) (*swarmclient.Client, error) {
 	if file == "" {
 		return nil, errors.New("--network FILE is required (for a devnet: DIR/bootstrap.txt)")
 	}
-	addrs, err := swarmclient.ReadNetworkFile(file)
+	nf, err := swarmclient.OpenNetworkFile(file)
 	if err != nil {
 		return nil, err
 	}
-	nf, err := privnet.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	c, err := swarmclient.Dial(cmd.Context(), addrs, swarmclient.Options{Direct: direct, Operator: nf.Operator})
+	c, err := swarmclient.Dial(cmd.Context(), nf.Addrs, swarmclient.Options{Direct: direct, Operator: nf.Operator})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the network in %s: %w", file, err)
 	}

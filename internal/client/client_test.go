@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/wire"
+	"github.com/umbra-im/umbra/internal/node/nodetest"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -55,18 +54,7 @@ func startNodeSet(t testing.TB, n int, change func(*node.Config)) ([]*node.Node,
 	var boot []string
 	var nodes []*node.Node
 	for i := 0; i < n; i++ {
-		cfg := node.Config{
-			DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-			Listen:  []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)},
-			// each a "host" of its own, dialling from its own address
-			DialFromListenAddr: true,
-			Bootstrap:          boot,
-			Params:             wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-			GossipInterval:     100 * time.Millisecond,
-			SyncInterval:       500 * time.Millisecond,
-			ProbeInterval:      200 * time.Millisecond,
-			Logger:             quiet(),
-		}
+		cfg := nodetest.Config(dir, i, boot)
 		if change != nil {
 			change(&cfg)
 		}

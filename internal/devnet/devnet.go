@@ -232,15 +232,7 @@ func (d *Devnet) retryPortClashes() error {
 
 // prepare makes node i's folder, identity and ports.
 func (d *Devnet) prepare(i int) (*Proc, error) {
-	dir := filepath.Join(d.cfg.Dir, fmt.Sprintf("node-%d", i))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("devnet: %w", err)
-	}
-	key, err := node.LoadIdentity(filepath.Join(dir, "identity.key"))
-	if err != nil {
-		return nil, err
-	}
-	id, err := peer.IDFromPrivateKey(key)
+	dir, id, err := nodeIdentity(d.cfg.Dir, i)
 	if err != nil {
 		return nil, err
 	}
@@ -538,4 +530,37 @@ func BuildUmbra(root, dir string) (string, error) {
 		return "", fmt.Errorf("build umbra: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// nodeIdentity makes (or loads) the identity of node i of a devnet in dir
+// and returns the node's folder and peer ID.
+func nodeIdentity(dir string, i int) (string, peer.ID, error) {
+	nd := filepath.Join(dir, fmt.Sprintf("node-%d", i))
+	if err := os.MkdirAll(nd, 0o700); err != nil {
+		return "", "", fmt.Errorf("devnet: %w", err)
+	}
+	key, err := node.LoadIdentity(filepath.Join(nd, "identity.key"))
+	if err != nil {
+		return "", "", err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	return nd, id, nil
+}
+
+// NodeIDs gives nodes 1..n of a devnet in dir their identities now (a
+// devnet started later in dir uses them) and returns their peer IDs: an
+// operator can allow them on a private network before they start.
+func NodeIDs(dir string, n int) ([]peer.ID, error) {
+	var ids []peer.ID
+	for i := 1; i <= n; i++ {
+		_, id, err := nodeIdentity(dir, i)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }

@@ -3,7 +3,6 @@ package devnet_test
 import (
 	"context"
 	"crypto/ed25519"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-im/umbra/internal/devnet"
-	"github.com/umbra-im/umbra/internal/node"
 	"github.com/umbra-im/umbra/internal/privnet"
 	"github.com/umbra-im/umbra/internal/swarmclient"
 )
@@ -41,17 +39,8 @@ func newPrivateNet(t *testing.T, dir, name string, n int) *privateNet {
 	if err := os.WriteFile(p.netFile, f.Format(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= n; i++ {
-		d := filepath.Join(dir, fmt.Sprintf("node-%d", i))
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		k, err := node.LoadIdentity(filepath.Join(d, "identity.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, _ := peer.IDFromPrivateKey(k)
-		p.ids = append(p.ids, id)
+	if p.ids, err = devnet.NodeIDs(dir, n); err != nil {
+		t.Fatal(err)
 	}
 	return p
 }

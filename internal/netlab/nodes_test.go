@@ -155,6 +155,21 @@ func TestNodesOverSlowLinks(t *testing.T) {
 	client := lab.Host(nodes + 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	storeAndRead(ctx, t, lab, client, bin, d.BootstrapFile(), "hello through the lab", 5)
+	for i := 1; i <= nodes+1; i++ {
+		st := lab.Stats(lab.Host(i))
+		if i == nodes+1 || i == 1 {
+			t.Logf("host %d port: %+v", i, st)
+		}
+	}
+}
+
+// storeAndRead stores text in a new mailbox from host h with `umbra
+// mailbox put` (up to tries attempts, 2 s apart: nodes take swarm seats
+// devnet.MinAge after start), reads it back with `umbra mailbox get`, and
+// fails the test unless the text comes back.
+func storeAndRead(ctx context.Context, t *testing.T, lab *netlab.Lab, h *netlab.Host, bin, network, text string, tries int) {
+	t.Helper()
 	out, err := exec.CommandContext(ctx, bin, "mailbox", "new").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -165,9 +180,9 @@ func TestNodesOverSlowLinks(t *testing.T) {
 	}
 	var put string
 	t0 := time.Now()
-	for try := 0; ; try++ {
-		put, err = runIn(ctx, lab, client, bin, "mailbox", "put", "--network", d.BootstrapFile(), "--mailbox", mb.Mailbox, "hello through the lab")
-		if err == nil || try == 4 || ctx.Err() != nil {
+	for try := 1; ; try++ {
+		put, err = runIn(ctx, lab, h, bin, "mailbox", "put", "--network", network, "--mailbox", mb.Mailbox, text)
+		if err == nil || try == tries || ctx.Err() != nil {
 			break
 		}
 		t.Logf("put try %d: %v", try, err)
@@ -178,18 +193,12 @@ func TestNodesOverSlowLinks(t *testing.T) {
 	}
 	t.Logf("put in %v: %s", time.Since(t0).Round(time.Millisecond), strings.TrimSpace(put))
 	t0 = time.Now()
-	got, err := runIn(ctx, lab, client, bin, "mailbox", "get", "--network", d.BootstrapFile(), "--secret", mb.Secret, "--wait", "20s")
+	got, err := runIn(ctx, lab, h, bin, "mailbox", "get", "--network", network, "--secret", mb.Secret, "--wait", "20s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("get in %v", time.Since(t0).Round(time.Millisecond))
-	if !strings.Contains(got, "hello through the lab") {
+	if !strings.Contains(got, text) {
 		t.Fatalf("get returned %q", got)
-	}
-	for i := 1; i <= nodes+1; i++ {
-		st := lab.Stats(lab.Host(i))
-		if i == nodes+1 || i == 1 {
-			t.Logf("host %d port: %+v", i, st)
-		}
 	}
 }

@@ -4,8 +4,6 @@ package netlab_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/umbra-im/umbra/internal/devnet"
 	"github.com/umbra-im/umbra/internal/netlab"
-	"github.com/umbra-im/umbra/internal/node"
 )
 
 // onHosts places a devnet's node i in lab host first+i-1.
@@ -33,27 +28,43 @@ func onHosts(lab *netlab.Lab, first int) func(*devnet.Config) {
 	}
 }
 
-// nodeIDs gives nodes 1..n of a devnet in dir their identities now, so an
-// operator can allow them before they start, and returns their peer IDs.
+// labWithUmbra makes a lab of n hosts, each link delay one way, and
+// builds the umbra binary.
+func labWithUmbra(t *testing.T, n int, delay time.Duration) (*netlab.Lab, string) {
+	t.Helper()
+	hosts := make([]netlab.HostConfig, n)
+	for i := range hosts {
+		hosts[i].Delay = delay
+	}
+	lab := netlab.NewForTest(t, netlab.Config{Hosts: hosts})
+	bin, err := devnet.BuildUmbra("../..", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab, bin
+}
+
+// umbraOK runs the umbra binary outside the lab (an operator's command)
+// and fails the test if it fails.
+func umbraOK(ctx context.Context, t *testing.T, bin string, args ...string) {
+	t.Helper()
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("umbra %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// nodeIDs is devnet.NodeIDs as strings.
 func nodeIDs(t *testing.T, dir string, n int) []string {
 	t.Helper()
-	var ids []string
-	for i := 1; i <= n; i++ {
-		d := filepath.Join(dir, fmt.Sprintf("node-%d", i))
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		k, err := node.LoadIdentity(filepath.Join(d, "identity.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := peer.IDFromPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id.String())
+	ids, err := devnet.NodeIDs(dir, n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ids
+	var out []string
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out
 }
 
 // TestPrivateNetworkInLab runs issue 11's private-network checks on lab
@@ -76,25 +87,10 @@ func TestPrivateNetworkInLab(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds umbra and runs 8 nodes in a lab")
 	}
-	hosts := make([]netlab.HostConfig, 9)
-	for i := range hosts {
-		hosts[i].Delay = 20 * time.Millisecond
-	}
-	lab := netlab.NewForTest(t, netlab.Config{Hosts: hosts})
-	bin, err := devnet.BuildUmbra("../..", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, bin := labWithUmbra(t, 9, 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	umbra := func(args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("umbra %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	umbra := func(args ...string) { umbraOK(ctx, t, bin, args...) }
 
 	root := t.TempDir()
 	opA, opB := filepath.Join(root, "op-a"), filepath.Join(root, "op-b")
@@ -210,33 +206,7 @@ func TestPrivateNetworkInLab(t *testing.T) {
 
 	// A client of A, given only A's signed network file.
 	client := lab.Host(9)
-	putGet := func(text string) {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, bin, "mailbox", "new").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mb struct{ Mailbox, Secret string }
-		if err := json.Unmarshal(out, &mb); err != nil {
-			t.Fatal(err)
-		}
-		for try := 0; ; try++ { // the nodes take swarm seats devnet.MinAge after start
-			_, err = runIn(ctx, lab, client, bin, "mailbox", "put", "--network", netA, "--mailbox", mb.Mailbox, text)
-			if err == nil || try == 10 || ctx.Err() != nil {
-				break
-			}
-			t.Logf("put try %d: %v", try, err)
-			time.Sleep(3 * time.Second)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := runIn(ctx, lab, client, bin, "mailbox", "get", "--network", netA, "--secret", mb.Secret)
-		if err != nil || !strings.Contains(got, text) {
-			t.Fatalf("get: %v %q", err, got)
-		}
-	}
-	putGet("hello acme")
+	storeAndRead(ctx, t, lab, client, bin, netA, "hello acme", 15)
 
 	// The operator removes node 5.
 	umbra("network", "deny", "--dir", opA, idsA[4])
@@ -245,7 +215,7 @@ func TestPrivateNetworkInLab(t *testing.T) {
 	outsiders = append(outsiders, idsA[4])
 	time.Sleep(3 * time.Second)
 	waitLive([]int{1, 2, 3, 4}, idsA[:4], 2, time.Second)
-	putGet("hello acme without node 5")
+	storeAndRead(ctx, t, lab, client, bin, netA, "hello acme without node 5", 15)
 }
 
 // TestTwoNodesOverDelay: a network of two nodes (here a private one) over
@@ -259,25 +229,13 @@ func TestTwoNodesOverDelay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds umbra and runs 2 nodes in a lab")
 	}
-	hosts := make([]netlab.HostConfig, 2)
-	for i := range hosts {
-		hosts[i].Delay = 20 * time.Millisecond
-	}
-	lab := netlab.NewForTest(t, netlab.Config{Hosts: hosts})
-	bin, err := devnet.BuildUmbra("../..", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, bin := labWithUmbra(t, 2, 20*time.Millisecond)
+	ctx := context.Background()
 	root := t.TempDir()
 	op := filepath.Join(root, "op")
-	if out, err := exec.Command(bin, "network", "create", "--name", "acme", "--out", op).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	umbraOK(ctx, t, bin, "network", "create", "--name", "acme", "--out", op)
 	dir := filepath.Join(root, "nodes")
-	ids := nodeIDs(t, dir, 2)
-	if out, err := exec.Command(bin, append([]string{"network", "allow", "--dir", op}, ids...)...).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	umbraOK(ctx, t, bin, append([]string{"network", "allow", "--dir", op}, nodeIDs(t, dir, 2)...)...)
 	start := time.Now()
 	startNodes(t, lab, bin, 2, nil, func(c *devnet.Config) {
 		c.Dir, c.Network = dir, "acme"

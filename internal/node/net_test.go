@@ -2,17 +2,13 @@ package node_test
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/node"
+	"github.com/umbra-im/umbra/internal/node/nodetest"
 	"github.com/umbra-im/umbra/internal/swarmclient"
-	"github.com/umbra-im/umbra/internal/wire"
 )
 
 // testNet is N in-process nodes on 127.0.0.1 with fast timers.
@@ -24,19 +20,9 @@ type testNet struct {
 }
 
 func fastConfig(dir string, i int, boot []string) node.Config {
-	return node.Config{
-		DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
-		Listen:  []string{fmt.Sprintf("/ip4/127.0.%d.1/tcp/0", i+1)}, // one "host" each, for path diversity
-		// and each dials from its own address, as hosts would.
-		DialFromListenAddr: true,
-		Bootstrap:          boot,
-		Params:             wire.Params{Network: "test", Replication: 5, PoWBits: 4},
-		GossipInterval:     100 * time.Millisecond,
-		SyncInterval:       500 * time.Millisecond,
-		ProbeInterval:      200 * time.Millisecond,
-		RecordTTL:          10 * time.Second,
-		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	c := nodetest.Config(dir, i, boot)
+	c.RecordTTL = 10 * time.Second
+	return c
 }
 
 func startNet(t testing.TB, n int) *testNet { return startNetCfg(t, n, nil) }

@@ -137,6 +137,17 @@ type Client struct {
 // ReadNetworkFile reads a bootstrap file: one multiaddr per line; blank
 // lines and lines starting with # are skipped.
 func ReadNetworkFile(path string) ([]string, error) {
+	f, err := OpenNetworkFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return f.Addrs, nil
+}
+
+// OpenNetworkFile reads a network file a client joins through: its
+// addresses (at least one) and, for a private network, its name and
+// operator key, the bootstrap signature checked (privnet.ReadFile).
+func OpenNetworkFile(path string) (*privnet.File, error) {
 	f, err := privnet.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -144,7 +155,7 @@ func ReadNetworkFile(path string) ([]string, error) {
 	if len(f.Addrs) == 0 {
 		return nil, fmt.Errorf("network file %s lists no node addresses", path)
 	}
-	return f.Addrs, nil
+	return f, nil
 }
 
 // ParseBootstrap turns multiaddrs with /p2p/<id> into dial information.
