@@ -30,7 +30,7 @@ func onHosts(lab *netlab.Lab, first int) func(*devnet.Config) {
 
 // labWithUmbra makes a lab of n hosts, each link delay one way, and
 // builds the umbra binary.
-func labWithUmbra(t *testing.T, n int, delay time.Duration) (*netlab.Lab, string) {
+func labWithUmbra(t testing.TB, n int, delay time.Duration) (*netlab.Lab, string) {
 	t.Helper()
 	hosts := make([]netlab.HostConfig, n)
 	for i := range hosts {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/umbra-im/umbra/internal/devnet"
-	"github.com/umbra-im/umbra/internal/netlab"
 	"github.com/umbra-im/umbra/internal/node"
 )
 
@@ -35,15 +34,7 @@ import (
 //	go test -run '^$' -bench BenchmarkLab100 -benchtime 1x -timeout 30m ./internal/netlab
 func BenchmarkLab100(b *testing.B) {
 	const nodes, dead, mailboxes = 100, 30, 40
-	hosts := make([]netlab.HostConfig, nodes+1)
-	for i := range hosts {
-		hosts[i].Delay = 10 * time.Millisecond
-	}
-	lab := netlab.NewForTest(b, netlab.Config{Hosts: hosts})
-	bin, err := devnet.BuildUmbra("../..", b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	lab, bin := labWithUmbra(b, nodes+1, 10*time.Millisecond)
 	t0 := time.Now()
 	def := node.DefaultConfig()
 	d := startNodes(b, lab, bin, nodes, nil, func(c *devnet.Config) {

@@ -30,15 +30,7 @@ import (
 //	go test -run '^$' -bench BenchmarkWANLatency -benchtime 1x ./internal/netlab
 func BenchmarkWANLatency(b *testing.B) {
 	const nodes, delay, messages = 8, 40 * time.Millisecond, 20
-	hosts := make([]netlab.HostConfig, nodes+2)
-	for i := range hosts {
-		hosts[i].Delay = delay
-	}
-	lab := netlab.NewForTest(b, netlab.Config{Hosts: hosts})
-	bin, err := devnet.BuildUmbra("../..", b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	lab, bin := labWithUmbra(b, nodes+2, delay)
 	t0 := time.Now()
 	d := StartNodes(b, lab, bin, nodes)
 	time.Sleep(time.Until(t0.Add(devnet.MinAge + 2*time.Second))) // swarm seats need age
