@@ -105,10 +105,10 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.DurationVar(&minAge, "min-age", time.Duration(cfg.Params.MinAgeMs)*time.Millisecond,
 		"how long a node must have been reachable before it takes swarm seats (a network parameter: every node must agree)")
 	f.DurationVar(&cfg.RecordTTL, "record-ttl", cfg.RecordTTL, "lifetime of this node's record unless refreshed")
-	f.DurationVar(&cfg.GossipInterval, "gossip-interval", cfg.GossipInterval, "node-record gossip period")
+	f.DurationVar(&cfg.GossipInterval, "gossip-interval", cfg.GossipInterval, "node-record gossip period while records change (an idle network gossips up to 8 times less often)")
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", cfg.SyncInterval, "anti-entropy period")
 	f.DurationVar(&cfg.SyncSettle, "sync-settle", cfg.SyncSettle, "mailboxes written this recently wait for the next anti-entropy round")
-	f.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often unreachable nodes are probed")
+	f.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often unreachable nodes are probed (after 30s down, the wait doubles up to 5 times this)")
 	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", cfg.MaxStoreBytes, "refuse new messages once this many bytes (messages, tombstones and signed deletions) are stored")
 	f.DurationVar(&clockSkew, "test-clock-offset", 0, "tests only: run the node's clock this far off the system clock (UMBRA_TEST_CLOCK_OFFSET)")
 	_ = f.MarkHidden("test-clock-offset")

@@ -35,7 +35,7 @@ func TestTableAdmit(t *testing.T) {
 	if res, _ := tb.Offer(signedAt(t, b, 2, time.Minute, "/ip4/127.0.0.2/tcp/1"), a.id); res != member.OfferPending {
 		t.Fatalf("Offer of an admitted node: %v", res)
 	}
-	_, want := tb.Delta([]wire.MemberVersion{{Node: []byte(c.id), Seq: 9}}, a.id)
+	_, want := tb.Delta([]wire.MemberVersion{{Node: []byte(c.id), Seq: 9}}, a.id, nil)
 	if len(want) != 0 {
 		t.Fatalf("Delta wants a refused node")
 	}

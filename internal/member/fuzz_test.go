@@ -100,3 +100,54 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDiffer feeds arbitrary bytes to Differ as a peer's digest sums (what
+// a gossip peer sends). It must never panic, must refuse anything but a
+// power of two of 8-byte sums up to MaxBuckets, and what it returns must
+// name only buckets of that count and versions of the table's nodes in
+// them.
+func FuzzDiffer(f *testing.F) {
+	tb := member.NewTable(testParams, newClock().Now)
+	var ids []peer.ID
+	for i := byte(1); i <= 20; i++ {
+		id := fixedIdent(f, i)
+		raw := signedAt(f, id, uint64(i), time.Minute, spreadAddr(int(i)))
+		if _, err := tb.Upsert(raw); err != nil {
+			f.Fatal(err)
+		}
+		ids = append(ids, id.id)
+	}
+	f.Add([]byte{})
+	f.Add(make([]byte, 8))
+	f.Add(make([]byte, 7))
+	f.Add(tb.Sums(4))
+	f.Add(make([]byte, 8*256))
+	f.Fuzz(func(t *testing.T, sums []byte) {
+		buckets, versions, err := tb.Differ(sums)
+		n := len(sums) / member.SumSize
+		valid := n > 0 && len(sums)%member.SumSize == 0 && n <= member.MaxBuckets && n&(n-1) == 0
+		if err != nil {
+			if valid || !errors.Is(err, member.ErrBadSums) {
+				t.Fatalf("Differ(%d bytes) = %v", len(sums), err)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("Differ accepted %d bytes", len(sums))
+		}
+		in := member.InBuckets(n, buckets)
+		for _, b := range buckets {
+			if int(b) >= n {
+				t.Fatalf("bucket %d of %d", b, n)
+			}
+		}
+		if len(versions) > len(ids) {
+			t.Fatalf("%d versions from a table of %d", len(versions), len(ids))
+		}
+		for _, v := range versions {
+			if !in(peer.ID(v.Node)) {
+				t.Fatal("a version outside the differing buckets")
+			}
+		}
+	})
+}

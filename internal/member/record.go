@@ -20,8 +20,9 @@ const (
 	MaxAddrs       = 8
 	MaxVersionLen  = 64
 	MaxRecordBytes = 2048
-	// MaxRecordTTL bounds how far in the future a record may claim to live.
-	MaxRecordTTL = 10 * time.Minute
+	// MaxRecordTTL bounds how far in the future a record may claim to live
+	// (node.Config.RecordTTL defaults to 30 minutes: see there).
+	MaxRecordTTL = 2 * time.Hour
 )
 
 // Record is a node's self-description, signed with its libp2p identity key.

@@ -27,9 +27,15 @@ const (
 	// peer's flood of records cannot crowd out another's.
 	MaxPending          = 1024
 	MaxPendingPerSource = 64
-	// FailedMemory is how long a record whose probe failed is not probed
-	// again (unless a newer record of the node arrives), and maxFailed
-	// bounds how many such verdicts are kept.
+	// A record whose probe failed is not probed again (unless a newer
+	// record of the node arrives) for FailedFirst, doubling with each
+	// failure in a row up to FailedMemory; maxFailed bounds how many such
+	// verdicts are kept. A flat 10 minutes was right while records were
+	// refreshed every 20 s (a new record was probed anyway); with records
+	// refreshed every 10 minutes, a probe that failed in a start-up storm
+	// (100 nodes starting at once on 2 cores) kept the node out of the
+	// table for 10 minutes, and 100 nodes never converged.
+	FailedFirst  = 15 * time.Second
 	FailedMemory = 10 * time.Minute
 	maxFailed    = 8192
 	// AgeGrace is how long a node's age survives its absence from the
@@ -52,6 +58,11 @@ const (
 	// lists say.
 	LostMemory = 10 * time.Minute
 	MaxLost    = 256
+	// DownScopeGrace is how long a node may stay marked down and still
+	// count in placements (All): a node that is briefly unreachable does
+	// not move its mailboxes, one that stays away does, without waiting
+	// for its record to expire (records live 30 minutes by default).
+	DownScopeGrace = time.Minute
 )
 
 type entry struct {
@@ -80,6 +91,7 @@ type lostNode struct {
 type failure struct {
 	seq   uint64
 	until time.Time
+	n     int // failures in a row
 }
 
 // Table is the set of known node records. It is safe for concurrent use.
@@ -486,7 +498,12 @@ func (t *Table) Probed(id peer.ID, reachable bool) {
 			delete(t.failed, fid)
 		}
 	}
-	t.failed[id] = failure{seq: p.node.Record.Seq, until: t.now().Add(FailedMemory)}
+	f := failure{seq: p.node.Record.Seq, n: 1}
+	if prev, ok := t.failed[id]; ok {
+		f.n = prev.n + 1
+	}
+	f.until = t.now().Add(min(FailedFirst<<min(f.n-1, 16), FailedMemory))
+	t.failed[id] = f
 }
 
 // PendingLen is the number of records waiting for a probe.
@@ -611,7 +628,8 @@ func (t *Table) Sweep() int {
 		}
 	}
 	for id, f := range t.failed {
-		if now.After(f.until) {
+		// Kept for FailedMemory past its end, to count failures in a row.
+		if now.After(f.until.Add(FailedMemory)) {
 			delete(t.failed, id)
 		}
 	}
@@ -695,15 +713,17 @@ func (t *Table) Live() []*Node {
 	return l
 }
 
-// All returns every unexpired verified record, down or not, sorted by
-// peer ID (the scope of a mailbox is computed over these).
+// All returns every unexpired verified record that is up, or down for no
+// longer than DownScopeGrace, sorted by peer ID (the scope of a mailbox is
+// computed over these).
 func (t *Table) All() []*Node {
-	now := t.now().UnixMilli()
+	at := t.now()
+	now := at.UnixMilli()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	l := make([]*Node, 0, len(t.nodes))
 	for _, e := range t.nodes {
-		if e.node.Record.Expires > now {
+		if e.node.Record.Expires > now && !(e.down && at.Sub(e.downSince) > DownScopeGrace) {
 			l = append(l, e.node)
 		}
 	}
@@ -739,8 +759,11 @@ func (t *Table) Versions() []wire.MemberVersion {
 // Delta compares peer source's versions with ours: the raw verified
 // records the peer lacks or holds older, and the nodes whose records we
 // lack or hold older (not already waiting for a probe, nor failed one; at
-// most as many new nodes as source may still queue for probes).
-func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID) (give [][]byte, want [][]byte) {
+// most as many new nodes as source may still queue for probes). With a
+// filter (see InBuckets), only the nodes it keeps are given: the peer
+// sent the versions of those only.
+func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID, in func(peer.ID) bool) (give [][]byte, want [][]byte) {
+	now := t.now()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	seen := make(map[peer.ID]bool, len(theirs))
@@ -757,7 +780,7 @@ func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID) (give [][]byt
 			if p, pending := t.pend[id]; pending && p.node.Record.Seq >= v.Seq {
 				continue
 			}
-			if f, failed := t.failed[id]; failed && v.Seq <= f.seq {
+			if f, failed := t.failed[id]; failed && now.Before(f.until) && v.Seq <= f.seq {
 				continue
 			}
 			if room <= 0 {
@@ -772,7 +795,7 @@ func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID) (give [][]byt
 		}
 	}
 	for id, e := range t.nodes {
-		if !seen[id] {
+		if !seen[id] && (in == nil || in(id)) {
 			give = append(give, e.node.Raw)
 		}
 	}
@@ -780,13 +803,16 @@ func (t *Table) Delta(theirs []wire.MemberVersion, source peer.ID) (give [][]byt
 }
 
 // Raw returns the raw verified records of the named nodes that the table
-// holds.
+// holds, each once: a peer that names one node many times gets one record,
+// so what it can make us send is bounded by the table, not by its list.
 func (t *Table) Raw(ids [][]byte) [][]byte {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	out := make([][]byte, 0, len(ids))
+	out := make([][]byte, 0, min(len(ids), len(t.nodes)))
+	sent := make(map[peer.ID]bool, min(len(ids), len(t.nodes)))
 	for _, id := range ids {
-		if e, ok := t.nodes[peer.ID(id)]; ok {
+		if e, ok := t.nodes[peer.ID(id)]; ok && !sent[e.node.ID] {
+			sent[e.node.ID] = true
 			out = append(out, e.node.Raw)
 		}
 	}

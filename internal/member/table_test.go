@@ -269,7 +269,7 @@ func TestTableDelta(t *testing.T) {
 		{Node: []byte(onlyTheirs.id), Seq: 1}, // we lack: want
 		// onlyOurs missing: give
 	}
-	give, want := tb.Delta(theirs, "")
+	give, want := tb.Delta(theirs, "", nil)
 
 	gotGive := map[string]bool{}
 	for _, g := range give {
@@ -289,11 +289,11 @@ func TestTableDelta(t *testing.T) {
 	}
 
 	// An empty digest gets every record; a full, equal one gets nothing.
-	give, want = tb.Delta(nil, "")
+	give, want = tb.Delta(nil, "", nil)
 	if len(give) != 4 || len(want) != 0 {
 		t.Errorf("Delta(nil) = %d give, %d want", len(give), len(want))
 	}
-	give, want = tb.Delta(tb.Versions(), "")
+	give, want = tb.Delta(tb.Versions(), "", nil)
 	if len(give) != 0 || len(want) != 0 {
 		t.Errorf("Delta(own versions) = %d give, %d want", len(give), len(want))
 	}
@@ -432,7 +432,7 @@ func TestTableConcurrent(t *testing.T) {
 			_ = tb.Live()
 			_ = tb.LiveRaw()
 			_ = tb.Versions()
-			_, _ = tb.Delta(nil, "")
+			_, _ = tb.Delta(nil, "", nil)
 			_ = tb.Sweep()
 			_ = tb.Gen()
 			select {
@@ -702,5 +702,65 @@ func TestTableLostBounded(t *testing.T) {
 	tb.Sweep()
 	if got := tb.Lost(2 * member.MaxLost); len(got) != member.MaxLost {
 		t.Fatalf("Lost holds %d, want MaxLost %d", len(got), member.MaxLost)
+	}
+}
+
+// TestTableAllDropsLongDown: a node marked down stays in placements (All)
+// for DownScopeGrace, then leaves them although its record lives on, and
+// is back once marked up.
+func TestTableAllDropsLongDown(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	a, b := newIdent(t), newIdent(t)
+	upsert(t, tb, signedAt(t, a, 1, time.Hour, spreadAddr(1)))
+	upsert(t, tb, signedAt(t, b, 1, time.Hour, spreadAddr(2)))
+	count := func() int { return len(tb.All()) }
+	tb.SetDown(b.id, true)
+	clk.Advance(member.DownScopeGrace)
+	if got := count(); got != 2 {
+		t.Fatalf("after %v down: %d in All, want 2", member.DownScopeGrace, got)
+	}
+	clk.Advance(time.Second)
+	if got := count(); got != 1 {
+		t.Fatalf("down longer than the grace: %d in All, want 1", got)
+	}
+	tb.SetDown(b.id, false)
+	if got := count(); got != 2 {
+		t.Fatalf("up again: %d in All, want 2", got)
+	}
+}
+
+// TestTableProbeFailureBackoff: the same record is probed again after
+// FailedFirst, then after twice that once it fails again.
+func TestTableProbeFailureBackoff(t *testing.T) {
+	clk := newClock()
+	tb := member.NewTable(testParams, clk.Now)
+	src := newIdent(t).id
+	a := newIdent(t)
+	raw := signedAt(t, a, 1, time.Hour, spreadAddr(1))
+	fail := func() {
+		t.Helper()
+		if res, _ := tb.Offer(raw, src); res != member.OfferPending {
+			t.Fatalf("offer: %v, want pending", res)
+		}
+		for _, n := range tb.ToProbe(1) {
+			tb.Probed(n.ID, false)
+		}
+	}
+	fail()
+	clk.Advance(member.FailedFirst - time.Second)
+	if res, _ := tb.Offer(raw, src); res != member.OfferIgnored {
+		t.Fatalf("before FailedFirst: %v, want ignored", res)
+	}
+	clk.Advance(2 * time.Second)
+	tb.Sweep()
+	fail() // the second failure in a row
+	clk.Advance(2*member.FailedFirst - time.Second)
+	if res, _ := tb.Offer(raw, src); res != member.OfferIgnored {
+		t.Fatalf("second failure, before 2×FailedFirst: %v, want ignored", res)
+	}
+	clk.Advance(2 * time.Second)
+	if res, _ := tb.Offer(raw, src); res != member.OfferPending {
+		t.Fatalf("second failure, after 2×FailedFirst: %v, want pending", res)
 	}
 }

@@ -31,6 +31,7 @@ type metrics struct {
 	handedOver   prometheus.Counter
 	repairPulled prometheus.Counter
 	syncRounds   prometheus.Counter
+	syncQuiet    prometheus.Counter
 	syncSeconds  prometheus.Histogram
 	badRecords   prometheus.Counter
 	onionRelay   prometheus.Counter
@@ -66,6 +67,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		handedOver:   f("handed_over_total", "Mailbox copies outside this node's swarm dropped once every member held them."),
 		repairPulled: f("repair_pulled_total", "Messages pulled from peers by anti-entropy."),
 		syncRounds:   f("sync_rounds_total", "Anti-entropy rounds run."),
+		syncQuiet:    f("sync_quiet_total", "Anti-entropy offers to a peer skipped: it found the same digests equal within 8 sync intervals."),
 		badRecords:   f("bad_records_total", "Node records refused (bad signature, proof-of-work, expiry...)."),
 		onionRelay:   f("onion_relayed_total", "Onion packets peeled and forwarded (as guard or middle)."),
 		onionExit:    f("onion_exit_total", "Onion requests performed as exit."),

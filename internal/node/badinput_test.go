@@ -263,6 +263,8 @@ func TestBadInput(t *testing.T) {
 		{"members: push without digest", wire.ProtoMembers, frame(t, wire.KindMembersPush, &wire.MembersPush{Records: [][]byte{[]byte("junk")}}), wire.CodeBadRequest, "unsupported"},
 		{"members: digest body not CBOR", wire.ProtoMembers, rawFrame(byte(wire.KindMembersDigest), []byte{0x5f}), wire.CodeBadRequest, "decode"},
 		{"members: digest of another network", wire.ProtoMembers, frame(t, wire.KindMembersDigest, &wire.MembersDigest{Params: wire.Params{Network: "other", Replication: 5, PoWBits: 4}}), wire.CodeBadRequest, "network"},
+		{"members: digest with bad sums", wire.ProtoMembers, frame(t, wire.KindMembersDigest, &wire.MembersDigest{Params: tn.cfgs[0].Params, Sums: make([]byte, 7)}), wire.CodeBadRequest, "sums"},
+		{"members: digest with too many sums", wire.ProtoMembers, frame(t, wire.KindMembersDigest, &wire.MembersDigest{Params: tn.cfgs[0].Params, Sums: make([]byte, 8*512)}), wire.CodeBadRequest, "sums"},
 		{"members: digest with other PoW bits", wire.ProtoMembers, frame(t, wire.KindMembersDigest, &wire.MembersDigest{Params: wire.Params{Network: "test", Replication: 5, PoWBits: 0}}), wire.CodeBadRequest, "network"},
 	}
 	for _, tc := range tests {
@@ -358,6 +360,47 @@ func TestBadInput(t *testing.T) {
 		}
 		_ = s.CloseWrite()
 		_, _ = io.Copy(io.Discard, s)
+		if got := nd.Table().Len(); got != 3 {
+			t.Errorf("table holds %d records after a junk push, want 3", got)
+		}
+	})
+
+	// The sums form of the exchange: a stranger whose sums differ gets the
+	// node's versions; a push naming one node 10,000 times gets its record
+	// once, and the junk it pushes is refused.
+	t.Run("members: sums digest, repeated wants", func(t *testing.T) {
+		s, err := h.NewStream(ctx, nd.ID(), protocol.ID(wire.ProtoMembers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+		r := bufio.NewReader(s)
+		if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: tn.cfgs[0].Params, Sums: make([]byte, 8)}); err != nil {
+			t.Fatal(err)
+		}
+		var delta wire.MembersDelta
+		if err := wire.Read(r, wire.MaxFrame, wire.KindMembersDelta, &delta); err != nil {
+			t.Fatalf("delta: %v", err)
+		}
+		if len(delta.Buckets) != 1 || len(delta.Versions) != 3 || len(delta.Records) != 0 {
+			t.Fatalf("delta: buckets %v, %d versions, %d records; want bucket 0 and the 3 nodes' versions", delta.Buckets, len(delta.Versions), len(delta.Records))
+		}
+		want := make([][]byte, 10000)
+		for i := range want {
+			want[i] = delta.Versions[0].Node
+		}
+		if err := wire.WriteFrame(s, wire.KindMembersPush, &wire.MembersPush{Records: [][]byte{[]byte("junk")}, Want: want}); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.CloseWrite()
+		var back wire.MembersPush
+		if err := wire.Read(r, wire.MaxFrame, wire.KindMembersPush, &back); err != nil {
+			t.Fatalf("records back: %v", err)
+		}
+		if len(back.Records) != 1 {
+			t.Errorf("a node wanted 10000 times came back %d times, want once", len(back.Records))
+		}
 		if got := nd.Table().Len(); got != 3 {
 			t.Errorf("table holds %d records after a junk push, want 3", got)
 		}

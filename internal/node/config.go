@@ -64,11 +64,17 @@ type Config struct {
 	Operator  ed25519.PublicKey
 	AllowFile string
 
-	RecordTTL      time.Duration // how long a node record lives unless refreshed (60s)
-	GossipInterval time.Duration // record gossip period (1s)
+	// RecordTTL is how long a node record lives unless refreshed (30m;
+	// refreshed every third of it). Every refresh reaches every node, so
+	// the lifetime sets the idle gossip load: with 60 s, 100 nodes
+	// refreshed 5 records a second, each of which every node received. A
+	// dead node leaves placements sooner than that: see
+	// member.DownScopeGrace.
+	RecordTTL      time.Duration
+	GossipInterval time.Duration // record gossip period while records change (1s; idle: up to 8× longer)
 	SyncInterval   time.Duration // anti-entropy period (5s)
 	SyncSettle     time.Duration // a mailbox changed this recently is not compared yet (1s)
-	ProbeInterval  time.Duration // liveness probe period for down nodes (2s)
+	ProbeInterval  time.Duration // probe period for down nodes (2s; after 30 s down, doubling up to 5×)
 	ExpireInterval time.Duration // expired-message sweep period (30s)
 	// OnionKeyLifetime is how long an onion key is current (1h); the
 	// previous key is still accepted for one more lifetime.
@@ -119,7 +125,7 @@ func DefaultConfig() Config {
 		Listen:             []string{"/ip4/127.0.0.1/tcp/0"},
 		Params:             wire.Params{Network: DefaultNetwork, Replication: swarm.DefaultReplication, PoWBits: 24, MinAgeMs: DefaultMinAge.Milliseconds()},
 		Version:            "dev",
-		RecordTTL:          60 * time.Second,
+		RecordTTL:          30 * time.Minute,
 		GossipInterval:     time.Second,
 		SyncInterval:       5 * time.Second,
 		SyncSettle:         time.Second,
@@ -231,8 +237,8 @@ func (c *Config) Validate() error {
 	if c.AllowFile != "" && len(c.Operator) == 0 {
 		return errors.New("node: an allow-list needs a private network file (with an operator key)")
 	}
-	if c.RecordTTL > 10*time.Minute {
-		return fmt.Errorf("node: the record lifetime may be at most 10m, got %s", c.RecordTTL)
+	if c.RecordTTL > member.MaxRecordTTL {
+		return fmt.Errorf("node: the record lifetime may be at most %s, got %s", member.MaxRecordTTL, c.RecordTTL)
 	}
 	return nil
 }

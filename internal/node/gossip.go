@@ -2,11 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
+	"io"
 	"math/rand/v2"
-	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -131,41 +131,69 @@ func (n *Node) refreshLoop(ctx context.Context) {
 	}
 }
 
-// gossipLoop exchanges records with a random live peer every
-// GossipInterval, and with the bootstrap nodes while the table is small,
-// and tries a node whose record expired (retryLost).
+// Gossip pacing. A round that moved nothing (the usual case in a stable
+// network: the bucket sums agree) doubles the wait before the next, up to
+// gossipIdleFactor × GossipInterval; a round that moved records, or a
+// change of the table (a new or refreshed record, a node marked down or up),
+// brings rounds back to every GossipInterval. So news spreads as fast as
+// before (each node that learns something gossips again within a round)
+// while an idle network exchanges sums only every few seconds.
+// Bootstrap nodes are asked again every gossipBootstrapFactor ×
+// GossipInterval, and whenever the table is nearly empty.
+const (
+	gossipIdleFactor      = 8
+	gossipBootstrapFactor = 60
+)
+
+// gossipLoop runs the rounds: a push-pull exchange with a random live peer
+// when one is due (see gossipIdleFactor), with the bootstrap nodes when
+// due, and a try of a node whose record expired (retryLost) every tick.
 func (n *Node) gossipLoop(ctx context.Context) {
 	boot := n.bootstrapPeers()
-	// Rounds are jittered (0.5 to 1.5 intervals) so that nodes started
+	// Ticks are jittered (0.5 to 1.5 intervals) so that nodes started
 	// together do not gossip in lockstep: two nodes that know only each
 	// other dialled each other at the same instants, round after round
 	// (which, while dials came from the listen port, made every dial a
 	// failed TCP simultaneous open: see p2p.NewHost).
-	tick := time.NewTimer(n.cfg.GossipInterval)
+	base := n.cfg.GossipInterval
+	tick := time.NewTimer(base)
 	defer tick.Stop()
-	lastSave := time.Time{}
-	round := 0
+	var lastSave, lastBoot, next time.Time
+	wait := base
+	gen := n.table.Gen() - 1 // the first tick gossips
 	for {
-		if n.table.Len() <= 1 || round%30 == 0 {
+		now := n.cfg.Now()
+		if n.table.Len() <= 1 || now.Sub(lastBoot) >= gossipBootstrapFactor*base {
 			for _, b := range boot {
 				n.host.Peerstore().AddAddrs(b.ID, b.Addrs, time.Hour)
 				n.gossipWith(ctx, b.ID)
 			}
+			lastBoot = now
 		}
-		live := n.table.Live()
-		for _, i := range rand.Perm(len(live)) {
-			if live[i].ID != n.host.ID() {
-				n.gossipWith(ctx, live[i].ID)
-				break
+		news := n.gossipNews.Swap(false)
+		if g := n.table.Gen(); g != gen || news || !now.Before(next) {
+			moved := false
+			live := n.table.Live()
+			for _, i := range rand.Perm(len(live)) {
+				if live[i].ID != n.host.ID() {
+					moved = n.gossipWith(ctx, live[i].ID)
+					break
+				}
 			}
+			if moved || news || g != gen {
+				wait = base
+			} else {
+				wait = min(2*wait, gossipIdleFactor*base)
+			}
+			gen = n.table.Gen()
+			next = n.cfg.Now().Add(wait/2 + rand.N(wait))
 		}
 		n.retryLost(ctx)
 		if now := n.cfg.Now(); now.Sub(lastSave) >= 10*time.Second {
 			n.savePeers()
 			lastSave = now
 		}
-		round++
-		tick.Reset(n.cfg.GossipInterval/2 + rand.N(n.cfg.GossipInterval))
+		tick.Reset(base/2 + rand.N(base))
 		select {
 		case <-ctx.Done():
 			return
@@ -174,14 +202,17 @@ func (n *Node) gossipLoop(ctx context.Context) {
 	}
 }
 
-// gossipWith runs one push-pull exchange: our versions, their delta and
-// wants, our push.
-func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
+// gossipWith runs one push-pull exchange: our bucket sums; their versions
+// in the buckets that differ (none when the tables agree, the usual case,
+// which ends the exchange); our push of what they lack or hold older and
+// of the nodes we want; their records of those. It reports whether
+// anything (records or an allow-list) moved either way.
+func (n *Node) gossipWith(ctx context.Context, p peer.ID) bool {
 	if n.private() && !n.admit(p) {
 		if _, v := n.allowList(); v > 0 {
 			// A private network's node gossips with listed nodes only
 			// (with a bootstrap node too, until it holds a list).
-			return
+			return false
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -192,21 +223,22 @@ func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
 	s, err := n.host.NewStream(ctx, p, wire.ProtoMembers)
 	if err != nil {
 		n.requestProbe(p)
-		return
+		return false
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(5 * time.Second))
 	ps := &p2p.Stream{Stream: s, R: newReader(s)}
 	allowRaw, allowV := n.allowList()
-	if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: n.cfg.Params, Versions: n.table.Versions(), AllowVersion: allowV}); err != nil {
+	buckets := member.DigestBuckets(n.table.Len())
+	if err := wire.WriteFrame(s, wire.KindMembersDigest, &wire.MembersDigest{Params: n.cfg.Params, Sums: n.table.Sums(buckets), AllowVersion: allowV}); err != nil {
 		s.Reset()
-		return
+		return false
 	}
 	var delta wire.MembersDelta
 	if err := wire.Read(ps.R, wire.MaxFrame, wire.KindMembersDelta, &delta); err != nil {
 		n.log.Debug("gossip", "peer", p2p.ShortID(p), "err", err)
 		s.Reset()
-		return
+		return false
 	}
 	// A newer allow-list first: it decides which records may be taken.
 	n.adoptAllow(delta.Allow, p2p.ShortID(p))
@@ -214,15 +246,37 @@ func (n *Node) gossipWith(ctx context.Context, p peer.ID) {
 	// it tells us is taken as its introductions, each probed before use.
 	n.absorb(p, delta.Records, false)
 	push := &wire.MembersPush{Records: n.table.Raw(delta.Want)}
+	if len(delta.Buckets) > 0 {
+		give, want := n.table.Delta(delta.Versions, p, member.InBuckets(buckets, delta.Buckets))
+		push.Records = append(push.Records, give...)
+		push.Want = want
+	}
 	if allowV > delta.AllowVersion {
 		push.Allow = allowRaw
 	}
+	if len(push.Records) == 0 && len(push.Want) == 0 && push.Allow == nil && len(delta.Buckets) == 0 && len(delta.Want) == 0 {
+		// The tables agree: nothing to push. (The answerer reads the
+		// end of the stream as an empty push.)
+		_ = s.CloseWrite()
+		n.table.SetDown(p, false)
+		return delta.Allow != nil
+	}
 	if err := wire.WriteFrame(s, wire.KindMembersPush, push); err != nil {
 		s.Reset()
-		return
+		return false
 	}
 	_ = s.CloseWrite()
+	if len(push.Want) > 0 {
+		var back wire.MembersPush
+		if err := wire.Read(ps.R, wire.MaxFrame, wire.KindMembersPush, &back); err != nil {
+			n.log.Debug("gossip", "peer", p2p.ShortID(p), "err", err)
+			s.Reset()
+			return false
+		}
+		n.absorb(p, back.Records, false)
+	}
 	n.table.SetDown(p, false)
+	return true
 }
 
 // absorb offers records learned from peer from to the table: a newer
@@ -252,6 +306,11 @@ func (n *Node) absorb(from peer.ID, recs [][]byte, selfOnly bool) {
 			}
 		}
 		pending = pending || res == member.OfferPending
+		if res == member.OfferUpdated {
+			// A refreshed record (same addresses) leaves the table's
+			// generation as it is: pass it on within a round anyway.
+			n.gossipNews.Store(true)
+		}
 	}
 	if pending {
 		select {
@@ -284,7 +343,10 @@ func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
 		return s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Allow: allow, AllowVersion: allowV})
 	}
 	known := n.table.Known(from)
-	give, want := n.table.Delta(d.Versions, from)
+	if d.Sums != nil {
+		return n.serveSums(s, from, known, &d, allow, allowV)
+	}
+	give, want := n.table.Delta(d.Versions, from, nil)
 	if !known {
 		// A stranger may introduce itself only: ask for its own record,
 		// not for whatever else it claims to know.
@@ -307,118 +369,29 @@ func (n *Node) serveMembers(s *p2p.Stream, kind wire.Kind, body []byte) error {
 	return nil
 }
 
-func (n *Node) requestProbe(p peer.ID) {
-	select {
-	case n.probeReq <- p:
-	default:
+// serveSums answers a digest of bucket sums (see gossipWith): our
+// versions in the buckets that differ; then the push, if any, and the
+// records it wants back.
+func (n *Node) serveSums(s *p2p.Stream, from peer.ID, known bool, d *wire.MembersDigest, allow []byte, allowV uint64) error {
+	buckets, versions, err := n.table.Differ(d.Sums)
+	if err != nil {
+		return s.Fail(wire.Errorf(wire.CodeBadRequest, "%v", err))
 	}
-}
-
-// probeLoop keeps the live set honest: a node whose connection dropped or
-// whose call failed is probed (pinged, if it is still connected: see
-// checkAlive), marked down if it cannot be reached (so it no
-// longer takes placements), and marked up when it answers again. New
-// records learned by gossip are probed here too, and only a node reached
-// at the address its record claims enters the table.
-func (n *Node) probeLoop(ctx context.Context) {
-	tick := time.NewTicker(n.cfg.ProbeInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-n.probeReq:
-			switch {
-			case p == n.host.ID():
-			case n.host.Network().Connectedness(p) != network.Connected:
-				n.probe(ctx, p)
-			default:
-				// A call failed over a connection that looks fine: it
-				// may be stale (a frozen or cut-off node), which a
-				// probe would not notice; a liveness ping does.
-				n.goCheckAlive(ctx, p)
-			}
-		case <-n.probeKick:
-			n.probeNew(ctx)
-		case <-tick.C:
-			n.table.Sweep()
-			for _, p := range n.downNodes() {
-				n.probe(ctx, p)
-			}
-			n.probeNew(ctx)
+	if err := s.Reply(wire.KindMembersDelta, &wire.MembersDelta{Allow: allow, AllowVersion: allowV, Buckets: buckets, Versions: versions}); err != nil {
+		return err
+	}
+	var push wire.MembersPush
+	if err := wire.Read(s.R, wire.MaxFrame, wire.KindMembersPush, &push); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // the tables agree
 		}
+		return err
 	}
-}
-
-// Probing new records: this many at once, each for at most newProbeTimeout.
-const (
-	newProbes       = 16
-	newProbeTimeout = 2 * time.Second
-)
-
-// probeNew probes pending records (a few from each source in turn, see
-// member.Table.ToProbe) until none is left or the node stops: a node is
-// verified only when a dial to its claimed address reaches its peer ID.
-func (n *Node) probeNew(ctx context.Context) {
-	for rounds := 0; rounds < 64 && ctx.Err() == nil; rounds++ {
-		batch := n.table.ToProbe(newProbes)
-		if len(batch) == 0 {
-			return
-		}
-		var wg sync.WaitGroup
-		for _, rec := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n.m.probes.Inc()
-				ok := rec.ID == n.host.ID() || n.reach(ctx, rec, newProbeTimeout) == nil
-				if !ok {
-					n.m.probesFailed.Inc()
-				}
-				n.table.Probed(rec.ID, ok)
-			}()
-		}
-		wg.Wait()
+	n.adoptAllow(push.Allow, p2p.ShortID(from))
+	// A stranger may introduce itself only (absorb takes its own record).
+	n.absorb(from, push.Records, !known)
+	if len(push.Want) == 0 {
+		return nil
 	}
-}
-
-// reach dials rec's addresses (skipping the dial backoff) and checks that
-// the node answering is rec's.
-func (n *Node) reach(ctx context.Context, rec *member.Node, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	n.host.Network().Peerstore().AddAddrs(rec.ID, rec.Addrs, n.cfg.RecordTTL)
-	return n.host.Connect(network.WithForceDirectDial(ctx, "probe"), rec.AddrInfo())
-}
-
-func (n *Node) downNodes() []peer.ID {
-	var out []peer.ID
-	for _, v := range n.table.Versions() {
-		id := peer.ID(v.Node)
-		if n.table.IsDown(id) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-func (n *Node) probe(ctx context.Context, p peer.ID) {
-	rec, ok := n.table.Get(p)
-	if !ok {
-		return
-	}
-	// A forced direct dial skips the dial backoff, so a restarted node is
-	// seen at once.
-	err := n.reach(ctx, rec, time.Second)
-	if err != nil && n.ctx.Err() == nil {
-		if !n.table.IsDown(p) {
-			n.log.Info("node unreachable; marked down", "peer", p2p.ShortID(p))
-		}
-		n.table.SetDown(p, true)
-		return
-	}
-	if err == nil && n.table.IsDown(p) {
-		n.log.Info("node reachable again", "peer", p2p.ShortID(p))
-		n.table.SetDown(p, false)
-	}
+	return s.Reply(wire.KindMembersPush, &wire.MembersPush{Records: n.table.Raw(push.Want)})
 }

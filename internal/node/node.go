@@ -48,6 +48,7 @@ type Node struct {
 	m       *metrics
 	batch   *batcher
 	chg     *changeLog
+	agreed  agreements // sync peers that found everything equal (sync.go)
 	reg     *prometheus.Registry
 
 	replicaRate *rateLimit    // replica writes and deletions per peer
@@ -63,8 +64,13 @@ type Node struct {
 	pollSem  chan struct{} // bounds concurrent long-polls
 	probeReq chan peer.ID
 	lostBusy atomic.Bool // a gossip with a lost node is running
-	pinging  sync.Map    // peer.ID -> a liveness check is running
-	started  time.Time
+	// gossipNews is set when something the table's generation does not
+	// show (a newer allow-list, a refreshed record) should go out in the
+	// next gossip round.
+	gossipNews atomic.Bool
+	pingTurn   atomic.Uint64 // which of a peer's connections checkAlive pings
+	pinging    sync.Map      // peer.ID -> a liveness check is running
+	started    time.Time
 
 	mu  sync.Mutex
 	seq uint64 // last record sequence signed

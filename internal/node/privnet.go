@@ -171,6 +171,7 @@ func (n *Node) adoptAllow(raw []byte, from string) bool {
 	if !l.Allowed(n.self) {
 		n.log.Warn("this node is not on the network's allow-list; ask the operator to run: umbra network allow "+n.self.String(), "network", n.cfg.Params.Network)
 	}
+	n.gossipNews.Store(true) // pass it on within a round
 	return true
 }
 

@@ -14,11 +14,14 @@ import (
 // The churn simulation follows mailboxes over days of node churn, with
 // repair modelled as internal/node does it:
 //
-//   - Membership. A node that goes down stops refreshing its record, which
-//     expires within RecordTTL (60 s, node.Config) and leaves every node's
-//     table and client's list (member.Table.Live and All both drop
-//     expired records). At the simulation's step (10 minutes) a down node
-//     is simply absent from placement.
+//   - Membership. A node that goes down is marked down by its neighbours
+//     within seconds (internal/node/liveness.go) and by any other node on
+//     its first failed call to it; after member.DownScopeGrace (60 s) down
+//     it leaves placements (member.Table.All), and its record expires
+//     after RecordTTL (30 minutes, node.Config; it was 60 s when this
+//     model was written, with the same effect at a 10-minute step). At
+//     the simulation's step (10 minutes) a down node is simply absent from
+//     placement.
 //   - Age. Placement (Place, member.Place) ranks nodes reachable for the
 //     minimum age (node.DefaultMinAge, 24 h) first; with hundreds of old
 //     nodes up, a young node is never in a swarm or a scope, so it counts

@@ -256,13 +256,19 @@ type MemberVersion struct {
 	Seq  uint64 `cbor:"2,keyasint"`
 }
 
-// MembersDigest opens a gossip exchange: the versions the sender holds.
+// MembersDigest opens a gossip exchange: the versions the sender holds,
+// or (Sums) a sum of them per bucket of nodes (see member.Table.Sums).
 type MembersDigest struct {
 	Params   Params          `cbor:"1,keyasint"`
 	Versions []MemberVersion `cbor:"2,keyasint"`
 	// AllowVersion is the version of the private network's allow-list
 	// the sender holds (0: none, or a public network).
 	AllowVersion uint64 `cbor:"3,keyasint,omitempty"`
+	// Sums, when set, stands in for Versions: the answer is then the
+	// answerer's versions in the buckets whose sums differ (Buckets and
+	// Versions of MembersDelta), and the push that follows carries the
+	// records the answerer lacks and names the ones it should send back.
+	Sums []byte `cbor:"4,keyasint,omitempty"`
 }
 
 // MembersDelta answers with records the sender lacks or has older, and the
@@ -274,6 +280,11 @@ type MembersDelta struct {
 	// digest's AllowVersion; AllowVersion is the answerer's version.
 	Allow        []byte `cbor:"3,keyasint,omitempty"`
 	AllowVersion uint64 `cbor:"4,keyasint,omitempty"`
+	// Buckets and Versions answer a digest of Sums: the buckets whose
+	// sums differ and the answerer's versions in them (none: the tables
+	// agree).
+	Buckets  []uint16        `cbor:"5,keyasint,omitempty"`
+	Versions []MemberVersion `cbor:"6,keyasint,omitempty"`
 }
 
 // MembersPush closes the exchange with the wanted records (and the
@@ -281,6 +292,9 @@ type MembersDelta struct {
 type MembersPush struct {
 	Records [][]byte `cbor:"1,keyasint"`
 	Allow   []byte   `cbor:"2,keyasint,omitempty"`
+	// Want names the nodes whose records the pusher wants back (after a
+	// delta of Buckets): the answerer sends them in one more MembersPush.
+	Want [][]byte `cbor:"3,keyasint,omitempty"`
 }
 
 // MailboxDigest summarises a mailbox's set of hashes (live and deleted).
