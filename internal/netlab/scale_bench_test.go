@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/umbra-im/umbra/internal/devnet"
+	"github.com/umbra-im/umbra/internal/netlab"
 	"github.com/umbra-im/umbra/internal/node"
 )
 
@@ -81,24 +82,7 @@ func BenchmarkLab100(b *testing.B) {
 	}
 
 	// Idle: CPU over 30 s and RSS of every node.
-	procs := d.Nodes()
-	cpu0 := make([]float64, len(procs))
-	tx0 := make([]int64, len(procs))
-	for i, p := range procs {
-		cpu0[i] = cpuSeconds(p.Pid())
-		tx0[i] = txBytes(b, lab, lab.Host(i+1))
-	}
-	const idle = 30 * time.Second
-	time.Sleep(idle)
-	var cpus, rss, tx []float64
-	for i, p := range procs {
-		cpus = append(cpus, (cpuSeconds(p.Pid())-cpu0[i])/idle.Seconds()*100)
-		rss = append(rss, rssMiB(p.Pid()))
-		tx = append(tx, float64(txBytes(b, lab, lab.Host(i+1))-tx0[i])/idle.Seconds()/1024)
-	}
-	slices.Sort(cpus)
-	slices.Sort(rss)
-	slices.Sort(tx)
+	cpus, rss, tx := idleFigures(b, lab, d, 30*time.Second)
 
 	// 30% killed at once.
 	b.ResetTimer()
@@ -135,6 +119,54 @@ func BenchmarkLab100(b *testing.B) {
 	if lost > 0 {
 		b.Errorf("%d messages lost", lost)
 	}
+}
+
+// idleFigures measures, over span, each node's CPU (% of a core), RSS
+// (MiB) and traffic sent (KiB/s), each sorted.
+func idleFigures(b *testing.B, lab *netlab.Lab, d *devnet.Devnet, span time.Duration) (cpus, rss, tx []float64) {
+	procs := d.Nodes()
+	cpu0 := make([]float64, len(procs))
+	tx0 := make([]int64, len(procs))
+	for i, p := range procs {
+		cpu0[i] = cpuSeconds(p.Pid())
+		tx0[i] = txBytes(b, lab, lab.Host(i+1))
+	}
+	time.Sleep(span)
+	for i, p := range procs {
+		cpus = append(cpus, (cpuSeconds(p.Pid())-cpu0[i])/span.Seconds()*100)
+		rss = append(rss, rssMiB(p.Pid()))
+		tx = append(tx, float64(txBytes(b, lab, lab.Host(i+1))-tx0[i])/span.Seconds()/1024)
+	}
+	slices.Sort(cpus)
+	slices.Sort(rss)
+	slices.Sort(tx)
+	return cpus, rss, tx
+}
+
+// BenchmarkLabIdle30 measures what 30 idle nodes on the production
+// defaults cost each (the idle figures of BenchmarkLab100, quicker): CPU,
+// RSS and traffic sent, after the nodes are old enough to take
+// placements. Not in CI; run as root:
+//
+//	go test -run '^$' -bench BenchmarkLabIdle30 -benchtime 1x ./internal/netlab
+func BenchmarkLabIdle30(b *testing.B) {
+	const nodes = 30
+	lab, bin := labWithUmbra(b, nodes, 10*time.Millisecond)
+	t0 := time.Now()
+	def := node.DefaultConfig()
+	d := startNodes(b, lab, bin, nodes, nil, func(c *devnet.Config) {
+		c.NodeArgs = []string{"--gossip-interval", def.GossipInterval.String(), "--sync-interval", def.SyncInterval.String(),
+			"--probe-interval", def.ProbeInterval.String(), "--record-ttl", def.RecordTTL.String()}
+	}, 5*time.Minute)
+	converge := time.Since(t0)
+	time.Sleep(time.Until(t0.Add(devnet.MinAge + 2*time.Second)))
+	cpus, rss, tx := idleFigures(b, lab, d, 30*time.Second)
+	b.ReportMetric(converge.Seconds(), "converge-s")
+	b.ReportMetric(cpus[len(cpus)/2], "idle-cpu-%")
+	b.ReportMetric(rss[len(rss)/2], "rss-MiB")
+	b.ReportMetric(tx[len(tx)/2], "idle-tx-KiB/s")
+	b.Logf("%d nodes: converged %v; idle CPU p50 %.2f%% max %.2f%%; RSS p50 %.1f MiB; idle traffic sent p50 %.2f KiB/s max %.2f KiB/s",
+		nodes, converge.Round(time.Millisecond), cpus[len(cpus)/2], cpus[len(cpus)-1], rss[len(rss)/2], tx[len(tx)/2], tx[len(tx)-1])
 }
 
 // rssMiB is a process's resident set size.
