@@ -222,9 +222,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("GET /api/v1/requests", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 		return nonNil(e.Requests())
 	})
-	api("POST /api/v1/requests/{id}/accept", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
-		return e.Accept(r.PathValue("id"))
-	})
+	api("POST /api/v1/requests/{id}/accept", s.accept)
 	api("POST /api/v1/requests/{id}/block", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 		return map[string]bool{"ok": true}, e.Block(r.PathValue("id"))
 	})
@@ -312,6 +310,19 @@ func (s *Server) addContact(e *client.Engine, w http.ResponseWriter, r *http.Req
 		return nil, err
 	}
 	return e.AddContact(req.ID, req.Name)
+}
+
+// accept accepts a message request; an optional body {"name": ...} names
+// the new contact at once.
+func (s *Server) accept(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	var req struct{ Name string }
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		return nil, badRequest("bad JSON body: %v", err)
+	}
+	if req.Name != "" {
+		return e.AddContact(r.PathValue("id"), req.Name)
+	}
+	return e.Accept(r.PathValue("id"))
 }
 
 func (s *Server) renameContact(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
