@@ -118,6 +118,33 @@ func (s *Server) CloseEngine() error {
 // Token is the bearer token.
 func (s *Server) Token() string { return s.token }
 
+// SetToken replaces the fresh token NewServer made with tok, one that an
+// earlier server made (48 lowercase hex digits), so that pages holding it
+// keep working across a restart. Call it before Serve.
+func (s *Server) SetToken(tok string) error {
+	if !ValidToken(tok) {
+		return errors.New("a token is 48 lowercase hex digits")
+	}
+	s.token = tok
+	return nil
+}
+
+// ValidToken reports whether tok has the form of the tokens NewServer makes.
+func ValidToken(tok string) bool {
+	if len(tok) != 48 {
+		return false
+	}
+	for _, c := range tok {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Port is the port the server listens on (after Listen).
+func (s *Server) Port() int { return s.port() }
+
 // Listen binds addr, which must be a loopback address.
 func (s *Server) Listen(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
