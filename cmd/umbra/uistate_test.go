@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -9,7 +10,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
@@ -114,4 +117,70 @@ func portOf(t *testing.T, url string) int {
 	}
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDaemonCommandSaysPortMoved: 'umbra daemon' whose remembered web UI
+// port is taken says so on stderr, naming both ports, and prints the new
+// web UI address with the kept token.
+func TestDaemonCommandSaysPortMoved(t *testing.T) {
+	t.Setenv("UMBRA_HOME", "")
+	home := filepath.Join(t.TempDir(), "home")
+	t.Setenv("UMBRA_PASSPHRASE", "the home's passphrase")
+	if _, errOut, err := run(t, "init", "--home", home, "--json"); err != nil {
+		t.Fatalf("init: %v\n%s", err, errOut)
+	}
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	d, err := startDaemon(context.Background(), daemonConfig{Home: home, Listen: defaultUI, Log: quietTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldAddr, token := strings.TrimPrefix(d.srv.URL(), "http://"), d.srv.Token()
+	d.Stop()
+	taken, err := net.Listen("tcp", oldAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	root := newRoot()
+	var out, errOut syncBuffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"daemon", "--home", home, "--log-level", "error"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "web UI:") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("daemon: %v\n%s", err, errOut.String())
+	}
+	_, oldPort, _ := net.SplitHostPort(oldAddr)
+	if e := errOut.String(); !strings.Contains(e, "port "+oldPort+" (from the last start) is taken: now on port ") {
+		t.Errorf("stderr %q: want the note that port %s is taken", e, oldPort)
+	}
+	if o := out.String(); !strings.Contains(o, "#token="+token) || strings.Contains(o, oldAddr) {
+		t.Errorf("stdout %q: want a new web UI address with the kept token", o)
+	}
 }
