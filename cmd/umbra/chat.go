@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -96,17 +97,27 @@ func chatFlags(cmd *cobra.Command) {
 }
 
 func contactsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "contacts", Short: "Add, list, rename and remove contacts"}
+	cmd := &cobra.Command{Use: "contacts", Short: "Add, list, rename and remove contacts",
+		Long: `Add, list, rename and remove contacts. Wherever a command takes an account
+ID, it also takes the ID in the web UI's groups of 4 characters, or a
+contact's name (any case; a name two contacts share is refused).`}
 	chatFlags(cmd)
 	var name string
 	add := &cobra.Command{
 		Use:   "add ID [--name NAME]",
 		Short: "Add a contact by account ID",
-		Args:  cobra.ExactArgs(1),
+		Long: `Add a contact by account ID: as printed by 'umbra id', or as the web UI
+shows it, in groups of 4 characters (quote it, or leave out the spaces).
+An existing contact's or request's name works too (with --name: a rename).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
+				id, err := resolveAccount(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
 				var ct client.Contact
-				if err := c.Do(ctx, http.MethodPost, "/api/v1/contacts", map[string]string{"id": args[0], "name": name}, &ct); err != nil {
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/contacts", map[string]string{"id": id, "name": name}, &ct); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Added %s%s\n", ct.ID, nameSuffix(ct.Name))
@@ -132,22 +143,30 @@ func contactsCmd() *cobra.Command {
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	rename := &cobra.Command{
-		Use:   "rename ID NAME",
+		Use:   "rename ID|NAME NEW-NAME",
 		Short: "Change a contact's name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
-				return c.Do(ctx, http.MethodPatch, "/api/v1/contacts/"+url.PathEscape(args[0]), map[string]string{"name": args[1]}, nil)
+				id, err := resolveAccount(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				return c.Do(ctx, http.MethodPatch, "/api/v1/contacts/"+url.PathEscape(id), map[string]string{"name": args[1]}, nil)
 			})
 		},
 	}
 	remove := &cobra.Command{
-		Use:   "remove ID",
+		Use:   "remove ID|NAME",
 		Short: "Remove a contact (the conversation stays)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
-				return c.Do(ctx, http.MethodDelete, "/api/v1/contacts/"+url.PathEscape(args[0]), nil, nil)
+				id, err := resolveAccount(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				return c.Do(ctx, http.MethodDelete, "/api/v1/contacts/"+url.PathEscape(id), nil, nil)
 			})
 		},
 	}
@@ -197,38 +216,58 @@ func requestsCmd() *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
-	act := func(verb, short string) *cobra.Command {
+	act := func(verb, short string, name *string) *cobra.Command {
 		return &cobra.Command{
 			Use:   verb + " ID",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
-					if err := c.Do(ctx, http.MethodPost, "/api/v1/requests/"+url.PathEscape(args[0])+"/"+verb, nil, nil); err != nil {
+					id, err := resolveAccount(ctx, c, args[0])
+					if err != nil {
 						return err
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%sed %s\n", map[string]string{"accept": "Accept", "block": "Block"}[verb], args[0])
+					var body any
+					if name != nil && *name != "" {
+						body = map[string]string{"name": *name}
+					}
+					if err := c.Do(ctx, http.MethodPost, "/api/v1/requests/"+url.PathEscape(id)+"/"+verb, body, nil); err != nil {
+						return err
+					}
+					suffix := ""
+					if name != nil {
+						suffix = nameSuffix(strings.TrimSpace(*name))
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%sed %s%s\n", map[string]string{"accept": "Accept", "block": "Block"}[verb], id, suffix)
 					return nil
 				})
 			},
 		}
 	}
-	cmd.AddCommand(list, act("accept", "Accept a request: the sender becomes a contact"), act("block", "Block the sender: their messages are dropped"))
+	var acceptName string
+	accept := act("accept", "Accept a request: the sender becomes a contact", &acceptName)
+	accept.Use = "accept ID [--name NAME]"
+	accept.Flags().StringVar(&acceptName, "name", "", "a name to show for the new contact")
+	cmd.AddCommand(list, accept, act("block", "Block the sender: their messages are dropped", nil))
 	return cmd
 }
 
 func sendCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "send ID TEXT",
+		Use:   "send ID|NAME TEXT",
 		Short: "Send a message to a contact",
 		Long: `Encrypt TEXT for a contact and send it. The command returns once a write
 quorum of the recipient's swarm holds the message ("sent") and prints its ID.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, online, func(ctx context.Context, c *api.Client) error {
+				to, err := resolveAccount(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
 				var m client.Message
-				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": args[0], "text": args[1]}, &m); err != nil {
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": args[1]}, &m); err != nil {
 					return err
 				}
 				if asJSON {
@@ -260,7 +299,11 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
 				q := url.Values{}
 				if with != "" {
-					q.Set("with", with)
+					id, err := resolveAccount(ctx, c, with)
+					if err != nil {
+						return fmt.Errorf("--with: %w", err)
+					}
+					q.Set("with", id)
 				}
 				if wait > 0 {
 					q.Set("wait", wait.String())
@@ -306,7 +349,7 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 		},
 	}
 	chatFlags(cmd)
-	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this account ID")
+	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this account (ID or contact name)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line (id, from, to, text, sent_at, state)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "first wait up to this long for a new message (e.g. 30s)")
 	return cmd
@@ -314,7 +357,7 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 
 func readCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "read ID",
+		Use:   "read ID|NAME",
 		Short: "Mark the conversation with ID as read (read receipts: see umbra settings)",
 		Long: `Mark every message from ID as read. Read receipts for them leave later,
 batched and after a random delay (see 'umbra settings'); with read receipts
@@ -322,8 +365,12 @@ turned off ('umbra settings set read-receipts off') none is sent.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
+				id, err := resolveAccount(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
 				var r map[string]int
-				if err := c.Do(ctx, http.MethodPost, "/api/v1/read", map[string]string{"with": args[0]}, &r); err != nil {
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/read", map[string]string{"with": id}, &r); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%d messages marked read\n", r["marked"])

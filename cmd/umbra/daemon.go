@@ -36,6 +36,13 @@ never sends to a server; the page keeps it for the tab and takes it out of
 the address bar. The API answers only requests addressed to 127.0.0.1,
 localhost or [::1] on its port, and never reads the token from a URL.
 
+The address and token stay the same from one start to the next, so a tab
+left open reconnects after a restart: the daemon keeps the token, and the
+port it chose when --ui has port 0 (the default), in HOME/ui.json (mode
+0600). If that port is taken, it takes another, remembers it, and says so.
+An explicit --ui port is used as given and is not remembered. Delete
+HOME/ui.json while the daemon is stopped for a new port and token.
+
 On a home without an account, give --network FILE: the daemon then serves
 the web UI's onboarding, which creates the account (or restores one from
 its recovery phrase) and starts the engine. The account is protected by
@@ -68,6 +75,10 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 				return err
 			}
 			defer d.Stop()
+			if d.movedFrom != 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "umbra: the web UI's port %d (from the last start) is taken: now on port %d; browser tabs open on the old address must be reopened at the new one\n",
+					d.movedFrom, d.srv.Port())
+			}
 			e := d.srv.Engine()
 			account := "none yet: open the web UI to create one"
 			switch {
@@ -86,7 +97,7 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 		},
 	}
 	chatFlags(cmd)
-	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
+	cmd.Flags().StringVar(&listen, "ui", defaultUI, "loopback address for the API and web UI (port 0: the port of the last start if free, kept in HOME/"+client.UIFile+")")
 	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt) for an account created in the web UI")
 	cmd.Flags().StringVar(&privacy, "privacy", client.PrivacyStandard, `"standard" (fast) or "strict" (constant cover traffic and mix delays: hides when you chat)`)
 	cmd.Flags().DurationVar(&receiptMax, "receipt-delay-max", client.ReceiptDelayMax,
@@ -116,6 +127,9 @@ type daemon struct {
 	home   string
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the server stopped
+	// movedFrom is the web UI port remembered from the last start, if it
+	// was taken and the daemon listens on another one (else 0).
+	movedFrom int
 }
 
 // startDaemon serves the API and web UI for cfg.Home until ctx ends or Stop.
@@ -175,17 +189,18 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 		srv.CloseEngine()
 		return nil, err
 	}
-	if err := srv.Listen(cfg.Listen); err != nil {
-		return fail(err)
-	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return fail(fmt.Errorf("create home: %w", err))
+	}
+	movedFrom, err := listenUI(srv, cfg.Home, cfg.Listen, cfg.Log)
+	if err != nil {
+		return fail(err)
 	}
 	if err := srv.WriteInfo(cfg.Home); err != nil {
 		return fail(fmt.Errorf("write %s: %w", client.DaemonFile, err))
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	d := &daemon{srv: srv, home: cfg.Home, cancel: cancel, done: make(chan struct{})}
+	d := &daemon{srv: srv, home: cfg.Home, cancel: cancel, done: make(chan struct{}), movedFrom: movedFrom}
 	go func() {
 		defer close(d.done)
 		if err := srv.Serve(sctx); err != nil {

@@ -118,6 +118,33 @@ func (s *Server) CloseEngine() error {
 // Token is the bearer token.
 func (s *Server) Token() string { return s.token }
 
+// SetToken replaces the fresh token NewServer made with tok, one that an
+// earlier server made (48 lowercase hex digits), so that pages holding it
+// keep working across a restart. Call it before Serve.
+func (s *Server) SetToken(tok string) error {
+	if !ValidToken(tok) {
+		return errors.New("a token is 48 lowercase hex digits")
+	}
+	s.token = tok
+	return nil
+}
+
+// ValidToken reports whether tok has the form of the tokens NewServer makes.
+func ValidToken(tok string) bool {
+	if len(tok) != 48 {
+		return false
+	}
+	for _, c := range tok {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Port is the port the server listens on (after Listen).
+func (s *Server) Port() int { return s.port() }
+
 // Listen binds addr, which must be a loopback address.
 func (s *Server) Listen(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
@@ -222,9 +249,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("GET /api/v1/requests", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 		return nonNil(e.Requests())
 	})
-	api("POST /api/v1/requests/{id}/accept", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
-		return e.Accept(r.PathValue("id"))
-	})
+	api("POST /api/v1/requests/{id}/accept", s.accept)
 	api("POST /api/v1/requests/{id}/block", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 		return map[string]bool{"ok": true}, e.Block(r.PathValue("id"))
 	})
@@ -312,6 +337,19 @@ func (s *Server) addContact(e *client.Engine, w http.ResponseWriter, r *http.Req
 		return nil, err
 	}
 	return e.AddContact(req.ID, req.Name)
+}
+
+// accept accepts a message request; an optional body {"name": ...} names
+// the new contact at once.
+func (s *Server) accept(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	var req struct{ Name string }
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		return nil, badRequest("bad JSON body: %v", err)
+	}
+	if req.Name != "" {
+		return e.AddContact(r.PathValue("id"), req.Name)
+	}
+	return e.Accept(r.PathValue("id"))
 }
 
 func (s *Server) renameContact(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {

@@ -23,12 +23,17 @@ import (
 //	                  operator key and bootstrap signature
 //	HOME/lock         held by whoever runs the engine (daemon or CLI)
 //	HOME/daemon.json  the running daemon's API URL and bearer token
+//	HOME/ui.json      the daemon's web UI port and token, kept across
+//	                  restarts so that an open tab reconnects
 const (
 	dbFile      = "umbra.db"
 	networkFile = "network.txt"
 	lockFile    = "lock"
 	// DaemonFile names the daemon's address file in the home folder.
 	DaemonFile = "daemon.json"
+	// UIFile names the file (mode 0600) where the daemon keeps its web
+	// UI's port and token from one start to the next.
+	UIFile = "ui.json"
 )
 
 // ErrNoAccount means the home folder holds no account yet.

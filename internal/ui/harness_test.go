@@ -93,8 +93,8 @@ func startDaemon(t *testing.T, bin, name, network string) *daemonProc {
 	return p
 }
 
-// restart stops the daemon and starts a new one for the same home (with a
-// new port and token), as after a reboot, without UMBRA_PASSPHRASE.
+// restart stops the daemon and starts a new one for the same home (which
+// keeps its port and token), as after a reboot, without UMBRA_PASSPHRASE.
 func (p *daemonProc) restart(t *testing.T) {
 	t.Helper()
 	p.stop(t)
