@@ -15,7 +15,6 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/privnet"
-	"github.com/umbra-im/umbra/internal/swarmclient"
 	"github.com/umbra-im/umbra/internal/ui"
 )
 
@@ -35,6 +34,10 @@ address in a browser: the token is in its #fragment, which the browser
 never sends to a server; the page keeps it for the tab and takes it out of
 the address bar. The API answers only requests addressed to 127.0.0.1,
 localhost or [::1] on its port, and never reads the token from a URL.
+
+--network FILE installs FILE as the home's network file before the engine
+starts (as 'umbra network set FILE' does), replacing the one it has; a file
+that does not parse or lists no node address is refused.
 
 On a home without an account, give --network FILE: the daemon then serves
 the web UI's onboarding, which creates the account (or restores one from
@@ -87,7 +90,7 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 	}
 	chatFlags(cmd)
 	cmd.Flags().StringVar(&listen, "ui", "127.0.0.1:0", "loopback address for the API and web UI")
-	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt) for an account created in the web UI")
+	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt): installed in the home (replacing its own), or joined by an account created in the web UI")
 	cmd.Flags().StringVar(&privacy, "privacy", client.PrivacyStandard, `"standard" (fast) or "strict" (constant cover traffic and mix delays: hides when you chat)`)
 	cmd.Flags().DurationVar(&receiptMax, "receipt-delay-max", client.ReceiptDelayMax,
 		"the longest a receipt waits; the delay distribution keeps its shape, scaled to this cap (tests and devnets)")
@@ -98,7 +101,7 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 type daemonConfig struct {
 	Home    string
 	Listen  string
-	Network string // network file: used only to create an account from the web UI
+	Network string // network file: installed in a home with an account, or the one an account created in the web UI joins
 	// Passphrase opens the home's database ("" for none). Without it, a
 	// protected home waits to be unlocked in the web UI.
 	Passphrase string
@@ -136,7 +139,14 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 	}
 	if client.Exists(cfg.Home) {
 		if cfg.Network != "" {
-			cfg.Log.Warn("--network is only used to create an account; this home has one and keeps its network", "home", cfg.Home)
+			nf, err := readClientNetwork(cfg.Network)
+			if err != nil {
+				return nil, fmt.Errorf("--network: %w", err)
+			}
+			if err := client.SetNetwork(cfg.Home, nf); err != nil {
+				return nil, fmt.Errorf("--network: install it in %s: %w", cfg.Home, err)
+			}
+			cfg.Log.Info("network file installed", "home", cfg.Home, "from", cfg.Network, "nodes", len(nf.Addrs))
 		}
 		e, err := open(ctx, cfg.Passphrase)
 		switch {
@@ -199,7 +209,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 // network file already in the home.
 func onboardingNetwork(cfg daemonConfig) (*privnet.File, error) {
 	if cfg.Network != "" {
-		nf, err := swarmclient.OpenNetworkFile(cfg.Network)
+		nf, err := readClientNetwork(cfg.Network)
 		if err != nil {
 			return nil, fmt.Errorf("--network: %w", err)
 		}

@@ -84,5 +84,5 @@ func newLogger(cmd *cobra.Command) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(s)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
 }
