@@ -378,3 +378,19 @@ func TestPassphrasePrompt(t *testing.T) {
 		t.Errorf("a passphrase for a home without one: %v", err)
 	}
 }
+
+// TestMailboxUnreachableOneLine: the mailbox tool's failure to reach any
+// node is one line too, the dial errors at --log-level debug.
+func TestMailboxUnreachableOneLine(t *testing.T) {
+	t.Setenv("UMBRA_NETWORK", "")
+	netFile := offlineNetwork(t, 2)
+	want := "can't reach any of the 2 nodes in " + netFile
+	_, _, err := run(t, "mailbox", "get", "--network", netFile, "--secret", strings.Repeat("00", 32))
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("mailbox get on dead nodes: %q, want one line starting %q", err, want)
+	}
+	_, errOut, _ := run(t, "mailbox", "get", "--network", netFile, "--secret", strings.Repeat("00", 32), "--log-level", "debug")
+	if !strings.Contains(errOut, "no node answered for the node list") {
+		t.Errorf("--log-level debug stderr %q: want the dial errors", errOut)
+	}
+}
