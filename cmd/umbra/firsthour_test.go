@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -12,12 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/node"
+	"github.com/umbra-im/umbra/internal/node/nodetest"
 )
 
 // offlineNetwork writes a valid network file listing n nodes that do not
@@ -392,5 +396,73 @@ func TestMailboxUnreachableOneLine(t *testing.T) {
 	_, errOut, _ := run(t, "mailbox", "get", "--network", netFile, "--secret", strings.Repeat("00", 32), "--log-level", "debug")
 	if !strings.Contains(errOut, "no node answered for the node list") {
 		t.Errorf("--log-level debug stderr %q: want the dial errors", errOut)
+	}
+}
+
+// TestFirstHourOnline walks the README's first hour on in-process nodes on
+// 127.0.0.1: bob's account, made with a network file of dead nodes, joins
+// the live network after 'network set'; alice takes bob's ID from 'umbra
+// id' and sends a multi-line text with 'send ID -', which bob receives
+// whole (less the final newline).
+func TestFirstHourOnline(t *testing.T) {
+	t.Setenv("UMBRA_HOME", "")
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	dir := t.TempDir()
+	var addrs []string
+	for i := 0; i < 7; i++ {
+		nd, err := node.New(nodetest.Config(dir, i, addrs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		addrs = append(addrs, nd.Addrs()[0])
+	}
+	live := writeFile(t, "network.txt", strings.Join(addrs, "\n")+"\n")
+	time.Sleep(time.Second) // the nodes learn of each other
+
+	aliceHome, bobHome := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	if _, errOut, err := run(t, "init", "--home", aliceHome, "--network", live); err != nil {
+		t.Fatalf("init alice: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := run(t, "init", "--home", bobHome, "--network", offlineNetwork(t, 2)); err != nil {
+		t.Fatalf("init bob: %v\n%s", err, errOut)
+	}
+	if _, _, err := run(t, "messages", "--home", bobHome); err == nil || !strings.Contains(err.Error(), "can't reach any of the 2 nodes") {
+		t.Fatalf("bob on dead nodes: %v", err)
+	}
+	if _, errOut, err := run(t, "network", "set", live, "--home", bobHome); err != nil {
+		t.Fatalf("network set: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := run(t, "messages", "--home", bobHome); err != nil { // publishes bob's prekeys
+		t.Fatalf("bob after network set: %v\n%s", err, errOut)
+	}
+	bob, _, err := run(t, "id", "--home", bobHome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob = strings.TrimSpace(bob)
+	if _, errOut, err := run(t, "contacts", "add", "--home", aliceHome, bob, "--name", "bob"); err != nil {
+		t.Fatalf("contacts add: %v\n%s", err, errOut)
+	}
+	const text = "line one\nline two"
+	out, errOut, err := runIn(t, strings.NewReader(text+"\n"), "send", "--home", aliceHome, bob, "-")
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), " sent") {
+		t.Fatalf("send -: %q, %v\n%s", out, err, errOut)
+	}
+	var got []client.Message
+	for deadline := time.Now().Add(30 * time.Second); len(got) == 0 && time.Now().Before(deadline); {
+		out, errOut, err := run(t, "messages", "--home", bobHome, "--wait", "5s", "--json")
+		if err != nil {
+			t.Fatalf("messages: %v\n%s", err, errOut)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var m client.Message
+			if l != "" && json.Unmarshal([]byte(l), &m) == nil {
+				got = append(got, m)
+			}
+		}
+	}
+	if len(got) != 1 || got[0].Text != text {
+		t.Fatalf("bob received %+v, want one message %q", got, text)
 	}
 }
