@@ -466,3 +466,19 @@ func TestFirstHourOnline(t *testing.T) {
 		t.Fatalf("bob received %+v, want one message %q", got, text)
 	}
 }
+
+// TestErrorText: a failed command's error is shown on one line unless
+// --log-level debug asks for all of it.
+func TestErrorText(t *testing.T) {
+	multi := errors.New("open /umbra/store/2 to X: failed to dial: all dials failed\n  * [/ip4/127.0.0.1/tcp/1] connection refused")
+	if got, want := errorText(multi, false), "open /umbra/store/2 to X: failed to dial: all dials failed (more with --log-level debug)"; got != want {
+		t.Errorf("errorText: %q, want %q", got, want)
+	}
+	if got := errorText(multi, true); got != multi.Error() {
+		t.Errorf("errorText at debug: %q, want the whole error", got)
+	}
+	one := errors.New("one line")
+	if got := errorText(one, false); got != "one line" {
+		t.Errorf("errorText of one line: %q", got)
+	}
+}

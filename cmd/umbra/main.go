@@ -24,9 +24,22 @@ func main() {
 	defer stop()
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "umbra:", err)
+		lvl, _ := root.PersistentFlags().GetString("log-level")
+		fmt.Fprintln(os.Stderr, "umbra:", errorText(err, lvl == "debug"))
 		os.Exit(1)
 	}
+}
+
+// errorText is how a failed command's error is shown: whole at debug log
+// level, else its first line only, saying where the rest is (errors that
+// join libp2p dial errors run to a dozen lines).
+func errorText(err error, debug bool) string {
+	s := err.Error()
+	first, rest, multi := strings.Cut(s, "\n")
+	if debug || !multi || strings.TrimSpace(rest) == "" {
+		return s
+	}
+	return strings.TrimRight(first, " :") + " (more with --log-level debug)"
 }
 
 func newRoot() *cobra.Command {
