@@ -44,7 +44,9 @@ the web UI's onboarding, which creates the account (or restores one from
 its recovery phrase) and starts the engine. The account is protected by
 UMBRA_PASSPHRASE if the daemon has one, else by a passphrase chosen in the
 page (or, after a clear warning, none). A home protected by a passphrase
-the daemon was not given waits for it: the web UI asks for it.
+the daemon was not given (UMBRA_PASSPHRASE unset) asks for it on the
+terminal when standard input is one; if none is typed there, the daemon
+waits for it: the web UI asks for it.
 
 --privacy strict turns on Loopix-style cover traffic: the daemon sends,
 loops and fetches at constant random (Poisson) rates whether or not you
@@ -64,8 +66,12 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 			}
 			direct, _ := cmd.Flags().GetBool("direct")
 			home := homeOf(cmd)
+			pass, err := daemonPassphrase(cmd, home)
+			if err != nil {
+				return err
+			}
 			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network,
-				Passphrase: passphrase(), Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax),
+				Passphrase: pass, Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax),
 				Privacy: privacy})
 			if err != nil {
 				return err
@@ -96,6 +102,17 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 		"the longest a receipt waits; the delay distribution keeps its shape, scaled to this cap (tests and devnets)")
 	_ = cmd.Flags().MarkHidden("receipt-delay-max")
 	return cmd
+}
+
+// daemonPassphrase is the passphrase the daemon opens its home with:
+// homePassphrase's, except that nothing typed at the prompt leaves a
+// protected home locked, to be unlocked in the web UI.
+func daemonPassphrase(cmd *cobra.Command, home string) (string, error) {
+	pass, err := homePassphrase(cmd, home)
+	if errors.Is(err, client.ErrPassphraseRequired) {
+		return "", nil
+	}
+	return pass, err
 }
 
 type daemonConfig struct {

@@ -366,6 +366,16 @@ func TestPassphrasePrompt(t *testing.T) {
 	if _, _, err := run(t, "id", "--home", protected); !errors.Is(err, client.ErrPassphraseRequired) {
 		t.Errorf("typed nothing: %v, want %v", err, client.ErrPassphraseRequired)
 	}
+	// The daemon takes a typed passphrase; with none typed it leaves the
+	// home locked for its web UI instead of failing.
+	cmd := &cobra.Command{}
+	cmd.SetErr(io.Discard)
+	for _, c := range []string{"right", ""} {
+		typed = c
+		if got, err := daemonPassphrase(cmd, protected); got != c || err != nil {
+			t.Errorf("daemon, typed %q: %q, %v", c, got, err)
+		}
+	}
 	// A home without a passphrase is not asked for one...
 	prompts = 0
 	if _, _, err := run(t, "id", "--home", open); err != nil || prompts != 0 {
