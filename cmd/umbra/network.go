@@ -39,7 +39,8 @@ to each other).
 
 'umbra network set FILE' gives your own account (its home folder) a network
 file, public or private.`,
-		Example: `  umbra network create --name acme --out ./acme
+		Example: `  umbra network set /tmp/umbra-devnet/bootstrap.txt --home ./alice
+  umbra network create --name acme --out ./acme
   umbra network allow --dir ./acme 12D3KooW...
   umbra network sign-bootstrap --dir ./acme /ip4/192.0.2.1/tcp/4001/p2p/12D3KooW...
   umbra node --data ./n1 --network-file ./acme/network.txt --allow-list ./acme/allow.list`,
