@@ -13,12 +13,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"rsc.io/qr"
 
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/privnet"
-	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 // legacyIDFile is where older versions kept a clear copy of the account
@@ -41,6 +41,48 @@ func homeOf(cmd *cobra.Command) string {
 // passphrase comes from UMBRA_PASSPHRASE; empty means an unprotected database.
 func passphrase() string { return os.Getenv("UMBRA_PASSPHRASE") }
 
+// terminalIn reports whether the command's standard input is a terminal,
+// and its file descriptor (tests replace it).
+var terminalIn = func(cmd *cobra.Command) (int, bool) {
+	f, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0, false
+	}
+	return int(f.Fd()), true
+}
+
+// readPassword reads a line from the terminal fd without echoing it
+// (tests replace it).
+var readPassword = term.ReadPassword
+
+// homePassphrase is the passphrase that opens home: UMBRA_PASSPHRASE, or,
+// when that is unset, the home is protected and standard input is a
+// terminal, one typed there without echo. Otherwise it is "" (and opening
+// a protected home then fails with client.ErrPassphraseRequired).
+func homePassphrase(cmd *cobra.Command, home string) (string, error) {
+	if p := passphrase(); p != "" || !client.Exists(home) {
+		return p, nil
+	}
+	fd, ok := terminalIn(cmd)
+	if !ok {
+		return "", nil
+	}
+	if _, err := client.ReadAccountID(home, ""); !errors.Is(err, client.ErrPassphraseRequired) {
+		return "", nil // unprotected (or another error, which opening reports)
+	}
+	w := cmd.ErrOrStderr()
+	fmt.Fprintf(w, "Passphrase for %s: ", home)
+	b, err := readPassword(fd)
+	fmt.Fprintln(w)
+	if err != nil {
+		return "", fmt.Errorf("read the passphrase: %w", err)
+	}
+	if len(b) == 0 {
+		return "", client.ErrPassphraseRequired
+	}
+	return string(b), nil
+}
+
 // warnUnprotected prints the one-line warning of a home without a
 // passphrase, on standard error (never into --json output).
 func warnUnprotected(cmd *cobra.Command) {
@@ -54,7 +96,7 @@ func initCmd() *cobra.Command {
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "init [--network FILE] [--restore]",
+		Use:   "init --network FILE [--restore]",
 		Short: "Create your account (or restore it from its recovery phrase)",
 		Long: `Create a new Umbra account in your home folder: a key pair (no phone number,
 no e-mail), its recovery phrase and an encrypted local database. The
@@ -66,6 +108,11 @@ one, the database is not protected: anyone who can read the folder can
 read the messages and take over the account, and every command that opens
 the home says so on standard error.
 
+--network FILE is required: the network the account joins. A network file
+lists node addresses, one per line (/ip4/.../tcp/.../p2p/PEER_ID); 'umbra
+devnet' writes one as DIR/bootstrap.txt. It is kept as HOME/network.txt;
+'umbra network set FILE' replaces it later.
+
 --restore reads the 24-word recovery phrase from standard input and restores
 the same account ID.`,
 		Example: `  umbra init --network /tmp/umbra-devnet/bootstrap.txt
@@ -73,12 +120,11 @@ the same account ID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home := homeOf(cmd)
-			var nf *privnet.File
-			if network != "" {
-				var err error
-				if nf, err = swarmclient.OpenNetworkFile(network); err != nil {
-					return err
-				}
+			// No account without a network to join: one made without could
+			// not send or receive until given a network file.
+			nf, err := readClientNetwork(network)
+			if err != nil {
+				return fmt.Errorf("init: %w", err)
 			}
 			phrase := ""
 			if restore {
@@ -99,10 +145,7 @@ the same account ID.`,
 			if passphrase() == "" {
 				warnUnprotected(cmd)
 			}
-			var pubErr error
-			if nf != nil {
-				pubErr = publishPrekeys(cmd.Context(), home)
-			}
+			pubErr := publishPrekeys(cmd.Context(), home, passphrase())
 			if asJSON {
 				o := map[string]string{"account_id": id}
 				if !restore {
@@ -116,16 +159,14 @@ the same account ID.`,
 				fmt.Fprintf(out, "Account created in %s\n\nYour account ID (share it with people who should reach you):\n  %s\n\n", home, id)
 				fmt.Fprintf(out, "Your recovery phrase. WRITE IT DOWN NOW and keep it secret: it is shown only\nonce, and anyone who has it can read your messages and act as you.\n\n  %s\n", acct.Phrase())
 			}
-			if nf == nil {
-				fmt.Fprintln(out, "\nNo --network given: add one before sending (umbra init --network FILE on a new home).")
-			} else if pubErr != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "\nwarning: could not publish your prekeys yet (%v);\nthey are published the next time umbra runs for this home.\n", pubErr)
+			if pubErr != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "umbra: warning: could not publish your prekeys yet: %v; they are published the next time umbra runs for this home\n", pubErr)
 			}
 			return nil
 		},
 	}
 	addHomeFlag(cmd)
-	cmd.Flags().StringVar(&network, "network", "", "network file: node addresses one per line (a devnet's bootstrap.txt)")
+	cmd.Flags().StringVar(&network, "network", "", "network file (required): node addresses one per line (a devnet's bootstrap.txt)")
 	cmd.Flags().BoolVar(&restore, "restore", false, "restore an account from the recovery phrase on standard input")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"account_id": ..., "recovery_phrase": ...}`)
 	return cmd
@@ -147,11 +188,17 @@ func idCmd() *cobra.Command {
 		Long: `Print your account ID, the one you share so that people can add you.
 
 It is read from the encrypted database (the home folder keeps no clear copy
-that would name the account), so a protected home needs its passphrase in
-UMBRA_PASSPHRASE, as the other commands do. It works while a daemon runs.`,
+that would name the account), so a protected home needs its passphrase, as
+the other commands do: UMBRA_PASSPHRASE, or typed when asked (standard input
+a terminal). It works while a daemon runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := accountID(homeOf(cmd), cmd.ErrOrStderr())
+			home := homeOf(cmd)
+			pass, err := homePassphrase(cmd, home)
+			if err != nil {
+				return err
+			}
+			id, err := accountID(home, pass, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -175,12 +222,12 @@ UMBRA_PASSPHRASE, as the other commands do. It works while a daemon runs.`,
 // accountID reads the account ID of a home from its database, warning on
 // warn if that opens without a passphrase, and removes the clear copy of
 // the ID older versions kept.
-func accountID(home string, warn io.Writer) (string, error) {
-	id, err := client.ReadAccountID(home, passphrase())
+func accountID(home, pass string, warn io.Writer) (string, error) {
+	id, err := client.ReadAccountID(home, pass)
 	if err != nil {
 		return "", err
 	}
-	if passphrase() == "" {
+	if pass == "" {
 		// It opened without a passphrase: the home has none.
 		fmt.Fprintln(warn, "umbra:", client.UnprotectedWarning)
 	}
@@ -228,8 +275,8 @@ func printQR(w io.Writer, text string) error {
 
 // publishPrekeys opens the new account's engine just long enough to put its
 // prekey bundle on the network, so contacts can write before it ever runs.
-func publishPrekeys(ctx context.Context, home string) error {
-	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+func publishPrekeys(ctx context.Context, home, pass string) error {
+	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: pass, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}

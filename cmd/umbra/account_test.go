@@ -34,7 +34,7 @@ func TestUnprotectedHomeWarns(t *testing.T) {
 	t.Setenv("UMBRA_HOME", "")
 	home := filepath.Join(t.TempDir(), "home")
 
-	out, errOut, err := run(t, "init", "--home", home, "--json")
+	out, errOut, err := run(t, "init", "--home", home, "--network", offlineNetwork(t, 1), "--json")
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, errOut)
 	}
@@ -71,8 +71,8 @@ func TestLockedDaemon(t *testing.T) {
 	t.Setenv("UMBRA_HOME", "")
 	home := filepath.Join(t.TempDir(), "home")
 	t.Setenv("UMBRA_PASSPHRASE", "the home's passphrase")
-	if _, errOut, err := run(t, "init", "--home", home, "--json"); err != nil || errOut != "" {
-		t.Fatalf("init with a passphrase: %v, stderr %q (want no warning)", err, errOut)
+	if _, errOut, err := run(t, "init", "--home", home, "--network", offlineNetwork(t, 1), "--json"); err != nil || strings.Contains(errOut, client.UnprotectedWarning) {
+		t.Fatalf("init with a passphrase: %v, stderr %q (want no unprotected warning)", err, errOut)
 	}
 	t.Setenv("UMBRA_PASSPHRASE", "")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -48,7 +47,11 @@ func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Cl
 		return err
 	}
 	direct, _ := cmd.Flags().GetBool("direct")
-	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: passphrase(), Logger: quietLogger(log), Direct: direct, Offline: mode == local})
+	pass, err := homePassphrase(cmd, home)
+	if err != nil {
+		return err
+	}
+	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: pass, Logger: quietLogger(log, cmd.ErrOrStderr()), Direct: direct, Offline: mode == local})
 	if err != nil {
 		return err
 	}
@@ -74,9 +77,9 @@ func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Cl
 
 // quietLogger keeps in-process engines from chattering on a CLI command
 // unless --log-level asks for it.
-func quietLogger(l *slog.Logger) *slog.Logger {
+func quietLogger(l *slog.Logger, w io.Writer) *slog.Logger {
 	if l.Enabled(context.Background(), slog.LevelInfo) && !l.Enabled(context.Background(), slog.LevelDebug) {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	return l
 }
@@ -255,19 +258,28 @@ func requestsCmd() *cobra.Command {
 func sendCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "send ID|NAME TEXT",
+		Use:   "send ID|NAME TEXT|-",
 		Short: "Send a message to a contact",
 		Long: `Encrypt TEXT for a contact and send it. The command returns once a write
-quorum of the recipient's swarm holds the message ("sent") and prints its ID.`,
+quorum of the recipient's swarm holds the message ("sent") and prints its ID.
+
+With - for TEXT, the message is read from standard input (one final newline
+is dropped). A message holds at most ` + maxTextText + `; a longer one is refused.`,
+		Example: `  umbra send --home /tmp/alice "$BOB" "hello bob"
+  umbra send --home /tmp/alice "$BOB" - < letter.txt`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			text, err := messageText(args[1], cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
 			return withAPI(cmd, online, func(ctx context.Context, c *api.Client) error {
 				to, err := resolveAccount(ctx, c, args[0])
 				if err != nil {
 					return err
 				}
 				var m client.Message
-				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": args[1]}, &m); err != nil {
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": text}, &m); err != nil {
 					return err
 				}
 				if asJSON {
@@ -281,6 +293,39 @@ quorum of the recipient's swarm holds the message ("sent") and prints its ID.`,
 	chatFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "state": ...}`)
 	return cmd
+}
+
+// maxTextText states the message size limit, client.MaxTextBytes.
+var maxTextText = fmt.Sprintf("%d KiB (%d bytes)", client.MaxTextBytes>>10, client.MaxTextBytes)
+
+// messageText is the text 'send' sends: arg, or with arg "-" what in holds
+// less one final newline. Either is refused past client.MaxTextBytes.
+func messageText(arg string, in io.Reader) (string, error) {
+	text := arg
+	if arg == "-" {
+		// Read past the limit (and a newline) to tell a text at the limit
+		// from a longer one, but never the whole of a huge input.
+		b, err := io.ReadAll(io.LimitReader(in, client.MaxTextBytes+3))
+		if err != nil {
+			return "", fmt.Errorf("read the message from standard input: %w", err)
+		}
+		text = string(b)
+		if t, ok := strings.CutSuffix(text, "\r\n"); ok {
+			text = t
+		} else {
+			text = strings.TrimSuffix(text, "\n")
+		}
+		if len(b) > client.MaxTextBytes+2 {
+			return "", fmt.Errorf("the message on standard input is longer than the limit of %s", maxTextText)
+		}
+	}
+	if len(text) > client.MaxTextBytes {
+		return "", fmt.Errorf("the message is %d bytes, longer than the limit of %s", len(text), maxTextText)
+	}
+	if strings.TrimSpace(text) == "" {
+		return "", errors.New("empty message (with -, the text is read from standard input)")
+	}
+	return text, nil
 }
 
 func messagesCmd() *cobra.Command {
@@ -342,7 +387,7 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 					if m.Outgoing {
 						dir = "to   " + who(m.To)
 					}
-					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, m.Text)
+					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, strings.ReplaceAll(m.Text, "\n", "\n    "))
 				}
 				return nil
 			})

@@ -15,7 +15,6 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 	"github.com/umbra-im/umbra/internal/privnet"
-	"github.com/umbra-im/umbra/internal/swarmclient"
 	"github.com/umbra-im/umbra/internal/ui"
 )
 
@@ -43,12 +42,18 @@ port it chose when --ui has port 0 (the default), in HOME/ui.json (mode
 An explicit --ui port is used as given and is not remembered. Delete
 HOME/ui.json while the daemon is stopped for a new port and token.
 
+--network FILE installs FILE as the home's network file before the engine
+starts (as 'umbra network set FILE' does), replacing the one it has; a file
+that does not parse or lists no node address is refused.
+
 On a home without an account, give --network FILE: the daemon then serves
 the web UI's onboarding, which creates the account (or restores one from
 its recovery phrase) and starts the engine. The account is protected by
 UMBRA_PASSPHRASE if the daemon has one, else by a passphrase chosen in the
 page (or, after a clear warning, none). A home protected by a passphrase
-the daemon was not given waits for it: the web UI asks for it.
+the daemon was not given (UMBRA_PASSPHRASE unset) asks for it on the
+terminal when standard input is one; if none is typed there, the daemon
+waits for it: the web UI asks for it.
 
 --privacy strict turns on Loopix-style cover traffic: the daemon sends,
 loops and fetches at constant random (Poisson) rates whether or not you
@@ -68,8 +73,12 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 			}
 			direct, _ := cmd.Flags().GetBool("direct")
 			home := homeOf(cmd)
+			pass, err := daemonPassphrase(cmd, home)
+			if err != nil {
+				return err
+			}
 			d, err := startDaemon(cmd.Context(), daemonConfig{Home: home, Listen: listen, Network: network,
-				Passphrase: passphrase(), Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax),
+				Passphrase: pass, Direct: direct, Log: log, ReceiptDelay: client.DefaultReceiptDelay.ScaledTo(receiptMax),
 				Privacy: privacy})
 			if err != nil {
 				return err
@@ -98,7 +107,7 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 	}
 	chatFlags(cmd)
 	cmd.Flags().StringVar(&listen, "ui", defaultUI, "loopback address for the API and web UI (port 0: the port of the last start if free, kept in HOME/"+client.UIFile+")")
-	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt) for an account created in the web UI")
+	cmd.Flags().StringVar(&network, "network", "", "network file (a devnet's bootstrap.txt): installed in the home (replacing its own), or joined by an account created in the web UI")
 	cmd.Flags().StringVar(&privacy, "privacy", client.PrivacyStandard, `"standard" (fast) or "strict" (constant cover traffic and mix delays: hides when you chat)`)
 	cmd.Flags().DurationVar(&receiptMax, "receipt-delay-max", client.ReceiptDelayMax,
 		"the longest a receipt waits; the delay distribution keeps its shape, scaled to this cap (tests and devnets)")
@@ -106,10 +115,21 @@ carries about 2.5 requests a second (see docs/privacy.md).`,
 	return cmd
 }
 
+// daemonPassphrase is the passphrase the daemon opens its home with:
+// homePassphrase's, except that nothing typed at the prompt leaves a
+// protected home locked, to be unlocked in the web UI.
+func daemonPassphrase(cmd *cobra.Command, home string) (string, error) {
+	pass, err := homePassphrase(cmd, home)
+	if errors.Is(err, client.ErrPassphraseRequired) {
+		return "", nil
+	}
+	return pass, err
+}
+
 type daemonConfig struct {
 	Home    string
 	Listen  string
-	Network string // network file: used only to create an account from the web UI
+	Network string // network file: installed in a home with an account, or the one an account created in the web UI joins
 	// Passphrase opens the home's database ("" for none). Without it, a
 	// protected home waits to be unlocked in the web UI.
 	Passphrase string
@@ -150,7 +170,14 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 	}
 	if client.Exists(cfg.Home) {
 		if cfg.Network != "" {
-			cfg.Log.Warn("--network is only used to create an account; this home has one and keeps its network", "home", cfg.Home)
+			nf, err := readClientNetwork(cfg.Network)
+			if err != nil {
+				return nil, fmt.Errorf("--network: %w", err)
+			}
+			if err := client.SetNetwork(cfg.Home, nf); err != nil {
+				return nil, fmt.Errorf("--network: install it in %s: %w", cfg.Home, err)
+			}
+			cfg.Log.Info("network file installed", "home", cfg.Home, "from", cfg.Network, "nodes", len(nf.Addrs))
 		}
 		e, err := open(ctx, cfg.Passphrase)
 		switch {
@@ -214,7 +241,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 // network file already in the home.
 func onboardingNetwork(cfg daemonConfig) (*privnet.File, error) {
 	if cfg.Network != "" {
-		nf, err := swarmclient.OpenNetworkFile(cfg.Network)
+		nf, err := readClientNetwork(cfg.Network)
 		if err != nil {
 			return nil, fmt.Errorf("--network: %w", err)
 		}

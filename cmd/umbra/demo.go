@@ -47,7 +47,7 @@ everything.`,
 			if err != nil {
 				return err
 			}
-			quiet := quietLogger(log)
+			quiet := quietLogger(log, cmd.ErrOrStderr())
 			type user struct {
 				name, home, id string
 				d              *daemon

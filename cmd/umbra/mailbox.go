@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/node"
 	"github.com/umbra-im/umbra/internal/swarmclient"
@@ -60,7 +61,15 @@ func dialNetwork(cmd *cobra.Command, file string) (*swarmclient.Client, error) {
 		return nil, err
 	}
 	c, err := swarmclient.Dial(cmd.Context(), nf.Addrs, swarmclient.Options{Direct: direct, Operator: nf.Operator})
-	if err != nil {
+	var na *swarmclient.NoAnswerError
+	switch {
+	case errors.As(err, &na):
+		// One line; the dial errors (several lines each) at debug level.
+		if log, lerr := newLogger(cmd); lerr == nil {
+			log.Debug("no node answered", "err", err)
+		}
+		return nil, &client.UnreachableError{File: file, Nodes: len(nf.Addrs), Asked: min(na.Asked, len(nf.Addrs)), Err: err}
+	case err != nil:
 		return nil, fmt.Errorf("cannot reach the network in %s: %w", file, err)
 	}
 	return c, nil

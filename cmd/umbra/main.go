@@ -24,9 +24,22 @@ func main() {
 	defer stop()
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "umbra:", err)
+		lvl, _ := root.PersistentFlags().GetString("log-level")
+		fmt.Fprintln(os.Stderr, "umbra:", errorText(err, lvl == "debug"))
 		os.Exit(1)
 	}
+}
+
+// errorText is how a failed command's error is shown: whole at debug log
+// level, else its first line only, saying where the rest is (errors that
+// join libp2p dial errors run to a dozen lines).
+func errorText(err error, debug bool) string {
+	s := err.Error()
+	first, rest, multi := strings.Cut(s, "\n")
+	if debug || !multi || strings.TrimSpace(rest) == "" {
+		return s
+	}
+	return strings.TrimRight(first, " :") + " (more with --log-level debug)"
 }
 
 func newRoot() *cobra.Command {
@@ -84,5 +97,5 @@ func newLogger(cmd *cobra.Command) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(s)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
+	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/fsutil"
 	"github.com/umbra-im/umbra/internal/privnet"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 // The files of a private network's operator directory.
@@ -24,7 +26,7 @@ const (
 func networkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "network",
-		Short: "Create and run a private network for an organisation",
+		Short: "Set your account's network file; create and run a private network",
 		Long: `A private network admits only the nodes its operator allows. The operator's
 Ed25519 key signs the network file's bootstrap list and each version of the
 allow-list of node peer IDs; nodes and clients check both against the
@@ -33,13 +35,17 @@ operator's public key, which the network file carries.
 The operator directory (--dir) holds operator.key (secret, mode 0600),
 network.txt (give it to nodes as --network-file and to clients as --network)
 and allow.list (give it to a node as --allow-list; nodes pass newer lists on
-to each other).`,
-		Example: `  umbra network create --name acme --out ./acme
+to each other).
+
+'umbra network set FILE' gives your own account (its home folder) a network
+file, public or private.`,
+		Example: `  umbra network set /tmp/umbra-devnet/bootstrap.txt --home ./alice
+  umbra network create --name acme --out ./acme
   umbra network allow --dir ./acme 12D3KooW...
   umbra network sign-bootstrap --dir ./acme /ip4/192.0.2.1/tcp/4001/p2p/12D3KooW...
   umbra node --data ./n1 --network-file ./acme/network.txt --allow-list ./acme/allow.list`,
 	}
-	cmd.AddCommand(networkCreateCmd(), networkEditCmd("allow", true), networkEditCmd("deny", false), networkSignBootstrapCmd())
+	cmd.AddCommand(networkCreateCmd(), networkEditCmd("allow", true), networkEditCmd("deny", false), networkSignBootstrapCmd(), networkSetCmd())
 	return cmd
 }
 
@@ -200,4 +206,60 @@ func writeAllow(dir string, key ed25519.PrivateKey, l *privnet.AllowList) error 
 		return err
 	}
 	return fsutil.WriteFileAtomic(filepath.Join(dir, opAllowFile), raw, 0o644)
+}
+
+// networkHelp says what a client's network file is and where to get one.
+const networkHelp = "a network file lists node addresses, one per line " +
+	"(/ip4/.../tcp/.../p2p/PEER_ID); 'umbra devnet' writes one as DIR/bootstrap.txt, " +
+	"and a private network's operator hands out its network.txt"
+
+// readClientNetwork reads and checks the network file a client joins
+// through: it must parse and list at least one node address, each ending
+// in /p2p/PEER_ID. Its errors say what is wrong and what a network file is.
+func readClientNetwork(path string) (*privnet.File, error) {
+	if path == "" {
+		return nil, fmt.Errorf("no network file given: pass --network FILE (%s)", networkHelp)
+	}
+	nf, err := swarmclient.OpenNetworkFile(path)
+	if err == nil {
+		_, err = swarmclient.ParseBootstrap(nf.Addrs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a usable network file: %w (%s)", path, err, networkHelp)
+	}
+	return nf, nil
+}
+
+func networkSetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set FILE [--home DIR]",
+		Short: "Give your account a network file (or replace the one it has)",
+		Long: `Check FILE and install it as the network file of the account in your home
+folder (HOME/network.txt), replacing the one it has: the account then joins
+the network through the nodes FILE lists. A network file lists node
+addresses, one per line (/ip4/.../tcp/.../p2p/PEER_ID); 'umbra devnet'
+writes one as DIR/bootstrap.txt, and a private network's operator hands out
+its network.txt. The node list and guards kept from the old network are
+dropped the next time the account runs.
+
+It refuses while an engine runs for the home (a daemon with its account
+open, or another command): stop the daemon first, or restart it with
+--network FILE, which does the same.`,
+		Example: `  umbra network set /tmp/umbra-devnet/bootstrap.txt --home /tmp/alice`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home := homeOf(cmd)
+			nf, err := readClientNetwork(args[0])
+			if err != nil {
+				return err
+			}
+			if err := client.SetNetwork(home, nf); err != nil {
+				return fmt.Errorf("set the network of %s: %w", home, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: network file set (%d node addresses, from %s)\n", client.NetworkPath(home), len(nf.Addrs), args[0])
+			return nil
+		},
+	}
+	addHomeFlag(cmd)
+	return cmd
 }

@@ -65,7 +65,7 @@ func TestContactsByName(t *testing.T) {
 	t.Setenv("UMBRA_PASSPHRASE", "")
 	t.Setenv("UMBRA_HOME", "")
 	home := filepath.Join(t.TempDir(), "home")
-	if _, errOut, err := run(t, "init", "--home", home, "--json"); err != nil {
+	if _, errOut, err := run(t, "init", "--home", home, "--network", offlineNetwork(t, 1), "--json"); err != nil {
 		t.Fatalf("init: %v\n%s", err, errOut)
 	}
 	serveOffline(t, home)

@@ -30,7 +30,7 @@ func TestDaemonStableUI(t *testing.T) {
 	// A protected home and a daemon without its passphrase: the daemon
 	// serves (locked) without opening the engine or joining a network.
 	t.Setenv("UMBRA_PASSPHRASE", "the home's passphrase")
-	if _, errOut, err := run(t, "init", "--home", home, "--json"); err != nil {
+	if _, errOut, err := run(t, "init", "--home", home, "--network", offlineNetwork(t, 1), "--json"); err != nil {
 		t.Fatalf("init: %v\n%s", err, errOut)
 	}
 	t.Setenv("UMBRA_PASSPHRASE", "")
@@ -144,7 +144,7 @@ func TestDaemonCommandSaysPortMoved(t *testing.T) {
 	t.Setenv("UMBRA_HOME", "")
 	home := filepath.Join(t.TempDir(), "home")
 	t.Setenv("UMBRA_PASSPHRASE", "the home's passphrase")
-	if _, errOut, err := run(t, "init", "--home", home, "--json"); err != nil {
+	if _, errOut, err := run(t, "init", "--home", home, "--network", offlineNetwork(t, 1), "--json"); err != nil {
 		t.Fatalf("init: %v\n%s", err, errOut)
 	}
 	t.Setenv("UMBRA_PASSPHRASE", "")

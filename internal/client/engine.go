@@ -159,11 +159,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
+		e.forgetOtherNetwork(nf)
 		o := e.netOptions()
 		o.Operator = nf.Operator // a private network: only nodes on its signed allow-list
 		c, err := swarmclient.Dial(ctx, nf.Addrs, o)
 		if err != nil {
-			return nil, fmt.Errorf("cannot reach the Umbra network: %w", err)
+			return nil, e.dialError(nf, err)
 		}
 		e.net = c
 		e.keepGuards()

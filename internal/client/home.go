@@ -37,7 +37,7 @@ const (
 )
 
 // ErrNoAccount means the home folder holds no account yet.
-var ErrNoAccount = errors.New("no account here yet: run 'umbra init' first")
+var ErrNoAccount = errors.New("no account here yet: run 'umbra init --network FILE' first")
 
 // ErrLocked means another process runs the engine for this home.
 var ErrLocked = errors.New("this home is in use by another umbra process (a daemon or another command)")
@@ -88,7 +88,27 @@ func WriteNetwork(home string, f *privnet.File) error {
 func ReadNetwork(home string) (*privnet.File, error) {
 	f, err := privnet.ReadFile(filepath.Join(home, networkFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, errors.New("this home has no network: run 'umbra init --network FILE' (a devnet's bootstrap.txt)")
+		return nil, errors.New("this home has no network file: run 'umbra network set FILE' (FILE lists node addresses, e.g. a devnet's bootstrap.txt)")
 	}
 	return f, err
 }
+
+// SetNetwork installs f as the network file of the existing account in
+// home, replacing the one it has. It takes the home's lock, so it fails
+// with ErrLocked while a daemon or another command runs for the home. The
+// node list and guards the account kept from its old network are dropped
+// the next time the engine opens (see Open).
+func SetNetwork(home string, f *privnet.File) error {
+	if !Exists(home) {
+		return ErrNoAccount
+	}
+	lock, err := lockHome(home)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	return WriteNetwork(home, f)
+}
+
+// NetworkPath is where the home keeps its network file.
+func NetworkPath(home string) string { return filepath.Join(home, networkFile) }

@@ -69,6 +69,19 @@ func (c *Client) Usable(now time.Time) bool {
 	return usable(c.lastRefresh, len(c.list), c.params, now)
 }
 
+// NoAnswerError: no node asked for the node list answered. Err joins
+// each one's error (libp2p dial errors run to several lines each).
+type NoAnswerError struct {
+	Asked int // nodes asked
+	Err   error
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("no node answered for the node list: %v", e.Err)
+}
+
+func (e *NoAnswerError) Unwrap() error { return e.Err }
+
 // maxListAsks bounds the nodes one refresh asks (answering or not), so a
 // list of mostly departed nodes fails in bounded time.
 const maxListAsks = 8
@@ -139,7 +152,7 @@ func (c *Client) refreshFrom(ctx context.Context, sources []source) error {
 	}
 	cancelAll()
 	if len(answers) == 0 {
-		return fmt.Errorf("no node answered for the node list: %w", errors.Join(errs...))
+		return &NoAnswerError{Asked: asked, Err: errors.Join(errs...)}
 	}
 	// Parameters: the majority's.
 	pcount := map[wire.Params]int{}
