@@ -20,8 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/client"
-	"github.com/umbra-im/umbra/internal/node"
-	"github.com/umbra-im/umbra/internal/node/nodetest"
 )
 
 // offlineNetwork writes a valid network file listing n nodes that do not
@@ -418,15 +416,7 @@ func TestFirstHourOnline(t *testing.T) {
 	t.Setenv("UMBRA_HOME", "")
 	t.Setenv("UMBRA_PASSPHRASE", "")
 	dir := t.TempDir()
-	var addrs []string
-	for i := 0; i < 7; i++ {
-		nd, err := node.New(nodetest.Config(dir, i, addrs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		addrs = append(addrs, nd.Addrs()[0])
-	}
+	addrs := inProcessNodes(t, 7)
 	live := writeFile(t, "network.txt", strings.Join(addrs, "\n")+"\n")
 	time.Sleep(time.Second) // the nodes learn of each other
 

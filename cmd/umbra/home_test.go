@@ -90,15 +90,7 @@ func scanHome(t *testing.T, home, when string, ids map[string]identity.AccountID
 func TestHomeOpaque(t *testing.T) {
 	t.Setenv("UMBRA_HOME", "")
 	dir := t.TempDir()
-	var addrs []string
-	for i := 0; i < 7; i++ {
-		nd, err := node.New(nodetest.Config(dir, i, addrs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nd.Close() })
-		addrs = append(addrs, nd.Addrs()[0])
-	}
+	addrs := inProcessNodes(t, 7)
 	netFile := filepath.Join(dir, "network.txt")
 	if err := os.WriteFile(netFile, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -205,4 +197,22 @@ func TestHomeOpaque(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(aliceHome, legacyIDFile)); err == nil {
 		t.Fatalf("the home holds %s", legacyIDFile)
 	}
+}
+
+// inProcessNodes starts n nodes in this process on 127.0.0.1, each
+// bootstrapped from the ones before it, stopped when the test ends, and
+// returns their addresses (a network file's lines).
+func inProcessNodes(t *testing.T, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		nd, err := node.New(nodetest.Config(dir, i, addrs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		addrs = append(addrs, nd.Addrs()[0])
+	}
+	return addrs
 }

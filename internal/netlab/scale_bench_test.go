@@ -37,11 +37,7 @@ func BenchmarkLab100(b *testing.B) {
 	const nodes, dead, mailboxes = 100, 30, 40
 	lab, bin := labWithUmbra(b, nodes+1, 10*time.Millisecond)
 	t0 := time.Now()
-	def := node.DefaultConfig()
-	d := startNodes(b, lab, bin, nodes, nil, func(c *devnet.Config) {
-		c.NodeArgs = []string{"--gossip-interval", def.GossipInterval.String(), "--sync-interval", def.SyncInterval.String(),
-			"--probe-interval", def.ProbeInterval.String(), "--record-ttl", def.RecordTTL.String()}
-	}, 15*time.Minute)
+	d := startProductionNodes(b, lab, bin, nodes, 15*time.Minute)
 	converge := time.Since(t0)
 	time.Sleep(time.Until(t0.Add(devnet.MinAge + 2*time.Second)))
 
@@ -121,6 +117,17 @@ func BenchmarkLab100(b *testing.B) {
 	}
 }
 
+// startProductionNodes starts n nodes in the lab's first n hosts on the
+// production defaults of their gossip, sync, probe and record intervals
+// (not a devnet's faster ones) and waits up to wait for them to converge.
+func startProductionNodes(b *testing.B, lab *netlab.Lab, bin string, n int, wait time.Duration) *devnet.Devnet {
+	def := node.DefaultConfig()
+	return startNodes(b, lab, bin, n, nil, func(c *devnet.Config) {
+		c.NodeArgs = []string{"--gossip-interval", def.GossipInterval.String(), "--sync-interval", def.SyncInterval.String(),
+			"--probe-interval", def.ProbeInterval.String(), "--record-ttl", def.RecordTTL.String()}
+	}, wait)
+}
+
 // idleFigures measures, over span, each node's CPU (% of a core), RSS
 // (MiB) and traffic sent (KiB/s), each sorted.
 func idleFigures(b *testing.B, lab *netlab.Lab, d *devnet.Devnet, span time.Duration) (cpus, rss, tx []float64) {
@@ -153,11 +160,7 @@ func BenchmarkLabIdle30(b *testing.B) {
 	const nodes = 30
 	lab, bin := labWithUmbra(b, nodes, 10*time.Millisecond)
 	t0 := time.Now()
-	def := node.DefaultConfig()
-	d := startNodes(b, lab, bin, nodes, nil, func(c *devnet.Config) {
-		c.NodeArgs = []string{"--gossip-interval", def.GossipInterval.String(), "--sync-interval", def.SyncInterval.String(),
-			"--probe-interval", def.ProbeInterval.String(), "--record-ttl", def.RecordTTL.String()}
-	}, 5*time.Minute)
+	d := startProductionNodes(b, lab, bin, nodes, 5*time.Minute)
 	converge := time.Since(t0)
 	time.Sleep(time.Until(t0.Add(devnet.MinAge + 2*time.Second)))
 	cpus, rss, tx := idleFigures(b, lab, d, 30*time.Second)
