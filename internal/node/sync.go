@@ -137,6 +137,7 @@ func (n *Node) SyncOnce(ctx context.Context) {
 	byPeer := make(map[peer.ID][]wire.MailboxDigest)
 	// Copies outside the swarm: how many members must confirm each.
 	handover := map[store.Hash]int{}
+	handingTo := make(map[peer.ID]bool) // peers offered a copy to take over
 	for mb, d := range digests {
 		if !n.chg.settled(mb, now) {
 			continue
@@ -146,12 +147,14 @@ func (n *Node) SyncOnce(ctx context.Context) {
 			continue // no node would take it from us
 		}
 		members := n.swarmOf(mb)
-		if !slices.Contains(members, self) {
+		handing := !slices.Contains(members, self)
+		if handing {
 			handover[mb] = len(members)
 		}
 		for _, m := range members {
 			if m != self && len(byPeer[m]) < maxSyncDigests {
 				byPeer[m] = append(byPeer[m], wire.MailboxDigest{Mailbox: bytes.Clone(mb[:]), Count: d.Count, XOR: bytes.Clone(d.XOR[:])})
+				handingTo[m] = handingTo[m] || handing
 			}
 		}
 	}
@@ -163,12 +166,9 @@ func (n *Node) SyncOnce(ctx context.Context) {
 	window := syncQuietFactor * n.cfg.SyncInterval
 	for p, ds := range byPeer {
 		sum := sumDigests(ds)
-		handing := slices.ContainsFunc(ds, func(d wire.MailboxDigest) bool {
-			mb, err := mailboxID(d.Mailbox)
-			_, h := handover[mb]
-			return err == nil && h
-		})
-		if !handing && n.agreed.quiet(p, sum, gen, now, window) {
+		// A peer being handed a copy is asked every round: its "same" is
+		// what lets this node drop the copy.
+		if !handingTo[p] && n.agreed.quiet(p, sum, gen, now, window) {
 			n.m.syncQuiet.Inc()
 			continue
 		}
