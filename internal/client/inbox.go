@@ -454,12 +454,10 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 			return rollback(err)
 		}
 	}
-	var events []Event
 	owed := map[string][]string{}
-	if opened.Content.Kind == envelope.KindText {
-		if events, err = e.receiveTextLocked(&b, from, opened.Content, owed); err != nil {
-			return rollback(err)
-		}
+	events, err := e.receiveContentLocked(&b, from, opened.Content, owed)
+	if err != nil {
+		return rollback(err)
 	}
 	if err := e.kv.PutMany(b.entries); err != nil {
 		return rollback(err)
@@ -496,6 +494,18 @@ func (e *Engine) handleReceipt(c *envelope.Content) {
 	for _, id := range c.RefIDs() {
 		e.setState(id.String(), state, "")
 	}
+}
+
+// receiveContentLocked writes what an incoming content changes to b and
+// returns the events to publish once b is committed. Receipts are handled
+// after the commit (handleReceipt); kinds this client does not know are
+// ignored.
+func (e *Engine) receiveContentLocked(b *batch, from string, c *envelope.Content, owed map[string][]string) ([]Event, error) {
+	switch c.Kind {
+	case envelope.KindText:
+		return e.receiveTextLocked(b, from, c, owed)
+	}
+	return nil, nil
 }
 
 // receiveTextLocked writes an incoming text (and, from a stranger, a

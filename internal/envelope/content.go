@@ -20,6 +20,8 @@ const (
 	MaxRefs     = 64        // entries of Content.Refs
 	// MaxInboxSize bounds Content.Inbox.
 	MaxInboxSize = 2048
+	// MaxExpire bounds Content.Expire: four weeks.
+	MaxExpire = 28 * 24 * 3600
 )
 
 // Kind says what a Content is. Receivers must ignore (and may acknowledge
@@ -34,8 +36,23 @@ const (
 	KindReceiptDelivered Kind = 2
 	// KindReceiptRead reports that the messages in Refs were read.
 	KindReceiptRead Kind = 3
-	// KindTyping is a typing indicator (Body empty).
+	// KindTyping is a typing indicator: Body is 1 when the sender started
+	// typing, empty when it stopped.
 	KindTyping Kind = 4
+	// KindProfile carries the sender's profile (display name and avatar;
+	// the client defines the Body encoding).
+	KindProfile Kind = 5
+	// KindReaction reacts to the message in Refs[0]: Body is the emoji,
+	// empty to take a reaction back.
+	KindReaction Kind = 6
+	// KindEdit replaces the text of the sender's message in Refs[0] by
+	// Body.
+	KindEdit Kind = 7
+	// KindDelete deletes the sender's messages in Refs for everyone.
+	KindDelete Kind = 8
+	// KindTimer sets the conversation's disappearing-message timer to
+	// Content.Expire seconds (0 turns it off).
+	KindTimer Kind = 9
 )
 
 func (k Kind) String() string {
@@ -48,6 +65,16 @@ func (k Kind) String() string {
 		return "receipt-read"
 	case KindTyping:
 		return "typing"
+	case KindProfile:
+		return "profile"
+	case KindReaction:
+		return "reaction"
+	case KindEdit:
+		return "edit"
+	case KindDelete:
+		return "delete"
+	case KindTimer:
+		return "timer"
 	}
 	return fmt.Sprintf("kind-%d", uint16(k))
 }
@@ -60,7 +87,7 @@ func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
 
 // Content is the plaintext of a message, as the sender wrote it. Its CBOR
 // encoding has integer keys; unknown keys are skipped by ParseContent, so
-// later versions can add fields (use keys above 6).
+// later versions can add fields (use keys above 8).
 type Content struct {
 	Version uint `cbor:"1,keyasint"`
 	// ID is 16 random bytes (see MessageID).
@@ -70,12 +97,17 @@ type Content struct {
 	Kind   Kind   `cbor:"4,keyasint"`
 	Body   []byte `cbor:"5,keyasint,omitempty"`
 	// Refs are the IDs (16 bytes each) of messages this one refers to:
-	// the messages a receipt acknowledges, or the one a reply quotes.
+	// the messages a receipt acknowledges or a delete removes, the one a
+	// reply (a KindText with Refs) quotes, a reaction or an edit targets.
 	Refs [][]byte `cbor:"6,keyasint,omitempty"`
 	// Inbox, when set, tells the recipient where the sender reads from
 	// now on: an encoded inbox announcement (the client defines it),
 	// carried inside the end-to-end encryption like everything else.
 	Inbox []byte `cbor:"7,keyasint,omitempty"`
+	// Expire is the conversation's disappearing-message timer in seconds
+	// as the sender knows it (0: off). A text carries it so both sides
+	// delete the message after the same time; a KindTimer sets it.
+	Expire uint32 `cbor:"8,keyasint,omitempty"`
 }
 
 // NewContent makes a Content with a fresh random ID (from rnd, crypto/rand
@@ -136,6 +168,8 @@ func (c *Content) check() error {
 		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(c.Body), MaxBodySize)
 	case len(c.Refs) > MaxRefs:
 		return fmt.Errorf("%w: %d referenced messages, limit %d", ErrTooLarge, len(c.Refs), MaxRefs)
+	case c.Expire > MaxExpire:
+		return fmt.Errorf("%w: timer of %d s, limit %d", ErrMalformed, c.Expire, MaxExpire)
 	case len(c.Inbox) > MaxInboxSize:
 		return fmt.Errorf("%w: inbox announcement of %d bytes, limit %d", ErrTooLarge, len(c.Inbox), MaxInboxSize)
 	}
