@@ -16,6 +16,9 @@ type Event struct {
 	Type    string   `json:"type"`
 	Message *Message `json:"message,omitempty"`
 	Contact *Contact `json:"contact,omitempty"`
+	// Peer and Typing: a typing indicator (EventTyping).
+	Peer   string `json:"peer,omitempty"`
+	Typing bool   `json:"typing,omitempty"`
 }
 
 // bus fans events out to subscribers; a slow subscriber loses events

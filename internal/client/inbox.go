@@ -504,6 +504,10 @@ func (e *Engine) receiveContentLocked(b *batch, from string, c *envelope.Content
 	switch c.Kind {
 	case envelope.KindText:
 		return e.receiveTextLocked(b, from, c, owed)
+	case envelope.KindReaction, envelope.KindEdit, envelope.KindDelete:
+		return e.receiveOpLocked(b, from, c)
+	case envelope.KindTyping:
+		return e.receiveTypingLocked(from, c), nil
 	}
 	return nil, nil
 }
@@ -529,7 +533,7 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 		events = append(events, Event{Type: EventContact, Contact: contact})
 	}
 	m := &Message{ID: idOf(c), From: from, To: e.AccountID(), Text: string(c.Body), SentAt: time.UnixMilli(c.SentAt),
-		ReceivedAt: e.now(), State: StateReceived}
+		ReceivedAt: e.now(), State: StateReceived, ReplyTo: replyOf(c)}
 	if err := saveMessageTo(b, m); err != nil {
 		return nil, err
 	}

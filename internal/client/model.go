@@ -66,6 +66,16 @@ type Message struct {
 	State      string    `json:"state"`
 	Outgoing   bool      `json:"outgoing"`
 	Error      string    `json:"error,omitempty"`
+	// Conversation actions (msgops.go): the quoted message of a reply,
+	// reactions by account ID, the edited and deleted-for-everyone marks.
+	ReplyTo   string            `json:"reply_to,omitempty"`
+	Reactions map[string]string `json:"reactions,omitempty"`
+	Edited    bool              `json:"edited,omitempty"`
+	Deleted   bool              `json:"deleted,omitempty"`
+	// OpsAt is when (sender's clock, Unix ms) the last edit and each
+	// account's last reaction were made: an older one arriving late is
+	// ignored.
+	OpsAt map[string]int64 `json:"ops_at,omitempty"`
 }
 
 // Peer is the other side of a message.
@@ -105,6 +115,9 @@ type outboxItem struct {
 	Attempts  int       `json:"attempts"`
 	NextTry   time.Time `json:"next_try"`
 	Created   time.Time `json:"created"`
+	// DropAfter, when set, is when the outbox gives up on the item
+	// (typing indicators: stale ones are worth nothing).
+	DropAfter time.Time `json:"drop_after,omitzero"`
 }
 
 // Key layout in the KV store.

@@ -13,9 +13,8 @@ package client
 // they are scheduled again at the next Start, at the time they were due.
 //
 // Read receipts can be turned off (Settings.ReadReceipts): reading a
-// conversation then marks it read locally and tells no one. Umbra has no
-// typing indicators: the protocol reserves a kind for them, this client
-// never sends one.
+// conversation then marks it read locally and tells no one. Typing
+// indicators (msgops.go) are off whenever read receipts are.
 
 import (
 	"context"
@@ -475,10 +474,13 @@ type Settings struct {
 	// on). Off, reading marks messages read here only. Delivered receipts
 	// are sent either way, delayed and batched.
 	ReadReceipts bool `json:"read_receipts"`
+	// TypingIndicators: tell contacts while you type, and show when they
+	// do (default on). Off while ReadReceipts is off.
+	TypingIndicators bool `json:"typing_indicators"`
 }
 
 // DefaultSettings are the settings of a new account.
-func DefaultSettings() Settings { return Settings{ReadReceipts: true} }
+func DefaultSettings() Settings { return Settings{ReadReceipts: true, TypingIndicators: true} }
 
 const settingsKey = "settings"
 

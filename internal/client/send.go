@@ -28,16 +28,18 @@ const MaxTextBytes = 64 << 10
 // write quorum of the recipient's swarm holds it (state "sent"), or when
 // ctx ends (state "queued": the outbox keeps trying).
 func (e *Engine) Send(ctx context.Context, to, text string) (*Message, error) {
-	return e.send(ctx, to, text, true)
+	return e.send(ctx, to, text, "", true)
 }
 
 // Queue encrypts text for a contact and queues it durably, returning at
 // once (state "queued"); the outbox sends it.
 func (e *Engine) Queue(ctx context.Context, to, text string) (*Message, error) {
-	return e.send(ctx, to, text, false)
+	return e.send(ctx, to, text, "", false)
 }
 
-func (e *Engine) send(ctx context.Context, to, text string, wait bool) (*Message, error) {
+// send sends a text; replyTo, when set, is the ID of the message it quotes
+// (checked by Reply).
+func (e *Engine) send(ctx context.Context, to, text, replyTo string, wait bool) (*Message, error) {
 	aid, err := identity.ParseAccountID(to)
 	if err != nil {
 		return nil, err
@@ -68,6 +70,13 @@ func (e *Engine) send(ctx context.Context, to, text string, wait bool) (*Message
 		return nil, err
 	}
 	m := &Message{ID: idOf(c2), From: e.AccountID(), To: to, Text: text, SentAt: time.UnixMilli(c2.SentAt), State: StateQueued, Outgoing: true}
+	if replyTo != "" {
+		ref, err := hex.DecodeString(replyTo)
+		if err != nil || len(ref) != len(envelope.MessageID{}) {
+			return nil, fmt.Errorf("reply: bad message ID %q", replyTo)
+		}
+		c2.Refs, m.ReplyTo = [][]byte{ref}, replyTo
+	}
 	watch, stop := e.Subscribe()
 	defer stop()
 	if err := e.enqueue(ctx, aid, c2, m); err != nil {
@@ -117,6 +126,22 @@ func (e *Engine) clock() time.Time {
 // sealed to the peer's identity key into its request bucket. Every content carries our own inbox announcement until
 // the peer has been told of our next generation.
 func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelope.Content, m *Message) error {
+	return e.enqueueWith(ctx, aid, c, m, enqueueOpts{})
+}
+
+// enqueueOpts change what enqueueWith does.
+type enqueueOpts struct {
+	// then, if set, writes more to the same transaction, under e.mu (the
+	// local side of an edit, reaction or delete); its error cancels all.
+	then func(b *batch) error
+	// sessionOnly: queue nothing (and return nil) unless a session with
+	// the peer exists: no card is fetched (typing indicators).
+	sessionOnly bool
+	// dropAfter: the outbox gives up on the item after this long.
+	dropAfter time.Duration
+}
+
+func (e *Engine) enqueueWith(ctx context.Context, aid identity.AccountID, c *envelope.Content, m *Message, o enqueueOpts) error {
 	to := aid.String()
 	now := e.now()
 	e.mu.Lock()
@@ -124,6 +149,9 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	_, _, knowInbox := e.peerInbox(to, now)
 	needCard := !haveSession || s.Pending() || !knowInbox
 	e.mu.Unlock()
+	if o.sessionOnly && (!haveSession || s.Pending()) {
+		return nil
+	}
 	var card *envelope.Card
 	switch {
 	case !haveSession:
@@ -180,6 +208,9 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 		b.Put(inboxToldPrefix+to, binary.BigEndian.AppendUint64(nil, next))
 	}
 	item := &outboxItem{MsgID: idOf(c), To: to, Created: now}
+	if o.dropAfter > 0 {
+		item.DropAfter = now.Add(o.dropAfter)
+	}
 	// Nodes see times to the minute only; the exact time travels inside
 	// the content (SentAt).
 	item.Timestamp = wire.CoarseTime(now.UnixMilli())
@@ -230,6 +261,11 @@ func (e *Engine) enqueue(ctx context.Context, aid identity.AccountID, c *envelop
 	}
 	if err := putJSON(&b, outboxKey(key), item); err != nil {
 		return fail(err)
+	}
+	if o.then != nil {
+		if err := o.then(&b); err != nil {
+			return fail(err)
+		}
 	}
 	if err := e.kv.PutMany(b.entries); err != nil {
 		return fail(err)
@@ -352,6 +388,10 @@ func (e *Engine) outboxLoop(ctx context.Context) {
 // outbox (acknowledged, or failed for good). On a retryable failure it
 // records the next try in it and on disk.
 func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool {
+	if !it.DropAfter.IsZero() && e.now().After(it.DropAfter) {
+		e.finishItem(key, it, StateFailed, "") // too late to be worth sending
+		return true
+	}
 	req := &wire.StoreReq{Mailbox: it.Mailbox, Namespace: it.Namespace, Timestamp: it.Timestamp, TTL: it.TTL, Data: it.Data}
 	var res *swarmclient.PutResult
 	err := e.do(ctx, cover.Send, func(ctx context.Context) error {
