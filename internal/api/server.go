@@ -262,6 +262,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 		return e.Settings()
 	})
 	api("PUT /api/v1/settings", s.putSettings)
+	s.msgopsRoutes(api)
 	mux.HandleFunc("GET /api/v1/events", s.auth(s.events))
 	// Unknown API paths answer JSON, not the UI's page.
 	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
@@ -416,12 +417,18 @@ func waitIncoming(ctx context.Context, e *client.Engine, with string, d time.Dur
 }
 
 func (s *Server) send(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
-	var req struct{ To, Text string }
+	var req struct {
+		To, Text string
+		ReplyTo  string `json:"reply_to"` // the ID (or a unique prefix) of the message quoted
+	}
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
+	if req.ReplyTo != "" {
+		return opError(e.Reply(ctx, req.To, req.ReplyTo, req.Text, true))
+	}
 	return e.Send(ctx, req.To, req.Text)
 }
 
@@ -444,7 +451,7 @@ func (s *Server) putSettings(e *client.Engine, w http.ResponseWriter, r *http.Re
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return nil, badRequest("bad settings: %v (known: read_receipts)", err)
+		return nil, badRequest("bad settings: %v (known: read_receipts, typing_indicators)", err)
 	}
 	return e.SetSettings(st)
 }
