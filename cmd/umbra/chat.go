@@ -256,7 +256,10 @@ func requestsCmd() *cobra.Command {
 }
 
 func sendCmd() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON  bool
+		replyTo string
+	)
 	cmd := &cobra.Command{
 		Use:   "send ID|NAME TEXT|-",
 		Short: "Send a message to a contact",
@@ -264,8 +267,11 @@ func sendCmd() *cobra.Command {
 quorum of the recipient's swarm holds the message ("sent") and prints its ID.
 
 With - for TEXT, the message is read from standard input (one final newline
-is dropped). A message holds at most ` + maxTextText + `; a longer one is refused.`,
+is dropped). A message holds at most ` + maxTextText + `; a longer one is refused.
+With --reply MSGID, the message quotes that message of the conversation
+(its ID as 'umbra messages' shows it, or its first 6 or more characters).`,
 		Example: `  umbra send --home /tmp/alice "$BOB" "hello bob"
+  umbra send bob "yes, 8 it is" --reply 3f9a1c
   umbra send --home /tmp/alice "$BOB" - < letter.txt`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -279,7 +285,7 @@ is dropped). A message holds at most ` + maxTextText + `; a longer one is refuse
 					return err
 				}
 				var m client.Message
-				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": text}, &m); err != nil {
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": text, "reply_to": replyTo}, &m); err != nil {
 					return err
 				}
 				if asJSON {
@@ -292,6 +298,7 @@ is dropped). A message holds at most ` + maxTextText + `; a longer one is refuse
 	}
 	chatFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "state": ...}`)
+	cmd.Flags().StringVar(&replyTo, "reply", "", "quote this message (its ID or first 6+ characters)")
 	return cmd
 }
 
@@ -338,7 +345,9 @@ func messagesCmd() *cobra.Command {
 		Use:   "messages [--with ID] [--json] [--wait DURATION]",
 		Short: "List messages (first fetching new ones)",
 		Long: `List your messages, oldest first. With --with, only the conversation with that
-account. With --wait, first wait up to DURATION for a new message to arrive.`,
+account. With --wait, first wait up to DURATION for a new message to arrive.
+Each message shows the first 8 characters of its ID in brackets: enough for
+'umbra send --reply', 'react', 'edit' and 'delete'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
@@ -382,12 +391,15 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 					}
 					return id
 				}
+				var me map[string]string
+				_ = c.Do(ctx, http.MethodGet, "/api/v1/me", nil, &me)
 				for _, m := range ms {
 					dir := "from " + who(m.From)
 					if m.Outgoing {
 						dir = "to   " + who(m.To)
 					}
-					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, strings.ReplaceAll(m.Text, "\n", "\n    "))
+					text := messageBody(m, who, me["account_id"])
+					fmt.Fprintf(out, "%s  [%s]  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), shortMsgID(m.ID), dir, m.State, strings.ReplaceAll(text, "\n", "\n    "))
 				}
 				return nil
 			})
@@ -395,7 +407,7 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 	}
 	chatFlags(cmd)
 	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this account (ID or contact name)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line (id, from, to, text, sent_at, state)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line (id, from, to, text, sent_at, state, reply_to, reactions, edited, deleted)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "first wait up to this long for a new message (e.g. 30s)")
 	return cmd
 }

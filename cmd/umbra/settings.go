@@ -27,6 +27,9 @@ var settingsList = []setting{
 	{name: "read-receipts", key: "read_receipts",
 		help: "tell contacts when you have read their messages (delivered receipts are always sent)",
 		get:  func(s client.Settings) bool { return s.ReadReceipts }},
+	{name: "typing-indicators", key: "typing_indicators",
+		help: "tell contacts while you type and see when they do (off while read receipts are off)",
+		get:  func(s client.Settings) bool { return s.TypingIndicators }},
 }
 
 func onOff(b bool) string {
@@ -40,7 +43,7 @@ func settingsCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "settings [--json]",
-		Short: "Show or change your settings (read receipts)",
+		Short: "Show or change your settings (read receipts, typing indicators)",
 		Long: `Show your settings, kept in your home's encrypted database; with 'set',
 change one. Through the daemon when it runs for this home.
 
@@ -56,7 +59,12 @@ not tie your mailboxes to the message it acknowledges. Without a daemon,
 receipts owed when a command ends wait in the database and go out from the
 next daemon or command that runs long enough.
 
-Umbra has no typing indicators, so there is nothing to turn off for them.`,
+  typing-indicators  on (the default) or off. On, contacts see "typing…"
+                 while you write to them (in the web UI), and you see
+                 theirs. Off whenever read-receipts is off: then none is
+                 sent or shown, whatever this says. Unlike receipts, a
+                 typing indicator leaves at once (it is worth nothing
+                 late), so it tells the network's nodes when you type.`,
 		Example: `  umbra settings
   umbra settings set read-receipts off
   umbra settings --json`,
@@ -85,7 +93,7 @@ Umbra has no typing indicators, so there is nothing to turn off for them.`,
 				for _, s := range settingsList {
 					names = append(names, s.name)
 				}
-				return fmt.Errorf("no setting %q: the settings are %s (Umbra has no typing indicators)", args[0], strings.Join(names, ", "))
+				return fmt.Errorf("no setting %q: the settings are %s", args[0], strings.Join(names, ", "))
 			}
 			var on bool
 			switch strings.ToLower(args[1]) {

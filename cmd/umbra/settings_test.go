@@ -33,7 +33,7 @@ func TestSettingsCommand(t *testing.T) {
 			t.Fatalf("settings --json printed %q: %v", out, err)
 		}
 		v, ok := st["read_receipts"]
-		if !ok || len(st) != 1 {
+		if _, typing := st["typing_indicators"]; !ok || !typing || len(st) != 2 {
 			t.Fatalf("settings --json printed %q", out)
 		}
 		return client.Settings{ReadReceipts: v}
@@ -52,17 +52,20 @@ func TestSettingsCommand(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "read-receipts") || !strings.Contains(out, " off ") {
 		t.Fatalf("settings: %q, %v", out, err)
 	}
-	for _, bad := range [][]string{{"read-receipts", "maybe"}, {"typing-indicators", "off"}} {
+	for _, bad := range [][]string{{"read-receipts", "maybe"}, {"typing", "off"}} {
 		_, _, err := run(t, append([]string{"settings", "set", "--home", home}, bad...)...)
 		if err == nil {
 			t.Errorf("settings set %v was accepted", bad)
 		}
 	}
-	if _, _, err := run(t, "settings", "set", "typing", "off", "--home", home); err == nil || !strings.Contains(err.Error(), "no typing indicators") {
-		t.Errorf("a typing setting: %v, want a word that Umbra has no typing indicators", err)
+	if _, _, err := run(t, "settings", "set", "typing", "off", "--home", home); err == nil || !strings.Contains(err.Error(), "typing-indicators") {
+		t.Errorf("an unknown setting: %v, want the list of settings", err)
 	}
-	if out, _, _ := run(t, "settings", "--help"); !strings.Contains(out, "no typing indicators") || !strings.Contains(out, "random delay") {
-		t.Errorf("settings --help does not say how receipts are sent and that there are no typing indicators:\n%s", out)
+	if out, _, err := run(t, "settings", "set", "typing-indicators", "off", "--home", home); err != nil || strings.TrimSpace(out) != "typing-indicators: off" {
+		t.Errorf("settings set typing-indicators off: %q, %v", out, err)
+	}
+	if out, _, _ := run(t, "settings", "--help"); !strings.Contains(out, "typing-indicators") || !strings.Contains(out, "random delay") {
+		t.Errorf("settings --help does not say how receipts are sent and what typing indicators do:\n%s", out)
 	}
 
 	// A daemon for the home: the command goes through it (the home is
@@ -83,7 +86,7 @@ func TestSettingsCommand(t *testing.T) {
 	if err := srv.WriteInfo(home); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, err := run(t, "settings", "set", "read-receipts", "on", "--home", home, "--json"); err != nil || strings.TrimSpace(out) != `{"read_receipts":true}` {
+	if out, errOut, err := run(t, "settings", "set", "read-receipts", "on", "--home", home, "--json"); err != nil || strings.TrimSpace(out) != `{"read_receipts":true,"typing_indicators":false}` {
 		t.Fatalf("settings set through the daemon: %q, %v\n%s", out, err, errOut)
 	}
 	if st, _ := e.Settings(); !st.ReadReceipts {

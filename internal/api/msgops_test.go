@@ -92,8 +92,8 @@ func TestMessageActionsAPI(t *testing.T) {
 	}
 	for _, c := range []struct {
 		id, op string
-		body map[string]any
-		want int
+		body   map[string]any
+		want   int
 	}{
 		{theirs.ID, "react", map[string]any{"with": bob, "emoji": "a\nb"}, http.StatusBadRequest},
 		{"ffffffffff", "react", map[string]any{"with": bob, "emoji": "👍"}, http.StatusNotFound},

@@ -178,8 +178,10 @@ func (e *Engine) Reply(ctx context.Context, peer, replyTo, text string, wait boo
 	return e.send(ctx, aid.String(), text, q.ID, wait)
 }
 
-// sendOp sends a content of kind about target to aid, applying change to
-// the stored target in the same transaction, and publishes the result.
+// sendOp sends a content of kind about targets to aid, applying change to
+// the stored first target in the same transaction, publishes the result,
+// and waits until the network holds the content (or ctx ends: the outbox
+// goes on), so that a short-lived command sends it before it exits.
 func (e *Engine) sendOp(ctx context.Context, aid identity.AccountID, kind envelope.Kind, body []byte, targets []string, change func(m *Message) error) (*Message, error) {
 	c, err := envelope.NewContent(nil, kind, body, e.clock())
 	if err != nil {
@@ -211,7 +213,22 @@ func (e *Engine) sendOp(ctx context.Context, aid identity.AccountID, kind envelo
 		return nil, err
 	}
 	e.bus.publish(Event{Type: EventUpdate, Message: out})
+	e.waitOutbox(ctx, outboxKey("r-"+idOf(c)))
 	return out, nil
+}
+
+// waitOutbox waits until the outbox entry key is gone, or ctx ends.
+func (e *Engine) waitOutbox(ctx context.Context, key string) {
+	for {
+		if _, ok, err := e.kv.Get(key); err != nil || !ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // React sets our reaction to a message of the conversation with peer
