@@ -6,6 +6,7 @@ import { h, icon, tick, avatar, shortID, timeOf, fullTime, listTime, dayLabel, d
 import { onboarding } from './onboarding.js';
 import { unlock, unprotectedBanner } from './passphrase.js';
 import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
+import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing } from './msgops.js';
 
 const root = document.getElementById('root');
 
@@ -18,6 +19,7 @@ const S = {
   msgs: new Map(), // peer -> messages, oldest first
   online: false,
   events: null,
+  typing: new Typing(), // who is typing (msgops.js)
 };
 
 function nameOf(peer) {
@@ -200,6 +202,7 @@ function renderConvs() {
 
 function preview(c) {
   if (!c.last) return 'No messages yet';
+  if (c.last.deleted) return 'This message was deleted';
   return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
 }
 
@@ -257,7 +260,7 @@ async function block(peer) {
 
 // ---- chat ----
 
-let msgBox, chatHead, composer;
+let msgBox, chatHead, composer, compose;
 
 function renderChat(peer, backBtn) {
   const c = convOf(peer) || { peer, name: '', state: 'contact' };
@@ -265,13 +268,18 @@ function renderChat(peer, backBtn) {
   msgBox = h('div', { class: 'messages', id: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
   composer = h('textarea', { id: 'composer', rows: 1, placeholder: 'Write a message', autocomplete: 'off', enterkeyhint: 'send' });
   const sendBtn = h('button', { class: 'send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send (Enter)' }, icon('send'));
+  const banner = h('div', { class: 'compose-banner', id: 'compose-banner', hidden: true });
+  if (compose) compose.stopTyping();
+  compose = new Composer(composer, banner, nameOf);
+  compose.open(peer);
   const form = h('form', { class: 'composer', 'aria-label': 'Write a message' },
-    h('label', { class: 'sr-only', for: 'composer', text: 'Message' }), composer, sendBtn);
+    banner, h('label', { class: 'sr-only', for: 'composer', text: 'Message' }), composer, sendBtn);
   form.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
   composer.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); send(); }
   });
   composer.addEventListener('input', autoGrow);
+  composer.addEventListener('input', () => compose.typed());
   const section = h('section', { class: 'chat', 'data-peer': peer, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
   chatHead.append(backBtn);
   mainPane.replaceChildren(section);
@@ -291,7 +299,8 @@ function updateChatHead(c) {
     h('div', { class: 'chat-title' },
       h('h1', { id: 'chat-title', text: c.name || shortID(c.peer) }),
       h('p', { class: 'sub' }, c.name ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
-        icon('lock', 'inline'), c.name ? ' encrypted' : ' end-to-end encrypted')),
+        icon('lock', 'inline'), c.name ? ' encrypted' : ' end-to-end encrypted'),
+      S.typing.mount(h('p', { class: 'sub typing-line' }), c.peer)),
     h('div', { class: 'chat-actions' },
       isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Rename contact', title: 'Rename', onclick: () => rename(c) }, icon('edit')),
       isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Remove contact', title: 'Remove', onclick: () => remove(c) }, icon('trash'))));
@@ -332,13 +341,15 @@ function sortMsgs(ms) {
   ms.sort((a, b) => (Date.parse(a.sent_at) - Date.parse(b.sent_at)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-// upsert adds or updates a message in its conversation.
-function upsert(m) {
+// upsert adds, updates or (removed) drops a message in its conversation.
+function upsert(m, removed) {
   const peer = m.outgoing ? m.to : m.from;
   const ms = S.msgs.get(peer);
   if (!ms) return;
   const i = ms.findIndex((x) => x.id === m.id);
-  if (i >= 0) {
+  if (removed) {
+    if (i >= 0) ms.splice(i, 1);
+  } else if (i >= 0) {
     // never move a message's state backwards (events can race the send answer)
     if (rank(m.state) < rank(ms[i].state)) return;
     ms[i] = m;
@@ -381,13 +392,28 @@ function renderMessages(peer) {
 
 function messageEl(m) {
   const dir = m.outgoing ? 'out' : 'in';
-  return h('div', { class: 'msg ' + dir, 'data-id': m.id, 'data-state': m.state },
+  const peer = m.outgoing ? m.to : m.from;
+  const ms = S.msgs.get(peer) || [];
+  return h('div', { class: 'msg ' + dir + (m.deleted ? ' deleted' : ''), 'data-id': m.id, 'data-state': m.state },
     h('div', { class: 'bubble' },
-      h('p', { class: 'text', text: m.text }),
+      quoteEl(m, ms, nameOf, showMessage),
+      bodyEls(m),
       h('span', { class: 'meta' },
+        editedMark(m),
         h('time', { datetime: m.sent_at, title: fullTime(m.sent_at), text: timeOf(m.sent_at) }),
         m.outgoing ? tick(m.state) : null)),
+    reactionsEl(m, S.me, nameOf, peer),
+    actionsEl(m, peer, S.me, compose),
     m.state === 'failed' ? h('p', { class: 'msg-error', role: 'alert', text: 'Not sent: ' + (m.error || 'unknown error') }) : null);
+}
+
+// showMessage scrolls to a message and flashes it (a quote's target).
+function showMessage(id) {
+  const el = msgBox && msgBox.querySelector('.msg[data-id="' + id + '"]');
+  if (!el) return;
+  el.scrollIntoView({ block: 'center' });
+  el.classList.add('flash');
+  setTimeout(() => el.classList.remove('flash'), 1200);
 }
 
 async function send() {
@@ -397,7 +423,7 @@ async function send() {
   composer.value = '';
   autoGrow();
   try {
-    const m = await api('POST', '/api/v1/messages', { to, text });
+    const m = await compose.submit(to, text, (replyTo) => api('POST', '/api/v1/messages', replyTo ? { to, text, reply_to: replyTo } : { to, text }));
     upsert(m);
   } catch (e) {
     toast('Could not send: ' + e.message, 'error');
@@ -448,8 +474,13 @@ async function remove(c) {
 // ---- events ----
 
 function onEvent(ev) {
+  if (ev.type === 'typing') {
+    S.typing.event(ev);
+    return;
+  }
   if (ev.message) {
-    upsert(ev.message);
+    upsert(ev.message, ev.type === 'removed');
+    if (ev.type === 'message' && !ev.message.outgoing) S.typing.stopped(ev.message.from);
     if (!ev.message.outgoing && S.open === ev.message.from) markReadSoon();
   }
   if (ev.type === 'contact' && ev.contact && ev.contact.state === 'removed' && S.open === ev.contact.id && S.view === 'chat') {

@@ -3,6 +3,7 @@
 
 import { api } from './api.js';
 import { h, svg, icon, shortID, groupID, copyText, toast, spinner } from './dom.js';
+import { typingToggle } from './msgops.js';
 
 function panel(id, title, backBtn, ...body) {
   return h('section', { class: 'panel', id, 'aria-labelledby': id + '-title' },
@@ -39,7 +40,7 @@ function privacyCard() {
   const box = h('input', { id: 'setting-read-receipts', type: 'checkbox', disabled: true, 'aria-describedby': 'setting-read-receipts-hint' });
   const hint = h('p', { class: 'hint', id: 'setting-read-receipts-hint',
     text: 'When on, your contacts see when you have read their messages. Off, chats you open are marked read on this device only. ' +
-      'Receipts, read or delivered, leave batched and seconds to minutes late, so they do not tie your mailboxes together. Umbra has no typing indicators.' });
+      'Receipts, read or delivered, leave batched and seconds to minutes late, so they do not tie your mailboxes together.' });
   const err = h('p', { class: 'error', id: 'settings-error', role: 'alert' });
   box.addEventListener('change', async () => {
     const want = box.checked;
@@ -63,7 +64,7 @@ function privacyCard() {
   return h('div', { class: 'card', id: 'privacy-settings' },
     h('h2', { text: 'Privacy' }),
     h('div', { class: 'toggle' }, box, h('label', { for: 'setting-read-receipts', text: 'Send read receipts' })),
-    hint, err);
+    hint, typingToggle(), err);
 }
 
 async function drawQR(box) {
