@@ -135,7 +135,8 @@ type enqueueOpts struct {
 	// local side of an edit, reaction or delete); its error cancels all.
 	then func(b *batch) error
 	// sessionOnly: queue nothing (and return nil) unless a session with
-	// the peer exists: no card is fetched (typing indicators).
+	// the peer exists and an inbox of the peer is known: no card is
+	// fetched, nothing goes to a request bucket (typing indicators).
 	sessionOnly bool
 	// dropAfter: the outbox gives up on the item after this long.
 	dropAfter time.Duration
@@ -149,8 +150,8 @@ func (e *Engine) enqueueWith(ctx context.Context, aid identity.AccountID, c *env
 	_, _, knowInbox := e.peerInbox(to, now)
 	needCard := !haveSession || s.Pending() || !knowInbox
 	e.mu.Unlock()
-	if o.sessionOnly && (!haveSession || s.Pending()) {
-		return nil
+	if o.sessionOnly && needCard {
+		return nil // no session, or no inbox of the peer to write to
 	}
 	var card *envelope.Card
 	switch {
@@ -199,7 +200,9 @@ func (e *Engine) enqueueWith(ctx context.Context, aid identity.AccountID, c *env
 			return fail(err)
 		}
 	}
-	if e.toldGen(to) < e.announcedGen() {
+	// An item the outbox may give up on (dropAfter) carries no inbox
+	// announcement: one lost with it would be marked as told.
+	if o.dropAfter == 0 && e.toldGen(to) < e.announcedGen() {
 		ann, next, err := e.announcement()
 		if err != nil {
 			return err
