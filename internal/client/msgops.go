@@ -21,10 +21,13 @@ package client
 // wire they look like any other message (same TTL and padding).
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -411,9 +414,10 @@ func (e *Engine) receiveTypingLocked(from string, c *envelope.Content) []Event {
 
 // receiveOpLocked applies a reaction, edit or delete from a peer to b and
 // returns the events to publish. What it may not do is ignored (logged):
-// targets we do not hold, of another conversation, not written by the
-// sender (edits, deletes), deleted already, or older than what was
-// applied.
+// targets of another conversation, not written by the sender (edits,
+// deletes), deleted already, or older than what was applied. An action on
+// a message not held yet is kept aside (pendingOp), as the nodes return a
+// mailbox's messages of the same minute in no particular order.
 func (e *Engine) receiveOpLocked(b *batch, from string, c *envelope.Content) ([]Event, error) {
 	refs := c.RefIDs()
 	if len(refs) == 0 || (c.Kind != envelope.KindDelete && len(refs) != 1) {
@@ -426,30 +430,14 @@ func (e *Engine) receiveOpLocked(b *batch, from string, c *envelope.Content) ([]
 		if err != nil {
 			return nil, err
 		}
-		if m == nil || m.Peer() != from || m.Deleted {
-			e.log.Debug("ignored an action on a message not held", "from", short(from), "kind", c.Kind)
+		if m == nil {
+			if err := e.keepOpLocked(b, ref.String(), pendingOp{From: from, Kind: c.Kind, Body: c.Body, SentAt: c.SentAt, At: e.now()}); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		own := !m.Outgoing && m.From == from
-		switch c.Kind {
-		case envelope.KindReaction:
-			emoji := string(c.Body)
-			if ValidReaction(emoji) != nil || c.SentAt <= m.OpsAt["r/"+from] {
-				continue
-			}
-			setReaction(m, from, emoji, c.SentAt)
-		case envelope.KindEdit:
-			if !own || checkText(string(c.Body)) != nil || c.SentAt <= m.OpsAt[editKey] {
-				e.log.Warn("refused an edit", "from", short(from), "own", own)
-				continue
-			}
-			applyEdit(m, string(c.Body), c.SentAt)
-		case envelope.KindDelete:
-			if !own {
-				e.log.Warn("refused a delete of a message the sender did not write", "from", short(from))
-				continue
-			}
-			applyDelete(m)
+		if !e.applyOp(m, from, c.Kind, c.Body, c.SentAt) {
+			continue
 		}
 		if err := saveMessageTo(b, m); err != nil {
 			return nil, err
@@ -457,4 +445,116 @@ func (e *Engine) receiveOpLocked(b *batch, from string, c *envelope.Content) ([]
 		events = append(events, Event{Type: EventUpdate, Message: m})
 	}
 	return events, nil
+}
+
+// applyOp applies an action from a peer to m, if it may; it reports
+// whether m changed.
+func (e *Engine) applyOp(m *Message, from string, kind envelope.Kind, body []byte, sentAt int64) bool {
+	if m.Peer() != from || m.Deleted {
+		e.log.Debug("ignored an action on a message of another conversation or deleted", "from", short(from), "kind", kind)
+		return false
+	}
+	own := !m.Outgoing && m.From == from
+	switch kind {
+	case envelope.KindReaction:
+		emoji := string(body)
+		if ValidReaction(emoji) != nil || sentAt <= m.OpsAt["r/"+from] {
+			return false
+		}
+		setReaction(m, from, emoji, sentAt)
+	case envelope.KindEdit:
+		if !own || checkText(string(body)) != nil || sentAt <= m.OpsAt[editKey] {
+			e.log.Warn("refused an edit", "from", short(from), "own", own)
+			return false
+		}
+		applyEdit(m, string(body), sentAt)
+	case envelope.KindDelete:
+		if !own {
+			e.log.Warn("refused a delete of a message the sender did not write", "from", short(from))
+			return false
+		}
+		applyDelete(m)
+	default:
+		return false
+	}
+	return true
+}
+
+// pendingOp is an action on a message not held yet, kept under
+// pendop/TARGET/SENDER/N until the message comes (then applied and
+// emptied), for at most pendingOpTTL. A sender has at most
+// maxPendingPerPeer of them, everyone together maxPendingOps.
+type pendingOp struct {
+	From   string        `json:"from"`
+	Kind   envelope.Kind `json:"kind"`
+	Body   []byte        `json:"body,omitempty"`
+	SentAt int64         `json:"sent_at"`
+	At     time.Time     `json:"at"`
+}
+
+const (
+	pendingOpPrefix   = "pendop/"
+	pendingOpTTL      = 7 * 24 * time.Hour
+	maxPendingPerPeer = 64
+	maxPendingOps     = 1024
+)
+
+// keepOpLocked keeps op on target aside in b, within the bounds; on the
+// way it removes what was applied or is too old.
+func (e *Engine) keepOpLocked(b *batch, target string, op pendingOp) error {
+	keys, err := e.kv.List(pendingOpPrefix)
+	if err != nil {
+		return err
+	}
+	total, mine := 0, 0
+	for _, k := range keys {
+		v, ok, err := e.kv.Get(k)
+		if err != nil {
+			return err
+		}
+		var p pendingOp
+		if !ok || len(v) == 0 || json.Unmarshal(v, &p) != nil || e.now().Sub(p.At) > pendingOpTTL {
+			if err := e.kv.Delete(k); err != nil {
+				return err
+			}
+			continue
+		}
+		total++
+		if p.From == op.From {
+			mine++
+		}
+	}
+	if total >= maxPendingOps || mine >= maxPendingPerPeer {
+		e.log.Debug("ignored an action on a message not held", "from", short(op.From), "kind", op.Kind)
+		return nil
+	}
+	return putJSON(b, fmt.Sprintf("%s%s/%s/%s", pendingOpPrefix, target, op.From, newMessageID()), op)
+}
+
+// applyPendingLocked applies to m, a message just received, the actions
+// kept aside for it, in the order they were made, and empties them in b.
+func (e *Engine) applyPendingLocked(b *batch, m *Message) error {
+	keys, err := e.kv.List(pendingOpPrefix + m.ID + "/")
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	var ops []pendingOp
+	for _, k := range keys {
+		v, ok, err := e.kv.Get(k)
+		if err != nil {
+			return err
+		}
+		var p pendingOp
+		if ok && len(v) > 0 && json.Unmarshal(v, &p) == nil {
+			ops = append(ops, p)
+		}
+		if err := b.Put(k, nil); err != nil { // applied: removed on the next clean-up
+			return err
+		}
+	}
+	slices.SortFunc(ops, func(x, y pendingOp) int { return cmp.Compare(x.SentAt, y.SentAt) })
+	for _, p := range ops {
+		e.applyOp(m, p.From, p.Kind, p.Body, p.SentAt)
+	}
+	return nil
 }

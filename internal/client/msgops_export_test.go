@@ -29,3 +29,21 @@ func (e *Engine) SendRawOp(ctx context.Context, peer string, kind envelope.Kind,
 	}
 	return e.enqueue(ctx, aid, c, nil)
 }
+
+// SendRawText queues a text with the given message ID (hex) to peer,
+// without storing it on this side (for tests: a text that arrives after
+// actions on it).
+func (e *Engine) SendRawText(ctx context.Context, peer, id, text string) error {
+	aid, err := identity.ParseAccountID(peer)
+	if err != nil {
+		return err
+	}
+	c, err := envelope.NewContent(nil, envelope.KindText, []byte(text), e.clock())
+	if err != nil {
+		return err
+	}
+	if c.ID, err = hex.DecodeString(id); err != nil {
+		return err
+	}
+	return e.enqueue(ctx, aid, c, nil)
+}

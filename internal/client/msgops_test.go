@@ -308,3 +308,50 @@ func FuzzValidReaction(f *testing.F) {
 		}
 	})
 }
+
+// TestActionsBeforeTheirMessage: the nodes return a mailbox's messages of
+// one minute in no set order, so an edit or reaction can come before the
+// text it targets. It is kept aside and applied when the text comes, in
+// the order the actions were made; kept aside by another sender, it is
+// not applied to a text of someone else.
+func TestActionsBeforeTheirMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob, carol := n.newUser("alice"), n.newUser("bob"), n.newUser("carol")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		befriend(t, alice, bob)
+		befriend(t, alice, carol)
+		sendFirst(t, ctx, bob, alice, "hi")
+		sendFirst(t, ctx, carol, alice, "hi")
+		const early, other = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+		for _, op := range []struct {
+			kind envelope.Kind
+			body string
+		}{{envelope.KindEdit, "second"}, {envelope.KindEdit, "third"}, {envelope.KindReaction, "🎉"}} {
+			if err := bob.e.SendRawOp(ctx, alice.id, op.kind, []byte(op.body), early); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond) // distinct sender clocks
+		}
+		if err := bob.e.SendRawOp(ctx, alice.id, envelope.KindEdit, []byte("bob's words"), other); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "bob's outbox to empty", func() bool { return bob.e.OutboxLen() == 0 })
+		time.Sleep(30 * time.Second) // alice reads them all
+		if err := bob.e.SendRawText(ctx, alice.id, early, "first"); err != nil {
+			t.Fatal(err)
+		}
+		if err := carol.e.SendRawText(ctx, alice.id, other, "carol's words"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "the early actions to apply", func() bool {
+			m := msgOf(t, alice.e, bob.id, early)
+			return m != nil && m.Text == "third" && m.Edited && m.Reactions[bob.id] == "🎉"
+		})
+		waitFor(t, 30*time.Second, "carol's text", func() bool { return msgOf(t, alice.e, carol.id, other) != nil })
+		if m := msgOf(t, alice.e, carol.id, other); m.Text != "carol's words" || m.Edited {
+			t.Fatalf("bob's early edit changed carol's text: %+v", m)
+		}
+	})
+}
