@@ -309,6 +309,8 @@ func canChange(m *Message, what string) error {
 		return errors.New("that message was deleted")
 	case m.State == StateQueued:
 		return fmt.Errorf("that message is not sent yet: %s it once it is", what)
+	case m.State == StateFailed && what == "edit":
+		return errors.New("that message could not be sent: there is nothing to edit on the other side")
 	}
 	return nil
 }

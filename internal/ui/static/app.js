@@ -180,7 +180,10 @@ async function refreshConvs() {
     return;
   }
   renderConvs();
-  if (S.view === 'chat') updateChatHead();
+  if (S.view === 'chat') {
+    updateChatHead();
+    renderMessages(S.open); // the actions depend on the contact's state
+  }
 }
 
 function renderConvs() {
@@ -403,7 +406,7 @@ function messageEl(m) {
         h('time', { datetime: m.sent_at, title: fullTime(m.sent_at), text: timeOf(m.sent_at) }),
         m.outgoing ? tick(m.state) : null)),
     reactionsEl(m, S.me, nameOf, peer),
-    actionsEl(m, peer, S.me, compose),
+    actionsEl(m, peer, S.me, compose, (convOf(peer) || {}).state === 'contact'),
     m.state === 'failed' ? h('p', { class: 'msg-error', role: 'alert', text: 'Not sent: ' + (m.error || 'unknown error') }) : null);
 }
 

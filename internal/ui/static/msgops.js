@@ -57,9 +57,11 @@ async function react(peer, m, emoji) {
 let pickerFor = ''; // the message whose reaction picker is open
 
 // actionsEl is the row of actions of message m: reply, react (a small
-// picker), edit and delete.
-export function actionsEl(m, peer, me, composer) {
-  if (m.deleted) {
+// picker), edit and delete. contact: the peer is an accepted contact.
+export function actionsEl(m, peer, me, composer, contact) {
+  // A deleted message can only go; a message request gets no answer of
+  // any kind (contact is false), so it can only be deleted here.
+  if (m.deleted || !contact) {
     return h('div', { class: 'msg-actions' }, btn('Delete', 'act-delete', () => deleteDialog(peer, m)));
   }
   // The open picker stays open when the list is drawn again (events).
@@ -68,7 +70,7 @@ export function actionsEl(m, peer, me, composer) {
       type: 'button', class: 'pick' + ((m.reactions || {})[me] === e ? ' mine' : ''), 'data-emoji': e, 'aria-label': 'React ' + e,
       onclick: () => { picker.hidden = true; pickerFor = ''; react(peer, m, (m.reactions || {})[me] === e ? '' : e); },
     }, e)));
-  const sent = m.outgoing && m.state !== 'queued';
+  const sent = m.outgoing && m.state !== 'queued' && m.state !== 'failed';
   return h('div', { class: 'msg-actions' },
     btn('Reply', 'act-reply', () => composer.replyTo(m)),
     btn('React', 'act-react', () => { picker.hidden = !picker.hidden; pickerFor = picker.hidden ? '' : m.id; }),
