@@ -66,6 +66,9 @@ type Message struct {
 	State      string    `json:"state"`
 	Outgoing   bool      `json:"outgoing"`
 	Error      string    `json:"error,omitempty"`
+	// Notice marks a line the engine wrote into the conversation, not a
+	// message anyone sent (NoticeSessionReset); Text explains it.
+	Notice string `json:"notice,omitempty"`
 }
 
 // Peer is the other side of a message.
@@ -89,6 +92,15 @@ type Contact struct {
 	Name    string    `json:"name,omitempty"`
 	State   string    `json:"state"`
 	AddedAt time.Time `json:"added_at"`
+	// Trust (trust.go): the safety number the user compared and marked
+	// verified (Verified holds only while it is still the number), muted
+	// notifications, the state an unblock returns to, and the last time
+	// the contact started a new session (a reinstall or restore).
+	Verified       bool      `json:"verified,omitempty"`
+	VerifiedNumber string    `json:"verified_number,omitempty"`
+	Muted          bool      `json:"muted,omitempty"`
+	UnblockTo      string    `json:"unblock_to,omitempty"`
+	ResetAt        time.Time `json:"reset_at,omitzero"`
 }
 
 // outboxItem is a message the network has not acknowledged yet. It holds
