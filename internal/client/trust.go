@@ -270,13 +270,15 @@ func (e *Engine) sessionResetLocked(peer string) bool {
 
 // noteSessionResetLocked writes a notice into the conversation with from
 // (to b) saying the contact's session was reset, and returns the events to
-// publish. The verified mark is cleared if the safety number is no longer
+// publish. Only for accepted contacts; at most one per crossingWindow per
+// contact (the new session is the active one from then on), so a peer
+// cannot make us store notices faster than that. The verified mark is cleared if the safety number is no longer
 // the one verified; with Umbra's keys it cannot be (see the top of this
 // file), so a reset alone keeps the mark, and the notice says so.
 func (e *Engine) noteSessionResetLocked(b *batch, from string) ([]Event, error) {
 	c, err := e.d.contact(from)
-	if err != nil || c == nil {
-		return nil, err
+	if err != nil || c == nil || c.State != ContactAccepted {
+		return nil, err // a stranger's new session says nothing worth a notice
 	}
 	aid, err := identity.ParseAccountID(from)
 	if err != nil {

@@ -242,3 +242,35 @@ func TestSessionResetNotice(t *testing.T) {
 		}
 	})
 }
+
+// TestCrossingNoNotice: both sides writing first at once make two sessions
+// each; that is a crossing, not a reset, and writes no notice.
+func TestCrossingNoNotice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob := n.newUser("alice"), n.newUser("bob")
+		befriend(t, alice, bob)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for _, u := range []*user{alice, bob} {
+			if err := u.e.PublishPrekeys(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := alice.e.Queue(ctx, bob.id, "a0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.e.Queue(ctx, alice.id, "b0"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "both first messages", func() bool {
+			return countFrom(bob, alice, "a0") == 1 && countFrom(alice, bob, "b0") == 1
+		})
+		if a, b := alice.e.SessionCount(bob.id), bob.e.SessionCount(alice.id); a != 2 || b != 2 {
+			t.Fatalf("sessions %d and %d: not a crossing", a, b)
+		}
+		if k := notices(alice, bob.id) + notices(bob, alice.id); k != 0 {
+			t.Fatalf("%d reset notices on a crossing", k)
+		}
+	})
+}

@@ -220,6 +220,7 @@ function renderConvs() {
 
 function preview(c) {
   if (!c.last) return 'No messages yet';
+  if (c.last.notice) return 'Session reset: verify the safety number';
   return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
 }
 
