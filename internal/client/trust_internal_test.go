@@ -2,7 +2,11 @@ package client
 
 import (
 	"encoding/hex"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/umbra-im/umbra/internal/identity"
 )
 
 // TestNumericFingerprintSignalVector checks the fingerprint against
@@ -20,5 +24,76 @@ func TestNumericFingerprintSignalVector(t *testing.T) {
 	}
 	if got := displayableFingerprint(b, a); got != want {
 		t.Fatalf("bob's view: %s, want %s", got, want)
+	}
+}
+
+// TestResetClearsStaleVerification: the verified mark holds only for the
+// number it was given for. A reset keeps a mark whose number still holds
+// (the only case Umbra's keys allow), and clears one whose number is no
+// longer the safety number; SafetyNumber never reports a stale mark.
+func TestResetClearsStaleVerification(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	if _, err := Init(home, "", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	e, err := openOffline(home, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	bob, err := identity.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := bob.ID().String()
+	if _, err := e.AddContact(peer, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.SetVerified(peer, true); err != nil {
+		t.Fatal(err)
+	}
+	reset := func() *Contact {
+		t.Helper()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		var b batch
+		if _, err := e.noteSessionResetLocked(&b, peer); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.kv.PutMany(b.entries); err != nil {
+			t.Fatal(err)
+		}
+		c, err := e.d.contact(peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := reset(); !c.Verified || c.ResetAt.IsZero() {
+		t.Fatalf("a reset with the same number: %+v, want still verified", c)
+	}
+	// A mark given for another number (as if the keys had changed).
+	e.mu.Lock()
+	c, _ := e.d.contact(peer)
+	c.VerifiedNumber = strings.Repeat("1", 60)
+	if err := e.d.putJSON(contactKey(peer), c); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Unlock()
+	if sn, _ := e.SafetyNumber(peer); sn.Verified {
+		t.Fatal("SafetyNumber reports a mark given for another number")
+	}
+	if c := reset(); c.Verified || c.VerifiedNumber != "" {
+		t.Fatalf("a reset kept a stale mark: %+v", c)
+	}
+	var notices int
+	ms, _ := e.Messages(peer)
+	for _, m := range ms {
+		if m.Notice == NoticeSessionReset {
+			notices++
+		}
+	}
+	if notices != 2 {
+		t.Fatalf("%d notices, want 2", notices)
 	}
 }
