@@ -97,3 +97,13 @@ func TestResetClearsStaleVerification(t *testing.T) {
 		t.Fatalf("%d notices, want 2", notices)
 	}
 }
+
+// BenchmarkSafetyNumber: the cost of one safety number (two sides, 5200
+// SHA-512 iterations each), paid on the verify screen and when marking.
+func BenchmarkSafetyNumber(b *testing.B) {
+	x, _ := identity.New(nil)
+	y, _ := identity.New(nil)
+	for b.Loop() {
+		SafetyNumberOf(x.ID(), y.ID())
+	}
+}
