@@ -101,7 +101,8 @@ func chatFlags(cmd *cobra.Command) {
 
 func contactsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "contacts", Short: "Add, list, rename, remove, verify, block and mute contacts",
-		Long: `Add, list, rename and remove contacts. Wherever a command takes an account
+		Long: `Add, list, rename and remove contacts; compare safety numbers (verify),
+block and unblock any account, mute conversations. Wherever a command takes an account
 ID, it also takes the ID in the web UI's groups of 4 characters, or a
 contact's name (any case; a name two contacts share is refused).`}
 	chatFlags(cmd)

@@ -210,7 +210,10 @@ and sends receipts; the web UI just shows no browser notification for it.`,
 }
 
 func chatsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "chats", Short: "Manage conversations (delete a chat's history)"}
+	cmd := &cobra.Command{Use: "chats", Short: "Manage conversations (delete a chat's history on this device)",
+		Long: `Manage conversations. 'umbra chats delete ID|NAME' deletes a conversation's
+messages on this device and keeps the contact; 'umbra contacts remove'
+does the opposite (forgets the contact, keeps the messages).`}
 	chatFlags(cmd)
 	var asJSON bool
 	del := &cobra.Command{
