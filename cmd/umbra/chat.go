@@ -100,8 +100,9 @@ func chatFlags(cmd *cobra.Command) {
 }
 
 func contactsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "contacts", Short: "Add, list, rename and remove contacts",
-		Long: `Add, list, rename and remove contacts. Wherever a command takes an account
+	cmd := &cobra.Command{Use: "contacts", Short: "Add, list, rename, remove, verify, block and mute contacts",
+		Long: `Add, list, rename and remove contacts; compare safety numbers (verify),
+block and unblock any account, mute conversations. Wherever a command takes an account
 ID, it also takes the ID in the web UI's groups of 4 characters, or a
 contact's name (any case; a name two contacts share is refused).`}
 	chatFlags(cmd)
@@ -129,22 +130,27 @@ An existing contact's or request's name works too (with --name: a rename).`,
 		},
 	}
 	add.Flags().StringVar(&name, "name", "", "a name to show for this contact")
-	var asJSON bool
+	var asJSON, blocked bool
 	list := &cobra.Command{
-		Use:   "list [--json]",
-		Short: "List your contacts",
+		Use:   "list [--blocked] [--json]",
+		Short: "List your contacts (or, with --blocked, the accounts you blocked)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
+				path, empty := "/api/v1/contacts", "No contacts yet: umbra contacts add ID"
+				if blocked {
+					path, empty = "/api/v1/blocked", "No blocked accounts."
+				}
 				var cs []client.Contact
-				if err := c.Do(ctx, http.MethodGet, "/api/v1/contacts", nil, &cs); err != nil {
+				if err := c.Do(ctx, http.MethodGet, path, nil, &cs); err != nil {
 					return err
 				}
-				return printContacts(cmd.OutOrStdout(), cs, asJSON, "No contacts yet: umbra contacts add ID")
+				return printContacts(cmd.OutOrStdout(), cs, asJSON, empty)
 			})
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	list.Flags().BoolVar(&blocked, "blocked", false, "list the accounts you blocked instead")
 	rename := &cobra.Command{
 		Use:   "rename ID|NAME NEW-NAME",
 		Short: "Change a contact's name",
@@ -161,7 +167,7 @@ An existing contact's or request's name works too (with --name: a rename).`,
 	}
 	remove := &cobra.Command{
 		Use:   "remove ID|NAME",
-		Short: "Remove a contact (the conversation stays)",
+		Short: "Remove a contact (the conversation stays; see 'umbra chats delete')",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
@@ -174,6 +180,7 @@ An existing contact's or request's name works too (with --name: a rename).`,
 		},
 	}
 	cmd.AddCommand(add, list, rename, remove)
+	cmd.AddCommand(trustContactCmds()...)
 	return cmd
 }
 
@@ -193,9 +200,10 @@ func printContacts(w io.Writer, cs []client.Contact, asJSON bool, empty string) 
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tACCOUNT ID\tSINCE")
+	marks := anyMarks(cs)
+	fmt.Fprintln(tw, "NAME\tACCOUNT ID\tSINCE"+marks)
 	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.ID, c.AddedAt.Local().Format("2006-01-02"))
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", c.Name, c.ID, c.AddedAt.Local().Format("2006-01-02"), contactMarks(c, marks != ""))
 	}
 	return tw.Flush()
 }
@@ -394,6 +402,10 @@ Each message shows the first 8 characters of its ID in brackets: enough for
 				var me map[string]string
 				_ = c.Do(ctx, http.MethodGet, "/api/v1/me", nil, &me)
 				for _, m := range ms {
+					if m.Notice != "" { // a line the engine wrote (trust.go)
+						fmt.Fprintf(out, "%s  * %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), who(m.Peer()), m.Text)
+						continue
+					}
 					dir := "from " + who(m.From)
 					if m.Outgoing {
 						dir = "to   " + who(m.To)

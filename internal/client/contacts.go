@@ -116,6 +116,9 @@ func (e *Engine) Block(id string) error {
 	if c == nil {
 		c = &Contact{ID: aid.String(), AddedAt: e.now()}
 	}
+	if c.State != ContactBlocked {
+		c.UnblockTo = c.State
+	}
 	c.State = ContactBlocked
 	if err := e.d.putJSON(contactKey(c.ID), c); err != nil {
 		return err

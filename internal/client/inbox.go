@@ -430,6 +430,7 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 	}
 	var b batch
 	b.Put(seenKey(m.Hash), seenValue(m.Expiry))
+	reset := opened.NewSession && e.sessionResetLocked(from)
 	if opened.NewSession {
 		if err := e.addSessionLocked(from, opened.Session, &b); err != nil {
 			return rollback(err)
@@ -455,10 +456,17 @@ func (e *Engine) process(in inbound, m swarmclient.Message, receipts map[string]
 		}
 	}
 	owed := map[string][]string{}
-	events, err := e.receiveContentLocked(&b, from, opened.Content, owed)
+	var events []Event
+	if reset {
+		if events, err = e.noteSessionResetLocked(&b, from); err != nil {
+			return rollback(err)
+		}
+	}
+	more, err := e.receiveContentLocked(&b, from, opened.Content, owed)
 	if err != nil {
 		return rollback(err)
 	}
+	events = append(events, more...)
 	if err := e.kv.PutMany(b.entries); err != nil {
 		return rollback(err)
 	}
@@ -554,7 +562,7 @@ func (e *Engine) incomingIDsLocked(peer string) []string {
 	}
 	var ids []string
 	for _, m := range msgs {
-		if !m.Outgoing {
+		if !m.Outgoing && m.Notice == "" {
 			ids = append(ids, m.ID)
 		}
 	}

@@ -76,6 +76,9 @@ type Message struct {
 	// account's last reaction were made: an older one arriving late is
 	// ignored.
 	OpsAt map[string]int64 `json:"ops_at,omitempty"`
+	// Notice marks a line the engine wrote into the conversation, not a
+	// message anyone sent (NoticeSessionReset); Text explains it.
+	Notice string `json:"notice,omitempty"`
 }
 
 // Peer is the other side of a message.
@@ -99,6 +102,15 @@ type Contact struct {
 	Name    string    `json:"name,omitempty"`
 	State   string    `json:"state"`
 	AddedAt time.Time `json:"added_at"`
+	// Trust (trust.go): the safety number the user compared and marked
+	// verified (Verified holds only while it is still the number), muted
+	// notifications, the state an unblock returns to, and the last time
+	// the contact started a new session (a reinstall or restore).
+	Verified       bool      `json:"verified,omitempty"`
+	VerifiedNumber string    `json:"verified_number,omitempty"`
+	Muted          bool      `json:"muted,omitempty"`
+	UnblockTo      string    `json:"unblock_to,omitempty"`
+	ResetAt        time.Time `json:"reset_at,omitzero"`
 }
 
 // outboxItem is a message the network has not acknowledged yet. It holds

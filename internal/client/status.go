@@ -10,11 +10,14 @@ import (
 
 // Conversation is one row of the conversation list.
 type Conversation struct {
-	Peer   string   `json:"peer"`
-	Name   string   `json:"name,omitempty"`
-	State  string   `json:"state"` // contact, request, blocked
-	Unread int      `json:"unread"`
-	Last   *Message `json:"last,omitempty"`
+	Peer   string `json:"peer"`
+	Name   string `json:"name,omitempty"`
+	State  string `json:"state"` // contact, request, blocked
+	Unread int    `json:"unread"`
+	// Verified and Muted: see Contact (trust.go).
+	Verified bool     `json:"verified,omitempty"`
+	Muted    bool     `json:"muted,omitempty"`
+	Last     *Message `json:"last,omitempty"`
 }
 
 // Conversations lists contacts and requests with their last message and
@@ -33,7 +36,7 @@ func (e *Engine) Conversations() ([]Conversation, error) {
 		if err != nil {
 			return nil, err
 		}
-		conv := Conversation{Peer: c.ID, Name: c.Name, State: c.State}
+		conv := Conversation{Peer: c.ID, Name: c.Name, State: c.State, Verified: c.Verified, Muted: c.Muted}
 		for i := range msgs {
 			if !msgs[i].Outgoing && msgs[i].State == StateReceived {
 				conv.Unread++

@@ -7,6 +7,7 @@ import { onboarding } from './onboarding.js';
 import { unlock, unprotectedBanner } from './passphrase.js';
 import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
 import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing } from './msgops.js';
+import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 
 const root = document.getElementById('root');
 
@@ -14,6 +15,7 @@ const root = document.getElementById('root');
 const S = {
   me: '',
   convs: [], // conversations: contacts and message requests
+  blocked: [], // blocked accounts, as conversations (state "blocked")
   open: '', // peer of the open chat
   view: 'welcome', // welcome | chat | me | add | network
   msgs: new Map(), // peer -> messages, oldest first
@@ -27,7 +29,7 @@ function nameOf(peer) {
   return (c && c.name) || shortID(peer);
 }
 
-function convOf(peer) { return S.convs.find((x) => x.peer === peer); }
+function convOf(peer) { return S.convs.find((x) => x.peer === peer) || S.blocked.find((x) => x.peer === peer); }
 
 // ---- start ----
 
@@ -67,7 +69,7 @@ function fatal(title, text) {
 
 // ---- layout ----
 
-let shell, convList, reqSection, reqList, mainPane, statusDot;
+let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList;
 
 // mountMain shows the app for the account status acct.
 function mountMain(acct) {
@@ -82,6 +84,9 @@ function mountMain(acct) {
   reqList = h('ul', { class: 'conv-list', id: 'request-list', 'aria-labelledby': 'requests-title' });
   reqSection = h('section', { class: 'requests', id: 'requests', hidden: true },
     h('h2', { class: 'side-title', id: 'requests-title', text: 'Message requests' }), reqList);
+  blockedList = h('ul', { class: 'conv-list', id: 'blocked-list' });
+  blockedSection = h('details', { class: 'blocked-section', id: 'blocked', hidden: true },
+    h('summary', { class: 'side-title', text: 'Blocked' }), blockedList);
   mainPane = h('main', { class: 'main', id: 'main', tabindex: '-1' });
   shell = h('div', { class: 'app', id: 'app-shell' },
     h('aside', { class: 'sidebar', 'aria-label': 'Conversations and contacts' },
@@ -94,7 +99,8 @@ function mountMain(acct) {
       h('div', { class: 'side-body' },
         reqSection,
         h('section', {},
-          h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList)),
+          h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList),
+        blockedSection),
       h('footer', { class: 'side-foot' },
         h('button', { class: 'me-btn', type: 'button', onclick: () => showView('me') },
           avatar(me, 'You'), h('span', { class: 'me-text' }, h('strong', { text: 'You' }), h('span', { class: 'mono muted', text: shortID(me) }))))),
@@ -137,7 +143,15 @@ export function showView(view, peer) {
   const back = () => h('button', { class: 'icon-btn back', type: 'button', 'aria-label': 'Back to conversations', title: 'Back', onclick: goBack }, icon('back'));
   switch (view) {
     case 'chat': renderChat(peer, back()); break;
-    case 'me': showMe(mainPane, S.me, back()); break;
+    case 'me':
+      showMe(mainPane, S.me, back());
+      mainPane.querySelector('.panel-body').append(notificationCard());
+      break;
+    case 'verify': {
+      const toChat = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Back to the chat', title: 'Back', onclick: () => showView('chat', peer) }, icon('back'));
+      showVerify(mainPane, peer, toChat, refreshConvs);
+      break;
+    }
     case 'add': showAddContact(mainPane, back(), onContactAdded); break;
     case 'network': showNetwork(mainPane, back()); break;
     default: renderWelcome();
@@ -174,7 +188,9 @@ function refreshConvsSoon() {
 
 async function refreshConvs() {
   try {
-    S.convs = await api('GET', '/api/v1/conversations');
+    const [convs, blocked] = await Promise.all([api('GET', '/api/v1/conversations'), api('GET', '/api/v1/blocked')]);
+    S.convs = convs;
+    S.blocked = blocked.map((b) => ({ peer: b.id, name: b.name || '', state: 'blocked', unread: 0 }));
   } catch (e) {
     toast(e.message, 'error');
     return;
@@ -194,6 +210,10 @@ function renderConvs() {
   document.title = unread ? '(' + unread + ') Umbra' : 'Umbra';
   reqSection.hidden = requests.length === 0;
   reqList.replaceChildren(...requests.map(requestItem));
+  blockedSection.hidden = S.blocked.length === 0;
+  blockedList.replaceChildren(...S.blocked.map((c) => h('li', {},
+    h('button', { class: 'conv', type: 'button', 'data-peer': c.peer, onclick: () => showView('chat', c.peer), 'aria-current': S.open === c.peer ? 'true' : false },
+      avatar(c.peer, c.name), h('span', { class: 'conv-body' }, h('span', { class: 'conv-name', text: c.name || shortID(c.peer) }))))));
   if (chats.length === 0) {
     convList.replaceChildren(h('li', { class: 'conv-empty' },
       h('p', { text: 'No conversations yet.' }),
@@ -206,6 +226,7 @@ function renderConvs() {
 function preview(c) {
   if (!c.last) return 'No messages yet';
   if (c.last.deleted) return 'This message was deleted';
+  if (c.last.notice) return 'Session reset: verify the safety number';
   return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
 }
 
@@ -220,6 +241,7 @@ function convItem(c) {
     h('span', { class: 'conv-body' },
       h('span', { class: 'conv-top' },
         h('span', { class: 'conv-name', text: c.name || shortID(c.peer) }),
+        c.verified ? verifiedBadge() : null, c.muted ? mutedMark() : null,
         c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
       h('span', { class: 'conv-bottom' },
         c.last && c.last.outgoing ? tick(c.last.state) : null,
@@ -300,16 +322,17 @@ function updateChatHead(c) {
   chatHead.replaceChildren(back,
     avatar(c.peer, c.name),
     h('div', { class: 'chat-title' },
-      h('h1', { id: 'chat-title', text: c.name || shortID(c.peer) }),
+      h('h1', { id: 'chat-title' }, h('span', { text: c.name || shortID(c.peer) }), c.verified ? verifiedBadge() : null),
       h('p', { class: 'sub' }, c.name ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
         icon('lock', 'inline'), c.name ? ' encrypted' : ' end-to-end encrypted'),
       S.typing.mount(h('p', { class: 'sub typing-line' }), c.peer)),
     h('div', { class: 'chat-actions' },
       isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Rename contact', title: 'Rename', onclick: () => rename(c) }, icon('edit')),
-      isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Remove contact', title: 'Remove', onclick: () => remove(c) }, icon('trash'))));
+      chatMenu(c, (action) => onChatAction(c.peer, action))));
   const section = chatHead.parentElement;
   const old = section && section.querySelector('.request-banner');
   if (old) old.remove();
+  if (c.state === 'blocked' && section) chatHead.after(blockedBanner(c, (action) => onChatAction(c.peer, action)));
   if (isReq && section) {
     chatHead.after(h('div', { class: 'request-banner', role: 'region', 'aria-label': 'Message request' },
       h('p', { text: 'This person is not in your contacts. Accept to reply and let them know their messages arrived, or block them.' }),
@@ -383,7 +406,7 @@ function renderMessages(peer) {
       day = d;
       nodes.push(h('div', { class: 'day-sep', role: 'separator' }, h('span', { text: dayLabel(m.sent_at) })));
     }
-    nodes.push(messageEl(m));
+    nodes.push(m.notice ? noticeEl(m, nameOf(peer), () => showView('verify', peer)) : messageEl(m));
   }
   if (ms.length === 0) nodes.push(h('p', { class: 'chat-note muted', text: 'No messages yet. Say hello!' }));
   msgBox.replaceChildren(...nodes);
@@ -462,16 +485,17 @@ async function rename(c) {
   } catch (e) { toast(e.message, 'error'); }
 }
 
-async function remove(c) {
-  const who = c.name || shortID(c.peer);
-  const ok = await confirmDialog('Remove ' + who + '?', 'They leave your contacts; the conversation stays on this device. If they write again, it arrives as a message request.', 'Remove');
-  if (!ok) return;
-  try {
-    await api('DELETE', '/api/v1/contacts/' + encodeURIComponent(c.peer));
-    toast('Removed ' + who + '.');
-    showView('welcome');
-    refreshConvs();
-  } catch (e) { toast(e.message, 'error'); }
+// onChatAction follows up an action of the chat header menu (trust.js).
+function onChatAction(peer, action) {
+  switch (action) {
+    case 'verify': showView('verify', peer); return;
+    case 'delete-chat':
+      S.msgs.set(peer, []);
+      if (S.open === peer) renderMessages(peer);
+      break;
+    case 'remove-contact': showView('welcome'); break;
+  }
+  refreshConvs();
 }
 
 // ---- events ----
@@ -480,6 +504,11 @@ function onEvent(ev) {
   if (ev.type === 'typing') {
     S.typing.event(ev);
     return;
+  }
+  if (ev.type === 'message' && ev.message) notifyIncoming(ev.message, convOf(ev.message.from), S.open, (p) => showView('chat', p));
+  if (ev.type === 'cleared' && ev.contact) {
+    S.msgs.set(ev.contact.id, []);
+    if (S.open === ev.contact.id) renderMessages(ev.contact.id);
   }
   if (ev.message) {
     upsert(ev.message, ev.type === 'removed');
