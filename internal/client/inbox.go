@@ -504,6 +504,10 @@ func (e *Engine) receiveContentLocked(b *batch, from string, c *envelope.Content
 	switch c.Kind {
 	case envelope.KindText:
 		return e.receiveTextLocked(b, from, c, owed)
+	case envelope.KindProfile:
+		return e.receiveProfileLocked(b, from, c)
+	case envelope.KindTimer:
+		return e.receiveTimerLocked(b, from, c)
 	}
 	return nil, nil
 }
@@ -530,6 +534,7 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 	}
 	m := &Message{ID: idOf(c), From: from, To: e.AccountID(), Text: string(c.Body), SentAt: time.UnixMilli(c.SentAt),
 		ReceivedAt: e.now(), State: StateReceived}
+	events = append(events, e.textTimerLocked(b, from, c, m)...)
 	if err := saveMessageTo(b, m); err != nil {
 		return nil, err
 	}
@@ -588,6 +593,7 @@ func (e *Engine) MarkRead(ctx context.Context, peer string) (int, error) {
 
 // Messages lists the conversation with peer, or every message if peer is "".
 func (e *Engine) Messages(peer string) ([]Message, error) {
+	e.expireDue() // nothing expired is listed, with or without the loop
 	if peer != "" {
 		aid, err := identity.ParseAccountID(peer)
 		if err != nil {

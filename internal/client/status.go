@@ -15,6 +15,11 @@ type Conversation struct {
 	State  string   `json:"state"` // contact, request, blocked
 	Unread int      `json:"unread"`
 	Last   *Message `json:"last,omitempty"`
+	// ProfileName and Avatar (a data: URL) are what the peer's profile
+	// says; Name, the user's own name for them, wins for display.
+	ProfileName string `json:"profile_name,omitempty"`
+	Avatar      string `json:"avatar,omitempty"`
+	Timer       uint32 `json:"timer,omitempty"` // disappearing messages, seconds
 }
 
 // Conversations lists contacts and requests with their last message and
@@ -34,6 +39,7 @@ func (e *Engine) Conversations() ([]Conversation, error) {
 			return nil, err
 		}
 		conv := Conversation{Peer: c.ID, Name: c.Name, State: c.State}
+		e.decorateConv(&conv)
 		for i := range msgs {
 			if !msgs[i].Outgoing && msgs[i].State == StateReceived {
 				conv.Unread++
