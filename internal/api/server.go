@@ -262,6 +262,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 		return e.Settings()
 	})
 	api("PUT /api/v1/settings", s.putSettings)
+	s.profileRoutes(api)
 	mux.HandleFunc("GET /api/v1/events", s.auth(s.events))
 	// Unknown API paths answer JSON, not the UI's page.
 	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {
