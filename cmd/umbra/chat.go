@@ -387,7 +387,11 @@ account. With --wait, first wait up to DURATION for a new message to arrive.`,
 					if m.Outgoing {
 						dir = "to   " + who(m.To)
 					}
-					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, strings.ReplaceAll(m.Text, "\n", "\n    "))
+					text := m.Text
+					if m.Kind == client.KindTimerLine { // see profile.go
+						text = "(disappearing messages: " + timerText(time.Duration(m.Expire)*time.Second) + ")"
+					}
+					fmt.Fprintf(out, "%s  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), dir, m.State, strings.ReplaceAll(text, "\n", "\n    "))
 				}
 				return nil
 			})
