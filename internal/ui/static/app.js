@@ -2,10 +2,11 @@
 // the network view. It talks only to the daemon that served it.
 
 import { api, token, Events } from './api.js';
-import { h, icon, tick, avatar, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
+import { h, icon, tick, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
 import { onboarding } from './onboarding.js';
 import { unlock, unprotectedBanner } from './passphrase.js';
-import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
+import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog, dialog } from './panels.js';
+import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
 
 const root = document.getElementById('root');
 
@@ -22,7 +23,7 @@ const S = {
 
 function nameOf(peer) {
   const c = S.convs.find((x) => x.peer === peer);
-  return (c && c.name) || shortID(peer);
+  return c ? displayName(c) : shortID(peer);
 }
 
 function convOf(peer) { return S.convs.find((x) => x.peer === peer); }
@@ -65,12 +66,19 @@ function fatal(title, text) {
 
 // ---- layout ----
 
-let shell, convList, reqSection, reqList, mainPane, statusDot;
+let shell, convList, reqSection, reqList, mainPane, statusDot, meBtn;
 
 // mountMain shows the app for the account status acct.
 function mountMain(acct) {
   const me = acct.account_id;
   S.me = me;
+  meBtn = h('button', { class: 'me-btn', type: 'button', id: 'me-btn', onclick: () => showView('me') });
+  const drawMe = () => {
+    meBtn.replaceChildren(myAvatar(), h('span', { class: 'me-text' }, h('strong', { text: myProfile.name || 'You' }), h('span', { class: 'mono muted', text: shortID(me) })));
+    renderConvs();
+  };
+  drawMe();
+  loadMe(me, drawMe);
   statusDot = h('span', { class: 'status-dot', role: 'status', 'aria-label': 'Connecting', title: 'Connecting' });
   const headBtn = (name, label, view) => h('button', {
     class: 'icon-btn', type: 'button', 'aria-label': label, title: label, 'data-view': view,
@@ -93,9 +101,7 @@ function mountMain(acct) {
         reqSection,
         h('section', {},
           h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList)),
-      h('footer', { class: 'side-foot' },
-        h('button', { class: 'me-btn', type: 'button', onclick: () => showView('me') },
-          avatar(me, 'You'), h('span', { class: 'me-text' }, h('strong', { text: 'You' }), h('span', { class: 'mono muted', text: shortID(me) }))))),
+      h('footer', { class: 'side-foot' }, meBtn)),
     mainPane);
   // The warning stays at the top while the account has no passphrase.
   if (acct.unprotected) shell.prepend(unprotectedBanner(() => {}));
@@ -186,7 +192,7 @@ function renderConvs() {
   const requests = S.convs.filter((c) => c.state === 'request');
   const chats = S.convs.filter((c) => c.state !== 'request');
   const unread = S.convs.reduce((n, c) => n + (c.unread || 0), 0);
-  document.title = unread ? '(' + unread + ') Umbra' : 'Umbra';
+  setTitle(unread);
   reqSection.hidden = requests.length === 0;
   reqList.replaceChildren(...requests.map(requestItem));
   if (chats.length === 0) {
@@ -200,6 +206,7 @@ function renderConvs() {
 
 function preview(c) {
   if (!c.last) return 'No messages yet';
+  if (c.last.kind === 'timer') return 'Disappearing messages: ' + (c.last.expire ? 'on' : 'off');
   return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
 }
 
@@ -210,10 +217,10 @@ function convItem(c) {
       class: 'conv' + (c.unread ? ' unread' : ''), type: 'button', 'data-peer': c.peer,
       'aria-current': current ? 'true' : false, onclick: () => showView('chat', c.peer),
     },
-    avatar(c.peer, c.name),
+    avatarOf(c),
     h('span', { class: 'conv-body' },
       h('span', { class: 'conv-top' },
-        h('span', { class: 'conv-name', text: c.name || shortID(c.peer) }),
+        h('span', { class: 'conv-name', text: displayName(c) }),
         c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
       h('span', { class: 'conv-bottom' },
         c.last && c.last.outgoing ? tick(c.last.state) : null,
@@ -224,9 +231,9 @@ function convItem(c) {
 function requestItem(c) {
   return h('li', { class: 'request', 'data-peer': c.peer },
     h('button', { class: 'conv', type: 'button', onclick: () => showView('chat', c.peer), 'aria-current': S.open === c.peer ? 'true' : false },
-      avatar(c.peer, ''),
+      avatarOf(c),
       h('span', { class: 'conv-body' },
-        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name mono', text: shortID(c.peer) }),
+        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' + (c.profile_name ? '' : ' mono'), text: c.profile_name ? c.profile_name + ' · ' + shortID(c.peer) : shortID(c.peer) }),
           c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
         h('span', { class: 'conv-bottom' }, h('span', { class: 'conv-last', text: preview(c) }),
           c.unread ? h('span', { class: 'badge' }, String(c.unread), h('span', { class: 'sr-only', text: ' unread' })) : null))),
@@ -286,13 +293,15 @@ function updateChatHead(c) {
   if (!c || !chatHead) return;
   const back = chatHead.querySelector('.back');
   const isReq = c.state === 'request';
+  const named = c.name || c.profile_name;
   chatHead.replaceChildren(back,
-    avatar(c.peer, c.name),
+    avatarOf(c),
     h('div', { class: 'chat-title' },
-      h('h1', { id: 'chat-title', text: c.name || shortID(c.peer) }),
-      h('p', { class: 'sub' }, c.name ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
-        icon('lock', 'inline'), c.name ? ' encrypted' : ' end-to-end encrypted')),
+      h('h1', { id: 'chat-title', text: displayName(c) }),
+      h('p', { class: 'sub' }, named ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
+        icon('lock', 'inline'), named ? ' encrypted' : ' end-to-end encrypted')),
     h('div', { class: 'chat-actions' },
+      isReq ? null : timerButton(c, dialog),
       isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Rename contact', title: 'Rename', onclick: () => rename(c) }, icon('edit')),
       isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Remove contact', title: 'Remove', onclick: () => remove(c) }, icon('trash'))));
   const section = chatHead.parentElement;
@@ -380,11 +389,13 @@ function renderMessages(peer) {
 }
 
 function messageEl(m) {
+  if (m.kind === 'timer') return timerLine(m, nameOf(m.from));
   const dir = m.outgoing ? 'out' : 'in';
   return h('div', { class: 'msg ' + dir, 'data-id': m.id, 'data-state': m.state },
     h('div', { class: 'bubble' },
       h('p', { class: 'text', text: m.text }),
       h('span', { class: 'meta' },
+        timerMark(m),
         h('time', { datetime: m.sent_at, title: fullTime(m.sent_at), text: timeOf(m.sent_at) }),
         m.outgoing ? tick(m.state) : null)),
     m.state === 'failed' ? h('p', { class: 'msg-error', role: 'alert', text: 'Not sent: ' + (m.error || 'unknown error') }) : null);
@@ -448,6 +459,14 @@ async function remove(c) {
 // ---- events ----
 
 function onEvent(ev) {
+  if (ev.type === 'expired' && ev.message) { // a disappearing message's time is up
+    const peer = ev.message.outgoing ? ev.message.to : ev.message.from;
+    const ms = S.msgs.get(peer);
+    if (ms) S.msgs.set(peer, ms.filter((x) => x.id !== ev.message.id));
+    if (S.open === peer) renderMessages(peer);
+    refreshConvsSoon();
+    return;
+  }
   if (ev.message) {
     upsert(ev.message);
     if (!ev.message.outgoing && S.open === ev.message.from) markReadSoon();
