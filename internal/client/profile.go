@@ -33,6 +33,9 @@ const (
 	peerProfilePrefix = "peerprofile/"
 )
 
+// EventProfile says the user's own profile changed.
+const EventProfile = "profile"
+
 // Profile is the user's own profile.
 type Profile struct {
 	Name string `json:"name"`
@@ -128,6 +131,7 @@ func (e *Engine) SetProfile(ctx context.Context, u ProfileUpdate) (*Profile, err
 	if !changed {
 		return p, nil
 	}
+	e.bus.publish(Event{Type: EventProfile})
 	keys, err := e.kv.List(profileToldPrefix)
 	if err != nil {
 		return p, err

@@ -459,6 +459,7 @@ async function remove(c) {
 // ---- events ----
 
 function onEvent(ev) {
+  if (ev.type === 'profile') { loadMe(S.me); return; } // changed elsewhere (CLI, another tab)
   if (ev.type === 'expired' && ev.message) { // a disappearing message's time is up
     const peer = ev.message.outgoing ? ev.message.to : ev.message.from;
     const ms = S.msgs.get(peer);

@@ -2,7 +2,15 @@
 // messages: the pieces app.js and panels.js use.
 
 import { api } from './api.js';
-import { h, avatar, shortID, toast } from './dom.js';
+import { h, svg, avatar, shortID, toast } from './dom.js';
+
+// stopwatch is the disappearing-messages icon (an SVG: emoji fonts are
+// not everywhere).
+function stopwatch(cls) {
+  const el = svg('svg', { viewBox: '0 0 24 24', class: 'icon ' + (cls || ''), 'aria-hidden': 'true', focusable: 'false' });
+  el.append(svg('path', { d: 'M12 21a8 8 0 1 0 0-16 8 8 0 0 0 0 16M12 9v4l2.5 2M9.5 2h5M19 5l1.5 1.5' }));
+  return el;
+}
 
 // me is the user's own profile, as GET /api/v1/profile answers it.
 export const me = { account_id: '', name: '', avatar: '' };
@@ -76,7 +84,7 @@ export function timerLine(m, who) {
 export function timerMark(m) {
   if (!m.expires_at) return null;
   const label = 'Disappears ' + new Date(m.expires_at).toLocaleString();
-  return h('span', { class: 'timer-mark', title: label, 'aria-label': label, role: 'img', text: '⏱' });
+  return h('span', { class: 'timer-mark', title: label, 'aria-label': label, role: 'img' }, stopwatch());
 }
 
 // timerButton opens the timer choice for conversation c.
@@ -85,7 +93,7 @@ export function timerButton(c, dialog) {
   return h('button', {
     class: 'icon-btn timer-btn' + (c.timer ? ' on' : ''), type: 'button', id: 'timer-btn', 'aria-label': label, title: label,
     onclick: () => chooseTimer(c, dialog),
-  }, h('span', { 'aria-hidden': 'true', text: '⏱' }), c.timer ? h('span', { class: 'timer-short', text: shortTimer(c.timer) }) : null);
+  }, stopwatch(), c.timer ? h('span', { class: 'timer-short', text: shortTimer(c.timer) }) : null);
 }
 
 function shortTimer(secs) {
