@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/umbra-im/umbra/internal/client"
+	"github.com/umbra-im/umbra/internal/memswarm"
 )
 
 // testPNG is a w x h PNG.
@@ -121,9 +122,22 @@ func TestDisappearingMessages(t *testing.T) {
 		defer stopA()
 		bevents, stopB := bob.e.Subscribe()
 		defer stopB()
+		before := len(n.s.Seen())
 		m, err := alice.e.Send(ctx, bob.id, "vanish")
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The swarm keeps it no longer than the timer.
+		short := false
+		for _, s := range n.s.Seen()[before:] {
+			if s.Op == memswarm.OpPut && s.Client == "alice" && s.Err == nil {
+				if life := time.Duration(s.Expiry-s.Timestamp) * time.Millisecond; life <= 10*time.Minute {
+					short = true
+				}
+			}
+		}
+		if !short {
+			t.Error("no store of the disappearing text with a lifetime within its timer")
 		}
 		if m.Expire != 600 || m.ExpiresAt.IsZero() {
 			t.Fatalf("sent %+v without the timer", m)
