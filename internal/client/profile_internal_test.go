@@ -10,6 +10,10 @@ import (
 	"image/png"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/envelope"
+	"github.com/umbra-im/umbra/internal/identity"
 )
 
 func pngOf(t testing.TB, w, h int) []byte {
@@ -123,4 +127,91 @@ func FuzzParseProfile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReceiveProfileAndTimer: a receiver keeps only a newer profile,
+// drops a malformed one, keeps a stranger's (its text may come later),
+// and a text sent before the last timer change does not undo it.
+func TestReceiveProfileAndTimer(t *testing.T) {
+	lightArgon2(t)
+	home := t.TempDir()
+	if _, err := Init(home, "", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	e, err := openOffline(home, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	peer, err := identity.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := peer.ID().String()
+	receive := func(kind envelope.Kind, body []byte, expire uint32, sentAt time.Time) {
+		t.Helper()
+		c, err := envelope.NewContent(nil, kind, body, sentAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Expire = expire
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		var b batch
+		if _, err := e.receiveContentLocked(&b, from, c, map[string][]string{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.kv.PutMany(b.entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prof := func(counter uint64, name string) []byte {
+		b, err := (&profileBody{Version: 1, Counter: counter, Name: name}).encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	now := time.Now()
+	receive(envelope.KindProfile, prof(2, "Stranger"), 0, now)
+	if p := e.PeerProfile(from); p == nil || p.Name != "Stranger" {
+		t.Fatalf("a stranger's profile: %+v", p)
+	}
+	receive(envelope.KindProfile, prof(1, "Older"), 0, now)
+	receive(envelope.KindProfile, prof(3, "bad\x00name"), 0, now)
+	if p := e.PeerProfile(from); p.Name != "Stranger" || p.Counter != 2 {
+		t.Fatalf("after an older and a malformed profile: %+v", p)
+	}
+	receive(envelope.KindText, []byte("hi"), 0, now) // makes the message request
+	receive(envelope.KindProfile, prof(5, "Carol"), 0, now)
+	convs, _ := e.Conversations()
+	if len(convs) != 1 || convs[0].ProfileName != "Carol" || convs[0].Name != "" {
+		t.Fatalf("conversations %+v", convs)
+	}
+
+	receive(envelope.KindTimer, nil, 3600, now.Add(time.Second))
+	if got := e.timerOf(from); got != 3600 {
+		t.Fatalf("timer %d after the peer set 1 h", got)
+	}
+	receive(envelope.KindText, []byte("crossed"), 0, now.Add(500*time.Millisecond)) // sent before the change
+	if got := e.timerOf(from); got != 3600 {
+		t.Fatalf("an older text turned the timer to %d", got)
+	}
+	receive(envelope.KindText, []byte("newer"), 60, now.Add(2*time.Second))
+	if got := e.timerOf(from); got != 60 {
+		t.Fatalf("a newer text with a 60 s timer left it at %d", got)
+	}
+	ms, _ := e.Messages(from)
+	var lines, timed int
+	for _, m := range ms {
+		if m.Kind == KindTimerLine {
+			lines++
+		}
+		if m.Text == "newer" && m.Expire == 60 && m.ExpiresAt.Sub(m.ReceivedAt) == time.Minute {
+			timed++
+		}
+	}
+	if lines != 1 || timed != 1 {
+		t.Fatalf("%d timer lines and %d timed texts in %+v", lines, timed, ms)
+	}
 }
