@@ -411,6 +411,9 @@ Each message shows the first 8 characters of its ID in brackets: enough for
 						dir = "to   " + who(m.To)
 					}
 					text := messageBody(m, who, me["account_id"])
+					if m.Kind == client.KindTimerLine { // see profile.go
+						text = "(disappearing messages: " + timerText(time.Duration(m.Expire)*time.Second) + ")"
+					}
 					fmt.Fprintf(out, "%s  [%s]  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), shortMsgID(m.ID), dir, m.State, strings.ReplaceAll(text, "\n", "\n    "))
 				}
 				return nil

@@ -264,6 +264,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("PUT /api/v1/settings", s.putSettings)
 	s.msgopsRoutes(api)
 	s.trustRoutes(api)
+	s.profileRoutes(api)
 	mux.HandleFunc("GET /api/v1/events", s.auth(s.events))
 	// Unknown API paths answer JSON, not the UI's page.
 	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {

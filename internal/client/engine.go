@@ -78,6 +78,8 @@ type Engine struct {
 
 	receipts     *receiptScheduler // see receipts.go; made on first use
 	receiptsOnce sync.Once
+
+	exp expirer // disappearing messages, see timer.go
 }
 
 func (c *Config) defaults() {
@@ -190,6 +192,7 @@ func (e *Engine) Start() {
 	e.goLoop(e.prekeyLoop)
 	e.goLoop(e.refreshLoop)
 	e.goLoop(e.receiptLoop)
+	e.goLoop(e.expireLoop)
 }
 
 func (e *Engine) goLoop(f func(context.Context)) {

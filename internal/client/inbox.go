@@ -516,6 +516,10 @@ func (e *Engine) receiveContentLocked(b *batch, from string, c *envelope.Content
 		return e.receiveOpLocked(b, from, c)
 	case envelope.KindTyping:
 		return e.receiveTypingLocked(from, c), nil
+	case envelope.KindProfile:
+		return e.receiveProfileLocked(b, from, c)
+	case envelope.KindTimer:
+		return e.receiveTimerLocked(b, from, c)
 	}
 	return nil, nil
 }
@@ -542,6 +546,7 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 	}
 	m := &Message{ID: idOf(c), From: from, To: e.AccountID(), Text: string(c.Body), SentAt: time.UnixMilli(c.SentAt),
 		ReceivedAt: e.now(), State: StateReceived, ReplyTo: replyOf(c)}
+	events = append(events, e.textTimerLocked(b, from, c, m)...)
 	if err := e.applyPendingLocked(b, m); err != nil { // actions that came first
 		return nil, err
 	}
@@ -603,6 +608,7 @@ func (e *Engine) MarkRead(ctx context.Context, peer string) (int, error) {
 
 // Messages lists the conversation with peer, or every message if peer is "".
 func (e *Engine) Messages(peer string) ([]Message, error) {
+	e.expireDue() // nothing expired is listed, with or without the loop
 	if peer != "" {
 		aid, err := identity.ParseAccountID(peer)
 		if err != nil {

@@ -79,6 +79,13 @@ type Message struct {
 	// Notice marks a line the engine wrote into the conversation, not a
 	// message anyone sent (NoticeSessionReset); Text explains it.
 	Notice string `json:"notice,omitempty"`
+	// Kind is "" for a text, KindTimerLine for a timer change's system
+	// line.
+	Kind string `json:"kind,omitempty"`
+	// Expire is the disappearing-message timer it was sent with (seconds,
+	// 0: none); ExpiresAt is when it is deleted (see timer.go).
+	Expire    uint32    `json:"expire,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Peer is the other side of a message.
@@ -194,6 +201,11 @@ func saveMessageTo(w kvWriter, m *Message) error {
 	k := msgKey(m.Peer(), m.SentAt, m.ID)
 	if err := putJSON(w, k, m); err != nil {
 		return err
+	}
+	if !m.ExpiresAt.IsZero() {
+		if err := w.Put(expireKey(m.ExpiresAt, m.ID), nil); err != nil {
+			return err
+		}
 	}
 	return w.Put(msgIndexKey(m.ID), []byte(k))
 }

@@ -77,12 +77,14 @@ func (e *Engine) send(ctx context.Context, to, text, replyTo string, wait bool) 
 		}
 		c2.Refs, m.ReplyTo = [][]byte{ref}, replyTo
 	}
+	e.stampTimer(c2, m)
 	watch, stop := e.Subscribe()
 	defer stop()
 	if err := e.enqueue(ctx, aid, c2, m); err != nil {
 		return nil, err
 	}
 	e.bus.publish(Event{Type: EventMessage, Message: m})
+	e.tellProfile(ctx, to) // the first text to a contact, or after a change
 	if !wait {
 		return m, nil
 	}
@@ -218,6 +220,9 @@ func (e *Engine) enqueueWith(ctx context.Context, aid identity.AccountID, c *env
 	// the content (SentAt).
 	item.Timestamp = wire.CoarseTime(now.UnixMilli())
 	item.TTL = wire.CoarseTTL(e.cfg.MessageTTL.Milliseconds())
+	if c.Kind == envelope.KindText && c.Expire > 0 { // a disappearing text: see timer.go
+		item.TTL = min(item.TTL, wire.CoarseTTL(int64(c.Expire)*1000))
+	}
 	inboxID, inboxKey, haveInbox := e.peerInbox(to, now)
 	request := s.Pending() || !haveInbox
 	var box mailbox.ID

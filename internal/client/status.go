@@ -18,6 +18,11 @@ type Conversation struct {
 	Verified bool     `json:"verified,omitempty"`
 	Muted    bool     `json:"muted,omitempty"`
 	Last     *Message `json:"last,omitempty"`
+	// ProfileName and Avatar (a data: URL) are what the peer's profile
+	// says; Name, the user's own name for them, wins for display.
+	ProfileName string `json:"profile_name,omitempty"`
+	Avatar      string `json:"avatar,omitempty"`
+	Timer       uint32 `json:"timer,omitempty"` // disappearing messages, seconds
 }
 
 // Conversations lists contacts and requests with their last message and
@@ -37,6 +42,7 @@ func (e *Engine) Conversations() ([]Conversation, error) {
 			return nil, err
 		}
 		conv := Conversation{Peer: c.ID, Name: c.Name, State: c.State, Verified: c.Verified, Muted: c.Muted}
+		e.decorateConv(&conv)
 		for i := range msgs {
 			if !msgs[i].Outgoing && msgs[i].State == StateReceived {
 				conv.Unread++

@@ -2,12 +2,13 @@
 // the network view. It talks only to the daemon that served it.
 
 import { api, token, Events } from './api.js';
-import { h, icon, tick, avatar, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
+import { h, icon, tick, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
 import { onboarding } from './onboarding.js';
 import { unlock, unprotectedBanner } from './passphrase.js';
-import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
+import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog, dialog } from './panels.js';
 import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing } from './msgops.js';
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
+import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
 
 const root = document.getElementById('root');
 
@@ -26,7 +27,7 @@ const S = {
 
 function nameOf(peer) {
   const c = S.convs.find((x) => x.peer === peer);
-  return (c && c.name) || shortID(peer);
+  return c ? displayName(c) : shortID(peer);
 }
 
 function convOf(peer) { return S.convs.find((x) => x.peer === peer) || S.blocked.find((x) => x.peer === peer); }
@@ -69,12 +70,19 @@ function fatal(title, text) {
 
 // ---- layout ----
 
-let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList;
+let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList, meBtn;
 
 // mountMain shows the app for the account status acct.
 function mountMain(acct) {
   const me = acct.account_id;
   S.me = me;
+  meBtn = h('button', { class: 'me-btn', type: 'button', id: 'me-btn', onclick: () => showView('me') });
+  const drawMe = () => {
+    meBtn.replaceChildren(myAvatar(), h('span', { class: 'me-text' }, h('strong', { text: myProfile.name || 'You' }), h('span', { class: 'mono muted', text: shortID(me) })));
+    renderConvs();
+  };
+  drawMe();
+  loadMe(me, drawMe);
   statusDot = h('span', { class: 'status-dot', role: 'status', 'aria-label': 'Connecting', title: 'Connecting' });
   const headBtn = (name, label, view) => h('button', {
     class: 'icon-btn', type: 'button', 'aria-label': label, title: label, 'data-view': view,
@@ -101,9 +109,7 @@ function mountMain(acct) {
         h('section', {},
           h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList),
         blockedSection),
-      h('footer', { class: 'side-foot' },
-        h('button', { class: 'me-btn', type: 'button', onclick: () => showView('me') },
-          avatar(me, 'You'), h('span', { class: 'me-text' }, h('strong', { text: 'You' }), h('span', { class: 'mono muted', text: shortID(me) }))))),
+      h('footer', { class: 'side-foot' }, meBtn)),
     mainPane);
   // The warning stays at the top while the account has no passphrase.
   if (acct.unprotected) shell.prepend(unprotectedBanner(() => {}));
@@ -207,13 +213,13 @@ function renderConvs() {
   const requests = S.convs.filter((c) => c.state === 'request');
   const chats = S.convs.filter((c) => c.state !== 'request');
   const unread = S.convs.reduce((n, c) => n + (c.unread || 0), 0);
-  document.title = unread ? '(' + unread + ') Umbra' : 'Umbra';
+  setTitle(unread);
   reqSection.hidden = requests.length === 0;
   reqList.replaceChildren(...requests.map(requestItem));
   blockedSection.hidden = S.blocked.length === 0;
   blockedList.replaceChildren(...S.blocked.map((c) => h('li', {},
     h('button', { class: 'conv', type: 'button', 'data-peer': c.peer, onclick: () => showView('chat', c.peer), 'aria-current': S.open === c.peer ? 'true' : false },
-      avatar(c.peer, c.name), h('span', { class: 'conv-body' }, h('span', { class: 'conv-name', text: c.name || shortID(c.peer) }))))));
+      avatarOf(c), h('span', { class: 'conv-body' }, h('span', { class: 'conv-name', text: displayName(c) }))))));
   if (chats.length === 0) {
     convList.replaceChildren(h('li', { class: 'conv-empty' },
       h('p', { text: 'No conversations yet.' }),
@@ -227,6 +233,7 @@ function preview(c) {
   if (!c.last) return 'No messages yet';
   if (c.last.deleted) return 'This message was deleted';
   if (c.last.notice) return 'Session reset: verify the safety number';
+  if (c.last.kind === 'timer') return 'Disappearing messages: ' + (c.last.expire ? 'on' : 'off');
   return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
 }
 
@@ -237,10 +244,10 @@ function convItem(c) {
       class: 'conv' + (c.unread ? ' unread' : ''), type: 'button', 'data-peer': c.peer,
       'aria-current': current ? 'true' : false, onclick: () => showView('chat', c.peer),
     },
-    avatar(c.peer, c.name),
+    avatarOf(c),
     h('span', { class: 'conv-body' },
       h('span', { class: 'conv-top' },
-        h('span', { class: 'conv-name', text: c.name || shortID(c.peer) }),
+        h('span', { class: 'conv-name', text: displayName(c) }),
         c.verified ? verifiedBadge() : null, c.muted ? mutedMark() : null,
         c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
       h('span', { class: 'conv-bottom' },
@@ -252,9 +259,9 @@ function convItem(c) {
 function requestItem(c) {
   return h('li', { class: 'request', 'data-peer': c.peer },
     h('button', { class: 'conv', type: 'button', onclick: () => showView('chat', c.peer), 'aria-current': S.open === c.peer ? 'true' : false },
-      avatar(c.peer, ''),
+      avatarOf(c),
       h('span', { class: 'conv-body' },
-        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name mono', text: shortID(c.peer) }),
+        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' + (c.profile_name ? '' : ' mono'), text: c.profile_name ? c.profile_name + ' · ' + shortID(c.peer) : shortID(c.peer) }),
           c.last ? h('time', { class: 'conv-time', datetime: c.last.sent_at, text: listTime(c.last.sent_at) }) : null),
         h('span', { class: 'conv-bottom' }, h('span', { class: 'conv-last', text: preview(c) }),
           c.unread ? h('span', { class: 'badge' }, String(c.unread), h('span', { class: 'sr-only', text: ' unread' })) : null))),
@@ -319,14 +326,16 @@ function updateChatHead(c) {
   if (!c || !chatHead) return;
   const back = chatHead.querySelector('.back');
   const isReq = c.state === 'request';
+  const named = c.name || c.profile_name;
   chatHead.replaceChildren(back,
-    avatar(c.peer, c.name),
+    avatarOf(c),
     h('div', { class: 'chat-title' },
-      h('h1', { id: 'chat-title' }, h('span', { text: c.name || shortID(c.peer) }), c.verified ? verifiedBadge() : null),
-      h('p', { class: 'sub' }, c.name ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
-        icon('lock', 'inline'), c.name ? ' encrypted' : ' end-to-end encrypted'),
+      h('h1', { id: 'chat-title' }, h('span', { text: displayName(c) }), c.verified ? verifiedBadge() : null),
+      h('p', { class: 'sub' }, named ? [h('span', { class: 'mono', text: shortID(c.peer) }), ' · '] : null,
+        icon('lock', 'inline'), named ? ' encrypted' : ' end-to-end encrypted'),
       S.typing.mount(h('p', { class: 'sub typing-line' }), c.peer)),
     h('div', { class: 'chat-actions' },
+      isReq ? null : timerButton(c, dialog),
       isReq ? null : h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Rename contact', title: 'Rename', onclick: () => rename(c) }, icon('edit')),
       chatMenu(c, (action) => onChatAction(c.peer, action))));
   const section = chatHead.parentElement;
@@ -417,6 +426,7 @@ function renderMessages(peer) {
 }
 
 function messageEl(m) {
+  if (m.kind === 'timer') return timerLine(m, nameOf(m.from));
   const dir = m.outgoing ? 'out' : 'in';
   const peer = m.outgoing ? m.to : m.from;
   const ms = S.msgs.get(peer) || [];
@@ -426,6 +436,7 @@ function messageEl(m) {
       bodyEls(m),
       h('span', { class: 'meta' },
         editedMark(m),
+        timerMark(m),
         h('time', { datetime: m.sent_at, title: fullTime(m.sent_at), text: timeOf(m.sent_at) }),
         m.outgoing ? tick(m.state) : null)),
     reactionsEl(m, S.me, nameOf, peer),
@@ -509,6 +520,15 @@ function onEvent(ev) {
   if (ev.type === 'cleared' && ev.contact) {
     S.msgs.set(ev.contact.id, []);
     if (S.open === ev.contact.id) renderMessages(ev.contact.id);
+  }
+  if (ev.type === 'profile') { loadMe(S.me); return; } // changed elsewhere (CLI, another tab)
+  if (ev.type === 'expired' && ev.message) { // a disappearing message's time is up
+    const peer = ev.message.outgoing ? ev.message.to : ev.message.from;
+    const ms = S.msgs.get(peer);
+    if (ms) S.msgs.set(peer, ms.filter((x) => x.id !== ev.message.id));
+    if (S.open === peer) renderMessages(peer);
+    refreshConvsSoon();
+    return;
   }
   if (ev.message) {
     upsert(ev.message, ev.type === 'removed');
