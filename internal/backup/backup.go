@@ -22,7 +22,7 @@
 //
 //	1 meta   u32 length, JSON Meta (≤ MaxMeta)        first, once
 //	2 entry  u16 name length, name, u32 length, value  any number
-//	3 end    u64 number of entries                     last
+//	3 end    u64 number of entries (checked)           last
 //
 // Every length is checked against its bound before anything is allocated.
 package backup
@@ -214,7 +214,9 @@ func nonce(i uint64, last bool) []byte {
 type Meta struct {
 	AccountID string `json:"account_id"`
 	CreatedAt int64  `json:"created_at"` // Unix seconds
-	Entries   uint64 `json:"entries"`    // how many entry records follow
+	// Entries is how many entry records were expected to follow when the
+	// backup started (for progress; the end record has the exact count).
+	Entries uint64 `json:"entries"`
 	// Network is the home's network file, as text ("" if none).
 	Network string `json:"network,omitempty"`
 }

@@ -178,8 +178,8 @@ func (r *Reader) Next() (name string, value []byte, err error) {
 		if err := r.read(c[:]); err != nil {
 			return "", nil, err
 		}
-		if got := binary.BigEndian.Uint64(c[:]); got != r.entries || got != r.meta.Entries {
-			return "", nil, fmt.Errorf("%w: %d entries read, the end record says %d, the meta %d", ErrDamaged, r.entries, got, r.meta.Entries)
+		if got := binary.BigEndian.Uint64(c[:]); got != r.entries {
+			return "", nil, fmt.Errorf("%w: %d entries read, the end record says %d", ErrDamaged, r.entries, got)
 		}
 		if len(r.chunk) != 0 || !r.last {
 			return "", nil, fmt.Errorf("%w: data after the end record", ErrDamaged)
@@ -190,8 +190,8 @@ func (r *Reader) Next() (name string, value []byte, err error) {
 	default:
 		return "", nil, fmt.Errorf("%w: unknown record %d", ErrDamaged, t)
 	}
-	if r.entries >= r.meta.Entries {
-		return "", nil, fmt.Errorf("%w: more entries than the meta record says", ErrDamaged)
+	if r.entries >= MaxEntries {
+		return "", nil, fmt.Errorf("%w: more than %d entries", ErrDamaged, MaxEntries)
 	}
 	var l2 [2]byte
 	if err := r.read(l2[:]); err != nil {
