@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/client"
+)
+
+// waitText runs 'umbra messages --json' on home until a message with text
+// shows (or 40 s pass) and returns the messages.
+func waitText(t *testing.T, home, text string) []client.Message {
+	t.Helper()
+	var got []client.Message
+	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); {
+		out, errOut, err := run(t, "messages", "--home", home, "--wait", "5s", "--json")
+		if err != nil {
+			t.Fatalf("messages: %v\n%s", err, errOut)
+		}
+		got = got[:0]
+		found := false
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var m client.Message
+			if l != "" && json.Unmarshal([]byte(l), &m) == nil {
+				got = append(got, m)
+				found = found || m.Text == text
+			}
+		}
+		if found {
+			return got
+		}
+	}
+	t.Fatalf("%q never reached %s; it has %v", text, home, got)
+	return nil
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := run(t, args...)
+	if err != nil {
+		t.Fatalf("umbra %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// TestBackupCLI: alice and bob chat; alice writes a backup; it restores on
+// a fresh home (a wrong backup passphrase and a tampered file are refused
+// first, and an existing account is not overwritten without --force) with
+// the same account ID and history, and the restored home chats with bob
+// both ways.
+func TestBackupCLI(t *testing.T) {
+	t.Setenv("UMBRA_HOME", "")
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	dir := t.TempDir()
+	addrs := inProcessNodes(t, 7)
+	live := writeFile(t, "network.txt", strings.Join(addrs, "\n")+"\n")
+	time.Sleep(time.Second) // the nodes learn of each other
+
+	aliceHome, bobHome, fresh := filepath.Join(dir, "alice"), filepath.Join(dir, "bob"), filepath.Join(dir, "fresh")
+	t.Setenv("UMBRA_PASSPHRASE", "alice home pass")
+	mustRun(t, "init", "--home", aliceHome, "--network", live)
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	mustRun(t, "init", "--home", bobHome, "--network", live)
+	bob := strings.TrimSpace(mustRun(t, "id", "--home", bobHome))
+	t.Setenv("UMBRA_PASSPHRASE", "alice home pass")
+	alice := strings.TrimSpace(mustRun(t, "id", "--home", aliceHome))
+	mustRun(t, "contacts", "add", "--home", aliceHome, bob, "--name", "bob")
+	mustRun(t, "send", "--home", aliceHome, "bob", "hello bob")
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	waitText(t, bobHome, "hello bob")
+	mustRun(t, "requests", "accept", "--home", bobHome, alice, "--name", "alice")
+	mustRun(t, "send", "--home", bobHome, "alice", "hi alice")
+	t.Setenv("UMBRA_PASSPHRASE", "alice home pass")
+	waitText(t, aliceHome, "hi alice")
+
+	file := filepath.Join(dir, "alice.umbrabak")
+	t.Setenv("UMBRA_BACKUP_PASSPHRASE", "")
+	if _, _, err := run(t, "backup", "create", file, "--home", aliceHome); err == nil || !strings.Contains(err.Error(), "UMBRA_BACKUP_PASSPHRASE") {
+		t.Fatalf("backup without a passphrase: %v", err)
+	}
+	t.Setenv("UMBRA_BACKUP_PASSPHRASE", "backup words")
+	out := mustRun(t, "backup", "create", file, "--home", aliceHome)
+	if !strings.Contains(out, "Backup written to") {
+		t.Fatalf("backup create printed %q", out)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v, %v", fi, err)
+	}
+
+	// The restored home gets the backup passphrase (UMBRA_PASSPHRASE unset).
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	t.Setenv("UMBRA_BACKUP_PASSPHRASE", "other words")
+	if _, _, err := run(t, "backup", "restore", file, "--home", fresh); err == nil || !strings.Contains(err.Error(), "wrong backup passphrase") {
+		t.Fatalf("restore with a wrong passphrase: %v", err)
+	}
+	t.Setenv("UMBRA_BACKUP_PASSPHRASE", "backup words")
+	data, _ := os.ReadFile(file)
+	data[len(data)/2] ^= 1
+	tampered := writeFile(t, "tampered.umbrabak", string(data))
+	if _, _, err := run(t, "backup", "restore", tampered, "--home", fresh); err == nil || !strings.Contains(err.Error(), "damaged or was tampered with") {
+		t.Fatalf("restore of a tampered file: %v", err)
+	}
+	if _, _, err := run(t, "backup", "restore", file, "--home", bobHome); err == nil || !strings.Contains(err.Error(), "already holds an account") {
+		t.Fatalf("restore over an account: %v", err)
+	}
+	out = mustRun(t, "backup", "restore", file, "--home", fresh)
+	if !strings.Contains(out, alice) {
+		t.Fatalf("restore printed %q, want alice's ID %s", out, alice)
+	}
+	t.Setenv("UMBRA_PASSPHRASE", "backup words")
+	if id := strings.TrimSpace(mustRun(t, "id", "--home", fresh)); id != alice {
+		t.Fatalf("restored ID %s, want %s", id, alice)
+	}
+	hist := mustRun(t, "messages", "--home", fresh, "--json")
+	if !strings.Contains(hist, "hello bob") || !strings.Contains(hist, "hi alice") {
+		t.Fatalf("restored history: %s", hist)
+	}
+	mustRun(t, "send", "--home", fresh, "bob", "back from a backup")
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	waitText(t, bobHome, "back from a backup")
+	mustRun(t, "send", "--home", bobHome, "alice", "welcome back")
+	t.Setenv("UMBRA_PASSPHRASE", "backup words")
+	waitText(t, fresh, "welcome back")
+}
+
+// TestPassphraseAndPhraseCLI: 'umbra passphrase change' sets, changes and
+// removes a passphrase with distinct errors, and 'umbra phrase' shows the
+// recovery phrase again only after the passphrase.
+func TestPassphraseAndPhraseCLI(t *testing.T) {
+	t.Setenv("UMBRA_HOME", "")
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	t.Setenv("UMBRA_NEW_PASSPHRASE", "")
+	home := filepath.Join(t.TempDir(), "home")
+	out := mustRun(t, "init", "--home", home, "--network", offlineNetwork(t, 1), "--json")
+	var created map[string]string
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatal(err)
+	}
+	var shown map[string]string
+	if err := json.Unmarshal([]byte(mustRun(t, "phrase", "--home", home, "--json")), &shown); err != nil || shown["recovery_phrase"] != created["recovery_phrase"] {
+		t.Fatalf("phrase of an unprotected home: %v, %v", shown, err)
+	}
+	if _, _, err := run(t, "passphrase", "change", "--home", home); err == nil || !strings.Contains(err.Error(), "UMBRA_NEW_PASSPHRASE") {
+		t.Fatalf("change without a new passphrase: %v", err)
+	}
+	t.Setenv("UMBRA_NEW_PASSPHRASE", "first pass")
+	mustRun(t, "passphrase", "change", "--home", home) // sets one
+	t.Setenv("UMBRA_PASSPHRASE", "wrong pass")
+	t.Setenv("UMBRA_NEW_PASSPHRASE", "second pass")
+	if _, _, err := run(t, "passphrase", "change", "--home", home); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Fatalf("change with a wrong passphrase: %v", err)
+	}
+	if _, _, err := run(t, "phrase", "--home", home); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Fatalf("phrase with a wrong passphrase: %v", err)
+	}
+	t.Setenv("UMBRA_PASSPHRASE", "first pass")
+	mustRun(t, "passphrase", "change", "--home", home)
+	t.Setenv("UMBRA_PASSPHRASE", "second pass")
+	if err := json.Unmarshal([]byte(mustRun(t, "phrase", "--home", home, "--json")), &shown); err != nil || shown["recovery_phrase"] != created["recovery_phrase"] {
+		t.Fatalf("phrase after the change: %v, %v", shown, err)
+	}
+	_, errOut, err := run(t, "passphrase", "change", "--remove", "--home", home)
+	if err != nil || !strings.Contains(errOut, "warning: removing the passphrase") {
+		t.Fatalf("remove: %v\n%s", err, errOut)
+	}
+	if _, _, err := run(t, "phrase", "--home", home); err == nil || !strings.Contains(err.Error(), "has no passphrase") {
+		t.Fatalf("a passphrase for a home that has none: %v", err)
+	}
+}
