@@ -82,20 +82,48 @@ message key is ever used twice (see docs/architecture.md, "Backups").`}
 		Short: "Write an encrypted backup of the account to FILE (mode 0600)",
 		Long: `Write an encrypted backup of the account to FILE, atomically and with mode
 0600 (an existing FILE is replaced). It works with or without a running
-daemon; a protected home needs its passphrase, as the other commands do.`,
+daemon. A protected home needs its passphrase first (UMBRA_PASSPHRASE, or
+typed when asked), even while a daemon runs: the backup is the account.`,
 		Example: `  UMBRA_BACKUP_PASSPHRASE='long backup words' umbra backup create ~/umbra.umbrabak`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pass, err := askSecret(cmd, "UMBRA_BACKUP_PASSPHRASE", "Backup passphrase", true)
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
+			home := homeOf(cmd)
 			var buf bytes.Buffer
-			err = withAPI(cmd, local, func(ctx context.Context, c *api.Client) error {
-				return c.Download(ctx, "/api/v1/backup", map[string]string{"passphrase": pass}, &buf)
-			})
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
+			if c, st, ok := api.FindDaemon(cmd.Context(), home); ok {
+				if st.Locked {
+					return errors.New("the daemon for this home waits for its passphrase: unlock it in its web UI first")
+				}
+				cur, err := daemonPass(cmd, st)
+				if err != nil {
+					return err
+				}
+				pass, err := askSecret(cmd, "UMBRA_BACKUP_PASSPHRASE", "Backup passphrase", true)
+				if err != nil {
+					return fmt.Errorf("backup: %w", err)
+				}
+				if err := c.Download(cmd.Context(), "/api/v1/backup", map[string]string{"passphrase": pass, "current_passphrase": cur}, &buf); err != nil {
+					return fmt.Errorf("backup: %w", err)
+				}
+			} else {
+				cur, err := homePassphrase(cmd, home)
+				if err != nil {
+					return err
+				}
+				e, err := client.Open(cmd.Context(), client.Config{Home: home, Passphrase: cur, Offline: true, Logger: discardLogger()})
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				if e.Unprotected() {
+					warnUnprotected(cmd)
+				}
+				pass, err := askSecret(cmd, "UMBRA_BACKUP_PASSPHRASE", "Backup passphrase", true)
+				if err != nil {
+					return fmt.Errorf("backup: %w", err)
+				}
+				if _, err := e.WriteBackup(cmd.Context(), &buf, pass); err != nil {
+					return fmt.Errorf("backup: %w", err)
+				}
 			}
 			if err := fsutil.WriteFileAtomic(args[0], buf.Bytes(), 0o600); err != nil {
 				return fmt.Errorf("backup: %w", err)

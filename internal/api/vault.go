@@ -87,7 +87,8 @@ func (s *Server) changePassphrase(e *client.Engine, w http.ResponseWriter, r *ht
 	return s.status(), nil
 }
 
-// backup answers an encrypted backup file for the passphrase in the body.
+// backup answers an encrypted backup file for the backup passphrase in
+// the body, after the account's current passphrase.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	e := s.Engine()
 	if e == nil {
@@ -95,14 +96,21 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Passphrase string `json:"passphrase"`
+		Passphrase string `json:"passphrase"`         // the backup's
+		Current    string `json:"current_passphrase"` // the account's ("" if it has none)
 	}
 	if err := readJSON(r, &req); err != nil {
 		writeErr(w, err)
 		return
 	}
 	if req.Passphrase == "" || len(req.Passphrase) > 1024 {
-		writeErr(w, &apiError{http.StatusBadRequest, "choose a passphrase for the backup (it may not be empty)", "passphrase_required"})
+		writeErr(w, &apiError{http.StatusBadRequest, "choose a passphrase for the backup (it may not be empty)", "backup_passphrase_required"})
+		return
+	}
+	// A backup is the whole account, like the recovery phrase: an open
+	// screen is not enough to take it away.
+	if err := e.CheckPassphrase(r.Context(), req.Current); err != nil {
+		writeErr(w, passphraseError(err))
 		return
 	}
 	var buf bytes.Buffer

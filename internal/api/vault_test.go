@@ -70,6 +70,10 @@ func TestBackupRestoreEndpoints(t *testing.T) {
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("backup without a passphrase: %d %s", rec.Code, rec.Body)
 	}
+	rec = serve(s, newRequest(t, s, s.Token(), http.MethodPost, "/api/v1/backup", map[string]string{"passphrase": "backup words", "current_passphrase": "one it never had"}))
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "no_passphrase") {
+		t.Fatalf("backup with a passphrase the account never had: %d %s", rec.Code, rec.Body)
+	}
 	rec = serve(s, newRequest(t, s, s.Token(), http.MethodPost, "/api/v1/backup", map[string]string{"passphrase": "backup words"}))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Header().Get("Content-Disposition"), ".umbrabak") {
 		t.Fatalf("backup: %d %v", rec.Code, rec.Header())

@@ -84,8 +84,12 @@ func TestBrowserBackup(t *testing.T) {
 	at.waitJS("the phrase dialog to close", 5*time.Second, `!document.querySelector('#phrase-dialog')`)
 
 	// A backup, downloaded by the page.
-	at.do("create a backup", 10*time.Second, chromedp.Click(css("#create-backup")), chromedp.WaitVisible(css("#backup-passphrase")),
+	at.do("create a backup", 10*time.Second, chromedp.Click(css("#create-backup")), chromedp.WaitVisible(css("#backup-current")),
+		chromedp.SendKeys(css("#backup-current"), "not my passphrase"),
 		chromedp.SendKeys(css("#backup-passphrase"), backupPass), chromedp.SendKeys(css("#backup-passphrase-repeat"), backupPass),
+		chromedp.Click(css("#backup-dialog-ok")))
+	at.waitJS("the wrong-passphrase error", 20*time.Second, `document.querySelector('#backup-dialog-error').textContent === 'Wrong passphrase.'`)
+	at.do("the right passphrase", 10*time.Second, clearField("#backup-current"), chromedp.SendKeys(css("#backup-current"), alicePass),
 		chromedp.Click(css("#backup-dialog-ok")))
 	at.waitJS("the backup to download", 30*time.Second, `+(document.querySelector('#backup-download') || {dataset: {}}).dataset.bytes > 1000`)
 	at.shot("62-backup-done")
@@ -110,7 +114,7 @@ func TestBrowserBackup(t *testing.T) {
 	var file bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := api.NewClient(alice.url, alice.token).Download(ctx, "/api/v1/backup", map[string]string{"passphrase": backupPass}, &file); err != nil {
+	if err := api.NewClient(alice.url, alice.token).Download(ctx, "/api/v1/backup", map[string]string{"passphrase": backupPass, "current_passphrase": alicePass2}, &file); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "alice.umbrabak")

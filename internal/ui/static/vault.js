@@ -69,12 +69,14 @@ async function unprotected() {
 }
 
 // createBackup asks for a backup passphrase (twice) and downloads the file.
-function createBackup() {
+async function createBackup() {
+  const bare = await unprotected();
+  const cur = field('backup-current', 'Your passphrase (this account\'s)', { autocomplete: 'current-password' });
   const p1 = field('backup-passphrase', 'Backup passphrase', { autocomplete: 'new-password' });
   const p2 = field('backup-passphrase-repeat', 'Type it again', { autocomplete: 'new-password' });
   formDialog('backup-dialog', 'Create a backup',
-    'The backup holds your account, contacts, messages and settings, encrypted with this passphrase. You need both the file and the passphrase to restore it.',
-    [p1.el, p2.el], 'Create backup', async () => {
+    'The backup holds your account, contacts, messages and settings, encrypted with a backup passphrase. You need both the file and that passphrase to restore it.',
+    bare ? [p1.el, p2.el] : [cur.el, p1.el, p2.el], 'Create backup', async () => {
       if (!p1.input.value) throw new Error('Choose a passphrase for the backup.');
       if (p1.input.value !== p2.input.value) throw new Error('The two passphrases differ.');
       let resp;
@@ -82,7 +84,7 @@ function createBackup() {
         resp = await fetch('/api/v1/backup', {
           method: 'POST', cache: 'no-store',
           headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
-          body: JSON.stringify({ passphrase: p1.input.value }),
+          body: JSON.stringify({ passphrase: p1.input.value, current_passphrase: bare ? '' : cur.input.value }),
         });
       } catch {
         throw new Error('The Umbra daemon does not answer. Is it still running?');
