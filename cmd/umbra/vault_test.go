@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/umbra-im/umbra/internal/client"
 )
@@ -125,6 +129,59 @@ func TestBackupCLI(t *testing.T) {
 	mustRun(t, "send", "--home", bobHome, "alice", "welcome back")
 	t.Setenv("UMBRA_PASSPHRASE", "backup words")
 	waitText(t, fresh, "welcome back")
+
+	// With a daemon running for the restored home, started with its
+	// passphrase: the phrase, a backup and a passphrase change still need
+	// the passphrase, typed on a (fake) terminal.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := startDaemon(ctx, daemonConfig{Home: fresh, Listen: "127.0.0.1:0", Passphrase: "backup words", Log: quietTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	var answers []string
+	oldTerm, oldRead := terminalIn, readPassword
+	t.Cleanup(func() { terminalIn, readPassword = oldTerm, oldRead })
+	terminalIn = func(*cobra.Command) (int, bool) { return 0, true }
+	readPassword = func(int) ([]byte, error) {
+		if len(answers) == 0 {
+			return nil, errors.New("no more answers")
+		}
+		a := answers[0]
+		answers = answers[1:]
+		return []byte(a), nil
+	}
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	t.Setenv("UMBRA_BACKUP_PASSPHRASE", "")
+	answers = []string{"not it"}
+	if _, _, err := run(t, "phrase", "--home", fresh); err == nil || !strings.Contains(err.Error(), "Wrong passphrase") {
+		t.Fatalf("phrase through the daemon with a wrong passphrase: %v", err)
+	}
+	answers = []string{"backup words"}
+	if out := mustRun(t, "phrase", "--home", fresh); len(strings.Fields(out)) < 24 {
+		t.Fatalf("phrase through the daemon: %q", out)
+	}
+	second := filepath.Join(dir, "second.umbrabak")
+	answers = []string{"backup words", "second backup", "second backup"}
+	mustRun(t, "backup", "create", second, "--home", fresh)
+	answers = []string{"backup words", "new home words", "new home words"}
+	mustRun(t, "passphrase", "change", "--home", fresh)
+	answers = []string{"backup words"}
+	if _, _, err := run(t, "phrase", "--home", fresh); err == nil || !strings.Contains(err.Error(), "Wrong passphrase") {
+		t.Fatalf("the old passphrase after the change: %v", err)
+	}
+	d.Stop()
+	// The second backup restores too (prompted passphrase, --force over
+	// the first restore).
+	answers = []string{"second backup"}
+	t.Setenv("UMBRA_PASSPHRASE", "third home words")
+	if out := mustRun(t, "backup", "restore", second, "--home", fresh, "--force"); !strings.Contains(out, alice) {
+		t.Fatalf("restore --force: %q", out)
+	}
+	if id := strings.TrimSpace(mustRun(t, "id", "--home", fresh)); id != alice {
+		t.Fatalf("after restore --force: %s", id)
+	}
 }
 
 // TestPassphraseAndPhraseCLI: 'umbra passphrase change' sets, changes and

@@ -105,6 +105,13 @@ func TestBackupRestoreChat(t *testing.T) {
 			if _, err := restored.e.Send(ctx, bob.id, a); err != nil {
 				t.Fatal(err)
 			}
+			if round == 0 {
+				// The first send started a new session: the restored one
+				// stays for receiving only.
+				if k := restored.e.SessionCount(bob.id); k != 2 {
+					t.Fatalf("the restored home holds %d sessions with bob after its first send, want 2 (the restored one and a new one)", k)
+				}
+			}
 			waitFor(t, 30*time.Second, "bob to receive "+a, func() bool { return countFrom(bob, alice, a) == 1 })
 			if _, err := bob.e.Send(ctx, alice.id, b); err != nil {
 				t.Fatal(err)
