@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -88,7 +89,7 @@ typed when asked), even while a daemon runs: the backup is the account.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			home := homeOf(cmd)
-			var buf bytes.Buffer
+			var write func(w io.Writer) error
 			if c, st, ok := api.FindDaemon(cmd.Context(), home); ok {
 				if st.Locked {
 					return errors.New("the daemon for this home waits for its passphrase: unlock it in its web UI first")
@@ -101,8 +102,8 @@ typed when asked), even while a daemon runs: the backup is the account.`,
 				if err != nil {
 					return fmt.Errorf("backup: %w", err)
 				}
-				if err := c.Download(cmd.Context(), "/api/v1/backup", map[string]string{"passphrase": pass, "current_passphrase": cur}, &buf); err != nil {
-					return fmt.Errorf("backup: %w", err)
+				write = func(w io.Writer) error {
+					return c.Download(cmd.Context(), "/api/v1/backup", map[string]string{"passphrase": pass, "current_passphrase": cur}, w)
 				}
 			} else {
 				cur, err := homePassphrase(cmd, home)
@@ -121,17 +122,19 @@ typed when asked), even while a daemon runs: the backup is the account.`,
 				if err != nil {
 					return fmt.Errorf("backup: %w", err)
 				}
-				if _, err := e.WriteBackup(cmd.Context(), &buf, pass); err != nil {
-					return fmt.Errorf("backup: %w", err)
+				write = func(w io.Writer) error {
+					_, err := e.WriteBackup(cmd.Context(), w, pass)
+					return err
 				}
 			}
-			if err := fsutil.WriteFileAtomic(args[0], buf.Bytes(), 0o600); err != nil {
+			size, err := writeFileAtomic(args[0], write)
+			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
 			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"file": args[0], "bytes": buf.Len()})
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"file": args[0], "bytes": size})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Backup written to %s (%d bytes). Keep it and its passphrase apart: together they are your account.\n", args[0], buf.Len())
+			fmt.Fprintf(cmd.OutOrStdout(), "Backup written to %s (%d bytes). Keep it and its passphrase apart: together they are your account.\n", args[0], size)
 			return nil
 		},
 	}
@@ -372,3 +375,42 @@ func restoreInDaemon(cfg daemonConfig, nf *privnet.File, open func(context.Conte
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// writeFileAtomic streams what write produces into a new file (mode 0600)
+// beside path, flushes it and renames it over path, so path holds either
+// its old content or the whole new one. It returns the size written.
+func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return 0, err
+	}
+	if err := write(f); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return 0, err
+	}
+	ok = true
+	return size, fsutil.SyncDir(dir)
+}

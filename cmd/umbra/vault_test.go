@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,5 +227,35 @@ func TestPassphraseAndPhraseCLI(t *testing.T) {
 	}
 	if _, _, err := run(t, "phrase", "--home", home); err == nil || !strings.Contains(err.Error(), "has no passphrase") {
 		t.Fatalf("a passphrase for a home that has none: %v", err)
+	}
+}
+
+// TestWriteFileAtomic: a failed write leaves the old file and no temporary
+// file; a good one replaces it with mode 0600.
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b.umbrabak")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeFileAtomic(path, func(w io.Writer) error {
+		w.Write([]byte("half"))
+		return errors.New("broke")
+	}); err == nil {
+		t.Fatal("a failed write succeeded")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Fatalf("after a failed write the file holds %q", b)
+	}
+	n, err := writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write([]byte("new content")); return err })
+	if err != nil || n != int64(len("new content")) {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	fi, err := os.Stat(path)
+	if b, _ := os.ReadFile(path); string(b) != "new content" || err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after a write: %q, mode %v, %v", b, fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files in the folder, want 1 (no temporary left)", len(ents))
 	}
 }
