@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -231,4 +232,22 @@ func BenchmarkBackup(b *testing.B) {
 	}
 	b.ReportMetric(float64(size)/1e6, "MB/backup")
 	b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
+}
+
+// TestChunkBoundaries: backups whose records end just before, at and just
+// after a chunk boundary read back.
+func TestChunkBoundaries(t *testing.T) {
+	meta, _ := json.Marshal(Meta{AccountID: "acct", CreatedAt: 1, Entries: 1, Network: "net"})
+	const name = "k"
+	fixed := 1 + 4 + len(meta) + 1 + 2 + len(name) + 4 + 9 // meta, entry head, end
+	for _, chunks := range []int{1, 2} {
+		exact := chunks*ChunkSize - fixed
+		for v := exact - 2; v <= exact+2; v++ {
+			entries := map[string][]byte{name: bytes.Repeat([]byte{7}, v)}
+			data := makeBackup(t, "pw", entries, []string{name})
+			if _, got, err := readAll(data, "pw"); err != nil || len(got[name]) != v {
+				t.Fatalf("value of %d bytes (%d from the boundary): %v", v, v-exact, err)
+			}
+		}
+	}
 }

@@ -181,6 +181,13 @@ func (r *Reader) Next() (name string, value []byte, err error) {
 		if got := binary.BigEndian.Uint64(c[:]); got != r.entries {
 			return "", nil, fmt.Errorf("%w: %d entries read, the end record says %d", ErrDamaged, r.entries, got)
 		}
+		if len(r.chunk) == 0 && !r.last {
+			// The end record filled its chunk: only an empty last chunk
+			// may follow.
+			if err := r.nextChunk(); err != nil {
+				return "", nil, err
+			}
+		}
 		if len(r.chunk) != 0 || !r.last {
 			return "", nil, fmt.Errorf("%w: data after the end record", ErrDamaged)
 		}
