@@ -211,6 +211,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 			}
 			return e, nil
 		}
+		srv.Restore = restoreInDaemon(cfg, nf, open)
 	}
 	fail := func(err error) (*daemon, error) {
 		srv.CloseEngine()

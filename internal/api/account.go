@@ -27,6 +27,9 @@ type AccountStatus struct {
 	// Unprotected: the open account's database has no passphrase: anyone
 	// who can read the home folder can read the messages and the keys.
 	Unprotected bool `json:"unprotected"`
+	// CanRestore: this server can restore an account from a backup file
+	// (POST /api/v1/account/restore).
+	CanRestore bool `json:"can_restore"`
 	// DaemonPassphrase: the daemon has a passphrase of its own
 	// (UMBRA_PASSPHRASE) for an account created in the web UI.
 	DaemonPassphrase bool `json:"daemon_passphrase"`
@@ -49,7 +52,7 @@ func (s *Server) status() AccountStatus {
 	if s.Locked() {
 		return AccountStatus{Exists: true, Locked: true}
 	}
-	return AccountStatus{CanCreate: s.Onboard != nil, DaemonPassphrase: s.DaemonPassphrase}
+	return AccountStatus{CanCreate: s.Onboard != nil, CanRestore: s.Restore != nil, DaemonPassphrase: s.DaemonPassphrase}
 }
 
 var errHasAccount = &apiError{http.StatusConflict, "this home already has an account", ""}
@@ -167,8 +170,8 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) (any, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, onboardTimeout)
 	defer cancel()
 	e, err := open(ctx, req.Passphrase)
-	if errors.Is(err, client.ErrWrongPassphrase) {
-		return nil, &apiError{http.StatusForbidden, "Wrong passphrase", "wrong_passphrase"}
+	if errors.Is(err, client.ErrWrongPassphrase) || errors.Is(err, client.ErrNoPassphrase) {
+		return nil, passphraseError(err)
 	}
 	if err != nil {
 		s.log.Warn("unlock from the web UI", "err", err)

@@ -70,6 +70,9 @@ type Server struct {
 	// that the daemon was not given; the web UI asks the user for it.
 	// It returns client.ErrWrongPassphrase for a wrong one.
 	Unlock func(ctx context.Context, passphrase string) (*client.Engine, error)
+	// Restore, if set, restores a backup into a home without an account
+	// (vault.go).
+	Restore RestoreFunc
 }
 
 // NewServer makes a server for e with a fresh random token. e may be nil:
@@ -235,6 +238,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	plain("POST /api/v1/account", s.createAccount)
 	plain("POST /api/v1/unlock", s.unlock)
 	api("POST /api/v1/account/passphrase", s.setPassphrase)
+	api("POST /api/v1/account/passphrase/change", s.changePassphrase)
+	api("POST /api/v1/account/recovery-phrase", s.recoveryPhrase)
+	plain("POST /api/v1/account/restore", s.restore)
+	mux.HandleFunc("POST /api/v1/backup", s.auth(s.backup))
 	plain("POST /api/v1/parse-id", s.parseID)
 	api("GET /api/v1/me", s.me)
 	api("GET /api/v1/me/qr", s.qr)

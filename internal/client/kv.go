@@ -21,13 +21,13 @@ var (
 	// ErrNoPassphrase: a passphrase was given but the home has none: its
 	// database is not encrypted with one.
 	ErrNoPassphrase = errors.New("this home has no passphrase, so its database is not protected: " +
-		"unset UMBRA_PASSPHRASE to open it, then set one in the web UI of 'umbra daemon'")
+		"unset UMBRA_PASSPHRASE to open it, then set one with 'umbra passphrase change' or in the web UI of 'umbra daemon'")
 )
 
 // UnprotectedWarning is the one line a CLI command prints (on stderr) when
 // the home it opens has no passphrase.
 const UnprotectedWarning = "warning: this home has no passphrase: anyone who can read its folder can read your messages " +
-	"and take over your account (set one in the web UI of 'umbra daemon'; new accounts take UMBRA_PASSPHRASE)"
+	"and take over your account (set one with 'umbra passphrase change' or in the web UI; new accounts take UMBRA_PASSPHRASE)"
 
 // passphraseArgon2 is the key derivation cost of a database with a
 // passphrase (this package's tests lower it).

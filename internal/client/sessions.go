@@ -35,6 +35,10 @@ const (
 type sessionRecord struct {
 	Active  string               `json:"active"`  // session ID, hex
 	Created map[string]time.Time `json:"created"` // session ID (hex) → when this engine got it
+	// ReceiveOnly lists sessions restored from a backup (vault.go): they
+	// open what the peer still sends on them but never encrypt, since a
+	// backup's ratchet state may be older than what was sent since.
+	ReceiveOnly []string `json:"receive_only,omitempty"`
 
 	sessions map[string]*ratchet.Session // loaded sessions, by ID hex
 }
@@ -69,16 +73,21 @@ func (e *Engine) recordLocked(peer string) *sessionRecord {
 		}
 		r.sessions[k[len(sessionsPrefix(peer)):]] = s
 	}
-	if r.sessions[r.Active] == nil {
+	if r.sessions[r.Active] == nil || slices.Contains(r.ReceiveOnly, r.Active) {
 		// The active session is unreadable or gone: fall back to the
 		// newest one rather than hiding every session with this peer.
 		r.Active = ""
 		for k := range r.sessions {
+			if slices.Contains(r.ReceiveOnly, k) {
+				continue
+			}
 			if r.Active == "" || r.Created[k].After(r.Created[r.Active]) {
 				r.Active = k
 			}
 		}
-		if r.Active == "" {
+		// Only receive-only sessions: the record still opens what arrives
+		// on them, and the next send starts a new session.
+		if len(r.sessions) == 0 {
 			return nil
 		}
 	}
@@ -92,7 +101,7 @@ func (e *Engine) recordLocked(peer string) *sessionRecord {
 // sessionLocked returns the active session with peer.
 func (e *Engine) sessionLocked(peer string) (*ratchet.Session, bool) {
 	r := e.recordLocked(peer)
-	if r == nil {
+	if r == nil || r.sessions[r.Active] == nil {
 		return nil, false
 	}
 	return r.sessions[r.Active], true

@@ -170,6 +170,13 @@ func (p *daemonProc) get(path string, out any) error {
 	return api.NewClient(p.url, p.token).Do(ctx, http.MethodGet, path, nil, out)
 }
 
+// post calls the daemon's API with a JSON body (out may be nil).
+func (p *daemonProc) post(path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return api.NewClient(p.url, p.token).Do(ctx, http.MethodPost, path, body, out)
+}
+
 func (p *daemonProc) logTail() string {
 	b, _ := os.ReadFile(p.logPath)
 	if len(b) > 4000 {

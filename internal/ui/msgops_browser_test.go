@@ -1,24 +1,14 @@
 package ui_test
 
 import (
-	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 )
-
-// post calls the daemon's API.
-func (p *daemonProc) post(path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	return api.NewClient(p.url, p.token).Do(ctx, http.MethodPost, path, body, out)
-}
 
 // TestBrowserMessageActions drives the conversation actions in the web UI
 // of two daemons: bob replies to alice's message (the quote shows on her

@@ -151,12 +151,12 @@ func TestBrowserTrust(t *testing.T) {
 	// --- unread badge, tab title and a notification while another view is open ---
 	bobSays("first from bob")
 	at.waitJS("the unread badge and the title", 90*time.Second,
-		`document.querySelector('#conv-list button[data-peer="`+bobID+`"] .badge') && document.title === '(1) Umbra'`)
+		`document.querySelector('#conv-list button[data-peer="`+bobID+`"] .badge') && document.title.startsWith('(1) ') && document.title.endsWith('Umbra')`)
 	at.waitJS("a notification", 5*time.Second, `window.__notes.length === 1 && window.__notes[0].title === 'Bob' && window.__notes[0].body === 'first from bob'`)
 	at.shot("trust-03-unread")
 	at.do("open the chat", 10*time.Second, chromedp.Click(css(`#conv-list button[data-peer="`+bobID+`"]`)), chromedp.WaitVisible(css("#chat-menu-btn")))
 	at.waitJS("the badge and the title count to clear", 15*time.Second,
-		`!document.querySelector('#conv-list button[data-peer="`+bobID+`"] .badge') && document.title === 'Umbra'`)
+		`!document.querySelector('#conv-list button[data-peer="`+bobID+`"] .badge') && !document.title.startsWith('(') && document.title.endsWith('Umbra')`)
 
 	// The chat is open and visible: no notification. Hidden: one.
 	bobSays("seen at once")

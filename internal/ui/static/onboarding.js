@@ -6,6 +6,7 @@
 import { api } from './api.js';
 import { h, icon, spinner } from './dom.js';
 import { choosePassphrase } from './passphrase.js';
+import { restoreBackup } from './vault.js';
 
 const CONFIRM_WORDS = 3;
 
@@ -43,7 +44,8 @@ export function onboarding(root, st, done) {
         h('li', {}, icon('network'), h('span', { text: 'Stored by a network of nodes anyone can run, each mailbox on a swarm of them.' }))),
       h('div', { class: 'actions-col' },
         h('button', { class: 'btn primary lg', id: 'create-account', type: 'button', onclick: () => protect(create), text: 'Create a new account' }),
-        h('button', { class: 'btn ghost lg', id: 'restore-account', type: 'button', onclick: () => protect(restore), text: 'Restore from recovery phrase' })));
+        h('button', { class: 'btn ghost lg', id: 'restore-account', type: 'button', onclick: () => protect(restore), text: 'Restore from recovery phrase' }),
+        st.can_restore ? h('button', { class: 'btn ghost lg', id: 'restore-backup', type: 'button', onclick: () => restoreBackup(show, welcome, done), text: 'Restore from a backup' }) : null));
   }
 
   // protect asks for the passphrase first (unless the daemon has one),

@@ -5,6 +5,7 @@ import { api } from './api.js';
 import { h, svg, icon, shortID, groupID, copyText, toast, spinner } from './dom.js';
 import { typingToggle } from './msgops.js';
 import { profileCard } from './profile.js';
+import { vaultCard } from './vault.js';
 
 function panel(id, title, backBtn, ...body) {
   return h('section', { class: 'panel', id, 'aria-labelledby': id + '-title' },
@@ -28,9 +29,7 @@ export function showMe(pane, me, backBtn) {
       h('p', { class: 'id-text mono', id: 'my-id', 'aria-label': 'Your account ID', 'data-id': me, text: groupID(me) }),
       h('div', { class: 'actions center' }, copyBtn)),
     profileCard(),
-    h('div', { class: 'card subtle' },
-      h('h2', { text: 'Recovery' }),
-      h('p', { class: 'muted', text: 'Your account can be restored only with the 24-word recovery phrase you wrote down when you created it.' })),
+    vaultCard(),
     privacyCard()));
   drawQR(qrBox);
 }
