@@ -78,6 +78,9 @@ type Engine struct {
 
 	receipts     *receiptScheduler // see receipts.go; made on first use
 	receiptsOnce sync.Once
+
+	search     *searchIndex // see search.go; made on first use
+	searchOnce sync.Once
 }
 
 func (c *Config) defaults() {
@@ -134,6 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*sessionRecord{},
 		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
+	e.bus.hook = e.searchHook
 	ok := false
 	defer func() {
 		if !ok {

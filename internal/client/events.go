@@ -23,6 +23,7 @@ type Event struct {
 type bus struct {
 	mu   sync.Mutex
 	subs map[chan Event]struct{}
+	hook func(Event) // sees every event first, synchronously (the search index)
 }
 
 func (b *bus) subscribe() (<-chan Event, func()) {
@@ -44,6 +45,9 @@ func (b *bus) subscribe() (<-chan Event, func()) {
 }
 
 func (b *bus) publish(ev Event) {
+	if b.hook != nil {
+		b.hook(ev)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs {
