@@ -1,7 +1,9 @@
 package client
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -84,20 +86,9 @@ func (e *Engine) buildSearch(x *searchIndex) error {
 	x.building = true
 	x.mu.Unlock()
 	fresh := newSearchIndex()
-	keys, err := e.kv.List("msg/")
-	if err == nil {
-		for _, k := range keys {
-			var m Message
-			ok, err2 := e.d.getJSON(k, &m)
-			if err2 != nil {
-				err = err2
-				break
-			}
-			if ok {
-				fresh.addLocked(&m)
-			}
-		}
-	}
+	fresh.unsorted = true
+	err := e.scanMessages(func(m *Message) { fresh.addLocked(m) })
+	slices.Sort(fresh.vocab)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	pending := x.pending
@@ -173,4 +164,37 @@ func (e *Engine) resyncPeerLocked(x *searchIndex, peer string) {
 			e.reindexLocked(x, id)
 		}
 	}
+}
+
+// scanner is a KV that reads many entries in one pass (ksKV).
+type scanner interface {
+	Scan(prefix string, fn func(key string, val []byte) error) error
+}
+
+// scanMessages calls fn with every stored message, in no particular
+// order.
+func (e *Engine) scanMessages(fn func(m *Message)) error {
+	if sc, ok := e.kv.(scanner); ok {
+		return sc.Scan("msg/", func(_ string, v []byte) error {
+			var m Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			fn(&m)
+			return nil
+		})
+	}
+	keys, err := e.kv.List("msg/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		var m Message
+		if ok, err := e.d.getJSON(k, &m); err != nil {
+			return err
+		} else if ok {
+			fn(&m)
+		}
+	}
+	return nil
 }

@@ -71,6 +71,7 @@ type searchIndex struct {
 	byID     map[string]uint32   // message ID -> live doc
 	postings map[string][]uint32 // word -> docs, ascending
 	vocab    []string            // the words of postings, sorted
+	unsorted bool                // while building: vocab is sorted at the end
 	dead     int
 }
 
@@ -80,10 +81,13 @@ func newSearchIndex() *searchIndex {
 
 // isSolo reports runes that are words by themselves.
 func isSolo(r rune) bool {
-	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai)
+	return r >= 0x0e00 && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai)
 }
 
 func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+	}
 	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)
 }
 
@@ -167,7 +171,11 @@ func (x *searchIndex) addLocked(m *Message) {
 	x.byID[m.ID] = n
 	for _, w := range ws {
 		p, ok := x.postings[w]
-		if !ok {
+		switch {
+		case ok:
+		case x.unsorted:
+			x.vocab = append(x.vocab, w)
+		default:
 			i, _ := slices.BinarySearch(x.vocab, w)
 			x.vocab = slices.Insert(x.vocab, i, w)
 		}
