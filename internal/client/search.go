@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ErrEmptySearch is a search with no word to look for.
@@ -44,19 +45,22 @@ func (e *Engine) Search(q, peer string, limit int) ([]SearchResult, error) {
 	for {
 		x.mu.Lock()
 		ns := x.match(qs, peer, limit)
-		ids := make([]string, len(ns))
+		ids, keys := make([]string, len(ns)), make([]string, len(ns))
 		for i, n := range ns {
-			ids[i] = x.docs[n].id
+			d := &x.docs[n]
+			ids[i], keys[i] = d.id, msgKey(d.peer, time.UnixMilli(d.sentAt), d.id)
 		}
 		x.mu.Unlock()
 		out = out[:0]
 		gone := false
-		for _, id := range ids {
+		for i, id := range ids {
 			// The result as stored now: its state may have moved on, and a
 			// message removed without an event the index saw is dropped.
-			m, err := e.d.message(id)
-			if err != nil {
+			var m *Message
+			if ok, err := e.d.getJSON(keys[i], &m); err != nil {
 				return nil, err
+			} else if !ok || m == nil || m.ID != id {
+				m = nil
 			}
 			if m == nil {
 				x.mu.Lock()

@@ -13,7 +13,6 @@ package client
 // when all of them do. See docs/architecture.md for the figures.
 
 import (
-	"cmp"
 	"hash/fnv"
 	mbits "math/bits"
 	"slices"
@@ -72,6 +71,7 @@ type searchIndex struct {
 	postings map[string][]uint32 // word -> docs, ascending
 	vocab    []string            // the words of postings, sorted
 	unsorted bool                // while building: vocab is sorted at the end
+	buf      []byte              // scratch for folding words
 	dead     int
 }
 
@@ -162,15 +162,20 @@ func (x *searchIndex) addLocked(m *Message) {
 		return // a state change: the same words
 	}
 	x.removeLocked(m.ID)
-	ws := words(m.Text)
-	if len(ws) == 0 {
+	spans := wordSpans(m.Text)
+	if len(spans) == 0 {
 		return
 	}
 	n := uint32(len(x.docs))
 	x.docs = append(x.docs, searchDoc{id: m.ID, peer: m.Peer(), sentAt: m.SentAt.UnixMilli(), sum: sum})
 	x.byID[m.ID] = n
-	for _, w := range ws {
-		p, ok := x.postings[w]
+	for _, sp := range spans {
+		x.buf = appendFold(x.buf[:0], m.Text[sp.start:sp.end])
+		p, ok := x.postings[string(x.buf)] // no allocation for the lookup
+		if ok && p[len(p)-1] == n {
+			continue // a word met before in this message
+		}
+		w := string(x.buf)
 		switch {
 		case ok:
 		case x.unsorted:
@@ -181,6 +186,24 @@ func (x *searchIndex) addLocked(m *Message) {
 		}
 		x.postings[w] = append(p, n)
 	}
+}
+
+// appendFold appends w's folded form (fold) to b, without allocating for
+// ASCII words.
+func appendFold(b []byte, w string) []byte {
+	for i := 0; i < len(w); i++ {
+		if w[i] >= utf8.RuneSelf {
+			return append(b, fold(w)...)
+		}
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 func (x *searchIndex) removeLocked(id string) {
@@ -230,25 +253,57 @@ func (x *searchIndex) match(qs []string, peer string, limit int) []uint32 {
 		}
 		cur = intersect(cur, s)
 	}
-	out := make([]uint32, 0, min(len(cur), limit))
+	// The newest limit docs: a min-heap of them by time, oldest on top.
+	newer := func(a, b uint32) bool {
+		da, db := &x.docs[a], &x.docs[b]
+		if da.sentAt != db.sentAt {
+			return da.sentAt > db.sentAt
+		}
+		return da.id > db.id
+	}
+	h := make([]uint32, 0, min(len(cur), limit))
+	down := func(i int) {
+		for {
+			l, small := 2*i+1, i
+			if l < len(h) && newer(h[small], h[l]) {
+				small = l
+			}
+			if r := l + 1; r < len(h) && newer(h[small], h[r]) {
+				small = r
+			}
+			if small == i {
+				return
+			}
+			h[i], h[small] = h[small], h[i]
+			i = small
+		}
+	}
 	for _, n := range cur {
 		d := &x.docs[n]
 		if d.dead || (peer != "" && d.peer != peer) {
 			continue
 		}
-		out = append(out, n)
-	}
-	slices.SortFunc(out, func(a, b uint32) int {
-		da, db := &x.docs[a], &x.docs[b]
-		if da.sentAt != db.sentAt {
-			return cmp.Compare(db.sentAt, da.sentAt)
+		switch {
+		case len(h) < limit:
+			h = append(h, n)
+			for i := len(h) - 1; i > 0 && newer(h[(i-1)/2], h[i]); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		case newer(n, h[0]):
+			h[0] = n
+			down(0)
 		}
-		return strings.Compare(db.id, da.id)
-	})
-	if len(out) > limit {
-		out = out[:limit]
 	}
-	return out
+	slices.SortFunc(h, func(a, b uint32) int {
+		switch {
+		case newer(a, b):
+			return -1
+		case newer(b, a):
+			return 1
+		}
+		return 0
+	})
+	return h
 }
 
 // prefixDocs is the sorted, distinct docs with a word starting with q.
