@@ -6,6 +6,7 @@ import { h, icon, tick, avatar, shortID, timeOf, fullTime, listTime, dayLabel, d
 import { onboarding } from './onboarding.js';
 import { unlock, unprotectedBanner } from './passphrase.js';
 import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog } from './panels.js';
+import { searchBox } from './search.js';
 
 const root = document.getElementById('root');
 
@@ -18,6 +19,7 @@ const S = {
   msgs: new Map(), // peer -> messages, oldest first
   online: false,
   events: null,
+  focusMsg: '', // a message to scroll to when the open chat shows it (a search result)
 };
 
 function nameOf(peer) {
@@ -65,7 +67,7 @@ function fatal(title, text) {
 
 // ---- layout ----
 
-let shell, convList, reqSection, reqList, mainPane, statusDot;
+let shell, convList, reqSection, reqList, mainPane, statusDot, search;
 
 // mountMain shows the app for the account status acct.
 function mountMain(acct) {
@@ -81,6 +83,8 @@ function mountMain(acct) {
   reqSection = h('section', { class: 'requests', id: 'requests', hidden: true },
     h('h2', { class: 'side-title', id: 'requests-title', text: 'Message requests' }), reqList);
   mainPane = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+  const sideBody = h('div', { class: 'side-body' });
+  search = searchBox(sideBody, (peer, id) => { S.focusMsg = id; showView('chat', peer); });
   shell = h('div', { class: 'app', id: 'app-shell' },
     h('aside', { class: 'sidebar', 'aria-label': 'Conversations and contacts' },
       h('header', { class: 'side-head' },
@@ -89,9 +93,10 @@ function mountMain(acct) {
           headBtn('addUser', 'Add contact', 'add'),
           headBtn('qr', 'My ID', 'me'),
           headBtn('network', 'Network', 'network'))),
-      h('div', { class: 'side-body' },
+      search.field,
+      append(sideBody, search.section,
         reqSection,
-        h('section', {},
+        h('section', { class: 'chats-section' },
           h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList)),
       h('footer', { class: 'side-foot' },
         h('button', { class: 'me-btn', type: 'button', onclick: () => showView('me') },
@@ -373,7 +378,13 @@ function renderMessages(peer) {
   }
   if (ms.length === 0) nodes.push(h('p', { class: 'chat-note muted', text: 'No messages yet. Say hello!' }));
   msgBox.replaceChildren(...nodes);
-  if (atBottom || msgBox.dataset.scrolled !== peer) {
+  const found = S.focusMsg && msgBox.querySelector('.msg[data-id="' + CSS.escape(S.focusMsg) + '"]');
+  if (found) { // opened from a search result: show that message
+    S.focusMsg = '';
+    msgBox.dataset.scrolled = peer;
+    found.classList.add('found');
+    found.scrollIntoView({ block: 'center' });
+  } else if (atBottom || msgBox.dataset.scrolled !== peer) {
     msgBox.scrollTop = msgBox.scrollHeight;
     msgBox.dataset.scrolled = peer;
   }
@@ -455,7 +466,10 @@ function onEvent(ev) {
   if (ev.type === 'contact' && ev.contact && ev.contact.state === 'removed' && S.open === ev.contact.id && S.view === 'chat') {
     updateChatHead();
   }
+  if (ev.message) search.refresh();
   refreshConvsSoon();
 }
+
+function append(el, ...children) { el.append(...children); return el; }
 
 start();
