@@ -28,7 +28,7 @@ const (
 	MaxSearchLimit     = 500
 	maxQueryWords      = 16
 	snippetRunes       = 120 // the longest snippet, in characters
-	snippetBefore      = 30  // characters shown before the first match
+	snippetBefore      = 20  // characters shown before the first match
 )
 
 // SearchResult is one message matching a search.
