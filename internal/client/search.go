@@ -120,10 +120,7 @@ func (e *Engine) reindexLocked(x *searchIndex, id string) {
 	default:
 		x.addLocked(m)
 	}
-	x.compactLocked(func(id string) *Message {
-		m, _ := e.d.message(id)
-		return m
-	})
+	x.compactLocked()
 }
 
 // searchHook keeps the index up to date from the engine's events: a

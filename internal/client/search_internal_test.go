@@ -93,30 +93,28 @@ func TestSearchIndex(t *testing.T) {
 	}
 }
 
-// TestSearchCompact: after many edits the dead docs are dropped and the
-// results stay right.
+// TestSearchCompact: once edits leave as many dead docs as live ones the
+// index drops everything, to be built again by the next search; before
+// that, the results stay right.
 func TestSearchCompact(t *testing.T) {
 	x := newSearchIndex()
-	texts := map[string]string{}
-	for round := range 3 {
-		for i := range 1500 {
-			id := fmt.Sprintf("m%d", i)
-			texts[id] = fmt.Sprintf("round%d word%d", round, i)
-			x.addLocked(testMsg(id, peerA, texts[id], i))
-			x.compactLocked(func(id string) *Message { return testMsg(id, peerA, texts[id], 0) })
-		}
+	x.built = true
+	edit := func(round, i int) {
+		x.addLocked(testMsg(fmt.Sprintf("m%d", i), peerA, fmt.Sprintf("round%d word%d", round, i), i))
+		x.compactLocked()
 	}
-	if len(x.docs) >= 3*1500 {
-		t.Errorf("%d docs after 4500 writes of 1500 messages: never compacted", len(x.docs))
+	for i := range 1500 {
+		edit(0, i)
 	}
-	if got := len(x.ids("round2", "")); got != 1500 {
-		t.Errorf("round2 matches %d, want 1500", got)
+	for i := range 1499 {
+		edit(1, i)
 	}
-	if got := x.ids("round0", ""); got != nil {
-		t.Errorf("round0 matches %d, want none", len(got))
+	if !x.built || len(x.ids("round1", "")) != 1499 || len(x.ids("round0", "")) != 1 || x.dead != 1499 {
+		t.Fatalf("after 1499 edits: built %v, round1 %d, round0 %d, dead %d", x.built, len(x.ids("round1", "")), len(x.ids("round0", "")), x.dead)
 	}
-	if got := x.ids("word1499", ""); !slices.Equal(got, []string{"m1499"}) {
-		t.Errorf("word1499: %v", got)
+	edit(1, 1499)
+	if x.built || len(x.docs) != 0 || len(x.postings) != 0 {
+		t.Errorf("after 1500 edits of 1500 messages: built %v, %d docs: not dropped", x.built, len(x.docs))
 	}
 }
 
@@ -282,4 +280,51 @@ func newAID(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return a.ID().String()
+}
+
+// TestSearchBuildRacesEvents: messages saved (with their events) while the
+// first search builds the index are all found after it.
+func TestSearchBuildRacesEvents(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "me")
+	if _, err := Init(home, "", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	e, err := openOffline(home, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	peer := newAID(t)
+	var b batch
+	for i := range 3000 {
+		if err := saveMessageTo(&b, testMsg(fmt.Sprintf("old%d", i), peer, "older words", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.kv.PutMany(b.entries); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			m := testMsg(fmt.Sprintf("new%d", i), peer, fmt.Sprintf("fresh%d words", i), 5000+i)
+			if err := e.d.saveMessage(m); err != nil {
+				t.Error(err)
+				return
+			}
+			e.bus.publish(Event{Type: EventMessage, Message: m})
+		}
+	}()
+	if _, err := e.Search("older", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	rs, err := e.Search("fresh", "", MaxSearchLimit)
+	if err != nil || len(rs) != 200 {
+		t.Fatalf("fresh: %d results, %v; want 200", len(rs), err)
+	}
+	if rs, _ := e.Search("OLDER", "", MaxSearchLimit); len(rs) != MaxSearchLimit {
+		t.Errorf("older: %d results, want %d", len(rs), MaxSearchLimit)
+	}
 }

@@ -214,23 +214,16 @@ func (x *searchIndex) removeLocked(id string) {
 	}
 }
 
-// compactLocked rebuilds the postings without the dead docs once they are
-// as many as the live ones, so edits and deletions cost memory for a while
-// only.
-func (x *searchIndex) compactLocked(message func(id string) *Message) {
-	if x.dead < 1024 || x.dead < len(x.docs)/2 {
+// compactLocked drops the whole index once dead docs (edited or deleted
+// messages) are as many as the live ones, so that edits and deletions cost
+// memory for a while only; the next search builds it again from the store
+// (one pass, outside any engine lock; the hook may run under one).
+func (x *searchIndex) compactLocked() {
+	if x.dead < 1024 || x.dead < len(x.docs)-x.dead {
 		return
 	}
-	old := x.docs
+	x.built = false
 	x.docs, x.byID, x.postings, x.vocab, x.dead = nil, map[string]uint32{}, map[string][]uint32{}, nil, 0
-	for _, d := range old {
-		if d.dead {
-			continue
-		}
-		if m := message(d.id); m != nil {
-			x.addLocked(m)
-		}
-	}
 }
 
 // match returns the live docs holding every query word as a word prefix,
