@@ -387,13 +387,17 @@ func snippet(text string, qs []string) []Segment {
 			break
 		}
 	}
-	// The window, in bytes, on rune boundaries.
+	// The window, in bytes, on rune boundaries: from the text's start if
+	// the first match is near it, else from a word start shortly before it.
 	start := 0
-	if first > 0 {
+	if utf8.RuneCountInString(text[:max(first, 0)]) > 2*snippetBefore {
 		start = first
 		for k := 0; k < snippetBefore && start > 0; k++ {
 			_, size := utf8.DecodeLastRuneInString(text[:start])
 			start -= size
+		}
+		if i := strings.IndexByte(text[start:first], ' '); i >= 0 {
+			start += i + 1
 		}
 	}
 	end := start
