@@ -353,7 +353,9 @@ func messagesCmd() *cobra.Command {
 		Use:   "messages [--with ID] [--json] [--wait DURATION]",
 		Short: "List messages (first fetching new ones)",
 		Long: `List your messages, oldest first. With --with, only the conversation with that
-account. With --wait, first wait up to DURATION for a new message to arrive.`,
+account. With --wait, first wait up to DURATION for a new message to arrive.
+When no node of the network answers, it lists the messages kept on this
+device after a one-line warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
