@@ -26,6 +26,10 @@ const (
 	synced        // online, and read the mailboxes once first
 )
 
+// acts, or-ed to a mode, marks a command acting for the user (send, read):
+// before it exits, the receipts it owes leave too (see offline.go).
+const acts = 8
+
 // withAPI runs f against the daemon of the home, or, if none runs, against
 // an engine started in this process for the command's duration (served on
 // a loopback port of its own, with a fresh token sent as a header). Either
@@ -51,7 +55,7 @@ func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Cl
 	if err != nil {
 		return err
 	}
-	e, err := client.Open(ctx, client.Config{Home: home, Passphrase: pass, Logger: quietLogger(log, cmd.ErrOrStderr()), Direct: direct, Offline: mode == local})
+	e, err := openEngine(cmd, client.Config{Home: home, Passphrase: pass, Logger: quietLogger(log, cmd.ErrOrStderr()), Direct: direct, Offline: mode&^acts == local})
 	if err != nil {
 		return err
 	}
@@ -60,7 +64,7 @@ func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Cl
 		warnUnprotected(cmd)
 	}
 	e.Start()
-	if mode == synced {
+	if mode&^acts == synced && e.Online() {
 		if err := e.SyncOnce(ctx); err != nil {
 			fmt.Fprintln(cmd.ErrOrStderr(), "umbra: warning:", err)
 		}
@@ -72,7 +76,9 @@ func withAPI(cmd *cobra.Command, mode int, f func(ctx context.Context, c *api.Cl
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go srv.Serve(sctx)
-	return f(ctx, api.NewClient(srv.URL(), srv.Token()))
+	err = f(withLocalEngine(ctx, e), api.NewClient(srv.URL(), srv.Token()))
+	flushLocal(ctx, cmd, e, mode&acts != 0)
+	return err
 }
 
 // quietLogger keeps in-process engines from chattering on a CLI command
@@ -271,8 +277,14 @@ func sendCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send ID|NAME TEXT|-",
 		Short: "Send a message to a contact",
-		Long: `Encrypt TEXT for a contact and send it. The command returns once a write
-quorum of the recipient's swarm holds the message ("sent") and prints its ID.
+		Long: `Encrypt TEXT for a contact and send it; print its ID and state.
+
+Through a running daemon, the command returns at once ("queued"): the
+daemon sends it. Without one, it waits (up to 20 s) until a write quorum of
+the recipient's swarm holds the message ("sent"). If no node answers, the
+message is encrypted and queued in the local database ("queued") and the
+next command or daemon that reaches the network sends it; a first message
+to a contact needs their prekeys from the network and is refused offline.
 
 With - for TEXT, the message is read from standard input (one final newline
 is dropped). A message holds at most ` + maxTextText + `; a longer one is refused.
@@ -287,13 +299,16 @@ With --reply MSGID, the message quotes that message of the conversation
 			if err != nil {
 				return err
 			}
-			return withAPI(cmd, online, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, online|acts, func(ctx context.Context, c *api.Client) error {
 				to, err := resolveAccount(ctx, c, args[0])
 				if err != nil {
 					return err
 				}
 				var m client.Message
 				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": text, "reply_to": replyTo}, &m); err != nil {
+					return err
+				}
+				if m.State, err = sentState(ctx, m); err != nil {
 					return err
 				}
 				if asJSON {
@@ -355,7 +370,9 @@ func messagesCmd() *cobra.Command {
 		Long: `List your messages, oldest first. With --with, only the conversation with that
 account. With --wait, first wait up to DURATION for a new message to arrive.
 Each message shows the first 8 characters of its ID in brackets: enough for
-'umbra send --reply', 'react', 'edit' and 'delete'.`,
+'umbra send --reply', 'react', 'edit' and 'delete'. When no node of the
+network answers, it lists the messages kept on this device after a one-line
+warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
@@ -433,10 +450,12 @@ func readCmd() *cobra.Command {
 		Short: "Mark the conversation with ID as read (read receipts: see umbra settings)",
 		Long: `Mark every message from ID as read. Read receipts for them leave later,
 batched and after a random delay (see 'umbra settings'); with read receipts
-turned off ('umbra settings set read-receipts off') none is sent.`,
+turned off ('umbra settings set read-receipts off') none is sent. Without a
+daemon, the command sends the receipts it owes before it exits (waiting up
+to 20 s), and says so if some are left queued.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
+			return withAPI(cmd, synced|acts, func(ctx context.Context, c *api.Client) error {
 				id, err := resolveAccount(ctx, c, args[0])
 				if err != nil {
 					return err

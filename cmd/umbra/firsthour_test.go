@@ -168,16 +168,19 @@ func TestUnreachableOneLine(t *testing.T) {
 		t.Errorf("init stderr has %d lines, want 2:\n%s", strings.Count(errOut, "\n"), errOut)
 	}
 
-	_, _, err = run(t, "messages", "--home", home)
-	if err == nil || err.Error() != want+" (are they running? --log-level debug shows why)" {
-		t.Errorf("messages on an unreachable network: %q, want %q", err, want)
+	// 'messages' works offline, from the local history, after one line.
+	_, errOut, err = run(t, "messages", "--home", home)
+	wantLine := "umbra: warning: " + want + " (are they running? --log-level debug shows why): working offline, from local data\n"
+	if err != nil || !strings.Contains(errOut, wantLine) {
+		t.Errorf("messages on an unreachable network: %v, stderr %q; want the line %q", err, errOut, wantLine)
 	}
+	_, err = client.Open(context.Background(), client.Config{Home: home, Logger: quietTestLogger()})
 	var ue *client.UnreachableError
-	if !errors.As(err, &ue) || ue.Err == nil {
-		t.Errorf("the error %v does not keep the dial errors", err)
+	if !errors.As(err, &ue) || ue.Err == nil || ue.Error() != want+" (are they running? --log-level debug shows why)" {
+		t.Errorf("the error %v is not one line keeping the dial errors", err)
 	}
 	_, errOut, err = run(t, "messages", "--home", home, "--log-level", "debug")
-	if err == nil || !strings.Contains(errOut, "no node answered for the node list") {
+	if err != nil || !strings.Contains(errOut, "no node answered for the node list") {
 		t.Errorf("--log-level debug: error %v, stderr %q: want the dial errors in the log", err, errOut)
 	}
 }
@@ -427,8 +430,8 @@ func TestFirstHourOnline(t *testing.T) {
 	if _, errOut, err := run(t, "init", "--home", bobHome, "--network", offlineNetwork(t, 2)); err != nil {
 		t.Fatalf("init bob: %v\n%s", err, errOut)
 	}
-	if _, _, err := run(t, "messages", "--home", bobHome); err == nil || !strings.Contains(err.Error(), "can't reach any of the 2 nodes") {
-		t.Fatalf("bob on dead nodes: %v", err)
+	if _, errOut, err := run(t, "messages", "--home", bobHome); err != nil || !strings.Contains(errOut, "can't reach any of the 2 nodes") {
+		t.Fatalf("bob on dead nodes: %v, stderr %q: want the offline warning", err, errOut)
 	}
 	if _, errOut, err := run(t, "network", "set", live, "--home", bobHome); err != nil {
 		t.Fatalf("network set: %v\n%s", err, errOut)

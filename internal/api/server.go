@@ -264,6 +264,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/messages", s.send)
 	api("POST /api/v1/read", s.read)
 	api("GET /api/v1/conversations", s.conversations)
+	api("GET /api/v1/search", s.search)
 	api("GET /api/v1/network", s.network)
 	api("GET /api/v1/settings", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 		return e.Settings()
@@ -433,12 +434,16 @@ func (s *Server) send(e *client.Engine, w http.ResponseWriter, r *http.Request) 
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
+	// Queued, not sent: the answer comes at once and the outbox sends it
+	// (the web UI follows the state live; a CLI command without a daemon
+	// waits for it itself). A first message still reads the contact's
+	// prekeys from the network first.
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	if req.ReplyTo != "" {
-		return opError(e.Reply(ctx, req.To, req.ReplyTo, req.Text, true))
+		return opError(e.Reply(ctx, req.To, req.ReplyTo, req.Text, false))
 	}
-	return e.Send(ctx, req.To, req.Text)
+	return e.Queue(ctx, req.To, req.Text)
 }
 
 func (s *Server) read(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {

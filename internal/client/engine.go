@@ -79,7 +79,9 @@ type Engine struct {
 	receipts     *receiptScheduler // see receipts.go; made on first use
 	receiptsOnce sync.Once
 
-	exp expirer // disappearing messages, see timer.go
+	exp        expirer      // disappearing messages, see timer.go
+	search     *searchIndex // see search.go; made on first use
+	searchOnce sync.Once
 }
 
 func (c *Config) defaults() {
@@ -136,6 +138,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*sessionRecord{},
 		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
+	e.bus.hook = e.searchHook
 	ok := false
 	defer func() {
 		if !ok {

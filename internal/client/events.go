@@ -26,6 +26,7 @@ type Event struct {
 type bus struct {
 	mu   sync.Mutex
 	subs map[chan Event]struct{}
+	hook func(Event) // sees every event first, synchronously (the search index)
 }
 
 func (b *bus) subscribe() (<-chan Event, func()) {
@@ -47,6 +48,9 @@ func (b *bus) subscribe() (<-chan Event, func()) {
 }
 
 func (b *bus) publish(ev Event) {
+	if b.hook != nil {
+		b.hook(ev)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs {

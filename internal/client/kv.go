@@ -176,6 +176,12 @@ func (k *ksKV) Delete(key string) error {
 	return nil
 }
 
+// Scan calls fn with every entry under prefix, in no particular order, in
+// one pass over the store (fn must not use the KV).
+func (k *ksKV) Scan(prefix string, fn func(key string, val []byte) error) error {
+	return k.s.Scan(context.Background(), prefix, fn)
+}
+
 // List returns the keys with prefix, sorted, from the in-memory index.
 func (k *ksKV) List(prefix string) ([]string, error) {
 	k.mu.RLock()

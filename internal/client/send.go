@@ -161,7 +161,7 @@ func (e *Engine) enqueueWith(ctx context.Context, aid identity.AccountID, c *env
 		// A new session takes prekeys from a card read now: a kept one may
 		// list one-time prekeys long since used.
 		if e.net == nil {
-			return errors.New("the engine is offline")
+			return ErrFirstMessageOffline
 		}
 		var err error
 		if card, err = e.fetchCard(ctx, aid); err != nil {

@@ -9,6 +9,7 @@ import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog, dialo
 import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing } from './msgops.js';
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
+import { searchBox } from './search.js';
 
 const root = document.getElementById('root');
 
@@ -23,6 +24,7 @@ const S = {
   online: false,
   events: null,
   typing: new Typing(), // who is typing (msgops.js)
+  focusMsg: '', // a message to scroll to when the open chat shows it (a search result)
 };
 
 function nameOf(peer) {
@@ -70,7 +72,7 @@ function fatal(title, text) {
 
 // ---- layout ----
 
-let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList, meBtn;
+let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList, meBtn, search;
 
 // mountMain shows the app for the account status acct.
 function mountMain(acct) {
@@ -96,6 +98,8 @@ function mountMain(acct) {
   blockedSection = h('details', { class: 'blocked-section', id: 'blocked', hidden: true },
     h('summary', { class: 'side-title', text: 'Blocked' }), blockedList);
   mainPane = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+  const sideBody = h('div', { class: 'side-body' });
+  search = searchBox(sideBody, (peer, id) => { S.focusMsg = id; showView('chat', peer); });
   shell = h('div', { class: 'app', id: 'app-shell' },
     h('aside', { class: 'sidebar', 'aria-label': 'Conversations and contacts' },
       h('header', { class: 'side-head' },
@@ -104,9 +108,10 @@ function mountMain(acct) {
           headBtn('addUser', 'Add contact', 'add'),
           headBtn('qr', 'My ID', 'me'),
           headBtn('network', 'Network', 'network'))),
-      h('div', { class: 'side-body' },
+      search.field,
+      append(sideBody, search.section,
         reqSection,
-        h('section', {},
+        h('section', { class: 'chats-section' },
           h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList),
         blockedSection),
       h('footer', { class: 'side-foot' }, meBtn)),
@@ -419,7 +424,13 @@ function renderMessages(peer) {
   }
   if (ms.length === 0) nodes.push(h('p', { class: 'chat-note muted', text: 'No messages yet. Say hello!' }));
   msgBox.replaceChildren(...nodes);
-  if (atBottom || msgBox.dataset.scrolled !== peer) {
+  const found = S.focusMsg && msgBox.querySelector('.msg[data-id="' + CSS.escape(S.focusMsg) + '"]');
+  if (found) { // opened from a search result: show that message
+    S.focusMsg = '';
+    msgBox.dataset.scrolled = peer;
+    found.classList.add('found');
+    found.scrollIntoView({ block: 'center' });
+  } else if (atBottom || msgBox.dataset.scrolled !== peer) {
     msgBox.scrollTop = msgBox.scrollHeight;
     msgBox.dataset.scrolled = peer;
   }
@@ -527,6 +538,7 @@ function onEvent(ev) {
     const ms = S.msgs.get(peer);
     if (ms) S.msgs.set(peer, ms.filter((x) => x.id !== ev.message.id));
     if (S.open === peer) renderMessages(peer);
+    search.refresh();
     refreshConvsSoon();
     return;
   }
@@ -538,7 +550,10 @@ function onEvent(ev) {
   if (ev.type === 'contact' && ev.contact && ev.contact.state === 'removed' && S.open === ev.contact.id && S.view === 'chat') {
     updateChatHead();
   }
+  if (ev.message) search.refresh();
   refreshConvsSoon();
 }
+
+function append(el, ...children) { el.append(...children); return el; }
 
 start();
