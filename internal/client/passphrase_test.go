@@ -19,6 +19,22 @@ func lightArgon2(t *testing.T) {
 	t.Cleanup(func() { passphraseArgon2 = old })
 }
 
+// newOfflineEngine opens a new account without a passphrase, offline, in
+// a temporary home; it is closed when the test ends.
+func newOfflineEngine(tb testing.TB) *Engine {
+	tb.Helper()
+	home := filepath.Join(tb.TempDir(), "home")
+	if _, err := Init(home, "", nil, ""); err != nil {
+		tb.Fatal(err)
+	}
+	e, err := openOffline(home, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Close() })
+	return e
+}
+
 func openOffline(home, passphrase string) (*Engine, error) {
 	return Open(context.Background(), Config{Home: home, Passphrase: passphrase, Offline: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -134,15 +134,7 @@ func FuzzParseProfile(f *testing.F) {
 // and a text sent before the last timer change does not undo it.
 func TestReceiveProfileAndTimer(t *testing.T) {
 	lightArgon2(t)
-	home := t.TempDir()
-	if _, err := Init(home, "", nil, ""); err != nil {
-		t.Fatal(err)
-	}
-	e, err := openOffline(home, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newOfflineEngine(t)
 	peer, err := identity.New(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -75,15 +74,7 @@ func searchCorpus(b *testing.B, e *Engine, n, convs int) {
 // searches (index, plus reading the results back from the database):
 // a rare word, the commonest word, a prefix of many words.
 func BenchmarkSearch100k(b *testing.B) {
-	home := filepath.Join(b.TempDir(), "me")
-	if _, err := Init(home, "", nil, ""); err != nil {
-		b.Fatal(err)
-	}
-	e, err := openOffline(home, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	e := newOfflineEngine(b)
 	t0 := time.Now()
 	searchCorpus(b, e, benchN(), 50)
 	b.Logf("wrote 100,000 messages in %v", time.Since(t0).Round(time.Millisecond))

@@ -2,7 +2,6 @@ package client
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -183,15 +182,7 @@ func FuzzSearchText(f *testing.F) {
 // message removed without an event, and a contact event resyncs that
 // conversation.
 func TestSearchEngine(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "me")
-	if _, err := Init(home, "", nil, ""); err != nil {
-		t.Fatal(err)
-	}
-	e, err := openOffline(home, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newOfflineEngine(t)
 	alice, bob := newAID(t), newAID(t)
 	if _, err := e.AddContact(alice, "Alice"); err != nil {
 		t.Fatal(err)
@@ -285,15 +276,7 @@ func newAID(t testing.TB) string {
 // TestSearchBuildRacesEvents: messages saved (with their events) while the
 // first search builds the index are all found after it.
 func TestSearchBuildRacesEvents(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "me")
-	if _, err := Init(home, "", nil, ""); err != nil {
-		t.Fatal(err)
-	}
-	e, err := openOffline(home, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newOfflineEngine(t)
 	peer := newAID(t)
 	var b batch
 	for i := range 3000 {

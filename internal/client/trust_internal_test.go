@@ -2,7 +2,6 @@ package client
 
 import (
 	"encoding/hex"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,15 +31,7 @@ func TestNumericFingerprintSignalVector(t *testing.T) {
 // (the only case Umbra's keys allow), and clears one whose number is no
 // longer the safety number; SafetyNumber never reports a stale mark.
 func TestResetClearsStaleVerification(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "home")
-	if _, err := Init(home, "", nil, ""); err != nil {
-		t.Fatal(err)
-	}
-	e, err := openOffline(home, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newOfflineEngine(t)
 	bob, err := identity.New(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/devnet"
+	"github.com/umbra-im/umbra/internal/identity"
 )
 
 // chromiumPath finds Debian's Chromium, failing the test (never skipping)
@@ -170,11 +171,40 @@ func (p *daemonProc) get(path string, out any) error {
 	return api.NewClient(p.url, p.token).Do(ctx, http.MethodGet, path, nil, out)
 }
 
-// post calls the daemon's API with a JSON body (out may be nil).
-func (p *daemonProc) post(path string, body, out any) error {
+// call calls the daemon's API with a JSON body (body and out may be nil).
+func (p *daemonProc) call(method, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return api.NewClient(p.url, p.token).Do(ctx, http.MethodPost, path, body, out)
+	return api.NewClient(p.url, p.token).Do(ctx, method, path, body, out)
+}
+
+// post is call with POST.
+func (p *daemonProc) post(path string, body, out any) error {
+	return p.call(http.MethodPost, path, body, out)
+}
+
+// do is call that fails the test on an error.
+func (p *daemonProc) do(t *testing.T, method, path string, body, out any) {
+	t.Helper()
+	if err := p.call(method, path, body, out); err != nil {
+		t.Fatalf("%s: %s %s: %v", p.name, method, path, err)
+	}
+}
+
+// newAccounts creates an account without a passphrase on each daemon,
+// through the API, and returns their IDs in order.
+func newAccounts(t *testing.T, procs ...*daemonProc) []string {
+	t.Helper()
+	var ids []string
+	for _, p := range procs {
+		acct, err := identity.New(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.do(t, http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": acct.Phrase(), "no_passphrase": true}, nil)
+		ids = append(ids, acct.ID().String())
+	}
+	return ids
 }
 
 func (p *daemonProc) logTail() string {

@@ -7,7 +7,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/umbra-im/umbra/internal/client"
-	"github.com/umbra-im/umbra/internal/identity"
 )
 
 // TestBrowserMessageActions drives the conversation actions in the web UI
@@ -24,18 +23,8 @@ func TestBrowserMessageActions(t *testing.T) {
 	net := startNetwork(t, bin, 6)
 	alice := startDaemon(t, bin, "alice", net.BootstrapFile())
 	bob := startDaemon(t, bin, "bob", net.BootstrapFile())
-	ids := map[*daemonProc]string{}
-	for _, p := range []*daemonProc{alice, bob} {
-		acct, err := identity.New(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.post("/api/v1/account", map[string]any{"recovery_phrase": acct.Phrase(), "no_passphrase": true}, nil); err != nil {
-			t.Fatalf("create %s's account: %v", p.name, err)
-		}
-		ids[p] = acct.ID().String()
-	}
-	aliceID, bobID := ids[alice], ids[bob]
+	ids := newAccounts(t, alice, bob)
+	aliceID, bobID := ids[0], ids[1]
 	if err := alice.post("/api/v1/contacts", map[string]string{"id": bobID, "name": "Bob"}, nil); err != nil {
 		t.Fatal(err)
 	}

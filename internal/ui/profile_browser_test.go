@@ -2,7 +2,6 @@ package ui_test
 
 import (
 	"bytes"
-	"context"
 	"image"
 	"image/color"
 	"image/png"
@@ -17,19 +16,9 @@ import (
 
 	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
-	"github.com/umbra-im/umbra/internal/identity"
 )
 
 // do calls the daemon's API with its token.
-func (p *daemonProc) do(t *testing.T, method, path string, body, out any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := api.NewClient(p.url, p.token).Do(ctx, method, path, body, out); err != nil {
-		t.Fatalf("%s: %s %s: %v", p.name, method, path, err)
-	}
-}
-
 // TestBrowserProfileTimer: two daemons with accounts made through the API;
 // the tab titles name the account (a short ID, then the name set); alice
 // sets her name and uploads an avatar in her ID panel, bob sets his name
@@ -45,16 +34,8 @@ func TestBrowserProfileTimer(t *testing.T) {
 	net := startNetwork(t, bin, 6)
 	alice := startDaemon(t, bin, "alice", net.BootstrapFile())
 	bob := startDaemon(t, bin, "bob", net.BootstrapFile())
-	ids := map[*daemonProc]string{}
-	for _, p := range []*daemonProc{alice, bob} {
-		acct, err := identity.New(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.do(t, http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": acct.Phrase(), "no_passphrase": true}, nil)
-		ids[p] = acct.ID().String()
-	}
-	aliceID, bobID := ids[alice], ids[bob]
+	ids := newAccounts(t, alice, bob)
+	aliceID, bobID := ids[0], ids[1]
 	alice.do(t, http.MethodPost, "/api/v1/contacts", map[string]string{"id": bobID}, nil)
 	bob.do(t, http.MethodPost, "/api/v1/contacts", map[string]string{"id": aliceID}, nil)
 

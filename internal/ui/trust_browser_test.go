@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,18 +8,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/umbra-im/umbra/internal/api"
 	"github.com/umbra-im/umbra/internal/client"
 	"github.com/umbra-im/umbra/internal/identity"
 )
 
 // call sends one API request to p's daemon.
-func (p *daemonProc) call(method, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return api.NewClient(p.url, p.token).Do(ctx, method, path, body, out)
-}
-
 // stubNotifications replaces window.Notification with a recorder
 // (window.__notes) whose permission starts at "default", and lets the test
 // say whether the page is hidden (window.__hidden).
@@ -65,19 +57,8 @@ func TestBrowserTrust(t *testing.T) {
 	net := startNetwork(t, bin, 6)
 	alice := startDaemon(t, bin, "alice", net.BootstrapFile())
 	bob := startDaemon(t, bin, "bob", net.BootstrapFile())
-	ids := map[*daemonProc]string{}
-	for _, p := range []*daemonProc{alice, bob} {
-		a, err := identity.New(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.AccountStatus
-		if err := p.call(http.MethodPost, "/api/v1/account", map[string]any{"recovery_phrase": a.Phrase(), "no_passphrase": true}, &st); err != nil {
-			t.Fatalf("create %s's account: %v", p.name, err)
-		}
-		ids[p] = a.ID().String()
-	}
-	aliceID, bobID := ids[alice], ids[bob]
+	ids := newAccounts(t, alice, bob)
+	aliceID, bobID := ids[0], ids[1]
 	if err := alice.call(http.MethodPost, "/api/v1/contacts", map[string]string{"id": bobID, "name": "Bob"}, nil); err != nil {
 		t.Fatal(err)
 	}
