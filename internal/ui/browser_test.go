@@ -25,7 +25,7 @@ import (
 // width; a mistyped ID is refused in plain words; alice adds bob and
 // writes; the message reaches bob's tab as a message request, bob accepts,
 // alice's tab shows it delivered, bob answers live; alice turns read
-// receipts off in her ID panel; alice renames bob; the
+// receipts off in her Settings; alice renames bob; the
 // network view lists the three hops of the onion path and the swarm; alice
 // sets a passphrase from the warning, which goes away; bob's daemon
 // restarts without his passphrase, on the same address with the same token,
@@ -197,7 +197,7 @@ func TestBrowser(t *testing.T) {
 	bt.shot("24-chat-phone")
 
 	// --- privacy: alice turns read receipts off ---
-	at.do("open your ID", 10*time.Second, chromedp.Click(css(`button[aria-label="My ID"]`)),
+	at.do("open the settings", 10*time.Second, chromedp.Click(css(`button[aria-label="Settings"]`)),
 		chromedp.WaitVisible(css("#setting-read-receipts")))
 	at.waitJS("the read receipts toggle, on", 10*time.Second,
 		`(b => b && !b.disabled && b.checked)(document.querySelector('#setting-read-receipts'))`)

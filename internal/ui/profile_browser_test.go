@@ -21,7 +21,7 @@ import (
 // do calls the daemon's API with its token.
 // TestBrowserProfileTimer: two daemons with accounts made through the API;
 // the tab titles name the account (a short ID, then the name set); alice
-// sets her name and uploads an avatar in her ID panel, bob sets his name
+// sets her name and uploads an avatar in her Settings, bob sets his name
 // by the API; after a message each way, each tab shows the other's
 // profile name in the chat list and the chat header, and bob's shows
 // alice's picture; alice picks a timer from the chat header, both chats
@@ -46,7 +46,7 @@ func TestBrowserProfileTimer(t *testing.T) {
 	bt.do("open bob's UI", 20*time.Second, chromedp.Navigate(bob.uiURL()), chromedp.WaitVisible(css("#conv-list")))
 	at.waitJS("a tab title with alice's short ID", 10*time.Second, `document.title === `+jsString(aliceID[:10]+"…"+aliceID[len(aliceID)-4:]+" · Umbra"))
 
-	// alice sets her name and picture in her ID panel.
+	// alice sets her name and picture in her Settings.
 	var img bytes.Buffer
 	pic := image.NewRGBA(image.Rect(0, 0, 400, 300))
 	for y := range 300 {
@@ -59,7 +59,7 @@ func TestBrowserProfileTimer(t *testing.T) {
 	if err := os.WriteFile(file, img.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	at.do("open the ID panel", 10*time.Second, chromedp.Click(css("#me-btn")), chromedp.WaitVisible(css("#profile-name")))
+	at.do("open the settings from the profile button", 10*time.Second, chromedp.Click(css("#me-btn")), chromedp.WaitVisible(css("#settings-panel #profile-name")))
 	at.do("fill in the profile", 10*time.Second,
 		chromedp.SendKeys(css("#profile-name"), "Alice Liddell"),
 		chromedp.SetUploadFiles(css("#profile-avatar"), []string{file}),

@@ -46,7 +46,7 @@ func menuAction(tb *tab, action string) {
 
 // TestBrowserTrust drives two daemons' web UIs: the safety number matches
 // on both sides and marking it verified shows a badge; notifications are
-// turned on from the ID panel (never asked on load) and shown for a message
+// turned on from Settings (never asked on load) and shown for a message
 // while another chat is open or the tab is hidden, not for a muted chat;
 // the unread badge and the tab title count appear and clear when the chat
 // is open; block then unblock from the chat header menu; delete the chat
@@ -120,11 +120,11 @@ func TestBrowserTrust(t *testing.T) {
 		t.Fatalf("alice's conversations %+v, %v: want bob verified", convs, err)
 	}
 
-	// --- notifications: asked from the ID panel only ---
+	// --- notifications: asked from Settings only ---
 	if n := eval[int](at, "count permission requests", `window.__asked || 0`); n != 0 {
 		t.Fatalf("the page asked for the notification permission %d times on its own", n)
 	}
-	at.do("open your ID", 10*time.Second, chromedp.Click(css(`button[aria-label="My ID"]`)), chromedp.WaitVisible(css("#notify-btn")))
+	at.do("open the settings", 10*time.Second, chromedp.Click(css(`button[aria-label="Settings"]`)), chromedp.WaitVisible(css("#notify-btn")))
 	at.do("turn notifications on", 10*time.Second, chromedp.Click(css("#notify-btn")))
 	at.waitJS("notifications on", 5*time.Second, `window.__asked === 1 && document.querySelector('#notify-btn').textContent.includes('Turn off')`)
 	at.shot("trust-02-notifications-setting")

@@ -18,7 +18,7 @@ import (
 // TestBrowserBackup: alice (an account with a passphrase and a chat with
 // bob) shows her recovery phrase again after her passphrase (a wrong one
 // is refused in plain words), creates a backup that the page downloads,
-// and changes her passphrase from her ID panel. A fresh daemon then
+// and changes her passphrase from her Settings. A fresh daemon then
 // restores her backup from the onboarding screen (a wrong backup
 // passphrase refused first) and shows the same account ID and the chat.
 func TestBrowserBackup(t *testing.T) {
@@ -59,7 +59,7 @@ func TestBrowserBackup(t *testing.T) {
 	b := newBrowser(t)
 	at := b.openTab("alice", true, 1280, 800, 1)
 	at.do("open alice's UI", 20*time.Second, chromedp.Navigate(alice.uiURL()), chromedp.WaitVisible(css(`button[data-view="me"]`)))
-	at.do("open the ID panel", 10*time.Second, chromedp.Click(css(`button[data-view="me"]`)), chromedp.WaitVisible(css("#vault")))
+	at.do("open the settings", 10*time.Second, chromedp.Click(css(`button[data-view="settings"]`)), chromedp.WaitVisible(css("#vault")))
 	at.shot("60-vault-card")
 
 	// The recovery phrase, after the passphrase.

@@ -5,7 +5,7 @@ import { api, token, Events } from './api.js';
 import { h, icon, tick, shortID, timeOf, fullTime, listTime, dayLabel, dayKey, toast } from './dom.js';
 import { onboarding } from './onboarding.js';
 import { unlock, unprotectedBanner } from './passphrase.js';
-import { showMe, showAddContact, showNetwork, renameDialog, confirmDialog, dialog } from './panels.js';
+import { showMe, showSettings, showAddContact, showNetwork, renameDialog, confirmDialog, dialog } from './panels.js';
 import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing } from './msgops.js';
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
@@ -19,7 +19,7 @@ const S = {
   convs: [], // conversations: contacts and message requests
   blocked: [], // blocked accounts, as conversations (state "blocked")
   open: '', // peer of the open chat
-  view: 'welcome', // welcome | chat | me | add | network
+  view: 'welcome', // welcome | chat | verify | me | settings | add | network
   msgs: new Map(), // peer -> messages, oldest first
   online: false,
   events: null,
@@ -78,7 +78,7 @@ let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, b
 function mountMain(acct) {
   const me = acct.account_id;
   S.me = me;
-  meBtn = h('button', { class: 'me-btn', type: 'button', id: 'me-btn', onclick: () => showView('me') });
+  meBtn = h('button', { class: 'me-btn', type: 'button', id: 'me-btn', title: 'Profile and settings', onclick: () => showView('settings') });
   const drawMe = () => {
     meBtn.replaceChildren(myAvatar(), h('span', { class: 'me-text' }, h('strong', { text: myProfile.name || 'You' }), h('span', { class: 'mono muted', text: shortID(me) })));
     renderConvs();
@@ -107,7 +107,8 @@ function mountMain(acct) {
         h('nav', { class: 'head-actions', 'aria-label': 'Main' },
           headBtn('addUser', 'Add contact', 'add'),
           headBtn('qr', 'My ID', 'me'),
-          headBtn('network', 'Network', 'network'))),
+          headBtn('network', 'Network', 'network'),
+          headBtn('settings', 'Settings', 'settings'))),
       search.field,
       append(sideBody, search.section,
         reqSection,
@@ -154,10 +155,8 @@ export function showView(view, peer) {
   const back = () => h('button', { class: 'icon-btn back', type: 'button', 'aria-label': 'Back to conversations', title: 'Back', onclick: goBack }, icon('back'));
   switch (view) {
     case 'chat': renderChat(peer, back()); break;
-    case 'me':
-      showMe(mainPane, S.me, back());
-      mainPane.querySelector('.panel-body').append(notificationCard());
-      break;
+    case 'me': showMe(mainPane, S.me, back()); break;
+    case 'settings': showSettings(mainPane, back(), notificationCard()); break;
     case 'verify': {
       const toChat = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Back to the chat', title: 'Back', onclick: () => showView('chat', peer) }, icon('back'));
       showVerify(mainPane, peer, toChat, refreshConvs);

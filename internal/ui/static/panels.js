@@ -1,5 +1,5 @@
-// Panels of the main pane: your ID (and privacy settings), adding a
-// contact, the network view; and the dialogs (rename, confirm).
+// Panels of the main pane: your ID, the settings, adding a contact, the
+// network view; and the dialogs (rename, confirm).
 
 import { api } from './api.js';
 import { h, svg, icon, shortID, groupID, copyText, toast, spinner } from './dom.js';
@@ -27,14 +27,21 @@ export function showMe(pane, me, backBtn) {
       qrBox,
       h('p', { class: 'muted', text: 'Share your ID (or let someone scan the code) so they can add you. It is not secret.' }),
       h('p', { class: 'id-text mono', id: 'my-id', 'aria-label': 'Your account ID', 'data-id': me, text: groupID(me) }),
-      h('div', { class: 'actions center' }, copyBtn)),
-    profileCard(),
-    vaultCard(),
-    privacyCard()));
+      h('div', { class: 'actions center' }, copyBtn))));
   drawQR(qrBox);
 }
 
 // ---- settings ----
+
+// showSettings shows everything the user can set, in one panel: the
+// profile, privacy, the extra cards (notifications), backup and recovery.
+export function showSettings(pane, backBtn, ...extra) {
+  pane.replaceChildren(panel('settings-panel', 'Settings', backBtn,
+    profileCard(),
+    privacyCard(),
+    ...extra,
+    vaultCard()));
+}
 
 // privacyCard holds the read receipts toggle (GET and PUT /api/v1/settings).
 function privacyCard() {

@@ -1,4 +1,4 @@
-// The account's vault: an encrypted backup (created from the ID panel,
+// The account's vault: an encrypted backup (created from Settings,
 // restored from the onboarding screen), the recovery phrase shown again
 // and the passphrase changed, each after the current passphrase.
 
@@ -141,7 +141,7 @@ async function changePassphrase() {
     });
 }
 
-// vaultCard is the ID panel's card for backups, the recovery phrase and
+// vaultCard is the Settings card for backups, the recovery phrase and
 // the passphrase.
 export function vaultCard() {
   return h('div', { class: 'card', id: 'vault' },
