@@ -8,8 +8,11 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/umbra-im/umbra/internal/wire"
@@ -33,7 +36,14 @@ func TestRoundTrip(t *testing.T) {
 	if n := len(m) - 1; n > MaxOverhead {
 		t.Fatalf("overhead %d > MaxOverhead %d", n, MaxOverhead)
 	}
-	if _, err := own.Encrypt(make([]byte, MaxMessageSize), groupA); err == nil {
+	// The largest plaintext makes a message a receiver accepts.
+	maxPT := make([]byte, MaxMessageSize-MaxOverhead)
+	m = mustEncrypt(t, own, maxPT, groupA)
+	if len(m) > MaxMessageSize {
+		t.Fatalf("largest message is %d bytes, limit %d", len(m), MaxMessageSize)
+	}
+	mustDecrypt(t, peer, m, groupA, maxPT)
+	if _, err := own.Encrypt(make([]byte, MaxMessageSize-MaxOverhead+1), groupA); err == nil {
 		t.Fatal("encrypted a plaintext larger than a message")
 	}
 }
@@ -334,5 +344,51 @@ func TestDistributionParse(t *testing.T) {
 	d.Wipe()
 	if bytes.Equal(peerState(t, p), nil) || bytes.Contains(peerState(t, p), make([]byte, 32)) {
 		t.Fatal("receiver chain shares the distribution's chain key")
+	}
+}
+
+// Chains are safe for concurrent use: every message decrypts exactly once.
+func TestConcurrent(t *testing.T) {
+	own, peer := newChains(t, 12)
+	const workers, per = 4, 25
+	msgs := make(chan []byte, workers*per)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range per {
+				m, err := own.Encrypt([]byte("c"), groupA)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				msgs <- m
+			}
+		})
+	}
+	wg.Wait()
+	close(msgs)
+	var all [][]byte
+	for m := range msgs {
+		all = append(all, m, m) // each twice: one must be a duplicate
+	}
+	var ok, dup atomic.Int32
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(all); i += workers {
+				_, err := peer.Decrypt(all[i], groupA)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrDuplicate):
+					dup.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != workers*per || dup.Load() != workers*per {
+		t.Fatalf("%d decrypted, %d duplicates; want %d each", ok.Load(), dup.Load(), workers*per)
 	}
 }
