@@ -194,7 +194,9 @@ func TestSkippedEviction(t *testing.T) {
 	if peer.SkippedKeys() != MaxSkippedKeys {
 		t.Fatalf("%d skipped keys, limit %d", peer.SkippedKeys(), MaxSkippedKeys)
 	}
-	if n := len(peerState(t, peer)); n > MaxStateSize {
+	n := len(peerState(t, peer))
+	t.Logf("state with a full skipped-key store: %d bytes", n)
+	if n > MaxStateSize {
 		t.Fatalf("full state is %d bytes, limit %d", n, MaxStateSize)
 	}
 	peer = clonePeer(t, peer)
