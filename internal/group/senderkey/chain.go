@@ -74,8 +74,11 @@ func (c *OwnChain) Distribution() *Distribution {
 // message. The caller pads plaintext; Encrypt adds at most MaxOverhead
 // bytes.
 func (c *OwnChain) Encrypt(plaintext, ad []byte) ([]byte, error) {
-	if len(plaintext) > MaxMessageSize-MaxOverhead || len(ad) > MaxMessageSize {
+	if len(plaintext) > MaxMessageSize-MaxOverhead {
 		return nil, fmt.Errorf("senderkey: encrypt: plaintext of %d bytes is too large", len(plaintext))
+	}
+	if len(ad) > MaxMessageSize {
+		return nil, fmt.Errorf("senderkey: encrypt: associated data of %d bytes is too large", len(ad))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -42,9 +42,11 @@ func badState(format string, a ...any) error {
 func (c *OwnChain) Marshal() ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	seed := c.priv.Seed()
+	defer clear(seed)
 	b, err := wire.Marshal(ownWire{
 		Version: StateVersion, ChainID: c.id[:], Iteration: c.iteration,
-		ChainKey: c.ck, SigningSeed: c.priv.Seed(),
+		ChainKey: c.ck, SigningSeed: seed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("senderkey: marshal own chain: %w", err)
