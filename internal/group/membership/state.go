@@ -193,14 +193,15 @@ func (l *Log) ReceiveSecret(op [32]byte, secret []byte) error {
 }
 
 // Secret returns the epoch and the epoch secret in force, if this member
-// holds it: the secret of the last fresh-secret op in the fold (or of a
-// later add), ratcheted through the adds applied after it. ok is false when
-// the secret was not received (yet): the member waits for it, or, when
-// RekeyNeeded, for the rekey.
+// holds it: the secret of the last fresh-secret op in the fold (or, for a
+// member who joined since, of the earliest add it holds a secret for),
+// ratcheted through the adds applied after it. ok is false when the secret
+// was not received (yet): the member waits for it, or, when RekeyNeeded,
+// for the rekey. While RekeyNeeded, members may hold different secrets.
 func (l *Log) Secret() (epoch uint64, secret [32]byte, ok bool) {
 	f := l.f
 	epoch = uint64(len(f.chain))
-	for i := len(f.chain) - 1; i >= f.lastFresh && i >= 0; i-- {
+	for i := f.lastFresh; i < len(f.chain); i++ {
 		s, have := l.secrets[f.chain[i].hash]
 		if !have {
 			continue
