@@ -172,8 +172,9 @@ type Op struct {
 	// encoding without Sig.
 	Sig []byte `cbor:"12,keyasint,omitempty"`
 
-	enc  []byte   // canonical encoding, set by seal and ParseOp
-	hash [32]byte // hashContext hash of enc
+	enc     []byte   // canonical encoding, set by Marshal
+	hash    [32]byte // hashContext hash of enc
+	checked []byte   // the encoding that last passed check
 }
 
 // Errors returned by ParseOp and Apply (wrapped).
@@ -274,12 +275,17 @@ func ParseOp(b []byte) (*Op, error) {
 	return &o, nil
 }
 
-// check verifies the op's encoding size, structure and signature.
+// check verifies the op's encoding size, structure and signature. An op
+// whose current encoding already passed is not checked again (an Op is
+// mutable: Marshal refreshes enc, so a changed op is checked afresh).
 func (o *Op) check() error {
 	if o.enc == nil {
 		if _, err := o.Marshal(); err != nil {
 			return err
 		}
+	}
+	if o.checked != nil && bytes.Equal(o.checked, o.enc) {
+		return nil
 	}
 	if len(o.enc) > MaxOpSize {
 		return fmt.Errorf("%w: %d bytes (limit %d)", ErrMalformed, len(o.enc), MaxOpSize)
@@ -294,6 +300,7 @@ func (o *Op) check() error {
 	if !ed25519.Verify(ed25519.PublicKey(o.Author), msg, o.Sig) {
 		return ErrBadSignature
 	}
+	o.checked = o.enc
 	return nil
 }
 
