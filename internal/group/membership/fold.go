@@ -1,8 +1,12 @@
 package membership
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/umbra-im/umbra/internal/identity"
 )
@@ -31,7 +35,10 @@ type fold struct {
 	// leaveAfterFresh: a member left after the last fresh secret, which
 	// that member knows: a rekey is needed.
 	leaveAfterFresh bool
-	rejected        int
+	// freshMembers is the digest of the members just after the last
+	// fresh secret: who the secret must have reached.
+	freshMembers [32]byte
+	rejected     int
 }
 
 func newFold() *fold {
@@ -157,6 +164,17 @@ func (f *fold) fresh(e *entry) {
 	f.chain = append(f.chain, e)
 	f.lastFresh = len(f.chain) - 1
 	f.leaveAfterFresh = false
+	f.freshMembers = f.digest()
+}
+
+// digest hashes the member IDs (not roles).
+func (f *fold) digest() [32]byte {
+	ids := slices.SortedFunc(maps.Keys(f.members), func(a, b identity.AccountID) int { return bytes.Compare(a[:], b[:]) })
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write(id[:])
+	}
+	return [32]byte(h.Sum(nil))
 }
 
 func (f *fold) join(a identity.AccountID, r Role) {

@@ -52,7 +52,10 @@ type Log struct {
 	pending  map[[32]byte]*Op
 	f        *fold
 	secrets  map[[32]byte][32]byte // epoch secret after op, as received here
-	rekey    *bool                 // cached rekeyNeeded; nil when stale
+	byAuthor map[identity.AccountID][]*entry
+	revokers map[identity.AccountID][]*entry // removes and demotes by target
+	excluded map[[32]byte]bool // ops revoked by a concurrent removal or demotion of their author
+	rekey    *bool             // cached rekeyNeeded; nil when stale
 }
 
 // NewGroup creates a group: it signs the genesis op with acct (who becomes
@@ -101,6 +104,8 @@ func FromGenesis(op *Op) (*Log, error) {
 		pending:  make(map[[32]byte]*Op),
 		f:        newFold(),
 		secrets:  make(map[[32]byte][32]byte),
+		byAuthor: make(map[identity.AccountID][]*entry),
+		revokers: make(map[identity.AccountID][]*entry),
 	}
 	l.insert(op)
 	return l, nil
@@ -189,22 +194,24 @@ func (l *Log) insert(op *Op) error {
 	l.maxClock = maxU(l.maxClock, op.Clock)
 	l.rekey = nil
 	i := sort.Search(len(l.order), func(i int) bool { return less(e, l.order[i]) })
-	if i == len(l.order) {
+	author := op.AuthorID()
+	l.byAuthor[author] = append(l.byAuthor[author], e)
+	if op.Kind == OpRemove || op.Kind == OpDemote {
+		for _, t := range accountIDs(op.Members) {
+			l.revokers[t] = append(l.revokers[t], e)
+		}
+	}
+	if i == len(l.order) && len(l.excluded) == 0 {
 		l.order = append(l.order, e)
 		e.rejected = l.f.apply(e)
-		return nil
+		if !l.revokes(e) {
+			return nil
+		}
+	} else {
+		l.order = slices.Insert(l.order, i, e)
 	}
-	l.order = slices.Insert(l.order, i, e)
 	l.refold()
 	return nil
-}
-
-// refold recomputes the state from the genesis.
-func (l *Log) refold() {
-	l.f = newFold()
-	for _, e := range l.order {
-		e.rejected = l.f.apply(e)
-	}
 }
 
 // drainPending moves pending ops whose heads have arrived into the log;

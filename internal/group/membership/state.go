@@ -97,9 +97,9 @@ func (l *Log) Role(id identity.AccountID) Role {
 
 // rekeyNeeded: see State.RekeyNeeded. With F the last fresh-secret op in
 // the fold, the secret in force reached exactly the current members when
-//   - no member left after F,
-//   - every applied membership op before F is in F's causal past (so F's
-//     author knew the membership F applies to), and
+//   - F's author's view (the fold of F's causal past, F included) has the
+//     same members just after F as the whole fold has just after F,
+//   - no member left after F, and
 //   - the adds after F form a causal chain from F (each adder ratcheted the
 //     secret everyone else ratchets).
 func (l *Log) rekeyNeeded() bool {
@@ -120,20 +120,8 @@ func (l *Log) computeRekey() bool {
 		return true
 	}
 	F := f.chain[f.lastFresh]
-	var past map[[32]byte]bool
-	for _, e := range l.order {
-		if e == F {
-			break
-		}
-		if e.rejected != nil || !isMembership(e.op.Kind) {
-			continue
-		}
-		if past == nil {
-			past = l.ancestors(F, 0)
-		}
-		if !past[e.hash] {
-			return true
-		}
+	if F.op.Kind != OpCreate && l.viewMembers(F) != f.freshMembers {
+		return true
 	}
 	prev := F
 	for _, a := range f.chain[f.lastFresh+1:] {
@@ -143,6 +131,30 @@ func (l *Log) computeRekey() bool {
 		prev = a
 	}
 	return false
+}
+
+// viewMembers is the digest of the members just after F in the fold of
+// F's causal past and F: the members F's author sent the secret to. It is
+// the zero digest if F does not apply there.
+func (l *Log) viewMembers(F *entry) [32]byte {
+	past := l.ancestors(F, 0)
+	past[F.hash] = true
+	sub := &Log{id: l.id, ops: make(map[[32]byte]*entry, len(past)), byAuthor: make(map[identity.AccountID][]*entry)}
+	for _, e := range l.order {
+		if past[e.hash] {
+			c := &entry{op: e.op, hash: e.hash}
+			sub.ops[c.hash] = c
+			sub.order = append(sub.order, c)
+			a := e.op.AuthorID()
+			sub.byAuthor[a] = append(sub.byAuthor[a], c)
+		}
+	}
+	sub.refold()
+	last := sub.order[len(sub.order)-1]
+	if last.hash != F.hash || last.rejected != nil {
+		return [32]byte{}
+	}
+	return sub.f.freshMembers
 }
 
 // ancestors returns the causal past of e (not e itself), walking only ops
