@@ -54,8 +54,8 @@ type Log struct {
 	secrets  map[[32]byte][32]byte // epoch secret after op, as received here
 	byAuthor map[identity.AccountID][]*entry
 	revokers map[identity.AccountID][]*entry // removes and demotes by target
-	excluded map[[32]byte]bool // ops revoked by a concurrent removal or demotion of their author
-	rekey    *bool             // cached rekeyNeeded; nil when stale
+	excluded map[[32]byte]bool               // ops revoked by a concurrent removal or demotion of their author
+	rekey    *bool                           // cached rekeyNeeded; nil when stale
 }
 
 // NewGroup creates a group: it signs the genesis op with acct (who becomes
