@@ -35,10 +35,7 @@ type fold struct {
 	// leaveAfterFresh: a member left after the last fresh secret, which
 	// that member knows: a rekey is needed.
 	leaveAfterFresh bool
-	// freshMembers is the digest of the members just after the last
-	// fresh secret: who the secret must have reached.
-	freshMembers [32]byte
-	rejected     int
+	rejected        int
 }
 
 func newFold() *fold {
@@ -164,12 +161,11 @@ func (f *fold) fresh(e *entry) {
 	f.chain = append(f.chain, e)
 	f.lastFresh = len(f.chain) - 1
 	f.leaveAfterFresh = false
-	f.freshMembers = f.digest()
 }
 
-// digest hashes the member IDs (not roles).
-func (f *fold) digest() [32]byte {
-	ids := slices.SortedFunc(maps.Keys(f.members), func(a, b identity.AccountID) int { return bytes.Compare(a[:], b[:]) })
+// digest hashes a set of member IDs.
+func digest(set map[identity.AccountID]*member) [32]byte {
+	ids := slices.SortedFunc(maps.Keys(set), func(a, b identity.AccountID) int { return bytes.Compare(a[:], b[:]) })
 	h := sha256.New()
 	for _, id := range ids {
 		h.Write(id[:])

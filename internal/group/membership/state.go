@@ -120,8 +120,18 @@ func (l *Log) computeRekey() bool {
 		return true
 	}
 	F := f.chain[f.lastFresh]
-	if F.op.Kind != OpCreate && l.viewMembers(F) != f.freshMembers {
-		return true
+	if F.op.Kind != OpCreate {
+		// The members just after F: no remove or leave follows F, so they
+		// are the current members but those added since.
+		after := maps.Clone(f.members)
+		for _, a := range f.chain[f.lastFresh+1:] {
+			for _, id := range accountIDs(a.op.Members) {
+				delete(after, id)
+			}
+		}
+		if l.viewMembers(F) != digest(after) {
+			return true
+		}
 	}
 	prev := F
 	for _, a := range f.chain[f.lastFresh+1:] {
@@ -154,7 +164,7 @@ func (l *Log) viewMembers(F *entry) [32]byte {
 	if last.hash != F.hash || last.rejected != nil {
 		return [32]byte{}
 	}
-	return sub.f.freshMembers
+	return digest(sub.f.members)
 }
 
 // ancestors returns the causal past of e (not e itself), walking only ops
