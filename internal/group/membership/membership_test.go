@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/umbra-im/umbra/internal/identity"
+	"github.com/umbra-im/umbra/internal/wire"
 )
 
 func TestCreate(t *testing.T) {
@@ -438,5 +439,85 @@ func TestMarshalRoundTrip(t *testing.T) {
 	enc, _ := l.Marshal()
 	if _, err := Unmarshal(enc[:len(enc)-3]); err == nil {
 		t.Fatal("truncated log accepted")
+	}
+}
+
+func TestParseOpStrict(t *testing.T) {
+	a, m := account(t, 0), account(t, 1)
+	l, _, _, err := NewGroup(a, Info{Name: "g"}, nil, idsOf(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _, err := l.Propose(a, Change{Kind: OpPromote, Members: idsOf(m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := op.Marshal()
+	if _, err := ParseOp(enc); err != nil {
+		t.Fatal(err)
+	}
+	// An unknown field, even with a valid signature elsewhere, is refused:
+	// it would not be covered by the signature.
+	var fields map[int]any
+	if err := wire.Unmarshal(enc, &fields); err != nil {
+		t.Fatal(err)
+	}
+	fields[99] = 1
+	extra, err := wire.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseOp(extra); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("unknown field: %v", err)
+	}
+	// Wrong fields for the kind.
+	for name, mutate := range map[string]func(o *Op){
+		"promote with info":   func(o *Op) { o.Info = &Info{Name: "x"} },
+		"promote with commit": func(o *Op) { o.Commit = make([]byte, 32) },
+		"no heads":            func(o *Op) { o.Heads = nil },
+		"short target":        func(o *Op) { o.Members = [][]byte{{1, 2}} },
+		"duplicate target":    func(o *Op) { o.Members = append(o.Members, o.Members[0]) },
+		"unknown kind":        func(o *Op) { o.Kind = 42 },
+		"version":             func(o *Op) { o.Version = 2 },
+	} {
+		c := *op
+		c.Members = append([][]byte(nil), op.Members...)
+		mutate(&c)
+		msg, _ := c.signedMessage()
+		c.Sig = a.Sign(msg)
+		b, err := wire.Marshal(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseOp(b); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestUnmarshalRefusesGaps(t *testing.T) {
+	a, m := account(t, 0), account(t, 1)
+	l, g, _, err := NewGroup(a, Info{Name: "g"}, nil, idsOf(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op1, _, _ := l.Propose(a, Change{Kind: OpPromote, Members: idsOf(m)})
+	op2, _, _ := l.Propose(a, Change{Kind: OpSetInfo, Info: &Info{Name: "h"}})
+	var f logFile
+	f.Version = Version
+	for _, op := range []*Op{g, op2} { // op1 missing
+		b, _ := op.Marshal()
+		f.Ops = append(f.Ops, b)
+	}
+	b, _ := wire.Marshal(&f)
+	if _, err := Unmarshal(b); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("log with a gap: %v", err)
+	}
+	b1, _ := op1.Marshal()
+	f.Ops = append(f.Ops, b1) // out of order but complete: accepted
+	b, _ = wire.Marshal(&f)
+	c, err := Unmarshal(b)
+	if err != nil || c.State().Hash() != l.State().Hash() {
+		t.Fatalf("complete log out of order: %v", err)
 	}
 }
