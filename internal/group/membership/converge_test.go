@@ -26,17 +26,18 @@ func TestConcurrentDemoteEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.syncAll()
-	winner, loser, lost := a, b, db
-	if first(db, da) {
-		winner, loser, lost = b, a, da
-	}
+	// a is the senior admin (the creator): it wins whichever op sorts
+	// first. b's demote is rejected (if it sorts after a's) or revoked.
 	for _, l := range n.logs {
 		s := l.State()
-		if s.Members[winner.ID()] != RoleAdmin || s.Members[loser.ID()] != RoleMember {
-			t.Fatalf("roles %v", s.Members)
+		if s.Members[a.ID()] != RoleAdmin || s.Members[b.ID()] != RoleMember {
+			t.Fatalf("roles %v (a's demote first: %v)", s.Members, first(da, db))
 		}
-		if _, rej := l.Status(lost.Hash()); !errors.Is(rej, ErrNotAuthorized) {
-			t.Fatalf("second demote: %v", rej)
+		if _, rej := l.Status(db.Hash()); !errors.Is(rej, ErrRevoked) && !errors.Is(rej, ErrNotAuthorized) {
+			t.Fatalf("junior's demote: %v", rej)
+		}
+		if _, rej := l.Status(da.Hash()); rej != nil {
+			t.Fatalf("senior's demote: %v", rej)
 		}
 	}
 }
@@ -457,9 +458,8 @@ func TestAddConcurrentWithRekey(t *testing.T) {
 
 // TestBackdatedOpsOfRemovedAdminRevoked: an admin removed at clock 2 signs
 // ops on the genesis alone (clock 1), so they sort before its removal,
-// where it was still an admin. The revocation rule excludes them. (Not
-// covered: a backdated op that demotes or removes the remover itself, so
-// that the removal is no longer authorized; see the design doc.)
+// where it was still an admin — one even demotes the remover. The
+// revocation rule excludes them all.
 func TestBackdatedOpsOfRemovedAdminRevoked(t *testing.T) {
 	a, b, m, x := account(t, 0), account(t, 1), account(t, 2), account(t, 3)
 	n, _ := newNetwork(t, a, idsOfAcc(a, b), []*identity.Account{m})
@@ -476,7 +476,8 @@ func TestBackdatedOpsOfRemovedAdminRevoked(t *testing.T) {
 	before := l.State().Hash()
 	back1 := forge(t, old, b, Change{Kind: OpAdd, Members: idsOf(x)})
 	back2 := forge(t, old, b, Change{Kind: OpPromote, Members: idsOf(m)})
-	for _, op := range []*Op{back1, back2} {
+	back3 := forge(t, old, b, Change{Kind: OpDemote, Members: idsOf(a)})
+	for _, op := range []*Op{back1, back2, back3} {
 		if !first(op, rm) {
 			t.Fatal("test setup: the backdated op must sort before the removal")
 		}
@@ -497,5 +498,43 @@ func TestBackdatedOpsOfRemovedAdminRevoked(t *testing.T) {
 	prev.Head, prev.Ops, prev.Rejected = [32]byte{}, 0, 0
 	if after.Hash() != prev.Hash() || before != s.Hash() {
 		t.Fatalf("backdated ops changed the state:\n%+v\n%+v", after, prev)
+	}
+}
+
+// TestJuniorRemovesSeniorConcurrently: b (junior) removes a while a
+// (senior) demotes b. The senior wins whatever the order: a stays an
+// admin, b ends a plain member, b's removal of a is revoked or rejected.
+func TestJuniorRemovesSeniorConcurrently(t *testing.T) {
+	a, b, m := account(t, 0), account(t, 1), account(t, 2)
+	n, _ := newNetwork(t, a, idsOfAcc(a, b), []*identity.Account{m})
+	rb, err := n.propose(b, Change{Kind: OpRemove, Members: idsOf(a)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	da, err := n.propose(a, Change{Kind: OpDemote, Members: idsOf(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.syncAll()
+	for _, l := range n.logs {
+		s := l.State()
+		if s.Members[a.ID()] != RoleAdmin || s.Members[b.ID()] != RoleMember {
+			t.Fatalf("roles %v (b's remove first: %v)", s.Members, first(rb, da))
+		}
+		if _, rej := l.Status(rb.Hash()); rej == nil {
+			t.Fatal("junior's removal of the senior applied")
+		}
+	}
+	// Not concurrent: b's removal of a, seen by a before a acts, stands.
+	n2, _ := newNetwork(t, a, idsOfAcc(a, b), []*identity.Account{m})
+	if _, err := n2.propose(b, Change{Kind: OpRemove, Members: idsOf(a)}); err != nil {
+		t.Fatal(err)
+	}
+	n2.syncAll()
+	if _, err := n2.propose(a, Change{Kind: OpDemote, Members: idsOf(b)}); !errors.Is(err, ErrNotAuthorized) {
+		t.Fatalf("removed senior acts after seeing its removal: %v", err)
+	}
+	if s := n2.logs[m.ID()].State(); s.Members[b.ID()] != RoleAdmin || s.Members[a.ID()] != 0 {
+		t.Fatalf("sequential removal: %v", s.Members)
 	}
 }

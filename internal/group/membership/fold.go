@@ -19,6 +19,18 @@ var ErrInvalidChange = errors.New("membership: invalid change")
 type member struct {
 	role  Role
 	since uint64 // join sequence number: lower is older
+	// adminSince is the sequence number at which the member last became
+	// an admin (0 for a plain member): lower is more senior.
+	adminSince uint64
+}
+
+// rank is a member's seniority as an admin: lower is more senior; plain
+// members rank below every admin.
+func (m *member) rank() uint64 {
+	if m == nil || m.role != RoleAdmin {
+		return ^uint64(0)
+	}
+	return m.adminSince
 }
 
 // fold is the state reached by applying ops in the total order.
@@ -36,10 +48,13 @@ type fold struct {
 	// that member knows: a rekey is needed.
 	leaveAfterFresh bool
 	rejected        int
+	// senior holds the applied removes and demotes whose author was more
+	// senior than every target (see revoke.go).
+	senior map[[32]byte]bool
 }
 
 func newFold() *fold {
-	return &fold{members: make(map[identity.AccountID]*member)}
+	return &fold{members: make(map[identity.AccountID]*member), senior: make(map[[32]byte]bool)}
 }
 
 // authorize checks, without changing anything, that o may be applied to f:
@@ -113,6 +128,14 @@ func (f *fold) apply(e *entry) error {
 		f.rejected++
 		return err
 	}
+	if o.Kind == OpRemove || o.Kind == OpDemote {
+		senior := true
+		author := f.members[o.AuthorID()].rank()
+		for _, t := range accountIDs(o.Members) {
+			senior = senior && author < f.members[t].rank()
+		}
+		f.senior[e.hash] = senior
+	}
 	switch o.Kind {
 	case OpCreate:
 		for _, a := range accountIDs(o.Admins) {
@@ -141,12 +164,15 @@ func (f *fold) apply(e *entry) error {
 		f.leaveAfterFresh = true
 	case OpPromote:
 		for _, a := range accountIDs(o.Members) {
+			f.seq++
 			f.members[a].role = RoleAdmin
+			f.members[a].adminSince = f.seq
 			f.admins++
 		}
 	case OpDemote:
 		for _, a := range accountIDs(o.Members) {
 			f.members[a].role = RoleMember
+			f.members[a].adminSince = 0
 			f.admins--
 		}
 	case OpSetInfo:
@@ -177,6 +203,7 @@ func (f *fold) join(a identity.AccountID, r Role) {
 	f.seq++
 	f.members[a] = &member{role: r, since: f.seq}
 	if r == RoleAdmin {
+		f.members[a].adminSince = f.seq
 		f.admins++
 	}
 }
@@ -201,7 +228,9 @@ func (f *fold) promoteOldest() {
 		}
 	}
 	if oldest != nil {
+		f.seq++
 		oldest.role = RoleAdmin
+		oldest.adminSince = f.seq
 		f.admins++
 	}
 }
