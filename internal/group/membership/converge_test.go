@@ -288,7 +288,7 @@ func TestConvergencePermutations(t *testing.T) {
 	if testing.Short() {
 		seeds, perms = 10, 10
 	}
-	interesting := 0
+	interesting, revoked := 0, 0
 	for seed := 0; seed < seeds; seed++ {
 		base, ops := concurrentOps(t, uint64(seed), 40)
 		r := rand.New(rand.NewPCG(uint64(seed), 7))
@@ -296,6 +296,12 @@ func TestConvergencePermutations(t *testing.T) {
 		want := ref.State()
 		if want.Rejected > 0 {
 			interesting++
+		}
+		for _, op := range ops {
+			if _, rej := ref.Status(op.Hash()); errors.Is(rej, ErrRevoked) {
+				revoked++
+				break
+			}
 		}
 		for p := 0; p < perms; p++ {
 			order := r.Perm(len(ops))
@@ -318,8 +324,8 @@ func TestConvergencePermutations(t *testing.T) {
 		}
 		checkInvariants(t, want)
 	}
-	if interesting < seeds/2 {
-		t.Fatalf("only %d of %d runs had conflicting ops: the generator is too tame", interesting, seeds)
+	if interesting < seeds/2 || revoked < seeds/10 {
+		t.Fatalf("%d of %d runs had rejected ops, %d revoked ones: the generator is too tame", interesting, seeds, revoked)
 	}
 }
 
