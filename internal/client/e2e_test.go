@@ -63,6 +63,17 @@ func befriend(t testing.TB, a, b *user) {
 	}
 }
 
+// greet sends a first text from a to b, trying again while b's card can't
+// be read yet, and waits until b holds it once.
+func greet(ctx context.Context, t *testing.T, a, b *user, text string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, "a first send", func() bool {
+		_, err := a.e.Send(ctx, b.id, text)
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "the first text to arrive", func() bool { return countFrom(b, a, text) == 1 })
+}
+
 // checkConversation asserts that to holds exactly the n texts from sent by
 // from, once each, in the sender's order.
 func checkConversation(t *testing.T, to, from *user, prefix string, n int) {

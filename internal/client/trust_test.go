@@ -91,11 +91,7 @@ func TestTrustActions(t *testing.T) {
 			t.Fatalf("conversations %+v: want bob verified", cs)
 		}
 
-		waitFor(t, 15*time.Second, "a first send", func() bool {
-			_, err := bob.e.Send(ctx, alice.id, "one")
-			return err == nil
-		})
-		waitFor(t, 30*time.Second, "alice to get one", func() bool { return countFrom(alice, bob, "one") == 1 })
+		greet(ctx, t, bob, alice, "one")
 
 		// Block: later messages are dropped.
 		if err := alice.e.Block(bob.id); err != nil {
@@ -188,11 +184,7 @@ func TestSessionResetNotice(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		befriend(t, alice, bob)
-		waitFor(t, 15*time.Second, "a first send", func() bool {
-			_, err := alice.e.Send(ctx, bob.id, "hi bob")
-			return err == nil
-		})
-		waitFor(t, 30*time.Second, "bob to receive", func() bool { return countFrom(bob, alice, "hi bob") == 1 })
+		greet(ctx, t, alice, bob, "hi bob")
 		if _, err := bob.e.Send(ctx, alice.id, "hi alice"); err != nil {
 			t.Fatal(err)
 		}

@@ -27,11 +27,7 @@ func TestBackupRestoreChat(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
 		befriend(t, alice, bob)
-		waitFor(t, 15*time.Second, "a first send", func() bool {
-			_, err := alice.e.Send(ctx, bob.id, "a0")
-			return err == nil
-		})
-		waitFor(t, 15*time.Second, "bob to receive a0", func() bool { return countFrom(bob, alice, "a0") == 1 })
+		greet(ctx, t, alice, bob, "a0")
 		if _, err := bob.e.Send(ctx, alice.id, "b0"); err != nil {
 			t.Fatal(err)
 		}
