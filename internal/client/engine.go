@@ -79,6 +79,13 @@ type Engine struct {
 	receipts     *receiptScheduler // see receipts.go; made on first use
 	receiptsOnce sync.Once
 
+	// Groups (groups.go): gmu guards the loaded groups and is taken
+	// before mu, never while holding it.
+	gmu      sync.Mutex
+	groups   map[string]*groupState
+	gcursors map[[32]byte]*swarmclient.DropCursor
+	gkick    chan struct{}
+
 	exp        expirer      // disappearing messages, see timer.go
 	search     *searchIndex // see search.go; made on first use
 	searchOnce sync.Once
@@ -137,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*sessionRecord{},
-		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1), gkick: make(chan struct{}, 1)}
 	e.bus.hook = e.searchHook
 	ok := false
 	defer func() {
@@ -196,6 +203,7 @@ func (e *Engine) Start() {
 	e.goLoop(e.refreshLoop)
 	e.goLoop(e.receiptLoop)
 	e.goLoop(e.expireLoop)
+	e.goLoop(e.groupLoop)
 }
 
 func (e *Engine) goLoop(f func(context.Context)) {

@@ -16,6 +16,7 @@ type Event struct {
 	Type    string   `json:"type"`
 	Message *Message `json:"message,omitempty"`
 	Contact *Contact `json:"contact,omitempty"`
+	Group   *Group   `json:"group,omitempty"`
 	// Peer and Typing: a typing indicator (EventTyping).
 	Peer   string `json:"peer,omitempty"`
 	Typing bool   `json:"typing,omitempty"`

@@ -355,6 +355,11 @@ func (e *Engine) SyncOnce(ctx context.Context) error {
 	if len(set) > 0 && len(errs) == len(set) {
 		return fmt.Errorf("could not read any mailbox: %w", errs[0])
 	}
+	e.drainGroupIn()
+	if err := e.sweepGroups(ctx, true); err != nil {
+		return err
+	}
+	e.drainGroupOut(ctx)
 	return nil
 }
 
@@ -520,6 +525,13 @@ func (e *Engine) receiveContentLocked(b *batch, from string, c *envelope.Content
 		return e.receiveProfileLocked(b, from, c)
 	case envelope.KindTimer:
 		return e.receiveTimerLocked(b, from, c)
+	case envelope.KindGroup:
+		// Applied by the group worker (it takes the group lock, which
+		// comes before e.mu), from this durable entry.
+		if err := putJSON(b, groupInPrefix+idOf(c), groupIn{From: from, Body: c.Body, At: e.now()}); err != nil {
+			return nil, err
+		}
+		e.kickGroups()
 	}
 	return nil, nil
 }

@@ -86,10 +86,19 @@ type Message struct {
 	// 0: none); ExpiresAt is when it is deleted (see timer.go).
 	Expire    uint32    `json:"expire,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Group is the group (its ID) a group message belongs to; To is then
+	// the group's conversation. DeliveredCount and ReadCount are how many
+	// members acknowledged an outgoing group message.
+	Group          string `json:"group,omitempty"`
+	DeliveredCount int    `json:"delivered_count,omitempty"`
+	ReadCount      int    `json:"read_count,omitempty"`
 }
 
-// Peer is the other side of a message.
+// Peer is the other side of a message: the conversation it belongs to.
 func (m *Message) Peer() string {
+	if m.Group != "" {
+		return groupPeer(m.Group)
+	}
 	if m.Outgoing {
 		return m.To
 	}

@@ -438,7 +438,7 @@ func (e *Engine) receiveOpLocked(b *batch, from string, c *envelope.Content) ([]
 			}
 			continue
 		}
-		if !e.applyOp(m, from, c.Kind, c.Body, c.SentAt) {
+		if m.Group != "" || !e.applyOp(m, from, c.Kind, c.Body, c.SentAt) {
 			continue
 		}
 		if err := saveMessageTo(b, m); err != nil {
@@ -452,7 +452,7 @@ func (e *Engine) receiveOpLocked(b *batch, from string, c *envelope.Content) ([]
 // applyOp applies an action from a peer to m, if it may; it reports
 // whether m changed.
 func (e *Engine) applyOp(m *Message, from string, kind envelope.Kind, body []byte, sentAt int64) bool {
-	if m.Peer() != from || m.Deleted {
+	if m.Group == "" && m.Peer() != from || m.Deleted { // a group's: the caller checked the group
 		e.log.Debug("ignored an action on a message of another conversation or deleted", "from", short(from), "kind", kind)
 		return false
 	}
@@ -488,6 +488,7 @@ func (e *Engine) applyOp(m *Message, from string, kind envelope.Kind, body []byt
 // maxPendingPerPeer of them, everyone together maxPendingOps.
 type pendingOp struct {
 	From   string        `json:"from"`
+	Group  string        `json:"group,omitempty"` // for a message of this group
 	Kind   envelope.Kind `json:"kind"`
 	Body   []byte        `json:"body,omitempty"`
 	SentAt int64         `json:"sent_at"`
@@ -556,7 +557,9 @@ func (e *Engine) applyPendingLocked(b *batch, m *Message) error {
 	}
 	slices.SortFunc(ops, func(x, y pendingOp) int { return cmp.Compare(x.SentAt, y.SentAt) })
 	for _, p := range ops {
-		e.applyOp(m, p.From, p.Kind, p.Body, p.SentAt)
+		if p.Group == m.Group {
+			e.applyOp(m, p.From, p.Kind, p.Body, p.SentAt)
+		}
 	}
 	return nil
 }

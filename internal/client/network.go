@@ -21,6 +21,10 @@ type Network interface {
 	// Get reads every message of key's mailbox; with none there and
 	// wait > 0, it waits that long for one to land.
 	Get(ctx context.Context, key *mailbox.Key, wait time.Duration) ([]swarmclient.Message, error)
+	// GetSince reads what key's mailbox got since cur (everything for a
+	// new cursor) without deleting it, waiting up to wait for something
+	// new (a group's mailbox, which every member reads).
+	GetSince(ctx context.Context, key *mailbox.Key, cur *swarmclient.DropCursor, wait time.Duration) ([]swarmclient.Message, error)
 	// Delete removes messages from key's mailbox.
 	Delete(ctx context.Context, key *mailbox.Key, hashes [][32]byte) (int, error)
 	// Publish stores data, signed by key, in its mailbox's public namespace.

@@ -26,6 +26,7 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -443,6 +444,9 @@ func (e *Engine) receiptLoop(ctx context.Context) {
 // sendReceipt queues one receipt for ids (hex, at most envelope.MaxRefs).
 // A receipt to an account blocked since, or to an invalid ID, is dropped.
 func (e *Engine) sendReceipt(ctx context.Context, peer string, kind envelope.Kind, ids []string) error {
+	if gid, ok := strings.CutPrefix(peer, groupPeerPrefix); ok {
+		return e.sendGroupReceipt(gid, kind, ids)
+	}
 	aid, err := identity.ParseAccountID(peer)
 	if err != nil {
 		return nil

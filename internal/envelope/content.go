@@ -53,6 +53,10 @@ const (
 	// KindTimer sets the conversation's disappearing-message timer to
 	// Content.Expire seconds (0 turns it off).
 	KindTimer Kind = 9
+	// KindGroup carries group control over a pairwise session: an
+	// invitation (the group's op log and epoch secret) or a fresh epoch
+	// secret; the client defines Body.
+	KindGroup Kind = 10
 )
 
 func (k Kind) String() string {
@@ -75,6 +79,8 @@ func (k Kind) String() string {
 		return "delete"
 	case KindTimer:
 		return "timer"
+	case KindGroup:
+		return "group"
 	}
 	return fmt.Sprintf("kind-%d", uint16(k))
 }

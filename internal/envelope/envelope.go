@@ -61,6 +61,8 @@ func (t Type) String() string {
 		return "ratchet"
 	case TypeInbox:
 		return "inbox"
+	case TypeGroup:
+		return "group"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
@@ -112,7 +114,7 @@ func Parse(data []byte) (*Envelope, error) {
 	if w.Version != Version {
 		return nil, fmt.Errorf("%w: envelope version %d", ErrUnknownType, w.Version)
 	}
-	if w.Type != TypeInitial && w.Type != TypeRatchet && w.Type != TypeInbox {
+	if w.Type != TypeInitial && w.Type != TypeRatchet && w.Type != TypeInbox && w.Type != TypeGroup {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, w.Type)
 	}
 	if len(w.Body) == 0 {

@@ -58,7 +58,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if e.Type != TypeInitial && e.Type != TypeRatchet || len(e.Body) == 0 {
+		if e.Type != TypeInitial && e.Type != TypeRatchet && e.Type != TypeInbox && e.Type != TypeGroup || len(e.Body) == 0 {
 			t.Fatalf("accepted %+v", e)
 		}
 	})

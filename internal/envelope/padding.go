@@ -30,6 +30,8 @@ func PaddedSizes(t Type) []int {
 		reserve = initialReserve
 	case TypeInbox:
 		reserve = inboxReserve
+	case TypeGroup:
+		reserve = groupReserve
 	}
 	var out []int
 	for _, w := range WireSizes {

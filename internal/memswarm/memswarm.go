@@ -426,6 +426,45 @@ func (c *Client) Get(ctx context.Context, key *mailbox.Key, wait time.Duration) 
 	})
 }
 
+// GetSince returns the messages of key's mailbox that arrived after cur's
+// cursor (all of them for a new cursor), waiting up to wait for one when
+// there is none, and moves the cursor.
+func (c *Client) GetSince(ctx context.Context, key *mailbox.Key, cur *swarmclient.DropCursor, wait time.Duration) ([]swarmclient.Message, error) {
+	if err := c.begin(OpGet); err != nil {
+		return nil, fmt.Errorf("no swarm node answered: %w", err)
+	}
+	mb := key.ID()
+	c.s.mu.Lock()
+	c.s.recordLocked(Seen{At: c.s.opts.Now(), Client: c.label, Op: OpGet, Mailbox: mb, Wait: wait})
+	c.s.mu.Unlock()
+	return c.longPoll(ctx, mb, wait, func(b *box) []*msg {
+		return pickSince(b, cur, func(m *msg) bool { return m.namespace != wire.DropNamespace })
+	})
+}
+
+// pickSince picks the messages of b that keep accepts and that arrived
+// after cur's cursor, and moves the cursor to the last of them.
+func pickSince(b *box, cur *swarmclient.DropCursor, keep func(*msg) bool) []*msg {
+	const key = "memswarm" // one node: one cursor
+	var after int64
+	if h := cur.After(key); len(h) == 32 {
+		if m, ok := b.msgs[[32]byte(h)]; ok {
+			after = m.seq
+		}
+	}
+	var news []*msg
+	for _, m := range b.msgs {
+		if keep(m) && m.seq > after {
+			news = append(news, m)
+		}
+	}
+	if len(news) > 0 {
+		last := slices.MaxFunc(news, func(x, y *msg) int { return int(x.seq - y.seq) })
+		cur.Set(key, last.hash[:])
+	}
+	return news
+}
+
 // longPoll returns what pick chooses of mb's live messages (under the
 // lock), sorted by timestamp then hash; if it chooses none and wait > 0,
 // it waits that long for a message to land in mb and picks again.
@@ -554,25 +593,8 @@ func (c *Client) ReadDropSince(ctx context.Context, mb mailbox.ID, cur *swarmcli
 	c.s.mu.Lock()
 	c.s.recordLocked(Seen{At: c.s.opts.Now(), Client: c.label, Op: OpReadDrop, Mailbox: mb, Wait: wait})
 	c.s.mu.Unlock()
-	const key = "memswarm" // one node: one cursor
 	return c.longPoll(ctx, mb, wait, func(b *box) []*msg {
-		var after int64
-		if h := cur.After(key); len(h) == 32 {
-			if m, ok := b.msgs[[32]byte(h)]; ok {
-				after = m.seq
-			}
-		}
-		var news []*msg
-		for _, m := range b.msgs {
-			if m.namespace == wire.DropNamespace && m.seq > after {
-				news = append(news, m)
-			}
-		}
-		if len(news) > 0 {
-			last := slices.MaxFunc(news, func(x, y *msg) int { return int(x.seq - y.seq) })
-			cur.Set(key, last.hash[:])
-		}
-		return news
+		return pickSince(b, cur, func(m *msg) bool { return m.namespace == wire.DropNamespace })
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/onion"
+	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -58,6 +59,38 @@ func (c *Client) gather(ctx context.Context, key *mailbox.Key, wait time.Duratio
 		return c.retrieveAll(ctx, n, key, wait)
 	}, func(m *wire.Message) (Message, bool) {
 		if len(m.Hash) != 32 {
+			return Message{}, false
+		}
+		return Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,
+			Timestamp: time.UnixMilli(m.Timestamp), Expiry: time.UnixMilli(m.Expiry), Data: m.Data}, true
+	})
+}
+
+// GetSince reads what key's mailbox got since cur's cursors (everything
+// for a new cursor), from up to R reachable swarm members, merged by hash,
+// and moves the cursors; with nothing new and wait > 0 it long-polls until
+// a member has something or wait passes. A mailbox that several readers
+// share and nobody empties (a group's) is read so, without reading it
+// whole every time. Entries whose hash does not match their content are
+// dropped, so a node cannot make one entry look like two. A member that
+// lost the cursor's entry answers from the start: callers must tolerate
+// entries they have seen.
+func (c *Client) GetSince(ctx context.Context, key *mailbox.Key, cur *DropCursor, wait time.Duration) ([]Message, error) {
+	mb := key.ID()
+	return c.fanOut(ctx, mb, wait, func(ctx context.Context, n *member.Node) ([]wire.Message, error) {
+		msgs, err := pages(cur.After(n.ID.String()), wait, func(after []byte, wait time.Duration) ([]wire.Message, bool, error) {
+			resp, err := c.Retrieve(ctx, n, key, after, wait)
+			if err != nil {
+				return nil, false, err
+			}
+			return resp.Messages, resp.More, nil
+		})
+		if err == nil && len(msgs) > 0 {
+			cur.Set(n.ID.String(), msgs[len(msgs)-1].Hash)
+		}
+		return msgs, err
+	}, func(m *wire.Message) (Message, bool) {
+		if len(m.Hash) != 32 || m.Namespace != 0 || swarm.MessageHash(mb, m.Namespace, m.Timestamp, m.Expiry, m.Data) != [32]byte(m.Hash) {
 			return Message{}, false
 		}
 		return Message{Hash: [32]byte(m.Hash), Namespace: m.Namespace,

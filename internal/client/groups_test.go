@@ -1,0 +1,203 @@
+package client_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/umbra-im/umbra/internal/client"
+)
+
+// groupOf is u's view of group gid (nil when it has none).
+func groupOf(t *testing.T, u *user, gid string) *client.Group {
+	t.Helper()
+	gs, err := u.e.Groups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range gs {
+		if gs[i].ID == gid {
+			return &gs[i]
+		}
+	}
+	return nil
+}
+
+// groupTexts lists the texts (not system lines) u holds in group gid, as
+// "from: text".
+func groupTexts(t *testing.T, u *user, gid string) []string {
+	t.Helper()
+	ms, err := u.e.GroupMessages(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		if m.Kind == "" {
+			out = append(out, m.From[:8]+": "+m.Text)
+		}
+	}
+	return out
+}
+
+func hasText(t *testing.T, u *user, gid, from, text string) bool {
+	return slices.Contains(groupTexts(t, u, gid), from[:8]+": "+text)
+}
+
+// memberIDs lists a group's members, sorted.
+func memberIDs(g *client.Group) []string {
+	var ids []string
+	for _, m := range g.Members {
+		ids = append(ids, m.ID+"/"+m.Role)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// sendGroupWhenReady sends once the sender holds the group's key.
+func sendGroupWhenReady(t *testing.T, ctx context.Context, u *user, gid, text string) *client.Message {
+	t.Helper()
+	var m *client.Message
+	waitFor(t, 30*time.Second, "a group send", func() bool {
+		var err error
+		m, err = u.e.SendGroup(ctx, gid, text, "", true)
+		return err == nil
+	})
+	return m
+}
+
+// TestGroupLifecycle: a group of three where one member is not the
+// creator's contact (an invitation, accepted); texts reach every member
+// once, attributed to their senders; receipts count; a non-admin cannot
+// remove; a removed member reads nothing sent after the removal; renames
+// and promotions reach everyone with system lines.
+func TestGroupLifecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob, carol := n.newUser("alice"), n.newUser("bob"), n.newUser("carol")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		befriend(t, alice, bob)
+
+		g, err := alice.e.CreateGroup(ctx, "club", "a test group", []string{bob.id, carol.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Status != client.GroupJoined || g.Role != "admin" || len(g.Members) != 3 {
+			t.Fatalf("created %+v", g)
+		}
+		gid := g.ID
+		waitFor(t, time.Minute, "bob to join (alice is his contact)", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && g.Status == client.GroupJoined && g.Name == "club"
+		})
+		waitFor(t, time.Minute, "carol's invitation", func() bool {
+			g := groupOf(t, carol, gid)
+			return g != nil && g.Status == client.GroupInvited && g.InvitedBy == alice.id
+		})
+		if _, err := carol.e.SendGroup(ctx, gid, "too early", "", false); err == nil {
+			t.Fatal("sent before accepting the invitation")
+		}
+		if _, err := carol.e.AcceptGroup(ctx, gid); err != nil {
+			t.Fatal(err)
+		}
+
+		hello := sendGroupWhenReady(t, ctx, alice, gid, "hello all")
+		for _, u := range []*user{bob, carol} {
+			waitFor(t, time.Minute, "alice's text to reach everyone", func() bool { return hasText(t, u, gid, alice.id, "hello all") })
+		}
+		sendGroupWhenReady(t, ctx, bob, gid, "hi from bob")
+		sendGroupWhenReady(t, ctx, carol, gid, "hi from carol")
+		for _, u := range []*user{alice, bob, carol} {
+			waitFor(t, time.Minute, "every text everywhere", func() bool {
+				return hasText(t, u, gid, bob.id, "hi from bob") && hasText(t, u, gid, carol.id, "hi from carol")
+			})
+		}
+		time.Sleep(30 * time.Second)
+		for _, u := range []*user{alice, bob, carol} {
+			if got := groupTexts(t, u, gid); len(got) != 3 {
+				t.Fatalf("%s holds %q, want each of the 3 texts once", u.id[:8], got)
+			}
+		}
+		// Delivery receipts are counted: both others got alice's text.
+		waitFor(t, 5*time.Minute, "two delivered receipts", func() bool {
+			m := msgOf(t, alice.e, "", hello.ID)
+			return m != nil && m.DeliveredCount == 2
+		})
+		if _, err := bob.e.MarkGroupRead(ctx, gid); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Minute, "a read receipt", func() bool {
+			m := msgOf(t, alice.e, "", hello.ID)
+			return m != nil && m.ReadCount == 1
+		})
+
+		// Only admins change membership.
+		if _, err := bob.e.RemoveGroupMembers(ctx, gid, []string{carol.id}); err == nil {
+			t.Fatal("a plain member removed someone")
+		}
+
+		// Removal: carol is out and reads nothing sent after.
+		if _, err := alice.e.RemoveGroupMembers(ctx, gid, []string{carol.id}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "carol to learn she was removed", func() bool {
+			g := groupOf(t, carol, gid)
+			return g != nil && g.Status == client.GroupRemoved
+		})
+		waitFor(t, time.Minute, "bob to see two members", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && len(g.Members) == 2
+		})
+		sendGroupWhenReady(t, ctx, alice, gid, "after carol left")
+		sendGroupWhenReady(t, ctx, bob, gid, "bob after carol left")
+		waitFor(t, time.Minute, "bob to read alice after the removal", func() bool { return hasText(t, bob, gid, alice.id, "after carol left") })
+		waitFor(t, time.Minute, "alice to read bob after the removal", func() bool { return hasText(t, alice, gid, bob.id, "bob after carol left") })
+		time.Sleep(time.Minute)
+		for _, text := range []string{"after carol left", "bob after carol left"} {
+			for _, got := range groupTexts(t, carol, gid) {
+				if strings.HasSuffix(got, text) {
+					t.Fatalf("carol read %q sent after her removal", got)
+				}
+			}
+		}
+		if _, err := carol.e.SendGroup(ctx, gid, "still here?", "", false); err == nil {
+			t.Fatal("a removed member could send")
+		}
+
+		// Promotion and rename, with system lines.
+		if _, err := alice.e.PromoteGroupMembers(ctx, gid, []string{bob.id}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "bob to be admin", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && g.Role == "admin"
+		})
+		if _, err := bob.e.SetGroupInfo(ctx, gid, "club 2", "renamed"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "alice to see the new name", func() bool {
+			g := groupOf(t, alice, gid)
+			return g != nil && g.Name == "club 2"
+		})
+		ms, _ := alice.e.GroupMessages(gid)
+		var lines []string
+		for _, m := range ms {
+			if m.Kind == client.KindGroupLine {
+				lines = append(lines, m.Text)
+			}
+		}
+		want := []string{"created the group", "removed", "made", "changed the group's name"}
+		for _, w := range want {
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, w) }) {
+				t.Fatalf("no system line with %q in %q", w, lines)
+			}
+		}
+		if a, b := groupOf(t, alice, gid), groupOf(t, bob, gid); !slices.Equal(memberIDs(a), memberIDs(b)) || a.Epoch != b.Epoch {
+			t.Fatalf("alice and bob disagree: %v/%d vs %v/%d", memberIDs(a), a.Epoch, memberIDs(b), b.Epoch)
+		}
+	})
+}
