@@ -99,11 +99,28 @@ var ErrNoMessage = errors.New("no such message in this conversation")
 // is id or starts with id (at least MinIDPrefix hex characters; a prefix
 // more than one message shares is refused).
 func (e *Engine) FindMessage(peer, id string) (*Message, error) {
-	aid, err := identity.ParseAccountID(peer)
+	conv, err := e.conversation(peer)
 	if err != nil {
 		return nil, err
 	}
-	return e.findMessage(aid.String(), id)
+	return e.findMessage(conv, id)
+}
+
+// conversation names a conversation: a contact's account ID, or "group:"
+// and a group's ID (or a unique prefix or name of it).
+func (e *Engine) conversation(peer string) (string, error) {
+	if ref, ok := strings.CutPrefix(peer, groupPeerPrefix); ok {
+		gid, err := e.resolveGroup(ref)
+		if err != nil {
+			return "", err
+		}
+		return groupPeer(gid), nil
+	}
+	aid, err := identity.ParseAccountID(peer)
+	if err != nil {
+		return "", err
+	}
+	return aid.String(), nil
 }
 
 func (e *Engine) findMessage(peer, id string) (*Message, error) {
@@ -145,28 +162,34 @@ func (e *Engine) findMessage(peer, id string) (*Message, error) {
 
 // opTarget parses peer, finds the target message and checks that peer is
 // a contact we may write to.
-func (e *Engine) opTarget(peer, id string) (identity.AccountID, *Message, error) {
-	aid, err := identity.ParseAccountID(peer)
+func (e *Engine) opTarget(peer, id string) (string, *Message, error) {
+	conv, err := e.conversation(peer)
 	if err != nil {
-		return aid, nil, err
+		return "", nil, err
 	}
-	m, err := e.findMessage(aid.String(), id)
+	m, err := e.findMessage(conv, id)
 	if err != nil {
-		return aid, nil, err
+		return "", nil, err
 	}
-	c, err := e.d.contact(aid.String())
+	if strings.HasPrefix(conv, groupPeerPrefix) {
+		return conv, m, nil // sendGroupContent checks that we are in the group
+	}
+	c, err := e.d.contact(conv)
 	if err != nil {
-		return aid, nil, err
+		return "", nil, err
 	}
 	if c == nil || c.State != ContactAccepted {
-		return aid, nil, ErrUnknownContact
+		return "", nil, ErrUnknownContact
 	}
-	return aid, m, nil
+	return conv, m, nil
 }
 
 // Reply sends text to peer quoting the message replyTo (an ID or a unique
 // prefix of one in that conversation).
 func (e *Engine) Reply(ctx context.Context, peer, replyTo, text string, wait bool) (*Message, error) {
+	if ref, ok := strings.CutPrefix(peer, groupPeerPrefix); ok {
+		return e.SendGroup(ctx, ref, text, replyTo, wait)
+	}
 	aid, err := identity.ParseAccountID(peer)
 	if err != nil {
 		return nil, err
@@ -185,7 +208,7 @@ func (e *Engine) Reply(ctx context.Context, peer, replyTo, text string, wait boo
 // the stored first target in the same transaction, publishes the result,
 // and waits until the network holds the content (or ctx ends: the outbox
 // goes on), so that a short-lived command sends it before it exits.
-func (e *Engine) sendOp(ctx context.Context, aid identity.AccountID, kind envelope.Kind, body []byte, targets []string, change func(m *Message) error) (*Message, error) {
+func (e *Engine) sendOp(ctx context.Context, conv string, kind envelope.Kind, body []byte, targets []string, change func(m *Message) error) (*Message, error) {
 	c, err := envelope.NewContent(nil, kind, body, e.clock())
 	if err != nil {
 		return nil, err
@@ -211,6 +234,17 @@ func (e *Engine) sendOp(ctx context.Context, aid identity.AccountID, kind envelo
 		}
 		out = m
 		return saveMessageTo(b, m)
+	}
+	if gid, ok := strings.CutPrefix(conv, groupPeerPrefix); ok {
+		if err := e.sendGroupContent(gid, c, nil, then); err != nil {
+			return nil, err
+		}
+		e.bus.publish(Event{Type: EventUpdate, Message: out})
+		return out, nil
+	}
+	aid, err := identity.ParseAccountID(conv)
+	if err != nil {
+		return nil, err
 	}
 	if err := e.enqueueWith(ctx, aid, c, nil, enqueueOpts{then: then}); err != nil {
 		return nil, err
@@ -331,7 +365,7 @@ func applyDelete(m *Message) {
 // only, or, with everyone, one of our own for both sides (its text is
 // gone from the database on both).
 func (e *Engine) Delete(ctx context.Context, peer, id string, everyone bool) (*Message, error) {
-	aid, err := identity.ParseAccountID(peer)
+	conv, err := e.conversation(peer)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +386,7 @@ func (e *Engine) Delete(ctx context.Context, peer, id string, everyone bool) (*M
 		})
 	}
 	e.mu.Lock()
-	m, err := e.findMessage(aid.String(), id)
+	m, err := e.findMessage(conv, id)
 	if err == nil {
 		if err = e.kv.Delete(msgKey(m.Peer(), m.SentAt, m.ID)); err == nil {
 			err = e.kv.Delete(msgIndexKey(m.ID))
