@@ -52,6 +52,20 @@ func allOps(l *membership.Log) ([][]byte, error) {
 	return f.Ops, nil
 }
 
+// rekeyOpsBytes bounds the ops a rekey's secret carries.
+const rekeyOpsBytes = 32 << 10
+
+// recentOps is the longest tail of ops (a causal order, the genesis left
+// out) of at most limit bytes, always with the last op.
+func recentOps(ops [][]byte, limit int) [][]byte {
+	i, n := len(ops)-1, len(ops[len(ops)-1])
+	for i > 1 && n+len(ops[i-1]) <= limit {
+		i--
+		n += len(ops[i])
+	}
+	return ops[i:]
+}
+
 // parseMembers turns account IDs into a sorted, duplicate-free list
 // without our own.
 func (e *Engine) parseMembers(ids []string) ([]identity.AccountID, error) {
@@ -242,7 +256,17 @@ func (e *Engine) changeLocked(gs *groupState, c membership.Change) (rekey bool, 
 				to = append(to, id)
 			}
 		}
-		if err := queueControlTo(&b, to, &groupControl{Group: mustHex(gs.meta.ID), Type: ctlSecret, Ops: [][]byte{raw}, SecretOp: h[:], Secret: secret}); err != nil {
+		ops := [][]byte{raw}
+		if c.Kind == membership.OpRekey {
+			// A rekey repairs diverged views (concurrent changes): some
+			// members may lack recent ops, so the latest ones go along.
+			all, err := allOps(gs.log)
+			if err != nil {
+				return fail(err)
+			}
+			ops = recentOps(all, rekeyOpsBytes)
+		}
+		if err := queueControlTo(&b, to, &groupControl{Group: mustHex(gs.meta.ID), Type: ctlSecret, Ops: ops, SecretOp: h[:], Secret: secret}); err != nil {
 			return fail(err)
 		}
 	}
@@ -254,8 +278,13 @@ func (e *Engine) changeLocked(gs *groupState, c membership.Change) (rekey bool, 
 	return rekey, nil
 }
 
+var errWaitKey = errors.New("waiting for this group's new key from an admin: try again shortly")
+
 // friendlyGroupError says what a refused change means for the user.
 func friendlyGroupError(err error) error {
+	if errors.Is(err, membership.ErrNoSecret) {
+		return errWaitKey
+	}
 	if errors.Is(err, membership.ErrInvalidChange) {
 		s := err.Error()
 		if i := strings.Index(s, ": "); i >= 0 {
@@ -454,7 +483,7 @@ func (e *Engine) sendGroupContent(gid string, c *envelope.Content, m *Message, t
 	}
 	secret, ok := gs.currentSecret()
 	if !ok || gs.own == nil {
-		return errors.New("waiting for this group's key from an admin: try again shortly")
+		return errWaitKey
 	}
 	pt, err := c.Encode()
 	if err != nil {

@@ -201,3 +201,88 @@ func TestGroupLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupConcurrentChanges: two admins change membership at the same
+// time (one removes a member while the other adds one), each on its own
+// view. Every member ends with the same member list and epoch, the admin
+// the order picks rekeys, and afterwards every member's text reaches every
+// other member and none reaches the removed one.
+func TestGroupConcurrentChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob, carol, dave, erin := n.newUser("alice"), n.newUser("bob"), n.newUser("carol"), n.newUser("dave"), n.newUser("erin")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+		defer cancel()
+		for _, u := range []*user{bob, carol, dave} {
+			befriend(t, alice, u)
+		}
+		befriend(t, bob, erin)
+		g, err := alice.e.CreateGroup(ctx, "team", "", []string{bob.id, carol.id, dave.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid := g.ID
+		if _, err := alice.e.PromoteGroupMembers(ctx, gid, []string{bob.id}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, "bob to be admin", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && g.Role == "admin" && g.Status == client.GroupJoined
+		})
+		// Neither has seen the other's op when it makes its own.
+		if _, err := alice.e.RemoveGroupMembers(ctx, gid, []string{carol.id}); err != nil {
+			t.Fatal(err)
+		}
+		// Bob may already have alice's op and wait for its secret: then he
+		// is told so, and tries again.
+		waitFor(t, 2*time.Minute, "bob's add", func() bool {
+			_, err := bob.e.AddGroupMembers(ctx, gid, []string{erin.id})
+			if err != nil && !strings.Contains(err.Error(), "try again") {
+				t.Fatal(err)
+			}
+			return err == nil
+		})
+		stay := []*user{alice, bob, dave, erin}
+		waitFor(t, 10*time.Minute, "every member to agree", func() bool {
+			a := groupOf(t, alice, gid)
+			if a == nil || len(a.Members) != 4 {
+				return false
+			}
+			for _, u := range stay {
+				g := groupOf(t, u, gid)
+				if g == nil || g.Status != client.GroupJoined || !slices.Equal(memberIDs(g), memberIDs(a)) || g.Epoch != a.Epoch {
+					return false
+				}
+			}
+			return true
+		}, func() string {
+			var s []string
+			for _, u := range stay {
+				if g := groupOf(t, u, gid); g != nil {
+					s = append(s, g.Status+"/"+strings.Join(memberIDs(g), ",")[:20]+"/"+string(rune('0'+g.Epoch)))
+				}
+			}
+			return strings.Join(s, " ")
+		})
+		if g := groupOf(t, carol, gid); g == nil || g.Status != client.GroupRemoved {
+			t.Fatalf("carol: %+v", g)
+		}
+		for i, u := range stay {
+			sendGroupWhenReady(t, ctx, u, gid, "after the changes "+string(rune('A'+i)))
+		}
+		for i, from := range stay {
+			for _, to := range stay {
+				if to == from {
+					continue
+				}
+				text := "after the changes " + string(rune('A'+i))
+				waitFor(t, 5*time.Minute, "every text to every member", func() bool { return hasText(t, to, gid, from.id, text) })
+			}
+		}
+		for _, got := range groupTexts(t, carol, gid) {
+			if strings.Contains(got, "after the changes") {
+				t.Fatalf("the removed member read %q", got)
+			}
+		}
+	})
+}
