@@ -286,3 +286,76 @@ func TestGroupConcurrentChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupForgeryRefused: a hostile member tries to speak for another
+// one: by handing out a chain under the other's chain ID, and by signing a
+// distribution that names the other as its author. Neither is accepted:
+// nothing shows up as written by the victim, and the victim's own texts
+// still arrive under its name. A member added later reads nothing sent
+// before it joined.
+func TestGroupForgeryRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob, mallory, dave := n.newUser("alice"), n.newUser("bob"), n.newUser("mallory"), n.newUser("dave")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		for _, u := range []*user{bob, mallory, dave} {
+			befriend(t, alice, u)
+		}
+		g, err := alice.e.CreateGroup(ctx, "g", "", []string{bob.id, mallory.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid := g.ID
+		sendGroupWhenReady(t, ctx, alice, gid, "before dave")
+		for _, u := range []*user{bob, mallory} {
+			waitFor(t, time.Minute, "alice's text", func() bool { return hasText(t, u, gid, alice.id, "before dave") })
+		}
+		var aliceChain string
+		for c, m := range mallory.e.GroupChainsForTest(gid) {
+			if m == alice.id {
+				aliceChain = c
+			}
+		}
+		if aliceChain == "" {
+			t.Fatal("mallory holds no chain of alice's")
+		}
+		aliceKey := alice.e.AccountKeyForTest()
+		if err := mallory.e.ForgeChainForTest(gid, aliceChain, nil, "forged by chain ID"); err != nil {
+			t.Fatal(err)
+		}
+		other := strings.Repeat("ab", 16)
+		if err := mallory.e.ForgeChainForTest(gid, other, aliceKey, "forged by author"); err != nil {
+			t.Fatal(err)
+		}
+		sendGroupWhenReady(t, ctx, alice, gid, "alice again")
+		waitFor(t, time.Minute, "alice's next text", func() bool { return hasText(t, bob, gid, alice.id, "alice again") })
+		time.Sleep(time.Minute)
+		for _, got := range groupTexts(t, bob, gid) {
+			if strings.Contains(got, "forged") {
+				t.Fatalf("bob shows a forged text: %q", got)
+			}
+		}
+		if m := bob.e.GroupChainsForTest(gid)[aliceChain]; m != alice.id {
+			t.Fatalf("alice's chain is attributed to %q", m)
+		}
+		if _, ok := bob.e.GroupChainsForTest(gid)[other]; ok {
+			t.Fatal("a distribution with a false author was taken")
+		}
+
+		// A member added later reads nothing from before.
+		if _, err := alice.e.AddGroupMembers(ctx, gid, []string{dave.id}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "dave to join", func() bool {
+			g := groupOf(t, dave, gid)
+			return g != nil && g.Status == client.GroupJoined
+		})
+		sendGroupWhenReady(t, ctx, alice, gid, "welcome dave")
+		waitFor(t, 2*time.Minute, "dave to read the welcome", func() bool { return hasText(t, dave, gid, alice.id, "welcome dave") })
+		time.Sleep(time.Minute)
+		if got := groupTexts(t, dave, gid); len(got) != 1 {
+			t.Fatalf("dave holds %q, want only the welcome", got)
+		}
+	})
+}
