@@ -172,6 +172,9 @@ func TestBrowserGroups(t *testing.T) {
 	at.waitJS("bob's leaving at alice", 90*time.Second, `[...document.querySelectorAll('.group-line')].some(e => e.textContent === 'Bob left') &&
 		document.querySelector('#group-sub').textContent.includes('1 member')`)
 	at.shot("groups-06-chat-desktop")
+	bt.do("phone width", 10*time.Second, chromedp.Click(css("#group-panel .panel-head .icon-btn")), chromedp.WaitVisible(css(`#group-banner[data-status="left"]`)),
+		chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2)))
+	bt.shot("groups-07-left-phone")
 	alice.do(t, http.MethodGet, "/api/v1/groups/"+gid, nil, &groups[0])
 	if g := groups[0]; g.Name != "Hikers 2026" || len(g.Members) != 1 || g.Members[0].ID != aliceID {
 		t.Errorf("alice's group at the end: %+v", g)

@@ -128,7 +128,7 @@ function mountMain(acct) {
     h('summary', { class: 'side-title', text: 'Blocked' }), blockedList);
   mainPane = h('main', { class: 'main', id: 'main', tabindex: '-1' });
   const sideBody = h('div', { class: 'side-body' });
-  search = searchBox(sideBody, (peer, id) => { S.focusMsg = id; showView('chat', peer); });
+  search = searchBox(sideBody, (peer, id) => { S.focusMsg = id; showView('chat', peer); }, nameOf);
   shell = h('div', { class: 'app', id: 'app-shell' },
     h('aside', { class: 'sidebar', 'aria-label': 'Conversations and contacts' },
       h('header', { class: 'side-head' },

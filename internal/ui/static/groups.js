@@ -76,9 +76,15 @@ export function groupItem(g, current, last, nameOf, on) {
       h('button', { class: 'btn danger-ghost sm group-decline', type: 'button', 'aria-label': 'Decline the invitation to ' + groupName(g), onclick: () => on.decline(g), text: 'Decline' })));
 }
 
+// lineText is a system line's text as a sentence: the engine writes "you
+// added Bob" for our own changes.
+function lineText(m) {
+  return (m.text || '').replace(/^you /, 'You ');
+}
+
 function lastText(m, nameOf) {
   if (m.deleted) return 'This message was deleted';
-  if (m.kind === 'group') return m.text;
+  if (m.kind === 'group') return lineText(m);
   return (m.outgoing ? 'You: ' : nameOf(m.from) + ': ') + m.text.replace(/\s+/g, ' ');
 }
 
@@ -149,7 +155,7 @@ export function groupBanner(g, nameOf, on) {
 // groupLine is a group's system line (a member added, removed, promoted,
 // the group renamed, someone left). The engine writes the text.
 export function groupLine(m) {
-  const text = m.text ? m.text.charAt(0).toUpperCase() + m.text.slice(1) : '';
+  const text = lineText(m);
   return h('div', { class: 'sys-line group-line', 'data-id': m.id, 'data-kind': 'group', role: 'note' }, usersIcon('inline'), h('span', { text }));
 }
 
@@ -279,7 +285,9 @@ export function showGroupInfo(pane, g, backBtn, contacts, nameOf, changed) {
   }
 
   // Members.
-  const rows = (g.members || []).map((m) => {
+  // You first, then the admins, then the others (the daemon's order).
+  const members = [...(g.members || [])].sort((a, b) => (b.you ? 1 : 0) - (a.you ? 1 : 0));
+  const rows = members.map((m) => {
     const who = m.you ? 'You' : nameOf(m.id);
     const acts = [];
     if (admin && !m.you) {
@@ -310,8 +318,9 @@ export function showGroupInfo(pane, g, backBtn, contacts, nameOf, changed) {
   // Add members (admins).
   if (admin) {
     const inGroup = new Set((g.members || []).map((m) => m.id));
-    const picks = memberPicker('group-add-members', contacts.filter((c) => !inGroup.has(c.peer)), 'Every contact is in the group already.');
-    const addBtn = h('button', { class: 'btn primary', type: 'submit', id: 'group-add', text: 'Add' });
+    const candidates = contacts.filter((c) => !inGroup.has(c.peer));
+    const picks = memberPicker('group-add-members', candidates, 'Every contact is in the group already.');
+    const addBtn = h('button', { class: 'btn primary', type: 'submit', id: 'group-add', text: 'Add', hidden: candidates.length === 0 });
     const form = h('form', { class: 'card', id: 'group-add-form', novalidate: true },
       h('h2', { text: 'Add members' }), picks.el, h('div', { class: 'actions' }, addBtn));
     form.addEventListener('submit', async (ev) => {
