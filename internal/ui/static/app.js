@@ -10,6 +10,10 @@ import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing 
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
 import { searchBox } from './search.js';
+import {
+  groupKey, groupOfKey, groupName, groupItem, groupHeadParts, groupBanner, groupLine, senderEl, receiptCount,
+  showNewGroup, showGroupInfo, acceptGroup, declineGroup, usersIcon,
+} from './groups.js';
 
 const root = document.getElementById('root');
 
@@ -25,11 +29,33 @@ const S = {
   events: null,
   typing: new Typing(), // who is typing (msgops.js)
   focusMsg: '', // a message to scroll to when the open chat shows it (a search result)
+  groups: [], // groups (groups.js); a group's chat is the conversation groupKey(id)
+  groupLast: new Map(), // group ID -> its last message seen here
+  info: '', // the group whose member panel is open
 };
 
+// nameOf names a conversation or an account: a group's name, a contact's
+// name, a group member's name, else the short ID.
 function nameOf(peer) {
+  const gid = groupOfKey(peer);
+  if (gid) return groupName(groupOf(gid));
   const c = S.convs.find((x) => x.peer === peer);
-  return c ? displayName(c) : shortID(peer);
+  if (c) return displayName(c);
+  for (const g of S.groups) {
+    const m = (g.members || []).find((x) => x.id === peer && x.name);
+    if (m) return m.name;
+  }
+  return shortID(peer);
+}
+
+function groupOf(gid) { return S.groups.find((g) => g.id === gid); }
+
+// convKey is the conversation a message belongs to.
+function convKey(m) { return m.group ? groupKey(m.group) : m.outgoing ? m.to : m.from; }
+
+// contactsForGroups are the accepted contacts, to pick group members from.
+function contactsForGroups() {
+  return S.convs.filter((c) => c.state === 'contact').map((c) => ({ peer: c.peer, name: c.name || c.profile_name || '' }));
 }
 
 function convOf(peer) { return S.convs.find((x) => x.peer === peer) || S.blocked.find((x) => x.peer === peer); }
@@ -72,7 +98,7 @@ function fatal(title, text) {
 
 // ---- layout ----
 
-let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList, meBtn, search;
+let shell, convList, reqSection, reqList, mainPane, statusDot, blockedSection, blockedList, meBtn, search, groupSection, groupList;
 
 // mountMain shows the app for the account status acct.
 function mountMain(acct) {
@@ -94,24 +120,29 @@ function mountMain(acct) {
   reqList = h('ul', { class: 'conv-list', id: 'request-list', 'aria-labelledby': 'requests-title' });
   reqSection = h('section', { class: 'requests', id: 'requests', hidden: true },
     h('h2', { class: 'side-title', id: 'requests-title', text: 'Message requests' }), reqList);
+  groupList = h('ul', { class: 'conv-list', id: 'group-list', 'aria-labelledby': 'groups-title' });
+  groupSection = h('section', { class: 'groups-section', id: 'groups', hidden: true },
+    h('h2', { class: 'side-title', id: 'groups-title', text: 'Groups' }), groupList);
   blockedList = h('ul', { class: 'conv-list', id: 'blocked-list' });
   blockedSection = h('details', { class: 'blocked-section', id: 'blocked', hidden: true },
     h('summary', { class: 'side-title', text: 'Blocked' }), blockedList);
   mainPane = h('main', { class: 'main', id: 'main', tabindex: '-1' });
   const sideBody = h('div', { class: 'side-body' });
-  search = searchBox(sideBody, (peer, id) => { S.focusMsg = id; showView('chat', peer); });
+  search = searchBox(sideBody, (peer, id) => { S.focusMsg = id; showView('chat', peer); }, nameOf);
   shell = h('div', { class: 'app', id: 'app-shell' },
     h('aside', { class: 'sidebar', 'aria-label': 'Conversations and contacts' },
       h('header', { class: 'side-head' },
         h('div', { class: 'brand' }, h('img', { src: 'icon.svg', alt: '', width: 28, height: 28 }), h('span', { text: 'Umbra' }), statusDot),
         h('nav', { class: 'head-actions', 'aria-label': 'Main' },
           headBtn('addUser', 'Add contact', 'add'),
+          h('button', { class: 'icon-btn', type: 'button', id: 'new-group-btn', 'aria-label': 'New group', title: 'New group', 'data-view': 'new-group', onclick: () => showView('new-group') }, usersIcon()),
           headBtn('qr', 'My ID', 'me'),
           headBtn('network', 'Network', 'network'),
           headBtn('settings', 'Settings', 'settings'))),
       search.field,
       append(sideBody, search.section,
         reqSection,
+        groupSection,
         h('section', { class: 'chats-section' },
           h('h2', { class: 'side-title', id: 'chats-title', text: 'Chats' }), convList),
         blockedSection),
@@ -147,6 +178,7 @@ function onStatus(st) {
 export function showView(view, peer) {
   S.view = view;
   S.open = view === 'chat' ? peer : '';
+  S.info = view === 'group-info' ? groupOfKey(peer) : '';
   shell.classList.toggle('show-main', view !== 'welcome');
   for (const b of shell.querySelectorAll('.head-actions .icon-btn')) {
     if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
@@ -163,6 +195,10 @@ export function showView(view, peer) {
       break;
     }
     case 'add': showAddContact(mainPane, back(), onContactAdded); break;
+    case 'new-group':
+      showNewGroup(mainPane, back(), contactsForGroups(), (g) => { upsertGroup(g); showView('chat', groupKey(g.id)); });
+      break;
+    case 'group-info': renderGroupInfo(); break;
     case 'network': showNetwork(mainPane, back()); break;
     default: renderWelcome();
   }
@@ -198,8 +234,9 @@ function refreshConvsSoon() {
 
 async function refreshConvs() {
   try {
-    const [convs, blocked] = await Promise.all([api('GET', '/api/v1/conversations'), api('GET', '/api/v1/blocked')]);
+    const [convs, blocked, groups] = await Promise.all([api('GET', '/api/v1/conversations'), api('GET', '/api/v1/blocked'), api('GET', '/api/v1/groups')]);
     S.convs = convs;
+    S.groups = groups;
     S.blocked = blocked.map((b) => ({ peer: b.id, name: b.name || '', state: 'blocked', unread: 0 }));
   } catch (e) {
     toast(e.message, 'error');
@@ -210,14 +247,16 @@ async function refreshConvs() {
     updateChatHead();
     renderMessages(S.open); // the actions depend on the contact's state
   }
+  if (S.view === 'group-info') renderGroupInfo();
 }
 
 function renderConvs() {
   if (!convList) return;
   const requests = S.convs.filter((c) => c.state === 'request');
   const chats = S.convs.filter((c) => c.state !== 'request');
-  const unread = S.convs.reduce((n, c) => n + (c.unread || 0), 0);
+  const unread = S.convs.reduce((n, c) => n + (c.unread || 0), 0) + S.groups.reduce((n, g) => n + (g.unread || 0), 0);
   setTitle(unread);
+  renderGroups();
   reqSection.hidden = requests.length === 0;
   reqList.replaceChildren(...requests.map(requestItem));
   blockedSection.hidden = S.blocked.length === 0;
@@ -294,6 +333,69 @@ async function block(peer) {
   } catch (e) { toast(e.message, 'error'); }
 }
 
+// ---- groups ----
+
+// renderGroups draws the sidebar's group list: invitations first, then by
+// the last message seen (or when we joined).
+function renderGroups() {
+  if (!groupList) return;
+  const at = (g) => {
+    const last = S.groupLast.get(g.id);
+    return Math.max(last ? Date.parse(last.sent_at) : 0, Date.parse(g.since) || 0);
+  };
+  const gs = S.groups.filter((g) => g.status !== 'declined')
+    .sort((a, b) => ((a.status === 'invited') === (b.status === 'invited') ? at(b) - at(a) : a.status === 'invited' ? -1 : 1));
+  groupSection.hidden = gs.length === 0;
+  const on = { open: (key) => showView('chat', key), accept: onAcceptGroup, decline: onDeclineGroup };
+  groupList.replaceChildren(...gs.map((g) => groupItem(g, S.view === 'chat' && S.open === groupKey(g.id), S.groupLast.get(g.id), nameOf, on)));
+}
+
+// upsertGroup takes a group's new state (from an answer or an event).
+function upsertGroup(g) {
+  const i = S.groups.findIndex((x) => x.id === g.id);
+  if (i >= 0) S.groups[i] = g;
+  else S.groups.unshift(g);
+  renderConvs();
+  if (S.view === 'chat' && S.open === groupKey(g.id)) {
+    updateChatHead();
+    renderMessages(S.open); // the actions depend on the status
+  }
+  if (S.view === 'group-info' && S.info === g.id) renderGroupInfo();
+}
+
+// noteGroupLast remembers a group's last message for the list.
+function noteGroupLast(m) {
+  if (!m.group) return;
+  const old = S.groupLast.get(m.group);
+  if (!old || old.id === m.id || Date.parse(m.sent_at) >= Date.parse(old.sent_at)) S.groupLast.set(m.group, m);
+}
+
+async function onAcceptGroup(g) {
+  const ng = await acceptGroup(g);
+  if (!ng) return;
+  upsertGroup(ng);
+  showView('chat', groupKey(ng.id));
+}
+
+async function onDeclineGroup(g) {
+  const ng = await declineGroup(g);
+  if (ng) upsertGroup(ng);
+}
+
+// renderGroupInfo draws the member panel of S.info, unless what it shows
+// did not change (it would lose what the user is typing).
+let infoShown = '';
+function renderGroupInfo() {
+  const g = groupOf(S.info);
+  if (!g) return;
+  const sig = JSON.stringify([g.id, g.name, g.description, g.status, g.role, g.members, contactsForGroups()]);
+  if (sig === infoShown && mainPane.querySelector('#group-panel')) return;
+  infoShown = sig;
+  const key = groupKey(g.id);
+  const toChat = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Back to the chat', title: 'Back', onclick: () => showView('chat', key) }, icon('back'));
+  showGroupInfo(mainPane, g, toChat, contactsForGroups(), nameOf, upsertGroup);
+}
+
 // ---- chat ----
 
 let msgBox, chatHead, composer, compose;
@@ -316,7 +418,7 @@ function renderChat(peer, backBtn) {
   });
   composer.addEventListener('input', autoGrow);
   composer.addEventListener('input', () => compose.typed());
-  const section = h('section', { class: 'chat', 'data-peer': peer, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
+  const section = h('section', { class: 'chat', 'data-peer': peer, 'data-group': groupOfKey(peer) || false, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
   chatHead.append(backBtn);
   mainPane.replaceChildren(section);
   updateChatHead(c);
@@ -326,6 +428,10 @@ function renderChat(peer, backBtn) {
 }
 
 function updateChatHead(c) {
+  if (groupOfKey(S.open)) {
+    updateGroupHead();
+    return;
+  }
   c = c || convOf(S.open);
   if (!c || !chatHead) return;
   const back = chatHead.querySelector('.back');
@@ -355,15 +461,35 @@ function updateChatHead(c) {
   }
 }
 
+// updateGroupHead draws a group chat's header, its banner (an invitation,
+// or that we are out) and shows the composer to members only.
+function updateGroupHead() {
+  const g = groupOf(groupOfKey(S.open));
+  if (!g || !chatHead) return;
+  const back = chatHead.querySelector('.back');
+  const parts = groupHeadParts(g, () => showView('group-info', S.open));
+  chatHead.replaceChildren(back, parts.avatar, parts.title, parts.actions);
+  const section = chatHead.parentElement;
+  if (!section) return;
+  const old = section.querySelector('#group-banner');
+  if (old) old.remove();
+  const banner = groupBanner(g, nameOf, { accept: onAcceptGroup, decline: onDeclineGroup });
+  if (banner) chatHead.after(banner);
+  const form = section.querySelector('form.composer');
+  if (form) form.hidden = g.status !== 'member';
+}
+
 function autoGrow() {
   composer.style.height = 'auto';
   composer.style.height = Math.min(composer.scrollHeight, 160) + 'px';
 }
 
 async function loadMessages(peer) {
+  const gid = groupOfKey(peer);
   try {
-    const ms = await api('GET', '/api/v1/messages?with=' + encodeURIComponent(peer));
+    const ms = await api('GET', gid ? '/api/v1/groups/' + encodeURIComponent(gid) + '/messages' : '/api/v1/messages?with=' + encodeURIComponent(peer));
     S.msgs.set(peer, ms);
+    if (gid && ms.length) noteGroupLast(ms[ms.length - 1]);
   } catch (e) {
     toast(e.message, 'error');
     return;
@@ -382,7 +508,8 @@ function sortMsgs(ms) {
 
 // upsert adds, updates or (removed) drops a message in its conversation.
 function upsert(m, removed) {
-  const peer = m.outgoing ? m.to : m.from;
+  const peer = convKey(m);
+  if (!removed) noteGroupLast(m);
   const ms = S.msgs.get(peer);
   if (!ms) return;
   const i = ms.findIndex((x) => x.id === m.id);
@@ -410,8 +537,9 @@ function renderMessages(peer) {
     return;
   }
   const atBottom = msgBox.scrollHeight - msgBox.scrollTop - msgBox.clientHeight < 80;
-  const nodes = [h('p', { class: 'chat-note' }, icon('lock', 'inline'),
-    ' Messages are end-to-end encrypted. Check the account ID with ' + nameOf(peer) + ' in person to be sure it is them.')];
+  const nodes = [h('p', { class: 'chat-note' }, icon('lock', 'inline'), groupOfKey(peer)
+    ? ' Messages in this group are end-to-end encrypted. Only its members can read them, and only from when they joined.'
+    : ' Messages are end-to-end encrypted. Check the account ID with ' + nameOf(peer) + ' in person to be sure it is them.')];
   let day = null;
   for (const m of ms) {
     const d = dayKey(m.sent_at);
@@ -437,20 +565,25 @@ function renderMessages(peer) {
 
 function messageEl(m) {
   if (m.kind === 'timer') return timerLine(m, nameOf(m.from));
+  if (m.kind === 'group') return groupLine(m);
   const dir = m.outgoing ? 'out' : 'in';
-  const peer = m.outgoing ? m.to : m.from;
+  const peer = convKey(m);
   const ms = S.msgs.get(peer) || [];
-  return h('div', { class: 'msg ' + dir + (m.deleted ? ' deleted' : ''), 'data-id': m.id, 'data-state': m.state },
+  const g = m.group ? groupOf(m.group) : null;
+  const canAct = m.group ? !!g && g.status === 'member' : (convOf(peer) || {}).state === 'contact';
+  return h('div', { class: 'msg ' + dir + (m.deleted ? ' deleted' : ''), 'data-id': m.id, 'data-state': m.state, 'data-from': m.from },
     h('div', { class: 'bubble' },
+      m.group && !m.outgoing ? senderEl(m, nameOf) : null,
       quoteEl(m, ms, nameOf, showMessage),
       bodyEls(m),
       h('span', { class: 'meta' },
         editedMark(m),
         timerMark(m),
         h('time', { datetime: m.sent_at, title: fullTime(m.sent_at), text: timeOf(m.sent_at) }),
-        m.outgoing ? tick(m.state) : null)),
+        m.outgoing ? tick(m.state) : null,
+        m.group && m.outgoing ? receiptCount(m) : null)),
     reactionsEl(m, S.me, nameOf, peer),
-    actionsEl(m, peer, S.me, compose, (convOf(peer) || {}).state === 'contact'),
+    actionsEl(m, peer, S.me, compose, canAct),
     m.state === 'failed' ? h('p', { class: 'msg-error', role: 'alert', text: 'Not sent: ' + (m.error || 'unknown error') }) : null);
 }
 
@@ -470,7 +603,10 @@ async function send() {
   composer.value = '';
   autoGrow();
   try {
-    const m = await compose.submit(to, text, (replyTo) => api('POST', '/api/v1/messages', replyTo ? { to, text, reply_to: replyTo } : { to, text }));
+    const gid = groupOfKey(to);
+    const m = await compose.submit(to, text, (replyTo) => (gid
+      ? api('POST', '/api/v1/groups/' + encodeURIComponent(gid) + '/messages', replyTo ? { text, reply_to: replyTo } : { text })
+      : api('POST', '/api/v1/messages', replyTo ? { to, text, reply_to: replyTo } : { to, text })));
     upsert(m);
   } catch (e) {
     toast('Could not send: ' + e.message, 'error');
@@ -486,12 +622,14 @@ function markReadSoon() {
   clearTimeout(readTimer);
   readTimer = setTimeout(async () => {
     const peer = S.open;
-    const c = convOf(peer);
-    if (!peer || document.hidden || !c || c.state !== 'contact') return;
+    const gid = groupOfKey(peer);
+    const c = gid ? groupOf(gid) : convOf(peer);
+    if (!peer || document.hidden || !c || c.state !== 'contact' && c.status !== 'member') return;
     const ms = S.msgs.get(peer) || [];
     if (!ms.some((m) => !m.outgoing && m.state === 'received')) return;
     try {
-      await api('POST', '/api/v1/read', { with: peer });
+      if (gid) await api('POST', '/api/v1/groups/' + encodeURIComponent(gid) + '/read');
+      else await api('POST', '/api/v1/read', { with: peer });
     } catch (e) { toast(e.message, 'error'); }
   }, 300);
 }
@@ -526,14 +664,26 @@ function onEvent(ev) {
     S.typing.event(ev);
     return;
   }
-  if (ev.type === 'message' && ev.message) notifyIncoming(ev.message, convOf(ev.message.from), S.open, (p) => showView('chat', p));
+  if (ev.type === 'group' && ev.group) {
+    upsertGroup(ev.group);
+    return;
+  }
+  if (ev.type === 'message' && ev.message && ev.message.group) {
+    const m = ev.message;
+    const g = groupOf(m.group);
+    // As the group's conversation: the notification names the group and
+    // opens its chat.
+    if (m.kind !== 'group' && (!g || g.status === 'member')) {
+      notifyIncoming({ ...m, from: groupKey(m.group), text: nameOf(m.from) + ': ' + m.text }, { name: groupName(g), state: 'contact' }, S.open, (p) => showView('chat', p));
+    }
+  } else if (ev.type === 'message' && ev.message) notifyIncoming(ev.message, convOf(ev.message.from), S.open, (p) => showView('chat', p));
   if (ev.type === 'cleared' && ev.contact) {
     S.msgs.set(ev.contact.id, []);
     if (S.open === ev.contact.id) renderMessages(ev.contact.id);
   }
   if (ev.type === 'profile') { loadMe(S.me); return; } // changed elsewhere (CLI, another tab)
   if (ev.type === 'expired' && ev.message) { // a disappearing message's time is up
-    const peer = ev.message.outgoing ? ev.message.to : ev.message.from;
+    const peer = convKey(ev.message);
     const ms = S.msgs.get(peer);
     if (ms) S.msgs.set(peer, ms.filter((x) => x.id !== ev.message.id));
     if (S.open === peer) renderMessages(peer);
@@ -543,8 +693,8 @@ function onEvent(ev) {
   }
   if (ev.message) {
     upsert(ev.message, ev.type === 'removed');
-    if (ev.type === 'message' && !ev.message.outgoing) S.typing.stopped(ev.message.from);
-    if (!ev.message.outgoing && S.open === ev.message.from) markReadSoon();
+    if (ev.type === 'message' && !ev.message.outgoing && !ev.message.group) S.typing.stopped(ev.message.from);
+    if (!ev.message.outgoing && S.open === convKey(ev.message)) markReadSoon();
   }
   if (ev.type === 'contact' && ev.contact && ev.contact.state === 'removed' && S.open === ev.contact.id && S.view === 'chat') {
     updateChatHead();

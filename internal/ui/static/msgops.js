@@ -186,7 +186,8 @@ export class Composer {
 
   // typed is called on every input in the composer.
   typed() {
-    if (!this.peer || (this.mode && this.mode.kind === 'edit')) return;
+    // No typing indicators in groups: they would go to every member.
+    if (!this.peer || this.peer.startsWith('group:') || (this.mode && this.mode.kind === 'edit')) return;
     if (this.ta.value.trim() === '') { this.stopTyping(); return; }
     const now = Date.now();
     if (now - this.lastStart > 5000) {

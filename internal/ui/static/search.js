@@ -8,8 +8,9 @@ import { h, icon, avatar, shortID, listTime, fullTime } from './dom.js';
 
 // searchBox returns the search field and its results list. While the field
 // holds a query, body gets the class "searching" (the CSS then hides the
-// chat lists). open(peer, id) opens a conversation at a message.
-export function searchBox(body, open) {
+// chat lists). open(peer, id) opens a conversation at a message; nameOf
+// names a conversation the daemon gives no name for (a group).
+export function searchBox(body, open, nameOf) {
   const input = h('input', {
     type: 'search', id: 'search', class: 'search-input', placeholder: 'Search messages',
     autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Search messages', 'aria-controls': 'search-results',
@@ -42,7 +43,7 @@ export function searchBox(body, open) {
       results.replaceChildren(h('li', { class: 'conv-empty', text: 'No messages match.' }));
       return;
     }
-    results.replaceChildren(...rs.map((r) => resultItem(r, open)));
+    results.replaceChildren(...rs.map((r) => resultItem(r, open, nameOf)));
   };
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(run, 150); });
   input.addEventListener('keydown', (ev) => {
@@ -56,9 +57,9 @@ export function searchBox(body, open) {
   return { field, section, refresh: () => { if (input.value.trim()) run(); } };
 }
 
-function resultItem(r, open) {
+function resultItem(r, open, nameOf) {
   const m = r.message;
-  const who = r.name || shortID(r.peer);
+  const who = r.name || (nameOf ? nameOf(r.peer) : shortID(r.peer));
   const snippet = h('span', { class: 'conv-last search-snippet' },
     m.outgoing ? 'You: ' : '',
     r.snippet.map((s) => (s.match ? h('mark', { text: s.text }) : s.text)));
