@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"strings"
 
 	"github.com/umbra-im/umbra/internal/envelope"
 	"github.com/umbra-im/umbra/internal/group/senderkey"
@@ -12,13 +13,14 @@ import (
 
 // GroupChainsForTest maps the chain IDs this engine holds for group gid to
 // the members they are attributed to.
-func (e *Engine) GroupChainsForTest(gid string) map[string]string {
+func (e *Engine) GroupChainsForTest(gid string) map[string][]string {
 	keys, _ := e.kv.List(groupChainPre + gid + "/")
-	out := map[string]string{}
+	out := map[string][]string{}
 	for _, k := range keys {
 		var rec peerChainRec
 		if ok, _ := e.d.getJSON(k, &rec); ok {
-			out[k[len(groupChainPre+gid+"/"):]] = rec.Member
+			chain, _, _ := strings.Cut(k[len(groupChainPre+gid+"/"):], "/")
+			out[chain] = append(out[chain], rec.Member)
 		}
 	}
 	return out

@@ -471,8 +471,11 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 }
 
 // receiveDistLocked takes a member's chain: signed by a current member
-// with its account key, bound to this group, and with a chain ID nobody
-// else holds. It reports whether a new chain was stored.
+// with its account key and bound to this group. Chains are kept by chain
+// ID and member, so a member who hands out a chain under another's chain
+// ID gets a chain of its own, tried (and signature-checked) beside the
+// other's: it can neither take the other's place nor keep the other's
+// chain out. It reports whether a new chain was stored.
 func (e *Engine) receiveDistLocked(b *batch, gs *groupState, rec *groupRecord) (bool, error) {
 	gid := mustHex(gs.meta.ID)
 	if !rec.verify(gid) {
@@ -490,14 +493,10 @@ func (e *Engine) receiveDistLocked(b *batch, gs *groupState, rec *groupRecord) (
 		return false, err
 	}
 	defer d.Wipe()
-	ck := chainKey(gs.meta.ID, d.ChainID.String())
-	var old peerChainRec
-	if ok, err := e.d.getJSON(ck, &old); err != nil {
+	ck := chainKey(gs.meta.ID, d.ChainID.String()) + "/" + author.String()
+	if _, ok, err := e.kv.Get(ck); err != nil {
 		return false, err
 	} else if ok {
-		if old.Member != author.String() {
-			return false, errors.New("a chain ID another member holds")
-		}
 		return false, nil // a duplicate
 	}
 	pc, err := senderkey.NewReceiverChain(d)
@@ -517,7 +516,7 @@ func (e *Engine) receiveDistLocked(b *batch, gs *groupState, rec *groupRecord) (
 	if len(keys) >= maxChainsPerMember {
 		for _, k := range keys[:len(keys)-maxChainsPerMember+1] {
 			chain := k[strings.LastIndexByte(k, '/')+1:]
-			e.kv.Delete(chainKey(gs.meta.ID, chain))
+			e.kv.Delete(chainKey(gs.meta.ID, chain) + "/" + author.String())
 			e.kv.Delete(k)
 		}
 	}
@@ -533,25 +532,49 @@ func (e *Engine) receiveGroupMsgLocked(b *batch, gs *groupState, secret, data []
 	if err != nil {
 		return nil, err
 	}
-	ck := chainKey(gs.meta.ID, sm.ChainID.String())
-	var rec peerChainRec
-	if ok, err := e.d.getJSON(ck, &rec); err != nil {
+	cands, err := e.kv.List(chainKey(gs.meta.ID, sm.ChainID.String()) + "/")
+	if err != nil {
 		return nil, err
-	} else if !ok {
+	}
+	hold := func() ([]Event, error) {
 		if keys, _ := e.kv.List(groupHeldPre + gs.meta.ID + "/"); len(keys) >= maxHeldPerGroup {
 			return nil, errors.New("too many group messages waiting for their chains")
 		}
 		return nil, putJSON(b, groupHeldPre+gs.meta.ID+"/"+hex.EncodeToString(hash[:]), heldMsg{Secret: secret, Data: data, At: e.now()})
 	}
-	pc, err := senderkey.UnmarshalPeerChain(rec.State)
-	if err != nil {
-		return nil, err
+	if len(cands) == 0 {
+		return hold()
 	}
-	pt, err := pc.Decrypt(data, groupAD(mustHex(gs.meta.ID), secret))
-	if err != nil {
-		if errors.Is(err, senderkey.ErrDuplicate) {
-			return nil, nil
+	// The chain's signing key decides among candidates (the signature
+	// is checked before anything is derived).
+	var (
+		rec peerChainRec
+		pc  *senderkey.PeerChain
+		pt  []byte
+		ck  string
+	)
+	err = senderkey.ErrDecrypt
+	for _, k := range cands {
+		if ok, gerr := e.d.getJSON(k, &rec); gerr != nil || !ok {
+			continue
 		}
+		if pc, err = senderkey.UnmarshalPeerChain(rec.State); err != nil {
+			continue
+		}
+		if pt, err = pc.Decrypt(data, groupAD(mustHex(gs.meta.ID), secret)); err == nil || errors.Is(err, senderkey.ErrDuplicate) {
+			ck = k
+			break
+		}
+	}
+	if errors.Is(err, senderkey.ErrDuplicate) {
+		return nil, nil
+	}
+	if errors.Is(err, senderkey.ErrDecrypt) {
+		// No chain held under this ID signs it: its own chain (another
+		// member's under the same ID) may still be on its way.
+		return hold()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if rec.State, err = pc.Marshal(); err != nil {
@@ -587,7 +610,7 @@ func (e *Engine) retryHeldLocked(gs *groupState) {
 			e.kv.Delete(k)
 			continue
 		}
-		if _, ok, _ := e.kv.Get(chainKey(gs.meta.ID, sm.ChainID.String())); !ok {
+		if cands, _ := e.kv.List(chainKey(gs.meta.ID, sm.ChainID.String()) + "/"); len(cands) == 0 {
 			if e.now().Sub(h.At) > e.cfg.MessageTTL {
 				e.kv.Delete(k)
 			}
