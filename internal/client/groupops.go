@@ -447,6 +447,7 @@ func (e *Engine) SendGroup(ctx context.Context, ref, text, replyTo string, wait 
 		ref, _ := hex.DecodeString(q.ID)
 		c.Refs, m.ReplyTo = [][]byte{ref}, q.ID
 	}
+	e.stampTimer(c, m) // the group's disappearing-message timer
 	watch, stop := e.Subscribe()
 	defer stop()
 	if err := e.sendGroupContent(gid, c, m, nil); err != nil {

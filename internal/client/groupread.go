@@ -663,6 +663,7 @@ func (e *Engine) receiveGroupContentLocked(b *batch, gs *groupState, from string
 		}
 		m := &Message{ID: idOf(c), Group: gid, From: from, To: groupPeer(gid), Text: string(c.Body),
 			SentAt: time.UnixMilli(c.SentAt), ReceivedAt: e.now(), State: StateReceived, ReplyTo: replyOf(c)}
+		e.textTimerLocked(b, from, c, m)
 		if err := e.applyPendingLocked(b, m); err != nil {
 			return nil, err
 		}
@@ -677,6 +678,8 @@ func (e *Engine) receiveGroupContentLocked(b *batch, gs *groupState, from string
 		return e.receiveGroupOpLocked(b, gid, from, c)
 	case envelope.KindReceiptDelivered, envelope.KindReceiptRead:
 		return e.receiveGroupReceiptLocked(b, from, c)
+	case envelope.KindTimer:
+		return e.receiveGroupTimerLocked(b, gid, from, c)
 	}
 	return nil, nil
 }

@@ -109,11 +109,11 @@ func timerValue(secs uint32, sentAt int64) []byte {
 // Timer is the disappearing-message timer of the conversation with peer
 // (0: off).
 func (e *Engine) Timer(peer string) (time.Duration, error) {
-	aid, err := identity.ParseAccountID(peer)
+	conv, err := e.conversation(peer)
 	if err != nil {
 		return 0, err
 	}
-	return time.Duration(e.timerOf(aid.String())) * time.Second, nil
+	return time.Duration(e.timerOf(conv)) * time.Second, nil
 }
 
 // CheckTimer reports a timer outside 0 (off) or MinTimer..MaxTimer.
@@ -129,6 +129,9 @@ func CheckTimer(d time.Duration) error {
 func (e *Engine) SetTimer(ctx context.Context, peer string, d time.Duration) (*Message, error) {
 	if err := CheckTimer(d); err != nil {
 		return nil, err
+	}
+	if strings.HasPrefix(peer, groupPeerPrefix) {
+		return e.setGroupTimer(peer, d)
 	}
 	aid, err := identity.ParseAccountID(peer)
 	if err != nil {
@@ -161,6 +164,48 @@ func (e *Engine) SetTimer(ctx context.Context, peer string, d time.Duration) (*M
 	return m, nil
 }
 
+// setGroupTimer sets a group's timer for every member ("group:" and the
+// group's ID or name), with a system line.
+func (e *Engine) setGroupTimer(peer string, d time.Duration) (*Message, error) {
+	conv, err := e.conversation(peer)
+	if err != nil {
+		return nil, err
+	}
+	gid := strings.TrimPrefix(conv, groupPeerPrefix)
+	secs := uint32(d / time.Second)
+	ct, err := envelope.NewContent(nil, envelope.KindTimer, nil, e.clock())
+	if err != nil {
+		return nil, err
+	}
+	ct.Expire = secs
+	m := &Message{ID: idOf(ct), Group: gid, From: e.AccountID(), To: conv, Kind: KindTimerLine, Expire: secs,
+		SentAt: time.UnixMilli(ct.SentAt), State: StateQueued, Outgoing: true}
+	then := func(b *batch) error { return b.Put(timerPrefix+conv, timerValue(secs, ct.SentAt)) }
+	if err := e.sendGroupContent(gid, ct, m, then); err != nil {
+		return nil, err
+	}
+	e.bus.publish(Event{Type: EventMessage, Message: m})
+	return m, nil
+}
+
+// receiveGroupTimerLocked applies a member's change of the group's timer
+// and leaves the system line.
+func (e *Engine) receiveGroupTimerLocked(b *batch, gid, from string, c *envelope.Content) ([]Event, error) {
+	if old, _ := e.d.message(idOf(c)); old != nil {
+		return nil, nil
+	}
+	conv := groupPeer(gid)
+	m := &Message{ID: idOf(c), Group: gid, From: from, To: conv, Kind: KindTimerLine, Expire: c.Expire,
+		SentAt: time.UnixMilli(c.SentAt), ReceivedAt: e.now(), State: StateRead}
+	if err := saveMessageTo(b, m); err != nil {
+		return nil, err
+	}
+	if _, at := e.timerSet(conv); c.SentAt >= at {
+		b.Put(timerPrefix+conv, timerValue(c.Expire, c.SentAt))
+	}
+	return []Event{{Type: EventMessage, Message: m}}, nil
+}
+
 // stampTimer gives an outgoing text the conversation's timer.
 func (e *Engine) stampTimer(c *envelope.Content, m *Message) {
 	c.Expire = e.timerOf(m.To)
@@ -177,10 +222,17 @@ func (e *Engine) textTimerLocked(b *batch, from string, c *envelope.Content, m *
 	if c.Expire > 0 {
 		m.ExpiresAt = m.ReceivedAt.Add(time.Duration(c.Expire) * time.Second)
 	}
-	if secs, at := e.timerSet(from); secs == c.Expire || c.SentAt <= at {
+	conv := from
+	if m.Group != "" {
+		conv = groupPeer(m.Group)
+	}
+	if secs, at := e.timerSet(conv); secs == c.Expire || c.SentAt <= at {
 		return nil
 	}
-	b.Put(timerPrefix+from, timerValue(c.Expire, c.SentAt))
+	b.Put(timerPrefix+conv, timerValue(c.Expire, c.SentAt))
+	if m.Group != "" {
+		return nil
+	}
 	if ct, _ := e.d.contact(from); ct != nil {
 		return []Event{{Type: EventContact, Contact: ct}}
 	}
