@@ -546,19 +546,20 @@ func groupMessages(ctx context.Context, cmd *cobra.Command, c *api.Client, ref s
 	return nil
 }
 
-// groupState is a group message's state, with the delivered and read
-// counts of our own.
+// groupState is a group message's state; for our own, once members
+// acknowledged it, how many got it and read it instead.
 func groupState(m client.Message) string {
-	s := m.State
-	if m.Outgoing {
-		if m.DeliveredCount > 0 {
-			s += fmt.Sprintf(", delivered to %d", m.DeliveredCount)
-		}
-		if m.ReadCount > 0 {
-			s += fmt.Sprintf(", read by %d", m.ReadCount)
-		}
+	if !m.Outgoing || m.DeliveredCount == 0 && m.ReadCount == 0 {
+		return m.State
 	}
-	return s
+	var s []string
+	if m.DeliveredCount > 0 {
+		s = append(s, fmt.Sprintf("delivered to %d", m.DeliveredCount))
+	}
+	if m.ReadCount > 0 {
+		s = append(s, fmt.Sprintf("read by %d", m.ReadCount))
+	}
+	return strings.Join(s, ", ")
 }
 
 // groupConversation is the "with" of a group message action.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -11,20 +12,23 @@ import (
 	"github.com/umbra-im/umbra/internal/client"
 )
 
-// TestGroupCommands: on in-process nodes, without daemons, alice creates
+// TestGroupCommands: on in-process nodes, alice and bob without daemons
+// (each command runs an engine of its own), carol with one. alice creates
 // a group with bob (her contact, who has her as his: he joins at once)
 // and carol (who does not have alice: an invitation, which 'groups list'
 // shows with the command to accept it). Texts go with 'send --group'
 // (from an argument and from stdin) and come back with 'messages
 // --group', with system lines and alice's "read by 1" after bob's 'read
-// --group'; a reaction goes with 'react --group'. Unknown groups and a
-// plain member's remove get clear one-line errors.
+// --group'; a reaction goes with 'react --group'. A promotion, a rename
+// by the new admin and a removal reach the others. Unknown groups and a
+// plain member's remove or rename get clear one-line errors.
 func TestGroupCommands(t *testing.T) {
-	aliceHome, bobHome, aliceID, bobID, live := twoOnline(t)
-	carolHome := filepath.Join(filepath.Dir(aliceHome), "carol")
-	if _, errOut, err := run(t, "init", "--home", carolHome, "--network", live); err != nil {
-		t.Fatalf("init carol: %v\n%s", err, errOut)
-	}
+	t.Setenv("UMBRA_HOME", "")
+	t.Setenv("UMBRA_PASSPHRASE", "")
+	dir := t.TempDir()
+	live := writeFile(t, "network.txt", strings.Join(inProcessNodes(t, 7), "\n")+"\n")
+	time.Sleep(2 * time.Second) // the nodes learn of each other
+	start := time.Now()
 	must := func(home string, args ...string) string {
 		t.Helper()
 		out, errOut, err := run(t, append(args, "--home", home)...)
@@ -33,6 +37,30 @@ func TestGroupCommands(t *testing.T) {
 		}
 		return out
 	}
+	aliceHome, bobHome, carolHome := filepath.Join(dir, "alice"), filepath.Join(dir, "bob"), filepath.Join(dir, "carol")
+	var aliceID, bobID, carolID string
+	for _, u := range []struct {
+		home string
+		id   *string
+	}{{aliceHome, &aliceID}, {bobHome, &bobID}, {carolHome, &carolID}} {
+		if _, errOut, err := run(t, "init", "--home", u.home, "--network", live); err != nil {
+			t.Fatalf("init: %v\n%s", err, errOut)
+		}
+		*u.id = strings.TrimSpace(must(u.home, "id"))
+		must(u.home, "messages") // publishes the prekeys
+	}
+	// alice and bob have each other as contacts; carol has no one.
+	must(aliceHome, "contacts", "add", bobID, "--name", "bob")
+	must(aliceHome, "contacts", "add", carolID, "--name", "carol")
+	must(bobHome, "contacts", "add", aliceID, "--name", "alice")
+	// carol runs a daemon (her commands go through it); alice and bob
+	// do not (each command runs an engine of its own).
+	d, err := startDaemon(context.Background(), daemonConfig{Home: carolHome, Listen: "127.0.0.1:0", Log: quietTestLogger()})
+	if err != nil {
+		t.Fatalf("carol's daemon: %v", err)
+	}
+	t.Cleanup(d.Stop)
+	t.Logf("%v: three accounts", time.Since(start).Round(time.Second))
 	// fails runs a command that must fail with an error whose first line
 	// (what the user sees: see errorText) holds want.
 	fails := func(home, want string, args ...string) {
@@ -42,14 +70,16 @@ func TestGroupCommands(t *testing.T) {
 			t.Errorf("%v: %v, want an error with %q on its first line", args, err, want)
 		}
 	}
-	// eventually runs f until it holds (45 s at most).
+	// eventually runs f until it holds (2 minutes at most: each command
+	// of alice's and bob's starts an engine, slow on a busy machine).
 	eventually := func(what string, f func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(45 * time.Second); !f(); time.Sleep(300 * time.Millisecond) {
+		for deadline := time.Now().Add(2 * time.Minute); !f(); time.Sleep(300 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: never happened", what)
 			}
 		}
+		t.Logf("%v: %s", time.Since(start).Round(time.Second), what)
 	}
 	groupsOf := func(home string) map[string]client.Group {
 		t.Helper()
@@ -82,9 +112,6 @@ func TestGroupCommands(t *testing.T) {
 		return nil
 	}
 
-	carolID := strings.TrimSpace(must(carolHome, "id"))
-	must(carolHome, "messages") // publishes carol's prekeys
-	must(aliceHome, "contacts", "add", carolID, "--name", "carol")
 	if out := must(aliceHome, "groups", "list"); !strings.Contains(out, "No groups") {
 		t.Errorf("groups list before any group:\n%s", out)
 	}
@@ -168,7 +195,7 @@ func TestGroupCommands(t *testing.T) {
 		t.Errorf("react --group: %q", out)
 	}
 	plain := must(aliceHome, "messages", "--group", "club")
-	for _, want := range []string{`Group "club"`, `* you created the group "club"`, "[" + sent.ID[:8] + "]", "you  [", "read by 1", "hello all", "from bob", "hi from bob", "👍 you"} {
+	for _, want := range []string{`Group "club"`, `* you created the group "club"`, "[" + sent.ID[:8] + "]", "you  [", "read by 1]", "hello all", "from bob", "hi from bob", "👍 you"} {
 		if !strings.Contains(plain, want) {
 			t.Errorf("alice's messages --group lacks %q:\n%s", want, plain)
 		}
@@ -193,5 +220,15 @@ func TestGroupCommands(t *testing.T) {
 	}
 	if out := must(aliceHome, "messages", "--group", "dinner club"); !strings.Contains(out, `* bob changed the group's name to "dinner club"`) {
 		t.Errorf("no rename line:\n%s", out)
+	}
+
+	// Removal: carol learns it, can no longer send, and her list says so.
+	if out := must(aliceHome, "groups", "remove", "dinner club", "carol"); !strings.HasPrefix(out, `Removed from "dinner club"`) || !strings.Contains(out, "2 members") {
+		t.Errorf("remove: %q", out)
+	}
+	eventually("carol learns she was removed", func() bool { return groupsOf(carolHome)[g.ID].Status == client.GroupRemoved })
+	fails(carolHome, "no longer in this group", "send", "--group", short, "still here?")
+	if out := must(carolHome, "groups", "list"); !strings.Contains(out, client.GroupRemoved) || strings.Contains(out, "INVITED") {
+		t.Errorf("carol's groups list after the removal:\n%s", out)
 	}
 }
