@@ -485,8 +485,11 @@ daemon, the command sends the receipts it owes before it exits (waiting up
 to 20 s), and says so if some are left queued. With --group GROUP, mark
 a group's messages read; the group's members see how many read theirs.`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if group != "" && len(args) > 0 {
+				return fmt.Errorf("with --group, leave out ID|NAME")
+			}
 			if group != "" {
-				return cobra.NoArgs(cmd, args)
+				return nil
 			}
 			return cobra.ExactArgs(1)(cmd, args)
 		},

@@ -20,7 +20,8 @@ import (
 // (from an argument and from stdin) and come back with 'messages
 // --group', with system lines and alice's "read by 1" after bob's 'read
 // --group'; a reaction goes with 'react --group'. A promotion, a rename
-// by the new admin and a removal reach the others. Unknown groups and a
+// by the new admin, a removal, a declined invitation and a leave reach
+// the others. Unknown groups and a
 // plain member's remove or rename get clear one-line errors.
 func TestGroupCommands(t *testing.T) {
 	t.Setenv("UMBRA_HOME", "")
@@ -131,7 +132,6 @@ func TestGroupCommands(t *testing.T) {
 	fails(aliceHome, `no such group "nosuch" (see 'umbra groups list')`, "groups", "info", "nosuch")
 	fails(aliceHome, "no such group", "send", "--group", "nosuch", "hello?")
 	fails(aliceHome, "no such group", "messages", "--group", "0123456789abcdef")
-	fails(aliceHome, "leave out ID|NAME", "react", "--group", "club", "bob", "abcdef", "👍")
 
 	info := must(aliceHome, "groups", "info", short)
 	for _, want := range []string{"Name:", "club", "Friday dinners", g.ID, "member (admin)", "Epoch:", "Members (3):", "* you", "bob", "carol", "admin"} {
@@ -230,5 +230,64 @@ func TestGroupCommands(t *testing.T) {
 	fails(carolHome, "no longer in this group", "send", "--group", short, "still here?")
 	if out := must(carolHome, "groups", "list"); !strings.Contains(out, client.GroupRemoved) || strings.Contains(out, "INVITED") {
 		t.Errorf("carol's groups list after the removal:\n%s", out)
+	}
+
+	// carol declines an invitation; bob leaves; alice sees both go.
+	var picnic client.Group
+	if err := json.Unmarshal([]byte(must(aliceHome, "groups", "create", "picnic", "carol", "--json")), &picnic); err != nil {
+		t.Fatal(err)
+	}
+	eventually("carol's second invitation", func() bool { return groupsOf(carolHome)[picnic.ID].Status == client.GroupInvited })
+	if out := must(carolHome, "groups", "decline", "picnic"); !strings.HasPrefix(out, `Declined "picnic"`) {
+		t.Errorf("decline: %q", out)
+	}
+	fails(carolHome, "there is no invitation to accept", "groups", "accept", picnic.ID)
+	if out := must(bobHome, "groups", "leave", short); !strings.HasPrefix(out, `Left "dinner club"`) {
+		t.Errorf("leave: %q", out)
+	}
+	eventually("alice sees carol decline and bob leave", func() bool {
+		gs := groupsOf(aliceHome)
+		return len(gs[picnic.ID].Members) == 1 && len(gs[g.ID].Members) == 1
+	})
+	if out := must(aliceHome, "messages", "--group", short); !strings.Contains(out, "* bob left") {
+		t.Errorf("no leave line:\n%s", out)
+	}
+}
+
+// TestGroupFlagArgs: with --group, the commands that otherwise name a
+// contact refuse one, and say what they want instead, before opening any
+// home; a group message's state shows the members' acknowledgements.
+func TestGroupFlagArgs(t *testing.T) {
+	t.Setenv("UMBRA_HOME", t.TempDir())
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send", "--group", "club", "bob", "hi"}, "with --group, want TEXT|- only"},
+		{[]string{"react", "--group", "club", "bob", "3f9a1c", "👍"}, "with --group, want MSGID EMOJI|--remove (no ID|NAME)"},
+		{[]string{"edit", "--group", "club", "3f9a1c"}, "with --group, want MSGID TEXT|- (no ID|NAME)"},
+		{[]string{"delete", "--group", "club", "bob", "3f9a1c"}, "with --group, want MSGID [--everyone] (no ID|NAME)"},
+		{[]string{"read", "--group", "club", "bob"}, "with --group, leave out ID|NAME"},
+		{[]string{"messages", "--group", "club", "--with", "bob"}, "--group goes without --with"},
+		{[]string{"groups", "create", "club"}, "at least 2"},
+		{[]string{"groups", "rename", "club", " "}, "a group needs a name"},
+	} {
+		_, _, err := run(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		m    client.Message
+		want string
+	}{
+		{client.Message{State: client.StateQueued, Outgoing: true}, "queued"},
+		{client.Message{State: client.StateRead, Outgoing: true, DeliveredCount: 2, ReadCount: 1}, "delivered to 2, read by 1"},
+		{client.Message{State: client.StateDelivered, Outgoing: true, ReadCount: 3}, "read by 3"},
+		{client.Message{State: client.StateReceived, DeliveredCount: 2}, "received"},
+	} {
+		if got := groupState(c.m); got != c.want {
+			t.Errorf("groupState(%+v) = %q, want %q", c.m, got, c.want)
+		}
 	}
 }

@@ -57,12 +57,13 @@ func msgOp(cmd *cobra.Command, group, arg, msgID, op string, body map[string]any
 // --group: with it, the leading ID|NAME is left out (and passed on as "").
 func withGroupArgs(cmd *cobra.Command, group *string) {
 	check, run := cmd.Args, cmd.RunE
+	_, rest, _ := strings.Cut(cmd.Use, " ID|NAME ")
 	cmd.Args = func(cmd *cobra.Command, args []string) error {
 		if *group == "" {
 			return check(cmd, args)
 		}
 		if err := check(cmd, append([]string{""}, args...)); err != nil {
-			return fmt.Errorf("with --group, leave out ID|NAME: %w", err)
+			return fmt.Errorf("with --group, want %s (no ID|NAME), got %d arguments", rest, len(args))
 		}
 		return nil
 	}
@@ -72,8 +73,11 @@ func withGroupArgs(cmd *cobra.Command, group *string) {
 		}
 		return run(cmd, args)
 	}
-	cmd.Use += " | " + strings.Replace(cmd.Use, "ID|NAME", "--group GROUP", 1)
+	cmd.Use += " | " + cmd.Name() + " --group GROUP " + rest
 	cmd.Long += "\n\n" + groupOpHelp
+	if first, _, _ := strings.Cut(cmd.Example, "\n"); strings.Contains(first, " bob ") {
+		cmd.Example += "\n" + strings.Replace(first, " bob ", " --group club ", 1)
+	}
 	cmd.Flags().StringVar(group, "group", "", "the message is one of this group's (its ID, ID prefix or name)")
 }
 
