@@ -446,7 +446,12 @@ read them ("read by 1").`,
 				}
 				var me map[string]string
 				_ = c.Do(ctx, http.MethodGet, "/api/v1/me", nil, &me)
+				groupName := groupNames(ctx, c, ms)
 				for _, m := range ms {
+					if m.Group != "" && m.Kind == client.KindGroupLine { // groups.go
+						fmt.Fprintf(out, "%s  * %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), groupName(m.Group), m.Text)
+						continue
+					}
 					if m.Notice != "" { // a line the engine wrote (trust.go)
 						fmt.Fprintf(out, "%s  * %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), who(m.Peer()), m.Text)
 						continue
@@ -455,11 +460,18 @@ read them ("read by 1").`,
 					if m.Outgoing {
 						dir = "to   " + who(m.To)
 					}
+					state := m.State
+					if m.Group != "" {
+						dir, state = "from "+who(m.From)+" in "+groupName(m.Group), groupState(m)
+						if m.Outgoing {
+							dir = "to   " + groupName(m.Group)
+						}
+					}
 					text := messageBody(m, who, me["account_id"])
 					if m.Kind == client.KindTimerLine { // see profile.go
 						text = "(disappearing messages: " + timerText(time.Duration(m.Expire)*time.Second) + ")"
 					}
-					fmt.Fprintf(out, "%s  [%s]  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), shortMsgID(m.ID), dir, m.State, strings.ReplaceAll(text, "\n", "\n    "))
+					fmt.Fprintf(out, "%s  [%s]  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), shortMsgID(m.ID), dir, state, strings.ReplaceAll(text, "\n", "\n    "))
 				}
 				return nil
 			})

@@ -562,6 +562,28 @@ func groupState(m client.Message) string {
 	return strings.Join(s, ", ")
 }
 
+// groupNames returns how 'messages' names the groups of ms: "group
+// NAME", or "group" and the short ID when the group is not listed.
+func groupNames(ctx context.Context, c *api.Client, ms []client.Message) func(string) string {
+	names := map[string]string{}
+	for _, m := range ms {
+		if m.Group != "" {
+			var gs []client.Group
+			_ = c.Do(ctx, http.MethodGet, "/api/v1/groups", nil, &gs)
+			for _, g := range gs {
+				names[g.ID] = g.Name
+			}
+			break
+		}
+	}
+	return func(gid string) string {
+		if n := names[gid]; n != "" {
+			return fmt.Sprintf("group %q", n)
+		}
+		return "group " + shortGroupID(gid)
+	}
+}
+
 // groupConversation is the "with" of a group message action.
 func groupConversation(ctx context.Context, c *api.Client, ref string) (string, error) {
 	g, err := findGroup(ctx, c, ref)

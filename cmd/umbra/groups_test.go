@@ -252,6 +252,13 @@ func TestGroupCommands(t *testing.T) {
 	if out := must(aliceHome, "messages", "--group", short); !strings.Contains(out, "* bob left") {
 		t.Errorf("no leave line:\n%s", out)
 	}
+	// Plain 'messages' names the group of each group message.
+	all := must(aliceHome, "messages")
+	for _, want := range []string{`* group "dinner club": bob left`, `) in group "dinner club"  [received]`, `to   group "dinner club"  [`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("alice's messages lacks %q:\n%s", want, all)
+		}
+	}
 }
 
 // TestGroupFlagArgs: with --group, the commands that otherwise name a
