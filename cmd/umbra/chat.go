@@ -273,10 +273,11 @@ func sendCmd() *cobra.Command {
 	var (
 		asJSON  bool
 		replyTo string
+		group   string
 	)
 	cmd := &cobra.Command{
-		Use:   "send ID|NAME TEXT|-",
-		Short: "Send a message to a contact",
+		Use:   "send ID|NAME TEXT|- | send --group GROUP TEXT|-",
+		Short: "Send a message to a contact or a group",
 		Long: `Encrypt TEXT for a contact and send it; print its ID and state.
 
 Through a running daemon, the command returns at once ("queued"): the
@@ -289,15 +290,29 @@ to a contact needs their prekeys from the network and is refused offline.
 With - for TEXT, the message is read from standard input (one final newline
 is dropped). A message holds at most ` + maxTextText + `; a longer one is refused.
 With --reply MSGID, the message quotes that message of the conversation
-(its ID as 'umbra messages' shows it, or its first 6 or more characters).`,
+(its ID as 'umbra messages' shows it, or its first 6 or more characters).
+With --group GROUP (its ID, ID prefix or name), the message goes to the
+group (see 'umbra groups').`,
 		Example: `  umbra send --home /tmp/alice "$BOB" "hello bob"
   umbra send bob "yes, 8 it is" --reply 3f9a1c
-  umbra send --home /tmp/alice "$BOB" - < letter.txt`,
-		Args: cobra.ExactArgs(2),
+  umbra send --home /tmp/alice "$BOB" - < letter.txt
+  umbra send --group club "who's in for Friday?"`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if group != "" {
+				if len(args) != 1 {
+					return fmt.Errorf("with --group, want TEXT|- only, got %d arguments", len(args))
+				}
+				return nil
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			text, err := messageText(args[1], cmd.InOrStdin())
+			text, err := messageText(args[len(args)-1], cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			if group != "" {
+				return sendToGroup(cmd, group, text, replyTo, asJSON)
 			}
 			return withAPI(cmd, online|acts, func(ctx context.Context, c *api.Client) error {
 				to, err := resolveAccount(ctx, c, args[0])
@@ -322,6 +337,7 @@ With --reply MSGID, the message quotes that message of the conversation
 	chatFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "state": ...}`)
 	cmd.Flags().StringVar(&replyTo, "reply", "", "quote this message (its ID or first 6+ characters)")
+	cmd.Flags().StringVar(&group, "group", "", "send to this group (its ID, ID prefix or name)")
 	return cmd
 }
 
@@ -361,21 +377,33 @@ func messageText(arg string, in io.Reader) (string, error) {
 func messagesCmd() *cobra.Command {
 	var (
 		with   string
+		group  string
 		asJSON bool
 		wait   time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "messages [--with ID] [--json] [--wait DURATION]",
+		Use:   "messages [--with ID | --group GROUP] [--json] [--wait DURATION]",
 		Short: "List messages (first fetching new ones)",
 		Long: `List your messages, oldest first. With --with, only the conversation with that
 account. With --wait, first wait up to DURATION for a new message to arrive.
 Each message shows the first 8 characters of its ID in brackets: enough for
 'umbra send --reply', 'react', 'edit' and 'delete'. When no node of the
 network answers, it lists the messages kept on this device after a one-line
-warning.`,
+warning.
+
+With --group GROUP (its ID, ID prefix or name), the group's conversation:
+system lines (members added, removed, the group renamed) start with *, and
+your own messages show how many members got them ("delivered to 2") and
+read them ("read by 1").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if group != "" && (with != "" || wait > 0) {
+				return errors.New("--group goes without --with and --wait")
+			}
 			return withAPI(cmd, synced, func(ctx context.Context, c *api.Client) error {
+				if group != "" {
+					return groupMessages(ctx, cmd, c, group, asJSON)
+				}
 				q := url.Values{}
 				if with != "" {
 					id, err := resolveAccount(ctx, c, with)
@@ -418,7 +446,12 @@ warning.`,
 				}
 				var me map[string]string
 				_ = c.Do(ctx, http.MethodGet, "/api/v1/me", nil, &me)
+				groupName := groupNames(ctx, c, ms)
 				for _, m := range ms {
+					if m.Group != "" && m.Kind == client.KindGroupLine { // groups.go
+						fmt.Fprintf(out, "%s  * %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), groupName(m.Group), m.Text)
+						continue
+					}
 					if m.Notice != "" { // a line the engine wrote (trust.go)
 						fmt.Fprintf(out, "%s  * %s: %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), who(m.Peer()), m.Text)
 						continue
@@ -427,11 +460,18 @@ warning.`,
 					if m.Outgoing {
 						dir = "to   " + who(m.To)
 					}
+					state := m.State
+					if m.Group != "" {
+						dir, state = "from "+who(m.From)+" in "+groupName(m.Group), groupState(m)
+						if m.Outgoing {
+							dir = "to   " + groupName(m.Group)
+						}
+					}
 					text := messageBody(m, who, me["account_id"])
 					if m.Kind == client.KindTimerLine { // see profile.go
 						text = "(disappearing messages: " + timerText(time.Duration(m.Expire)*time.Second) + ")"
 					}
-					fmt.Fprintf(out, "%s  [%s]  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), shortMsgID(m.ID), dir, m.State, strings.ReplaceAll(text, "\n", "\n    "))
+					fmt.Fprintf(out, "%s  [%s]  %s  [%s]\n    %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), shortMsgID(m.ID), dir, state, strings.ReplaceAll(text, "\n", "\n    "))
 				}
 				return nil
 			})
@@ -439,23 +479,46 @@ warning.`,
 	}
 	chatFlags(cmd)
 	cmd.Flags().StringVar(&with, "with", "", "only the conversation with this account (ID or contact name)")
+	cmd.Flags().StringVar(&group, "group", "", "only this group's conversation (its ID, ID prefix or name)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line (id, from, to, text, sent_at, state, reply_to, reactions, edited, deleted)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "first wait up to this long for a new message (e.g. 30s)")
 	return cmd
 }
 
 func readCmd() *cobra.Command {
+	var group string
 	cmd := &cobra.Command{
-		Use:   "read ID|NAME",
+		Use:   "read ID|NAME | read --group GROUP",
 		Short: "Mark the conversation with ID as read (read receipts: see umbra settings)",
 		Long: `Mark every message from ID as read. Read receipts for them leave later,
 batched and after a random delay (see 'umbra settings'); with read receipts
 turned off ('umbra settings set read-receipts off') none is sent. Without a
 daemon, the command sends the receipts it owes before it exits (waiting up
-to 20 s), and says so if some are left queued.`,
-		Args: cobra.ExactArgs(1),
+to 20 s), and says so if some are left queued. With --group GROUP, mark
+a group's messages read; the group's members see how many read theirs.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if group != "" && len(args) > 0 {
+				return fmt.Errorf("with --group, leave out ID|NAME")
+			}
+			if group != "" {
+				return nil
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAPI(cmd, synced|acts, func(ctx context.Context, c *api.Client) error {
+				if group != "" {
+					g, err := findGroup(ctx, c, group)
+					if err != nil {
+						return err
+					}
+					var r map[string]int
+					if err := c.Do(ctx, http.MethodPost, groupPath(g.ID, "/read"), nil, &r); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%d messages marked read\n", r["marked"])
+					return nil
+				}
 				id, err := resolveAccount(ctx, c, args[0])
 				if err != nil {
 					return err
@@ -470,6 +533,7 @@ to 20 s), and says so if some are left queued.`,
 		},
 	}
 	chatFlags(cmd)
+	cmd.Flags().StringVar(&group, "group", "", "mark this group's messages read (its ID, ID prefix or name)")
 	return cmd
 }
 

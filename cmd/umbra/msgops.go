@@ -23,11 +23,20 @@ tell it from the other messages of the conversation): 'umbra messages
 --with ID|NAME' shows each message's first 8 in brackets, 'messages --json'
 the whole ID.`
 
+const groupOpHelp = `With --group GROUP (its ID, ID prefix or name), leave out ID|NAME: the
+message is one of that group's.`
+
 // msgOp posts an action on message msgID of the conversation with the
-// contact arg and prints the message as it now is.
-func msgOp(cmd *cobra.Command, arg, msgID, op string, body map[string]any, asJSON bool, done string) error {
+// contact arg (or of group, when set) and prints the message as it now is.
+func msgOp(cmd *cobra.Command, group, arg, msgID, op string, body map[string]any, asJSON bool, done string) error {
 	return withAPI(cmd, online, func(ctx context.Context, c *api.Client) error {
-		peer, err := resolveAccount(ctx, c, arg)
+		var peer string
+		var err error
+		if group != "" {
+			peer, err = groupConversation(ctx, c, group)
+		} else {
+			peer, err = resolveAccount(ctx, c, arg)
+		}
 		if err != nil {
 			return err
 		}
@@ -44,10 +53,39 @@ func msgOp(cmd *cobra.Command, arg, msgID, op string, body map[string]any, asJSO
 	})
 }
 
+// withGroupArgs adapts a command's argument check and arguments to
+// --group: with it, the leading ID|NAME is left out (and passed on as "").
+func withGroupArgs(cmd *cobra.Command, group *string) {
+	check, run := cmd.Args, cmd.RunE
+	_, rest, _ := strings.Cut(cmd.Use, " ID|NAME ")
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if *group == "" {
+			return check(cmd, args)
+		}
+		if err := check(cmd, append([]string{""}, args...)); err != nil {
+			return fmt.Errorf("with --group, want %s (no ID|NAME), got %d arguments", rest, len(args))
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *group != "" {
+			args = append([]string{""}, args...)
+		}
+		return run(cmd, args)
+	}
+	cmd.Use += " | " + cmd.Name() + " --group GROUP " + rest
+	cmd.Long += "\n\n" + groupOpHelp
+	if first, _, _ := strings.Cut(cmd.Example, "\n"); strings.Contains(first, " bob ") {
+		cmd.Example += "\n" + strings.Replace(first, " bob ", " --group club ", 1)
+	}
+	cmd.Flags().StringVar(group, "group", "", "the message is one of this group's (its ID, ID prefix or name)")
+}
+
 func reactCmd() *cobra.Command {
 	var remove, asJSON bool
+	var group string
 	cmd := &cobra.Command{
-		Use:   "react ID|NAME MSGID EMOJI | react ID|NAME MSGID --remove",
+		Use:   "react ID|NAME MSGID EMOJI|--remove",
 		Short: "React to a message with an emoji (or take your reaction back)",
 		Long: `React to a message of the conversation with a contact. You have one
 reaction per message: a new one replaces the old, --remove takes it back.
@@ -77,10 +115,11 @@ An emoji is at most ` + fmt.Sprint(client.MaxReactionBytes) + ` bytes, without s
 			if remove {
 				done = "Took back your reaction to"
 			}
-			return msgOp(cmd, args[0], args[1], "react", map[string]any{"emoji": emoji}, asJSON, done)
+			return msgOp(cmd, group, args[0], args[1], "react", map[string]any{"emoji": emoji}, asJSON, done)
 		},
 	}
 	chatFlags(cmd)
+	withGroupArgs(cmd, &group)
 	cmd.Flags().BoolVar(&remove, "remove", false, "take your reaction back")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the message as one JSON object")
 	return cmd
@@ -88,6 +127,7 @@ An emoji is at most ` + fmt.Sprint(client.MaxReactionBytes) + ` bytes, without s
 
 func editCmd() *cobra.Command {
 	var asJSON bool
+	var group string
 	cmd := &cobra.Command{
 		Use:   "edit ID|NAME MSGID TEXT|-",
 		Short: "Change the text of a message you sent",
@@ -103,16 +143,18 @@ TEXT, the text is read from standard input.
 			if err != nil {
 				return err
 			}
-			return msgOp(cmd, args[0], args[1], "edit", map[string]any{"text": text}, asJSON, "Edited")
+			return msgOp(cmd, group, args[0], args[1], "edit", map[string]any{"text": text}, asJSON, "Edited")
 		},
 	}
 	chatFlags(cmd)
+	withGroupArgs(cmd, &group)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the message as one JSON object")
 	return cmd
 }
 
 func deleteCmd() *cobra.Command {
 	var everyone, asJSON bool
+	var group string
 	cmd := &cobra.Command{
 		Use:   "delete ID|NAME MSGID [--everyone]",
 		Short: "Delete a message, here or (your own) for everyone",
@@ -131,10 +173,11 @@ nothing can make a copy they made by other means disappear.
 			if everyone {
 				done = "Deleted for everyone"
 			}
-			return msgOp(cmd, args[0], args[1], "delete", map[string]any{"everyone": everyone}, asJSON, done)
+			return msgOp(cmd, group, args[0], args[1], "delete", map[string]any{"everyone": everyone}, asJSON, done)
 		},
 	}
 	chatFlags(cmd)
+	withGroupArgs(cmd, &group)
 	cmd.Flags().BoolVar(&everyone, "everyone", false, "delete one of your own messages for both sides")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the message as one JSON object")
 	return cmd
