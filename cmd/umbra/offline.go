@@ -70,6 +70,9 @@ func flushLocal(ctx context.Context, cmd *cobra.Command, e *client.Engine, recei
 	if left.Receipts > 0 {
 		what += " and " + plural(left.Receipts, "receipt") + " owed"
 	}
+	if left.Group > 0 {
+		what += " and " + plural(left.Group, "group invitation or key") + " to send"
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "umbra: %s still queued: sent by the next command or daemon that reaches the network\n", what)
 }
 

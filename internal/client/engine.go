@@ -85,6 +85,7 @@ type Engine struct {
 	groups   map[string]*groupState
 	gcursors map[[32]byte]*swarmclient.DropCursor
 	gkick    chan struct{}
+	goutMu   sync.Mutex // serializes drainGroupOut
 
 	exp        expirer      // disappearing messages, see timer.go
 	search     *searchIndex // see search.go; made on first use

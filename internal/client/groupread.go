@@ -201,6 +201,8 @@ func (e *Engine) drainGroupOut(ctx context.Context) {
 	if e.net == nil {
 		return
 	}
+	e.goutMu.Lock() // one drainer at a time (the worker, SyncOnce): each control once
+	defer e.goutMu.Unlock()
 	keys, err := e.kv.List(groupOutPrefix)
 	if err != nil {
 		return

@@ -23,10 +23,13 @@ func (e *Engine) Online() bool { return e.net != nil }
 type Pending struct {
 	Outbox   int `json:"outbox"`
 	Receipts int `json:"receipts"`
+	// Group counts group controls (invitations, new keys) not yet
+	// encrypted for all their recipients, and received ones not applied.
+	Group int `json:"group,omitempty"`
 }
 
 // Empty reports whether nothing waits.
-func (p Pending) Empty() bool { return p.Outbox == 0 && p.Receipts == 0 }
+func (p Pending) Empty() bool { return p.Outbox == 0 && p.Receipts == 0 && p.Group == 0 }
 
 // Pending counts what waits to leave.
 func (e *Engine) Pending() Pending {
@@ -36,6 +39,11 @@ func (e *Engine) Pending() Pending {
 	}
 	for _, n := range e.receiptSched().pending() {
 		p.Receipts += n
+	}
+	for _, pre := range []string{groupOutPrefix, groupInPrefix} {
+		if keys, err := e.kv.List(pre); err == nil {
+			p.Group += len(keys)
+		}
 	}
 	return p
 }
@@ -61,9 +69,9 @@ func (e *Engine) Flush(ctx context.Context, receipts bool) Pending {
 		case e.kick <- struct{}{}:
 		default:
 		}
-		keys, err := e.kv.List("outbox/")
-		if err == nil && len(keys) == 0 {
-			return e.Pending()
+		e.kickGroups()
+		if p := e.Pending(); p.Outbox == 0 && p.Group == 0 {
+			return p
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
