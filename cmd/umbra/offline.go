@@ -71,7 +71,7 @@ func flushLocal(ctx context.Context, cmd *cobra.Command, e *client.Engine, recei
 		what += " and " + plural(left.Receipts, "receipt") + " owed"
 	}
 	if left.Group > 0 {
-		what += " and " + plural(left.Group, "group invitation or key") + " to send"
+		what += " and " + plural(left.Group, "group change") + " to send"
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "umbra: %s still queued: sent by the next command or daemon that reaches the network\n", what)
 }

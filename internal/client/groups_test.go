@@ -364,3 +364,47 @@ func TestGroupForgeryRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupTimer: a member sets the group's disappearing-message timer;
+// everyone gets the system line and the timer, texts carry it, and they
+// disappear on every member's device.
+func TestGroupTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob := n.newUser("alice"), n.newUser("bob")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		befriend(t, alice, bob)
+		g, err := alice.e.CreateGroup(ctx, "short-lived", "", []string{bob.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid := g.ID
+		waitFor(t, time.Minute, "bob to join", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && g.Status == client.GroupJoined
+		})
+		sendGroupWhenReady(t, ctx, bob, gid, "before the timer")
+		if _, err := alice.e.SetTimer(ctx, "group:"+gid, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, "bob to get the timer", func() bool {
+			d, err := bob.e.Timer("group:" + gid)
+			return err == nil && d == time.Minute
+		})
+		m := sendGroupWhenReady(t, ctx, bob, gid, "gone soon")
+		if m.Expire != 60 {
+			t.Fatalf("the text carries timer %d, want 60", m.Expire)
+		}
+		waitFor(t, time.Minute, "alice to get it", func() bool { return hasText(t, alice, gid, bob.id, "gone soon") })
+		time.Sleep(2 * time.Minute)
+		for _, u := range []*user{alice, bob} {
+			if hasText(t, u, gid, bob.id, "gone soon") {
+				t.Fatal("the text outlived its timer")
+			}
+			if !hasText(t, u, gid, bob.id, "before the timer") {
+				t.Fatal("a text sent before the timer disappeared")
+			}
+		}
+	})
+}
