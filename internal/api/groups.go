@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
 	"errors"
 	"net/http"
 	"time"
@@ -37,6 +40,18 @@ func (s *Server) groupRoutes(api func(string, handlerFunc)) {
 		return nonNil(ms, err)
 	})
 	api("POST /api/v1/groups/{id}/messages", s.sendGroup)
+	api("PUT /api/v1/groups/{id}/avatar", s.putGroupAvatar)
+	api("GET /api/v1/groups/{id}/avatar", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+		b, mime, err := e.GroupAvatar(r.PathValue("id"))
+		if _, err := groupAnswer(nil, err); err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		if b != nil {
+			out["avatar"] = "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b)
+		}
+		return out, nil
+	})
 	api("POST /api/v1/groups/{id}/read", func(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
 		n, err := e.MarkGroupRead(r.Context(), r.PathValue("id"))
 		return map[string]int{"marked": n}, err
@@ -124,6 +139,27 @@ func (s *Server) groupAction(do func(*client.Engine, context.Context, string) (*
 		defer cancel()
 		return groupAnswer(do(e, ctx, r.PathValue("id")))
 	}
+}
+
+// putGroupAvatar sets the group's picture: {"avatar": base64 image} or
+// {"clear": true}.
+func (s *Server) putGroupAvatar(e *client.Engine, w http.ResponseWriter, r *http.Request) (any, error) {
+	var req struct {
+		Avatar []byte `json:"avatar"`
+		Clear  bool   `json:"clear"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 12<<20)).Decode(&req); err != nil {
+		return nil, badRequest("bad JSON body: %v", err)
+	}
+	if !req.Clear && len(req.Avatar) == 0 {
+		return nil, badRequest("give an image (\"avatar\", base64) or \"clear\": true")
+	}
+	if req.Clear {
+		req.Avatar = nil
+	}
+	ctx, cancel := groupContext(r)
+	defer cancel()
+	return groupAnswer(e.SetGroupAvatar(ctx, r.PathValue("id"), req.Avatar))
 }
 
 // sendGroup queues a text for the group: {"text", "reply_to"}. It answers

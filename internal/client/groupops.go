@@ -337,10 +337,68 @@ func (e *Engine) DemoteGroupMembers(ctx context.Context, ref string, members []s
 	return e.changeGroup(ctx, ref, membership.Change{Kind: membership.OpDemote, Members: ids})
 }
 
-// SetGroupInfo changes the group's name and description (admins only).
+// SetGroupInfo changes the group's name and description (admins only);
+// the avatar stays.
 func (e *Engine) SetGroupInfo(ctx context.Context, ref, name, description string) (*Group, error) {
-	info := membership.Info{Name: strings.TrimSpace(name), Description: description}
-	return e.changeGroup(ctx, ref, membership.Change{Kind: membership.OpSetInfo, Info: &info})
+	info, err := e.groupInfo(ref)
+	if err != nil {
+		return nil, err
+	}
+	info.Name, info.Description = strings.TrimSpace(name), description
+	return e.changeGroup(ctx, ref, membership.Change{Kind: membership.OpSetInfo, Info: info})
+}
+
+// SetGroupAvatar sets the group's picture from an uploaded PNG, JPEG or
+// GIF (scaled to 96x96 and re-encoded to at most 16 KiB, as profile
+// pictures are, so no metadata goes along); nil removes it. Admins only.
+func (e *Engine) SetGroupAvatar(ctx context.Context, ref string, image []byte) (*Group, error) {
+	info, err := e.groupInfo(ref)
+	if err != nil {
+		return nil, err
+	}
+	info.Avatar, info.AvatarHash = nil, nil
+	if image != nil {
+		if info.Avatar, err = normalizeAvatar(image, membership.MaxAvatarSize); err != nil {
+			return nil, err
+		}
+	}
+	return e.changeGroup(ctx, ref, membership.Change{Kind: membership.OpSetInfo, Info: info})
+}
+
+// GroupAvatar is the group's picture and its MIME type (nil if none).
+func (e *Engine) GroupAvatar(ref string) ([]byte, string, error) {
+	info, err := e.groupInfo(ref)
+	if err != nil || len(info.Avatar) == 0 {
+		return nil, "", err
+	}
+	mime, err := checkGroupAvatar(info.Avatar)
+	if err != nil {
+		return nil, "", err
+	}
+	return info.Avatar, mime, nil
+}
+
+// checkGroupAvatar checks an avatar an admin put in the log, as a
+// profile picture is checked (size and header), before it is shown.
+func checkGroupAvatar(b []byte) (string, error) { return CheckAvatar(b) }
+
+// groupInfo is a copy of the group's current info.
+func (e *Engine) groupInfo(ref string) (*membership.Info, error) {
+	gid, err := e.resolveGroup(ref)
+	if err != nil {
+		return nil, err
+	}
+	e.gmu.Lock()
+	defer e.gmu.Unlock()
+	gs, err := e.loadGroupLocked(gid)
+	if err != nil {
+		return nil, err
+	}
+	if gs == nil {
+		return nil, ErrNoGroup
+	}
+	info := gs.log.State().Info
+	return &info, nil
 }
 
 // LeaveGroup leaves a group: the others are told, an admin gives them a

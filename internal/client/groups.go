@@ -77,6 +77,7 @@ type Group struct {
 	Members     []GroupMember `json:"members"`
 	InvitedBy   string        `json:"invited_by,omitempty"`
 	Epoch       uint64        `json:"epoch"`
+	HasAvatar   bool          `json:"has_avatar,omitempty"`
 	Since       time.Time     `json:"since"`
 	Unread      int           `json:"unread"`
 }
@@ -404,7 +405,7 @@ func (e *Engine) dropFormerChains(gs *groupState, st membership.State) error {
 func (e *Engine) groupView(gs *groupState) (*Group, error) {
 	st := gs.log.State()
 	g := &Group{ID: gs.meta.ID, Name: st.Info.Name, Description: st.Info.Description, Status: gs.meta.Status,
-		InvitedBy: gs.meta.InvitedBy, Epoch: st.Epoch, Since: gs.meta.Since}
+		InvitedBy: gs.meta.InvitedBy, Epoch: st.Epoch, Since: gs.meta.Since, HasAvatar: len(st.Info.Avatar) > 0}
 	me := e.acct.ID()
 	for id, r := range st.Members {
 		m := GroupMember{ID: id.String(), Role: r.String(), You: id == me}

@@ -133,7 +133,10 @@ func CheckAvatar(data []byte) (string, error) {
 // image), then it is decoded, scaled down to fit MaxAvatarSide (keeping
 // its aspect) and re-encoded as PNG, or JPEG when the PNG is too large.
 // Re-encoding keeps the pixels only: no metadata survives.
-func NormalizeAvatar(data []byte) ([]byte, error) {
+func NormalizeAvatar(data []byte) ([]byte, error) { return normalizeAvatar(data, MaxAvatarBytes) }
+
+// normalizeAvatar is NormalizeAvatar with limit bytes for the result.
+func normalizeAvatar(data []byte, limit int) ([]byte, error) {
 	if len(data) > MaxAvatarUpload {
 		return nil, fmt.Errorf("the image is %d MiB; the limit is %d MiB", len(data)>>20, MaxAvatarUpload>>20)
 	}
@@ -153,7 +156,7 @@ func NormalizeAvatar(data []byte) ([]byte, error) {
 	if err := png.Encode(&buf, img); err != nil {
 		return nil, err
 	}
-	if buf.Len() <= MaxAvatarBytes {
+	if buf.Len() <= limit {
 		return buf.Bytes(), nil
 	}
 	// Too large as PNG (a photo): JPEG on white, lowering the quality
@@ -166,7 +169,7 @@ func NormalizeAvatar(data []byte) ([]byte, error) {
 		if err := jpeg.Encode(&buf, flat, &jpeg.Options{Quality: q}); err != nil {
 			return nil, err
 		}
-		if buf.Len() <= MaxAvatarBytes {
+		if buf.Len() <= limit {
 			return buf.Bytes(), nil
 		}
 	}
