@@ -176,17 +176,30 @@ type groupLab struct {
 	mu       sync.Mutex
 	sent     map[string]sentMsg // by message ID
 	lastSend time.Time
+
+	// expect says whether member p must hold m, must not, or may (nil:
+	// every member must hold every text).
+	expect func(p *groupDaemon, m sentMsg) expectation
 }
 
 type sentMsg struct {
 	id, from, text string
+	at             time.Time // when the daemon accepted it
 }
 
+type expectation int
+
+const (
+	mustHold expectation = iota
+	mayHold
+	mustNotHold
+)
+
 // newGroupLab starts 12 nodes and n daemons with accounts; member 0 makes
-// a group of all n, and newGroupLab waits until every member is in it.
-// Every member has the creator as a contact first, so the invitation makes
-// them members at once (no accepting).
-func newGroupLab(t *testing.T, ctx context.Context, n int) *groupLab {
+// a group of the first inGroup, and newGroupLab waits until they are all
+// in it. Every member has the creator as a contact first, so an
+// invitation makes them members at once (no accepting).
+func newGroupLab(t *testing.T, ctx context.Context, n, inGroup int) *groupLab {
 	l := &groupLab{start: time.Now(), sent: map[string]sentMsg{}}
 	l.d = devnet.StartForTest(t, devnet.Config{Dir: t.TempDir(), Nodes: 12, Binary: umbraBin})
 	t.Logf("12 nodes ready after %s", time.Since(l.start).Round(time.Millisecond))
@@ -222,28 +235,37 @@ func newGroupLab(t *testing.T, ctx context.Context, n int) *groupLab {
 		if err := p.call(ctx, http.MethodPost, "/api/v1/contacts", map[string]string{"id": creator.id, "name": "creator"}, nil); err != nil {
 			t.Fatalf("member %d: add the creator as a contact: %v", p.index, err)
 		}
-		ids = append(ids, p.id)
+		if p.index < inGroup {
+			ids = append(ids, p.id)
+		}
 	}
 	var g client.Group
 	if err := creator.call(ctx, http.MethodPost, "/api/v1/groups", map[string]any{"name": "lab", "members": ids}, &g); err != nil {
 		t.Fatal(err)
 	}
-	if g.Status != client.GroupJoined || len(g.Members) != n {
+	if g.Status != client.GroupJoined || len(g.Members) != inGroup {
 		t.Fatalf("created %+v", g)
 	}
 	l.gid = g.ID
 	created := time.Now()
-	waitUntil(t, ctx, 3*time.Minute, "every member to join the group", func() (bool, string) {
+	l.waitMembers(t, ctx, l.ds[:inGroup], g.Epoch)
+	t.Logf("all %d members joined %s after the group was created", inGroup, time.Since(created).Round(time.Millisecond))
+	return l
+}
+
+// waitMembers waits until each of ps is in the group, sees all of ps (and
+// no one else) as members and is at epoch.
+func (l *groupLab) waitMembers(t *testing.T, ctx context.Context, ps []*groupDaemon, epoch uint64) {
+	t.Helper()
+	waitUntil(t, ctx, 3*time.Minute, fmt.Sprintf("%d members in the group at epoch %d", len(ps), epoch), func() (bool, string) {
 		joined := 0
-		for _, p := range l.ds {
-			if g, err := p.group(ctx, l.gid); err == nil && g.Status == client.GroupJoined && len(g.Members) == n {
+		for _, p := range ps {
+			if g, err := p.group(ctx, l.gid); err == nil && g.Status == client.GroupJoined && len(g.Members) == len(ps) && g.Epoch == epoch {
 				joined++
 			}
 		}
-		return joined == n, fmt.Sprintf("%d of %d joined", joined, n)
+		return joined == len(ps), fmt.Sprintf("%d of %d there", joined, len(ps))
 	})
-	t.Logf("all %d members joined %s after the group was created", n, time.Since(created).Round(time.Millisecond))
-	return l
 }
 
 // send queues a text from p. A member can send once it holds the group's
@@ -268,7 +290,7 @@ func (l *groupLab) send(t *testing.T, ctx context.Context, p *groupDaemon, text 
 		return false
 	}
 	l.mu.Lock()
-	l.sent[m.ID] = sentMsg{m.ID, p.id, text}
+	l.sent[m.ID] = sentMsg{m.ID, p.id, text, time.Now()}
 	l.lastSend = time.Now()
 	l.mu.Unlock()
 	return true
@@ -276,15 +298,21 @@ func (l *groupLab) send(t *testing.T, ctx context.Context, p *groupDaemon, text 
 
 // check compares what p holds with what was sent: every text it holds
 // was sent, by whom it says, once (by ID and by text), received (or, its
-// own, not failed). It returns how many of the sent texts p holds, or
-// what is wrong.
-func (l *groupLab) check(ctx context.Context, p *groupDaemon) (have int, problem string, err error) {
+// own, not failed), and is one it may hold. It returns how many of the
+// texts p must hold it lacks, or what is wrong.
+func (l *groupLab) check(ctx context.Context, p *groupDaemon) (missing int, problem string, err error) {
 	ms, err := p.texts(ctx, l.gid)
 	if err != nil {
 		return 0, "", err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	expect := func(m sentMsg) expectation {
+		if l.expect == nil {
+			return mustHold
+		}
+		return l.expect(p, m)
+	}
 	seenID, seenText := map[string]int{}, map[string]int{}
 	for _, m := range ms {
 		seenID[m.ID]++
@@ -301,6 +329,8 @@ func (l *groupLab) check(ctx context.Context, p *groupDaemon) (have int, problem
 			return 0, fmt.Sprintf("member %d holds %s in state %q", p.index, m.ID, m.State), nil
 		case m.Outgoing && m.State == client.StateFailed:
 			return 0, fmt.Sprintf("member %d's text %s failed: %s", p.index, m.ID, m.Error), nil
+		case expect(w) == mustNotHold:
+			return 0, fmt.Sprintf("member %d holds %q, which it must not read", p.index, m.Text), nil
 		}
 	}
 	for id, n := range seenID {
@@ -313,32 +343,35 @@ func (l *groupLab) check(ctx context.Context, p *groupDaemon) (have int, problem
 			return 0, fmt.Sprintf("member %d holds %q %d times", p.index, text, n), nil
 		}
 	}
-	return len(seenID), "", nil
+	for id, m := range l.sent {
+		if seenID[id] == 0 && expect(m) == mustHold {
+			missing++
+		}
+	}
+	return missing, "", nil
 }
 
-// waitAllHeld waits until every member holds every sent text, failing at
-// once on a wrong, unknown or duplicated one. It returns when they did.
+// waitAllHeld waits until every member holds every sent text it must,
+// failing at once on a wrong, unknown, forbidden or duplicated one. It
+// returns when they did.
 func (l *groupLab) waitAllHeld(t *testing.T, ctx context.Context, d time.Duration) time.Time {
 	t.Helper()
-	l.mu.Lock()
-	want := len(l.sent)
-	l.mu.Unlock()
 	waitUntil(t, ctx, d, "every text at every member", func() (bool, string) {
 		total, short := 0, []int{}
 		for _, p := range l.ds {
-			have, problem, err := l.check(ctx, p)
+			missing, problem, err := l.check(ctx, p)
 			if err != nil {
 				return false, err.Error()
 			}
 			if problem != "" {
 				t.Fatal(problem)
 			}
-			total += have
-			if have < want {
+			total += missing
+			if missing > 0 {
 				short = append(short, p.index)
 			}
 		}
-		return len(short) == 0, fmt.Sprintf("%d of %d held; members still missing some: %v", total, len(l.ds)*want, short)
+		return len(short) == 0, fmt.Sprintf("%d texts missing; members still missing some: %v", total, short)
 	})
 	return time.Now()
 }
@@ -350,15 +383,15 @@ func (l *groupLab) checkAllOnce(t *testing.T, ctx context.Context) {
 	t.Helper()
 	time.Sleep(5 * time.Second)
 	for _, p := range l.ds {
-		have, problem, err := l.check(ctx, p)
+		missing, problem, err := l.check(ctx, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if problem != "" {
 			t.Fatal(problem)
 		}
-		if have != len(l.sent) {
-			t.Fatalf("member %d holds %d of %d texts", p.index, have, len(l.sent))
+		if missing != 0 {
+			t.Fatalf("member %d lacks %d texts", p.index, missing)
 		}
 	}
 }
@@ -385,9 +418,9 @@ func (l *groupLab) waitReceipts(t *testing.T, ctx context.Context, d time.Durati
 	})
 }
 
-// latencies logs how long each text took to reach all other members
-// (sender's clock to the last receiver's: one machine, one clock), for
-// texts sent before and after at.
+// latencies logs how long each text took to reach all other members who
+// hold it (sender's clock to the last receiver's: one machine, one clock),
+// for texts sent before and after at.
 func (l *groupLab) latencies(t *testing.T, ctx context.Context, at time.Time) {
 	t.Helper()
 	reachedAll := map[string]time.Duration{}
@@ -415,7 +448,7 @@ func (l *groupLab) latencies(t *testing.T, ctx context.Context, at time.Time) {
 			after = append(after, reachedAll[id])
 		}
 	}
-	t.Logf("time for a text to reach all %d other members, sent before the kill: %s; after: %s", len(l.ds)-1, spread(before), spread(after))
+	t.Logf("time for a text to reach all who hold it, sent before %s: %s; after: %s", at.Format("15:04:05.000"), spread(before), spread(after))
 }
 
 // killBusiest kills the n busiest nodes (see busiestNodes) with SIGKILL.
@@ -458,7 +491,7 @@ func TestGroupTwentyMembersThroughKills(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	l := newGroupLab(t, ctx, members)
+	l := newGroupLab(t, ctx, members, members)
 	var talkers []*groupDaemon
 	for s := 0; s < senders; s++ {
 		talkers = append(talkers, l.ds[s*members/senders])
@@ -508,7 +541,7 @@ func TestGroupAllTalkThroughNodeAndDaemonKills(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	l := newGroupLab(t, ctx, members)
+	l := newGroupLab(t, ctx, members, members)
 	crashed := []*groupDaemon{l.ds[0], l.ds[7], l.ds[13]}
 
 	var wg sync.WaitGroup
@@ -565,6 +598,100 @@ func TestGroupAllTalkThroughNodeAndDaemonKills(t *testing.T) {
 	t.Logf("every member holds %d delivered receipts for each of its texts %s after the last send", members-1, time.Since(l.lastSend).Round(time.Millisecond))
 	l.checkAllOnce(t, ctx)
 	t.Logf("%d members × %d texts, each held exactly once; test took %s", members, len(l.sent), time.Since(l.start).Round(time.Millisecond))
+}
+
+// TestGroupAddMembersThroughKills: a group of 16 talks; mid-conversation
+// the 4 busiest nodes are killed with SIGKILL and, with them down, the
+// creator adds 4 more members (a new epoch secret, a new mailbox) while
+// the talk goes on. The 16 hold every text exactly once, those sent into
+// the old epoch by senders who had not yet heard of the addition too; the
+// 4 newcomers read nothing sent before they were added, and every text
+// sent once all 20 know of the addition, their own included, exactly once.
+func TestGroupAddMembersThroughKills(t *testing.T) {
+	const (
+		members = 20
+		first   = 16
+		rounds  = 5 // per phase
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	l := newGroupLab(t, ctx, members, first)
+	talkers := []*groupDaemon{l.ds[0], l.ds[5], l.ds[10], l.ds[15]}
+	newcomers := l.ds[first:]
+	var addAt, allKnowAt time.Time // guarded by l.mu once talk goes on
+	l.expect = func(p *groupDaemon, m sentMsg) expectation {
+		if p.index < first {
+			return mustHold
+		}
+		switch {
+		case m.at.Before(addAt):
+			return mustNotHold
+		case !allKnowAt.IsZero() && m.at.After(allKnowAt):
+			return mustHold
+		}
+		return mayHold
+	}
+	talk := func(phase string, ps []*groupDaemon) {
+		for r := 0; r < rounds; r++ {
+			for _, p := range ps {
+				if !l.send(t, ctx, p, fmt.Sprintf("%s round %d from %d", phase, r, p.index)) {
+					t.FailNow()
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	talk("before", talkers)
+	killed := l.killBusiest(t, ctx, 4)
+	killedAt := time.Now()
+	t.Logf("killed nodes %v with SIGKILL after %d texts", killed, len(l.sent))
+
+	// The addition, with the talk going on around it.
+	added := make(chan *client.Group, 1)
+	go func() {
+		var ids []string
+		for _, p := range newcomers {
+			ids = append(ids, p.id)
+		}
+		l.mu.Lock()
+		addAt = time.Now()
+		l.mu.Unlock()
+		var g client.Group
+		if err := l.ds[0].call(ctx, http.MethodPost, "/api/v1/groups/"+l.gid+"/add", map[string]any{"members": ids}, &g); err != nil {
+			t.Errorf("add: %v", err)
+			added <- nil
+			return
+		}
+		added <- &g
+	}()
+	talk("during", talkers)
+	g := <-added
+	if g == nil {
+		t.FailNow()
+	}
+	if len(g.Members) != members {
+		t.Fatalf("after the addition the creator sees %d members", len(g.Members))
+	}
+	l.waitMembers(t, ctx, l.ds, g.Epoch)
+	l.mu.Lock()
+	allKnowAt = time.Now()
+	l.mu.Unlock()
+	t.Logf("all %d members at epoch %d %s after the addition", members, g.Epoch, time.Since(addAt).Round(time.Millisecond))
+	talk("after", append(talkers, newcomers[0], newcomers[2]))
+
+	allAt := l.waitAllHeld(t, ctx, 3*time.Minute)
+	t.Logf("every member holds all the texts it must (%d sent) %s after the last send, %s after the kill",
+		len(l.sent), allAt.Sub(l.lastSend).Round(time.Millisecond), allAt.Sub(killedAt).Round(time.Millisecond))
+	l.latencies(t, ctx, allKnowAt)
+	l.checkAllOnce(t, ctx)
+	for _, p := range newcomers {
+		ms, err := p.texts(ctx, l.gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("newcomer %d holds %d texts", p.index, len(ms))
+	}
+	t.Logf("test took %s", time.Since(l.start).Round(time.Millisecond))
 }
 
 // busiestNodes picks the n nodes that store the most messages. The
