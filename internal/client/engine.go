@@ -86,6 +86,8 @@ type Engine struct {
 	gcursors map[[32]byte]*swarmclient.DropCursor
 	gkick    chan struct{}
 	goutMu   sync.Mutex // serializes drainGroupOut
+	// gfastUntil: the replaced mailboxes are read often until then.
+	gfastUntil time.Time
 
 	exp        expirer      // disappearing messages, see timer.go
 	search     *searchIndex // see search.go; made on first use

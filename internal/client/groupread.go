@@ -22,8 +22,14 @@ import (
 
 // groupSweepEvery is how often the mailboxes that are not long-polled
 // (the previous time epoch's, and those of replaced epoch secrets) are
-// read.
-const groupSweepEvery = 30 * time.Second
+// read; for groupFastFor after a membership change, every
+// groupFastSweep, since members who have not heard of the change yet
+// still write to the mailbox it replaced.
+const (
+	groupSweepEvery = 30 * time.Second
+	groupFastSweep  = 3 * time.Second
+	groupFastFor    = 2 * time.Minute
+)
 
 // heldMsg is a group message whose chain has not been handed out to us
 // yet: gheld/GROUP/HASH.
@@ -53,7 +59,13 @@ func (e *Engine) groupLoop(ctx context.Context) {
 		e.drainGroupIn()
 		e.drainGroupOut(ctx)
 		e.syncGroupReaders(ctx, readers)
-		if time.Since(lastSweep) >= groupSweepEvery {
+		every := groupSweepEvery
+		e.gmu.Lock()
+		if e.now().Before(e.gfastUntil) {
+			every = groupFastSweep
+		}
+		e.gmu.Unlock()
+		if time.Since(lastSweep) >= every {
 			lastSweep = time.Now()
 			e.sweepGroups(ctx, false)
 		}

@@ -339,6 +339,7 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 				gs.meta.Boxes[0].Until = now.Add(groupBoxGrace)
 			}
 			gs.meta.Boxes = append([]groupBox{{Op: op, Secret: secret[:]}}, gs.meta.Boxes...)
+			e.gfastUntil = now.Add(groupFastFor) // read the replaced mailbox often for a while
 		}
 	}
 	if !in && len(gs.meta.Boxes) > 0 && gs.meta.Boxes[0].Until.IsZero() {
