@@ -224,6 +224,10 @@ func (e *Engine) changeLocked(gs *groupState, c membership.Change) (rekey bool, 
 	if secret != nil {
 		gs.meta.Secrets[hexOf(h)] = secret
 	}
+	var cuts []chainCutoff
+	if c.Kind == membership.OpRemove {
+		cuts = e.chainCutoffs(gs.meta.ID, c.Members) // before the chains are marked former
+	}
 	if c.Kind == membership.OpLeave {
 		gs.meta.Status = GroupLeft
 		gs.own, gs.meta.OwnOp = nil, ""
@@ -266,12 +270,15 @@ func (e *Engine) changeLocked(gs *groupState, c membership.Change) (rekey bool, 
 			}
 			ops = recentOps(all, rekeyOpsBytes)
 		}
-		if err := queueControlTo(&b, to, &groupControl{Group: mustHex(gs.meta.ID), Type: ctlSecret, Ops: ops, SecretOp: h[:], Secret: secret}); err != nil {
+		if err := queueControlTo(&b, to, &groupControl{Group: mustHex(gs.meta.ID), Type: ctlSecret, Ops: ops, SecretOp: h[:], Secret: secret, Cutoffs: cuts}); err != nil {
 			return fail(err)
 		}
 	}
 	if err := e.commitGroupLocked(&b, gs); err != nil {
 		return false, err
+	}
+	if len(cuts) > 0 {
+		e.applyCutoffs(gs.meta.ID, cuts)
 	}
 	e.publishAll(events)
 	e.kickGroups()

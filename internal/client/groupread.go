@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -199,6 +201,17 @@ func (e *Engine) handleControl(from string, body []byte) error {
 		return err
 	}
 	e.publishAll(events)
+	if len(ctl.Cutoffs) > 0 && ok && sop.Kind == membership.OpRemove {
+		// Only for the members this removal removed.
+		var cuts []chainCutoff
+		for _, c := range ctl.Cutoffs {
+			if slices.ContainsFunc(sop.Members, func(m []byte) bool { return bytes.Equal(m, c.Member) }) {
+				cuts = append(cuts, c)
+			}
+		}
+		e.applyCutoffs(gid, cuts)
+		e.retryHeldLocked(gs)
+	}
 	if rekey {
 		if _, err := e.changeLocked(gs, membership.Change{Kind: membership.OpRekey}); err != nil {
 			e.log.Warn("group rekey", "group", short(gid), "err", err)
@@ -572,6 +585,9 @@ func (e *Engine) receiveGroupMsgLocked(b *batch, gs *groupState, secret, data []
 		if ok, gerr := e.d.getJSON(k, &rec); gerr != nil || !ok {
 			continue
 		}
+		if rec.Former && rec.Cutoff != nil && sm.Iteration >= *rec.Cutoff {
+			continue // sent after its author's removal
+		}
 		if pc, err = senderkey.UnmarshalPeerChain(rec.State); err != nil {
 			continue
 		}
@@ -588,6 +604,11 @@ func (e *Engine) receiveGroupMsgLocked(b *batch, gs *groupState, secret, data []
 		// member's under the same ID) may still be on its way.
 		return hold()
 	}
+	if err == nil && rec.Former && rec.Cutoff == nil {
+		// A former member's: whether it counts waits for the cutoff
+		// that comes with the new secret.
+		return hold()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -601,7 +622,7 @@ func (e *Engine) receiveGroupMsgLocked(b *batch, gs *groupState, secret, data []
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveGroupContentLocked(b, gs, rec.Member, c, owed)
+	return e.receiveGroupContentLocked(b, gs, rec.Member, rec.Former, c, owed)
 }
 
 // retryHeldLocked applies the held messages whose chains have come.
@@ -658,12 +679,14 @@ func (e *Engine) retryHeldLocked(gs *groupState) {
 }
 
 // receiveGroupContentLocked applies a content a member sent to the group.
-func (e *Engine) receiveGroupContentLocked(b *batch, gs *groupState, from string, c *envelope.Content, owed map[string][]string) ([]Event, error) {
+// A former member's content counts only when its chain's cutoff let it
+// through (former).
+func (e *Engine) receiveGroupContentLocked(b *batch, gs *groupState, from string, former bool, c *envelope.Content, owed map[string][]string) ([]Event, error) {
 	aid, err := identity.ParseAccountID(from)
 	if err != nil {
 		return nil, err
 	}
-	if _, in := gs.log.State().Members[aid]; !in {
+	if gs.log.Role(aid) == 0 && !former {
 		return nil, errors.New("a message from a former member")
 	}
 	if ct, _ := e.d.contact(from); ct != nil && ct.State == ContactBlocked {

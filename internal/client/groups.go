@@ -129,6 +129,14 @@ type peerChainRec struct {
 	Op     string    `json:"op"`
 	State  []byte    `json:"state"`
 	At     time.Time `json:"at"`
+	// Former: the member was removed or left. Its texts still count up
+	// to Cutoff, the iteration its remover had reached (sent to every
+	// member with the new secret), so that every member shows the same
+	// texts of it: those sent before the removal, however late they
+	// arrive. The chain is forgotten at Until.
+	Former bool      `json:"former,omitempty"`
+	Cutoff *uint32   `json:"cutoff,omitempty"`
+	Until  time.Time `json:"until,omitzero"`
 }
 
 func groupPeer(gid string) string       { return groupPeerPrefix + gid }
@@ -381,25 +389,80 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 	return events, rekey, nil
 }
 
-// dropFormerChains forgets the chains of those who are no longer members.
+// dropFormerChains marks the chains of those who are no longer members
+// (see peerChainRec.Former) and forgets them once their time is up.
 func (e *Engine) dropFormerChains(gs *groupState, st membership.State) error {
 	keys, err := e.kv.List(groupChainPre + gs.meta.ID + "/")
 	if err != nil {
 		return err
 	}
+	now := e.now()
 	for _, k := range keys {
 		var rec peerChainRec
 		if ok, err := e.d.getJSON(k, &rec); err != nil || !ok {
 			continue
 		}
 		aid, err := identity.ParseAccountID(rec.Member)
-		if _, in := st.Members[aid]; err != nil || !in {
+		if _, in := st.Members[aid]; err == nil && in {
+			continue
+		}
+		switch {
+		case !rec.Former:
+			rec.Former, rec.Until = true, now.Add(groupBoxGrace)
+			if err := e.d.putJSON(k, rec); err != nil {
+				return err
+			}
+		case now.After(rec.Until):
 			if err := e.kv.Delete(k); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// chainCutoffs is, for each chain of the members, the iteration this
+// client has reached: what a remover sends with the new secret.
+func (e *Engine) chainCutoffs(gid string, members []identity.AccountID) []chainCutoff {
+	var out []chainCutoff
+	for _, m := range members {
+		keys, _ := e.kv.List(groupChainPre + gid + "/")
+		for _, k := range keys {
+			if !strings.HasSuffix(k, "/"+m.String()) {
+				continue
+			}
+			var rec peerChainRec
+			if ok, _ := e.d.getJSON(k, &rec); !ok {
+				continue
+			}
+			pc, err := senderkey.UnmarshalPeerChain(rec.State)
+			if err != nil {
+				continue
+			}
+			id := pc.ChainID()
+			out = append(out, chainCutoff{Member: bytes.Clone(m[:]), Chain: id[:], Iter: pc.Iteration()})
+		}
+	}
+	return out
+}
+
+// applyCutoffs sets the cutoffs of former members' chains.
+func (e *Engine) applyCutoffs(gid string, cuts []chainCutoff) {
+	for _, c := range cuts {
+		k := chainKey(gid, hex.EncodeToString(c.Chain)) + "/" + identity.AccountID(c.Member).String()
+		var rec peerChainRec
+		if ok, _ := e.d.getJSON(k, &rec); !ok || rec.Cutoff != nil {
+			continue
+		}
+		it := c.Iter
+		rec.Cutoff = &it
+		if !rec.Former {
+			rec.Former, rec.Until = true, e.now().Add(groupBoxGrace)
+		}
+		if err := e.d.putJSON(k, rec); err != nil {
+			e.log.Warn("group chain cutoff", "err", err)
+		}
+	}
 }
 
 // groupView is the user's view of a group.

@@ -97,6 +97,15 @@ type groupControl struct {
 	Ops      [][]byte `cbor:"3,keyasint"`
 	SecretOp []byte   `cbor:"4,keyasint"`
 	Secret   []byte   `cbor:"5,keyasint"`
+	// Cutoffs (a removal's secret): how far the remover had read each
+	// chain of the removed members.
+	Cutoffs []chainCutoff `cbor:"6,keyasint,omitempty"`
+}
+
+type chainCutoff struct {
+	Member []byte `cbor:"1,keyasint"`
+	Chain  []byte `cbor:"2,keyasint"`
+	Iter   uint32 `cbor:"3,keyasint"`
 }
 
 // parseGroupControl decodes and checks a control's shape. The ops
@@ -114,6 +123,14 @@ func parseGroupControl(b []byte) (*groupControl, error) {
 	for _, o := range c.Ops {
 		if len(o) == 0 || len(o) > membership.MaxOpSize {
 			return nil, errors.New("malformed group control: op size")
+		}
+	}
+	if len(c.Cutoffs) > membership.MaxMembers*maxChainsPerMember || len(c.Cutoffs) > 0 && c.Type != ctlSecret {
+		return nil, errors.New("malformed group control: cutoffs")
+	}
+	for _, x := range c.Cutoffs {
+		if len(x.Member) != 32 || len(x.Chain) != 16 {
+			return nil, errors.New("malformed group control: cutoff fields")
 		}
 	}
 	return &c, nil

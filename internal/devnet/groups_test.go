@@ -745,12 +745,25 @@ func TestGroupRemoveMembersThroughKills(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
-	// The removed do not talk before their removal: texts a member sent
-	// while it was one are dropped by every member that learns of its
-	// removal before it has read them (they are "from a former member",
-	// and the removal drops its chain), a known engine bug reported with
-	// issue 13; add removed[0] to these talkers to see it.
-	talk("before", talkers)
+	// One of the removed talks before its removal. What a member sent
+	// while it was one counts up to where the remover had read its chain
+	// (the cutoff that goes with the new secret), for every member alike,
+	// however late a text reaches it: so once the remover holds them,
+	// every member must hold them too.
+	talk("before", append(slices.Clone(talkers), removed[0]))
+	waitUntil(t, ctx, 2*time.Minute, "the remover to hold the removed member's texts", func() (bool, string) {
+		ms, err := l.ds[0].texts(ctx, l.gid)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, m := range ms {
+			if m.From == removed[0].id {
+				n++
+			}
+		}
+		return n == rounds, fmt.Sprintf("%d of %d", n, rounds)
+	})
 	killed := l.killBusiest(t, ctx, 4)
 	killedAt := time.Now()
 	t.Logf("killed nodes %v with SIGKILL after %d texts", killed, len(l.sent))
