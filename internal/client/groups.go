@@ -390,30 +390,40 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 }
 
 // dropFormerChains marks the chains of those who are no longer members
-// (see peerChainRec.Former) and forgets them once their time is up.
+// (see peerChainRec.Former) and forgets them once their time is up. It
+// goes by the index of chains by member (gchain/m/GROUP/MEMBER/…), whose
+// names say whose each chain is, so a change costs no read of every
+// member's chain.
 func (e *Engine) dropFormerChains(gs *groupState, st membership.State) error {
-	keys, err := e.kv.List(groupChainPre + gs.meta.ID + "/")
+	idx := groupChainPre + "m/" + gs.meta.ID + "/"
+	keys, err := e.kv.List(idx)
 	if err != nil {
 		return err
 	}
 	now := e.now()
 	for _, k := range keys {
-		var rec peerChainRec
-		if ok, err := e.d.getJSON(k, &rec); err != nil || !ok {
-			continue
-		}
-		aid, err := identity.ParseAccountID(rec.Member)
+		member, _, _ := strings.Cut(strings.TrimPrefix(k, idx), "/")
+		aid, err := identity.ParseAccountID(member)
 		if _, in := st.Members[aid]; err == nil && in {
 			continue
 		}
+		ck := chainKey(gs.meta.ID, k[strings.LastIndexByte(k, '/')+1:]) + "/" + member
+		var rec peerChainRec
+		ok, err := e.d.getJSON(ck, &rec)
+		if err != nil {
+			return err
+		}
 		switch {
-		case !rec.Former:
-			rec.Former, rec.Until = true, now.Add(groupBoxGrace)
-			if err := e.d.putJSON(k, rec); err != nil {
+		case !ok || rec.Former && now.After(rec.Until):
+			if err := e.kv.Delete(ck); err != nil {
 				return err
 			}
-		case now.After(rec.Until):
 			if err := e.kv.Delete(k); err != nil {
+				return err
+			}
+		case !rec.Former:
+			rec.Former, rec.Until = true, now.Add(groupBoxGrace)
+			if err := e.d.putJSON(ck, rec); err != nil {
 				return err
 			}
 		}
@@ -426,13 +436,11 @@ func (e *Engine) dropFormerChains(gs *groupState, st membership.State) error {
 func (e *Engine) chainCutoffs(gid string, members []identity.AccountID) []chainCutoff {
 	var out []chainCutoff
 	for _, m := range members {
-		keys, _ := e.kv.List(groupChainPre + gid + "/")
+		idx := groupChainPre + "m/" + gid + "/" + m.String() + "/"
+		keys, _ := e.kv.List(idx)
 		for _, k := range keys {
-			if !strings.HasSuffix(k, "/"+m.String()) {
-				continue
-			}
 			var rec peerChainRec
-			if ok, _ := e.d.getJSON(k, &rec); !ok {
+			if ok, _ := e.d.getJSON(chainKey(gid, k[strings.LastIndexByte(k, '/')+1:])+"/"+m.String(), &rec); !ok {
 				continue
 			}
 			pc, err := senderkey.UnmarshalPeerChain(rec.State)
