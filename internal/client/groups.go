@@ -78,6 +78,8 @@ type Group struct {
 	InvitedBy   string        `json:"invited_by,omitempty"`
 	Epoch       uint64        `json:"epoch"`
 	HasAvatar   bool          `json:"has_avatar,omitempty"`
+	// Timer is the group's disappearing-message timer in seconds (0: off).
+	Timer uint32 `json:"timer,omitempty"`
 	Since       time.Time     `json:"since"`
 	Unread      int           `json:"unread"`
 }
@@ -477,7 +479,8 @@ func (e *Engine) applyCutoffs(gid string, cuts []chainCutoff) {
 func (e *Engine) groupView(gs *groupState) (*Group, error) {
 	st := gs.log.State()
 	g := &Group{ID: gs.meta.ID, Name: st.Info.Name, Description: st.Info.Description, Status: gs.meta.Status,
-		InvitedBy: gs.meta.InvitedBy, Epoch: st.Epoch, Since: gs.meta.Since, HasAvatar: len(st.Info.Avatar) > 0}
+		InvitedBy: gs.meta.InvitedBy, Epoch: st.Epoch, Since: gs.meta.Since, HasAvatar: len(st.Info.Avatar) > 0,
+		Timer: e.timerOf(groupPeer(gs.meta.ID))}
 	me := e.acct.ID()
 	for id, r := range st.Members {
 		m := GroupMember{ID: id.String(), Role: r.String(), You: id == me}

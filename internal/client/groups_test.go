@@ -1,7 +1,10 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/png"
 	"slices"
 	"strings"
 	"testing"
@@ -406,5 +409,60 @@ func TestGroupTimer(t *testing.T) {
 				t.Fatal("a text sent before the timer disappeared")
 			}
 		}
+	})
+}
+
+// TestGroupAvatar: an admin sets the group's picture from a large image;
+// it is scaled and re-encoded within the log's limit and reaches every
+// member; a plain member cannot change it; clearing removes it.
+func TestGroupAvatar(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob := n.newUser("alice"), n.newUser("bob")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		befriend(t, alice, bob)
+		g, err := alice.e.CreateGroup(ctx, "pictured", "", []string{bob.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid := g.ID
+		waitFor(t, time.Minute, "bob to join", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && g.Status == client.GroupJoined
+		})
+		img := image.NewRGBA(image.Rect(0, 0, 800, 600))
+		for i := range img.Pix {
+			img.Pix[i] = byte(i * 7)
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.e.SetGroupAvatar(ctx, gid, buf.Bytes()); err == nil {
+			t.Fatal("a plain member changed the picture")
+		}
+		if _, err := alice.e.SetGroupAvatar(ctx, gid, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "bob to get the picture", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && g.HasAvatar
+		})
+		b, mime, err := bob.e.GroupAvatar(gid)
+		if err != nil || len(b) == 0 || len(b) > 16<<10 || !strings.HasPrefix(mime, "image/") {
+			t.Fatalf("bob's copy: %d bytes, %q, %v", len(b), mime, err)
+		}
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+		if err != nil || cfg.Width > 96 || cfg.Height > 96 {
+			t.Fatalf("picture of %dx%d: %v", cfg.Width, cfg.Height, err)
+		}
+		if _, err := alice.e.SetGroupAvatar(ctx, gid, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "bob to see it removed", func() bool {
+			g := groupOf(t, bob, gid)
+			return g != nil && !g.HasAvatar && g.Name == "pictured"
+		})
 	})
 }
