@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 

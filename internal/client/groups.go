@@ -79,9 +79,9 @@ type Group struct {
 	Epoch       uint64        `json:"epoch"`
 	HasAvatar   bool          `json:"has_avatar,omitempty"`
 	// Timer is the group's disappearing-message timer in seconds (0: off).
-	Timer uint32 `json:"timer,omitempty"`
-	Since       time.Time     `json:"since"`
-	Unread      int           `json:"unread"`
+	Timer  uint32    `json:"timer,omitempty"`
+	Since  time.Time `json:"since"`
+	Unread int       `json:"unread"`
 }
 
 // GroupMember is one member of a group.

@@ -103,7 +103,10 @@ func TestLyingGroupReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(again, func(m swarmclient.Message) bool { _, ok := genuine[m.Hash]; return ok && !bytes.Equal(m.Data, genuine[m.Hash]) }) {
+	if slices.ContainsFunc(again, func(m swarmclient.Message) bool {
+		_, ok := genuine[m.Hash]
+		return ok && !bytes.Equal(m.Data, genuine[m.Hash])
+	}) {
 		t.Fatal("a second read took altered data")
 	}
 }
