@@ -1,0 +1,24 @@
+package client
+
+import "github.com/umbra-im/umbra/internal/mailbox"
+
+// GroupBoxKeys are the keys of the mailboxes of a group that this engine
+// reads now: every epoch secret it holds, in this time epoch and the one
+// before (for tests and benchmarks that look at what the nodes hold).
+func (e *Engine) GroupBoxKeys(gid string) []*mailbox.Key {
+	e.gmu.Lock()
+	defer e.gmu.Unlock()
+	gs, err := e.loadGroupLocked(gid)
+	if err != nil || gs == nil {
+		return nil
+	}
+	te := groupTE(e.now())
+	var out []*mailbox.Key
+	for _, bx := range gs.meta.Boxes {
+		for _, t := range []uint64{te, te - 1} {
+			k, _ := boxKey(bx.Secret, t)
+			out = append(out, k)
+		}
+	}
+	return out
+}
