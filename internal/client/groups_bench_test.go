@@ -22,7 +22,7 @@ import (
 // (internal/memswarm), in one process.
 //
 //	go test -run '^$' -bench 'BenchmarkGroup' -benchtime=3x ./internal/client/
-//	UMBRA_BENCH_MEMBERS=1000 go test -run '^$' -bench 'BenchmarkGroup' -benchtime=1x -timeout 60m ./internal/client/
+//	UMBRA_BENCH_MEMBERS=1000 go test -run '^$' -bench 'BenchmarkGroup' -benchtime=1x -timeout 90m ./internal/client/
 //
 // UMBRA_BENCH_MEMBERS lists the group sizes (default "10,100"); a size is
 // the number of members, the creator included.
@@ -48,13 +48,13 @@ import (
 //	  until the network holds the message (encrypt, store, queue, one
 //	  write); put-B/op is the bytes of that write. Only the sender's engine
 //	  runs: the members are account IDs.
-//	BenchmarkGroupFanout: one text from the creator to a group whose
-//	  members all run engines. ms-to-all and ms-to-half: from the send to
+//	BenchmarkGroup/members=N/fanout: one text from the creator to a group
+//	  whose members all run engines. ms-to-all and ms-to-half: from the send to
 //	  the last (the median) member holding it. Then until every delivered
 //	  receipt is in and the network is quiet: puts/op and put-B/op (all
 //	  clients, receipts included), cpu-ms/op (the whole process),
 //	  stored-B/op (growth of the group's mailboxes).
-//	BenchmarkGroupMembers: add one member (a contact of the creator) and
+//	BenchmarkGroup/members=N/members: add one member (a contact of the creator) and
 //	  remove it again, each until every member has moved to the new epoch,
 //	  handed out its new chain and the network is quiet. add-puts and
 //	  add-B: every client's writes; add-admin-puts, add-admin-B: the
@@ -435,7 +435,7 @@ func BenchmarkGroupSend(b *testing.B) {
 			before, cpu0 := tally.snap(), cpuTime(b)
 			i := 0
 			for b.Loop() {
-				if _, err := u.e.SendGroup(ctx, g.ID, fmt.Sprintf("a text of ordinary length, number %d", i), "", true); err != nil {
+				if _, err := u.e.SendGroup(ctx, g.ID, fmt.Sprintf("bench text %06d", i), "", true); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -449,126 +449,130 @@ func BenchmarkGroupSend(b *testing.B) {
 	}
 }
 
-// BenchmarkGroupFanout: one text from the creator to every member.
-func BenchmarkGroupFanout(b *testing.B) {
-	for _, n := range benchSizes(b) {
-		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			g := newBenchGroup(b, n)
-			_, stored0 := g.stored(b)
-			ctx := context.Background()
-			var toAll, toHalf, cpu time.Duration
-			var all putCount
-			i := 0
-			for b.Loop() {
-				text := fmt.Sprintf("bench %d", i)
-				before, cpu0, t0 := g.tally.snap(), cpuTime(b), time.Now()
-				m, err := g.creator.e.SendGroup(ctx, g.gid, text, "", false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				got := g.awaitArrivals(b, text, 20*time.Minute)
-				toAll += got[len(got)-1].Sub(t0)
-				toHalf += got[len(got)/2].Sub(t0)
-				g.awaitReceipts(b, m.ID, 20*time.Minute)
-				g.awaitQuiet(b, time.Second, 10*time.Minute)
-				cpu += cpuTime(b) - cpu0
-				d, _ := diff(before, g.tally.snap(), "")
-				all.puts += d.puts
-				all.bytes += d.bytes
-				i++
-			}
-			_, stored1 := g.stored(b)
-			per := func(x float64) float64 { return x / float64(i) }
-			b.ReportMetric(per(float64(toAll.Milliseconds())), "ms-to-all")
-			b.ReportMetric(per(float64(toHalf.Milliseconds())), "ms-to-half")
-			b.ReportMetric(per(float64(cpu.Milliseconds())), "cpu-ms/op")
-			b.ReportMetric(per(float64(all.puts)), "puts/op")
-			b.ReportMetric(per(float64(all.bytes)), "put-B/op")
-			b.ReportMetric(per(float64(stored1-stored0)), "stored-B/op")
-		})
-	}
-}
-
-// BenchmarkGroupMembers: adding one member to a group and removing it.
-func BenchmarkGroupMembers(b *testing.B) {
+// BenchmarkGroup: a group whose members all run engines, set up once per
+// size for both sub-benchmarks: fanout (one text from the creator to every
+// member) and members (add one member, then remove it).
+func BenchmarkGroup(b *testing.B) {
 	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			g := newBenchGroup(b, n)
 			_, setupStored := g.stored(b)
-			ctx := context.Background()
-			var addAll, addMine, rmAll, rmMine putCount
-			var addT, rmT, addCPU, rmCPU time.Duration
-			admin := filepath.Base(g.creator.home)
-			i := 0
-			// step makes a change and waits until everyone in the group
-			// after it has handed out a chain for the new epoch and the
-			// network is quiet.
-			step := func(change func() (*client.Group, error), in []*user) (all, mine putCount, took, cpu time.Duration) {
-				before, cpu0, t0 := g.tally.snap(), cpuTime(b), time.Now()
-				grp, err := change()
-				if err != nil {
-					b.Fatal(err)
-				}
-				var behind int
-				await(b, 20*time.Minute, "every member to take the change", func() bool {
-					now := g.tally.snap()
-					behind = 0
-					for _, u := range in {
-						l := filepath.Base(u.home)
-						g.watch.mu.Lock()
-						ep, st := g.watch.epoch[u.id], g.watch.status[u.id]
-						g.watch.mu.Unlock()
-						if now[l].puts == before[l].puts || ep < grp.Epoch || st != client.GroupJoined {
-							behind++
-						}
-					}
-					return behind == 0
-				}, func() string { return fmt.Sprintf("%d of %d behind", behind, len(in)) })
-				g.awaitQuiet(b, time.Second, 10*time.Minute)
-				took, cpu = time.Since(t0), cpuTime(b)-cpu0
-				all, mine = diff(before, g.tally.snap(), admin)
-				return all, mine, took, cpu
-			}
-			for b.Loop() {
-				with := append(slices.Clone(g.members), g.spare)
-				a, m, t, c := step(func() (*client.Group, error) {
-					grp, err := g.creator.e.AddGroupMembers(ctx, g.gid, []string{g.spare.id})
-					if err == nil && i > 0 {
-						// Added again after a removal: an invitation to accept.
-						await(b, 10*time.Minute, "the invitation", func() bool {
-							g.watch.mu.Lock()
-							defer g.watch.mu.Unlock()
-							return g.watch.status[g.spare.id] == client.GroupInvited
-						}, func() string { return "" })
-						_, err = g.spare.e.AcceptGroup(ctx, g.gid)
-					}
-					return grp, err
-				}, with)
-				addAll, addMine = addAll.add(a), addMine.add(m)
-				addT, addCPU = addT+t, addCPU+c
-				a, m, t, c = step(func() (*client.Group, error) {
-					return g.creator.e.RemoveGroupMembers(ctx, g.gid, []string{g.spare.id})
-				}, g.members)
-				rmAll, rmMine = rmAll.add(a), rmMine.add(m)
-				rmT, rmCPU = rmT+t, rmCPU+c
-				i++
-			}
-			per := func(x float64) float64 { return x / float64(i) }
-			b.ReportMetric(float64(setupStored), "setup-stored-B")
-			b.ReportMetric(per(float64(addAll.puts)), "add-puts")
-			b.ReportMetric(per(float64(addAll.bytes)), "add-B")
-			b.ReportMetric(per(float64(addMine.puts)), "add-admin-puts")
-			b.ReportMetric(per(float64(addMine.bytes)), "add-admin-B")
-			b.ReportMetric(per(float64(addT.Milliseconds())), "add-ms")
-			b.ReportMetric(per(float64(addCPU.Milliseconds())), "add-cpu-ms")
-			b.ReportMetric(per(float64(rmAll.puts)), "remove-puts")
-			b.ReportMetric(per(float64(rmAll.bytes)), "remove-B")
-			b.ReportMetric(per(float64(rmMine.puts)), "remove-admin-puts")
-			b.ReportMetric(per(float64(rmMine.bytes)), "remove-admin-B")
-			b.ReportMetric(per(float64(rmT.Milliseconds())), "remove-ms")
-			b.ReportMetric(per(float64(rmCPU.Milliseconds())), "remove-cpu-ms")
+			b.Logf("members=%d: the group's mailboxes hold %d bytes after setup", n, setupStored)
+			b.Run("fanout", func(b *testing.B) { benchFanout(b, g) })
+			b.Run("members", func(b *testing.B) { benchMembers(b, g, setupStored) })
 		})
 	}
+}
+
+// benchFanout: one text from the creator to every member.
+func benchFanout(b *testing.B, g *benchGroup) {
+	_, stored0 := g.stored(b)
+	ctx := context.Background()
+	var toAll, toHalf, cpu time.Duration
+	var all putCount
+	i := 0
+	for b.Loop() {
+		text := fmt.Sprintf("bench text %06d", i)
+		before, cpu0, t0 := g.tally.snap(), cpuTime(b), time.Now()
+		m, err := g.creator.e.SendGroup(ctx, g.gid, text, "", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := g.awaitArrivals(b, text, 20*time.Minute)
+		toAll += got[len(got)-1].Sub(t0)
+		toHalf += got[len(got)/2].Sub(t0)
+		g.awaitReceipts(b, m.ID, 20*time.Minute)
+		g.awaitQuiet(b, time.Second, 10*time.Minute)
+		cpu += cpuTime(b) - cpu0
+		d, _ := diff(before, g.tally.snap(), "")
+		all.puts += d.puts
+		all.bytes += d.bytes
+		i++
+	}
+	_, stored1 := g.stored(b)
+	per := func(x float64) float64 { return x / float64(i) }
+	b.ReportMetric(per(float64(toAll.Milliseconds())), "ms-to-all")
+	b.ReportMetric(per(float64(toHalf.Milliseconds())), "ms-to-half")
+	b.ReportMetric(per(float64(cpu.Milliseconds())), "cpu-ms/op")
+	b.ReportMetric(per(float64(all.puts)), "puts/op")
+	b.ReportMetric(per(float64(all.bytes)), "put-B/op")
+	b.ReportMetric(per(float64(stored1-stored0)), "stored-B/op")
+}
+
+// benchMembers: adding one member to the group and removing it.
+func benchMembers(b *testing.B, g *benchGroup, setupStored int64) {
+	ctx := context.Background()
+	var addAll, addMine, rmAll, rmMine putCount
+	var addT, rmT, addCPU, rmCPU time.Duration
+	admin := filepath.Base(g.creator.home)
+	i := 0
+	// step makes a change and waits until everyone in the group
+	// after it has handed out a chain for the new epoch and the
+	// network is quiet.
+	step := func(change func() (*client.Group, error), in []*user) (all, mine putCount, took, cpu time.Duration) {
+		before, cpu0, t0 := g.tally.snap(), cpuTime(b), time.Now()
+		grp, err := change()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var behind int
+		await(b, 20*time.Minute, "every member to take the change", func() bool {
+			now := g.tally.snap()
+			behind = 0
+			for _, u := range in {
+				l := filepath.Base(u.home)
+				g.watch.mu.Lock()
+				ep, st := g.watch.epoch[u.id], g.watch.status[u.id]
+				g.watch.mu.Unlock()
+				if now[l].puts == before[l].puts || ep < grp.Epoch || st != client.GroupJoined {
+					behind++
+				}
+			}
+			return behind == 0
+		}, func() string { return fmt.Sprintf("%d of %d behind", behind, len(in)) })
+		g.awaitQuiet(b, time.Second, 10*time.Minute)
+		took, cpu = time.Since(t0), cpuTime(b)-cpu0
+		all, mine = diff(before, g.tally.snap(), admin)
+		return all, mine, took, cpu
+	}
+	for b.Loop() {
+		with := append(slices.Clone(g.members), g.spare)
+		a, m, t, c := step(func() (*client.Group, error) {
+			grp, err := g.creator.e.AddGroupMembers(ctx, g.gid, []string{g.spare.id})
+			if err == nil && i > 0 {
+				// Added again after a removal: an invitation to accept.
+				await(b, 10*time.Minute, "the invitation", func() bool {
+					g.watch.mu.Lock()
+					defer g.watch.mu.Unlock()
+					return g.watch.status[g.spare.id] == client.GroupInvited
+				}, func() string { return "" })
+				_, err = g.spare.e.AcceptGroup(ctx, g.gid)
+			}
+			return grp, err
+		}, with)
+		addAll, addMine = addAll.add(a), addMine.add(m)
+		addT, addCPU = addT+t, addCPU+c
+		a, m, t, c = step(func() (*client.Group, error) {
+			return g.creator.e.RemoveGroupMembers(ctx, g.gid, []string{g.spare.id})
+		}, g.members)
+		rmAll, rmMine = rmAll.add(a), rmMine.add(m)
+		rmT, rmCPU = rmT+t, rmCPU+c
+		i++
+	}
+	per := func(x float64) float64 { return x / float64(i) }
+	b.ReportMetric(float64(setupStored), "setup-stored-B")
+	b.ReportMetric(per(float64(addAll.puts)), "add-puts")
+	b.ReportMetric(per(float64(addAll.bytes)), "add-B")
+	b.ReportMetric(per(float64(addMine.puts)), "add-admin-puts")
+	b.ReportMetric(per(float64(addMine.bytes)), "add-admin-B")
+	b.ReportMetric(per(float64(addT.Milliseconds())), "add-ms")
+	b.ReportMetric(per(float64(addCPU.Milliseconds())), "add-cpu-ms")
+	b.ReportMetric(per(float64(rmAll.puts)), "remove-puts")
+	b.ReportMetric(per(float64(rmAll.bytes)), "remove-B")
+	b.ReportMetric(per(float64(rmMine.puts)), "remove-admin-puts")
+	b.ReportMetric(per(float64(rmMine.bytes)), "remove-admin-B")
+	b.ReportMetric(per(float64(rmT.Milliseconds())), "remove-ms")
+	b.ReportMetric(per(float64(rmCPU.Milliseconds())), "remove-cpu-ms")
 }
 
 func (p putCount) add(q putCount) putCount { return putCount{p.puts + q.puts, p.bytes + q.bytes} }
