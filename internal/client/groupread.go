@@ -396,7 +396,7 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 	var b batch
 	var events []Event
 	owed := map[string][]string{}
-	changed, newChain := false, false
+	changed, newChain, sawOp := false, false, false
 	for _, m := range msgs {
 		if _, seen, _ := e.kv.Get(seenKey(m.Hash)); seen {
 			continue
@@ -417,6 +417,7 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 		}
 		switch rec.Kind {
 		case recOp:
+			sawOp = true
 			ch, evs, err := e.applyGroupOpLocked(&b, gs, rec.Data)
 			if err != nil {
 				e.log.Debug("group op", "err", err)
@@ -444,8 +445,14 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 			e.log.Warn("group refresh", "err", err)
 		}
 		events, rekey = append(events, more...), rk2
-	} else if err := e.saveGroupTo(&b, gs); err != nil {
-		e.log.Warn("group save", "err", err)
+	} else if sawOp {
+		// An op that changed nothing visible may still be pending or
+		// rejected: keep the log and meta as they are now. Distributions
+		// and messages change neither (nor our chain), so a batch of
+		// those writes no group state.
+		if err := e.saveGroupTo(&b, gs); err != nil {
+			e.log.Warn("group save", "err", err)
+		}
 	}
 	err = e.commitGroupLocked(&b, gs)
 	e.mu.Unlock()

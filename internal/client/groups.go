@@ -254,6 +254,21 @@ func (e *Engine) saveGroupTo(b *batch, gs *groupState) error {
 	return putJSON(b, groupKey(gs.meta.ID, "meta"), gs.meta)
 }
 
+// saveOwnTo writes our chain alone to b: all that a send changes. (The
+// log of a large group is tens of KiB: saveGroupTo on every message wrote
+// it again each time.)
+func (e *Engine) saveOwnTo(b *batch, gs *groupState) error {
+	if gs.own == nil {
+		return errors.New("no chain to save")
+	}
+	ob, err := gs.own.Marshal()
+	if err != nil {
+		return err
+	}
+	b.Put(groupKey(gs.meta.ID, "own"), ob)
+	return nil
+}
+
 // commitGroup writes b and, on failure, drops the cached group so that the
 // next use reloads what is on disk.
 func (e *Engine) commitGroupLocked(b *batch, gs *groupState) error {
