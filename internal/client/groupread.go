@@ -489,7 +489,7 @@ func (e *Engine) receiveDistLocked(b *batch, gs *groupState, rec *groupRecord) (
 	if author == e.acct.ID() {
 		return false, nil
 	}
-	if _, in := gs.log.State().Members[author]; !in {
+	if gs.log.Role(author) == 0 { // not State(): it copies the member list
 		return false, errors.New("a distribution by a non-member")
 	}
 	d, err := senderkey.ParseDistribution(rec.Data)
@@ -633,7 +633,7 @@ func (e *Engine) receiveGroupContentLocked(b *batch, gs *groupState, from string
 	if err != nil {
 		return nil, err
 	}
-	if _, in := gs.log.State().Members[aid]; !in {
+	if gs.log.Role(aid) == 0 { // not State(): it copies the member list
 		return nil, errors.New("a message from a former member")
 	}
 	if ct, _ := e.d.contact(from); ct != nil && ct.State == ContactBlocked {
