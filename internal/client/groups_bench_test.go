@@ -576,3 +576,117 @@ func benchMembers(b *testing.B, g *benchGroup, setupStored int64) {
 }
 
 func (p putCount) add(q putCount) putCount { return putCount{p.puts + q.puts, p.bytes + q.bytes} }
+
+// BenchmarkGroupAdmin: what creating a group, adding a member and
+// removing one cost the admin, at sizes where every member running an
+// engine is too much for one machine (each member reads every other
+// member's chain distribution, N^2 records group-wide, and every delivered
+// receipt). The members' engines run only until they have published their
+// cards, so the admin can open sessions with them; then they stop, and the
+// admin's invitations and secrets wait in their mailboxes. The admin's
+// writes are the same as with the members online: one op and one
+// distribution in the group's mailbox, and one pairwise control per member
+// concerned.
+//
+// Per change: admin-puts and admin-B (the admin's writes, until its queue
+// is empty), admin-ms and cpu-ms (the whole process: the admin's work, the
+// members are stopped). create-* is the group's creation with its
+// invitations.
+func BenchmarkGroupAdmin(b *testing.B) {
+	for _, n := range benchSizes(b) {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			start := time.Now()
+			s := memswarm.New(memswarm.Options{})
+			tally := &putTally{by: map[string]putCount{}}
+			s.Watch(tally.see)
+			all := benchEngines(b, s, b.TempDir(), "u", n+1)
+			admin, members, spare := all[0], all[1:n], all[n]
+			label := func(u *user) string { return filepath.Base(u.home) }
+			var missing int
+			await(b, 10*time.Minute, "every card", func() bool {
+				now := tally.snap()
+				missing = 0
+				for _, u := range all {
+					if now[label(u)].puts == 0 {
+						missing++
+					}
+				}
+				return missing == 0
+			}, func() string { return fmt.Sprintf("%d missing", missing) })
+			for _, u := range all[1:] {
+				u.stop()
+			}
+			var ids []string
+			for _, u := range all[1:] {
+				if _, err := admin.e.AddContact(u.id, ""); err != nil {
+					b.Fatal(err)
+				}
+				if u != spare {
+					ids = append(ids, u.id)
+				}
+			}
+			b.Logf("members=%d: %d engines started, cards published, members stopped in %v", n, len(all), time.Since(start).Round(time.Millisecond))
+			ctx := context.Background()
+			// change makes a change and waits until the admin has made at
+			// least want writes and nothing for a second.
+			change := func(f func() error, want int) (mine putCount, took, cpu time.Duration) {
+				before, cpu0, t0 := tally.snap(), cpuTime(b), time.Now()
+				if err := f(); err != nil {
+					b.Fatal(err)
+				}
+				await(b, 20*time.Minute, "the admin's writes", func() bool {
+					_, mine = diff(before, tally.snap(), label(admin))
+					return mine.puts >= want && tally.quietFor() >= time.Second
+				}, func() string { return fmt.Sprintf("%d of %d writes", mine.puts, want) })
+				took, cpu = time.Since(t0)-time.Second, cpuTime(b)-cpu0
+				_, mine = diff(before, tally.snap(), label(admin))
+				return mine, took, cpu
+			}
+			var gid string
+			// Creation: the admin's distribution and n-1 invitations.
+			cr, crT, crCPU := change(func() error {
+				g, err := admin.e.CreateGroup(ctx, "bench", "", ids)
+				if err == nil {
+					gid = g.ID
+				}
+				return err
+			}, 1+len(members))
+			var add, rm putCount
+			var addT, rmT, addCPU, rmCPU time.Duration
+			i := 0
+			for b.Loop() {
+				// Add: the op in the old mailbox, the admin's new
+				// distribution, the invitation with the whole log.
+				a, t, c := change(func() error {
+					_, err := admin.e.AddGroupMembers(ctx, gid, []string{spare.id})
+					return err
+				}, 3)
+				add, addT, addCPU = add.add(a), addT+t, addCPU+c
+				// Remove: the op, the distribution, a fresh secret to
+				// each of the n-1 who stay.
+				r, t, c := change(func() error {
+					_, err := admin.e.RemoveGroupMembers(ctx, gid, []string{spare.id})
+					return err
+				}, 2+len(members))
+				rm, rmT, rmCPU = rm.add(r), rmT+t, rmCPU+c
+				i++
+			}
+			per := func(x float64) float64 { return x / float64(i) }
+			b.ReportMetric(float64(cr.puts), "create-admin-puts")
+			b.ReportMetric(float64(cr.bytes), "create-admin-B")
+			b.ReportMetric(float64(crT.Milliseconds()), "create-ms")
+			b.ReportMetric(float64(crCPU.Milliseconds()), "create-cpu-ms")
+			b.ReportMetric(per(float64(add.puts)), "add-admin-puts")
+			b.ReportMetric(per(float64(add.bytes)), "add-admin-B")
+			b.ReportMetric(per(float64(addT.Milliseconds())), "add-ms")
+			b.ReportMetric(per(float64(addCPU.Milliseconds())), "add-cpu-ms")
+			b.ReportMetric(per(float64(rm.puts)), "remove-admin-puts")
+			b.ReportMetric(per(float64(rm.bytes)), "remove-admin-B")
+			b.ReportMetric(per(float64(rmT.Milliseconds())), "remove-ms")
+			b.ReportMetric(per(float64(rmCPU.Milliseconds())), "remove-cpu-ms")
+			g := &benchGroup{creator: admin, gid: gid, probe: s.Client("probe")}
+			_, stored := g.stored(b)
+			b.ReportMetric(float64(stored), "stored-B")
+		})
+	}
+}
