@@ -54,9 +54,10 @@ import (
 //	  receipt is in and the network is quiet: puts/op and put-B/op (all
 //	  clients, receipts included), cpu-ms/op (the whole process),
 //	  stored-B/op (growth of the group's mailboxes).
-//	BenchmarkGroup/members=N/members: add one member (a contact of the creator) and
-//	  remove it again, each until every member has moved to the new epoch,
-//	  handed out its new chain and the network is quiet. add-puts and
+//	BenchmarkGroup/members=N/members: remove one member, then add it back
+//	  (it was removed, so it is invited again and accepts), each until
+//	  every member has moved to the new epoch, handed out its new chain
+//	  and the network is quiet. add-puts and
 //	  add-B: every client's writes; add-admin-puts, add-admin-B: the
 //	  admin's; add-ms, add-cpu-ms; the same for remove. setup-stored-B is
 //	  what the group's mailboxes hold after creation and one message
@@ -241,7 +242,6 @@ type benchGroup struct {
 	watch   *benchWatch
 	creator *user
 	members []*user // without the creator
-	spare   *user   // the creator's contact, not in the group
 	gid     string
 	probe   *memswarm.Client
 }
@@ -308,7 +308,7 @@ func randomID(b *testing.B) string {
 }
 
 // newBenchGroup makes a group of n (the creator and n-1 members who have
-// it as a contact, so that they join at once) and a spare contact, and
+// it as a contact, so that they join at once), and
 // waits until every member holds a first text from the creator and the
 // receipts are in.
 func newBenchGroup(b *testing.B, n int) *benchGroup {
@@ -318,16 +318,14 @@ func newBenchGroup(b *testing.B, n int) *benchGroup {
 	g := &benchGroup{s: memswarm.New(memswarm.Options{}), tally: &putTally{by: map[string]putCount{}}, watch: newBenchWatch()}
 	g.s.Watch(g.tally.see)
 	g.probe = g.s.Client("probe")
-	all := benchEngines(b, g.s, dir, "u", n+1)
+	all := benchEngines(b, g.s, dir, "u", n)
 	b.Cleanup(g.watch.stop) // before the engines stop: cleanups run last first
-	g.creator, g.members, g.spare = all[0], all[1:n], all[n]
+	g.creator, g.members = all[0], all[1:]
 	b.Logf("members=%d: %d engines started in %v", n, len(all), time.Since(start).Round(time.Millisecond))
 	var ids []string
 	for _, u := range all[1:] {
 		befriend(b, g.creator, u)
-		if u != g.spare {
-			ids = append(ids, u.id)
-		}
+		ids = append(ids, u.id)
 	}
 	for _, u := range all {
 		g.watch.follow(b, u)
@@ -451,7 +449,7 @@ func BenchmarkGroupSend(b *testing.B) {
 
 // BenchmarkGroup: a group whose members all run engines, set up once per
 // size for both sub-benchmarks: fanout (one text from the creator to every
-// member) and members (add one member, then remove it).
+// member) and members (remove one member, then add it back).
 func BenchmarkGroup(b *testing.B) {
 	for _, n := range benchSizes(b) {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
@@ -499,7 +497,7 @@ func benchFanout(b *testing.B, g *benchGroup) {
 	b.ReportMetric(per(float64(stored1-stored0)), "stored-B/op")
 }
 
-// benchMembers: adding one member to the group and removing it.
+// benchMembers: removing one member from the group and adding it back.
 func benchMembers(b *testing.B, g *benchGroup, setupStored int64) {
 	ctx := context.Background()
 	var addAll, addMine, rmAll, rmMine putCount
@@ -536,27 +534,29 @@ func benchMembers(b *testing.B, g *benchGroup, setupStored int64) {
 		return all, mine, took, cpu
 	}
 	for b.Loop() {
-		with := append(slices.Clone(g.members), g.spare)
+		// Remove the last member, then add it back: it was removed, so
+		// it is invited again and accepts.
+		x := g.members[len(g.members)-1]
 		a, m, t, c := step(func() (*client.Group, error) {
-			grp, err := g.creator.e.AddGroupMembers(ctx, g.gid, []string{g.spare.id})
-			if err == nil && i > 0 {
-				// Added again after a removal: an invitation to accept.
-				await(b, 10*time.Minute, "the invitation", func() bool {
-					g.watch.mu.Lock()
-					defer g.watch.mu.Unlock()
-					return g.watch.status[g.spare.id] == client.GroupInvited
-				}, func() string { return "" })
-				_, err = g.spare.e.AcceptGroup(ctx, g.gid)
-			}
-			return grp, err
-		}, with)
-		addAll, addMine = addAll.add(a), addMine.add(m)
-		addT, addCPU = addT+t, addCPU+c
-		a, m, t, c = step(func() (*client.Group, error) {
-			return g.creator.e.RemoveGroupMembers(ctx, g.gid, []string{g.spare.id})
-		}, g.members)
+			return g.creator.e.RemoveGroupMembers(ctx, g.gid, []string{x.id})
+		}, g.members[:len(g.members)-1])
 		rmAll, rmMine = rmAll.add(a), rmMine.add(m)
 		rmT, rmCPU = rmT+t, rmCPU+c
+		a, m, t, c = step(func() (*client.Group, error) {
+			grp, err := g.creator.e.AddGroupMembers(ctx, g.gid, []string{x.id})
+			if err != nil {
+				return nil, err
+			}
+			await(b, 10*time.Minute, "the invitation", func() bool {
+				g.watch.mu.Lock()
+				defer g.watch.mu.Unlock()
+				return g.watch.status[x.id] == client.GroupInvited
+			}, func() string { return "" })
+			_, err = x.e.AcceptGroup(ctx, g.gid)
+			return grp, err
+		}, g.members)
+		addAll, addMine = addAll.add(a), addMine.add(m)
+		addT, addCPU = addT+t, addCPU+c
 		i++
 	}
 	per := func(x float64) float64 { return x / float64(i) }
@@ -599,8 +599,9 @@ func BenchmarkGroupAdmin(b *testing.B) {
 			s := memswarm.New(memswarm.Options{})
 			tally := &putTally{by: map[string]putCount{}}
 			s.Watch(tally.see)
-			all := benchEngines(b, s, b.TempDir(), "u", n+1)
-			admin, members, spare := all[0], all[1:n], all[n]
+			all := benchEngines(b, s, b.TempDir(), "u", n)
+			admin, members := all[0], all[1:]
+			x := members[len(members)-1] // removed and added back
 			label := func(u *user) string { return filepath.Base(u.home) }
 			var missing int
 			await(b, 10*time.Minute, "every card", func() bool {
@@ -621,9 +622,7 @@ func BenchmarkGroupAdmin(b *testing.B) {
 				if _, err := admin.e.AddContact(u.id, ""); err != nil {
 					b.Fatal(err)
 				}
-				if u != spare {
-					ids = append(ids, u.id)
-				}
+				ids = append(ids, u.id)
 			}
 			b.Logf("members=%d: %d engines started, cards published, members stopped in %v", n, len(all), time.Since(start).Round(time.Millisecond))
 			ctx := context.Background()
@@ -655,20 +654,21 @@ func BenchmarkGroupAdmin(b *testing.B) {
 			var addT, rmT, addCPU, rmCPU time.Duration
 			i := 0
 			for b.Loop() {
-				// Add: the op in the old mailbox, the admin's new
-				// distribution, the invitation with the whole log.
+				// Remove: the op in the old mailbox, the admin's new
+				// distribution, a fresh secret to each of the n-2 who
+				// stay.
+				r, t, c := change(func() error {
+					_, err := admin.e.RemoveGroupMembers(ctx, gid, []string{x.id})
+					return err
+				}, 2+len(members)-1)
+				rm, rmT, rmCPU = rm.add(r), rmT+t, rmCPU+c
+				// Add back: the op, the distribution, the invitation with
+				// the whole log.
 				a, t, c := change(func() error {
-					_, err := admin.e.AddGroupMembers(ctx, gid, []string{spare.id})
+					_, err := admin.e.AddGroupMembers(ctx, gid, []string{x.id})
 					return err
 				}, 3)
 				add, addT, addCPU = add.add(a), addT+t, addCPU+c
-				// Remove: the op, the distribution, a fresh secret to
-				// each of the n-1 who stay.
-				r, t, c := change(func() error {
-					_, err := admin.e.RemoveGroupMembers(ctx, gid, []string{spare.id})
-					return err
-				}, 2+len(members))
-				rm, rmT, rmCPU = rm.add(r), rmT+t, rmCPU+c
 				i++
 			}
 			per := func(x float64) float64 { return x / float64(i) }
