@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,7 +197,10 @@ func (e *Engine) handleControl(from string, body []byte) error {
 }
 
 // drainGroupOut puts the controls we owe into the outbox, one recipient
-// at a time, each in the same transaction as the progress mark.
+// at a time, each in the same transaction as the progress mark. The mark
+// is a key of its own (groupqd/ID), not the control's record: that holds
+// every recipient and the body (for an invitation, the whole log), and
+// writing it again for each of a thousand members wrote O(N^2) bytes.
 func (e *Engine) drainGroupOut(ctx context.Context) {
 	if e.net == nil {
 		return
@@ -210,9 +214,18 @@ func (e *Engine) drainGroupOut(ctx context.Context) {
 		if ok, err := e.d.getJSON(k, &out); err != nil || !ok {
 			continue
 		}
-		for out.Done < len(out.To) && ctx.Err() == nil {
-			to := out.To[out.Done]
-			out.Done++
+		dk := groupOutDonePre + strings.TrimPrefix(k, groupOutPrefix)
+		done := out.Done
+		if v, ok, err := e.kv.Get(dk); err != nil {
+			continue
+		} else if ok {
+			if n, err := strconv.Atoi(string(v)); err == nil && n > done {
+				done = n
+			}
+		}
+		for done < len(out.To) && ctx.Err() == nil {
+			to := out.To[done]
+			done++
 			aid, err := identity.ParseAccountID(to)
 			if err != nil {
 				continue
@@ -221,18 +234,21 @@ func (e *Engine) drainGroupOut(ctx context.Context) {
 			if err != nil {
 				break
 			}
-			next := out
+			mark := []byte(strconv.Itoa(done))
 			cctx, cancel := groupCtx(ctx)
-			err = e.enqueueWith(cctx, aid, c, nil, enqueueOpts{then: func(b *batch) error { return putJSON(b, k, next) }})
+			err = e.enqueueWith(cctx, aid, c, nil, enqueueOpts{then: func(b *batch) error { b.Put(dk, mark); return nil }})
 			cancel()
 			if err != nil {
 				e.log.Info("group control: will retry", "to", short(to), "err", err)
-				out.Done--
+				done--
 				break
 			}
 		}
-		if out.Done >= len(out.To) {
+		if done >= len(out.To) {
 			if err := e.kv.Delete(k); err != nil {
+				e.log.Error("group control", "err", err)
+			}
+			if err := e.kv.Delete(dk); err != nil {
 				e.log.Error("group control", "err", err)
 			}
 		}

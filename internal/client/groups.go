@@ -50,6 +50,7 @@ const (
 	groupHeldPre    = "gheld/"
 	groupInPrefix   = "groupin/"
 	groupOutPrefix  = "groupq/"
+	groupOutDonePre = "groupqd/" // groupqd/ID: how many of groupq/ID's recipients are queued
 	groupRcptPrefix = "grcpt/"
 	groupPeerPrefix = "group:"
 	// groupPeriod is the time epoch of group mailboxes: the same for
