@@ -396,21 +396,28 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 }
 
 // dropFormerChains forgets the chains of those who are no longer members.
+// It goes by the index of chains by member (gchain/m/GROUP/MEMBER/...,
+// written with every chain), whose names say whose each chain is: reading
+// every chain record instead cost O(N) database reads on every change in
+// every member's engine, O(N^2) group-wide.
 func (e *Engine) dropFormerChains(gs *groupState, st membership.State) error {
-	keys, err := e.kv.List(groupChainPre + gs.meta.ID + "/")
+	idx := groupChainPre + "m/" + gs.meta.ID + "/"
+	keys, err := e.kv.List(idx)
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		var rec peerChainRec
-		if ok, err := e.d.getJSON(k, &rec); err != nil || !ok {
+		member, _, _ := strings.Cut(strings.TrimPrefix(k, idx), "/")
+		aid, err := identity.ParseAccountID(member)
+		if _, in := st.Members[aid]; err == nil && in {
 			continue
 		}
-		aid, err := identity.ParseAccountID(rec.Member)
-		if _, in := st.Members[aid]; err != nil || !in {
-			if err := e.kv.Delete(k); err != nil {
-				return err
-			}
+		chain := k[strings.LastIndexByte(k, '/')+1:]
+		if err := e.kv.Delete(chainKey(gs.meta.ID, chain)); err != nil {
+			return err
+		}
+		if err := e.kv.Delete(k); err != nil {
+			return err
 		}
 	}
 	return nil
