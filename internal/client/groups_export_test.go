@@ -1,6 +1,10 @@
 package client
 
-import "github.com/umbra-im/umbra/internal/mailbox"
+import (
+	"strings"
+
+	"github.com/umbra-im/umbra/internal/mailbox"
+)
 
 // GroupBoxKeys are the keys of the mailboxes of a group that this engine
 // reads now: every epoch secret it holds, in this time epoch and the one
@@ -21,4 +25,18 @@ func (e *Engine) GroupBoxKeys(gid string) []*mailbox.Key {
 		}
 	}
 	return out
+}
+
+// GroupChains lists, for a group, the member of each chain this engine
+// holds by the index of chains by member, and how many chain records it
+// holds (for tests).
+func (e *Engine) GroupChains(gid string) (members []string, records int) {
+	idx := groupChainPre + "m/" + gid + "/"
+	keys, _ := e.kv.List(idx)
+	for _, k := range keys {
+		m, _, _ := strings.Cut(strings.TrimPrefix(k, idx), "/")
+		members = append(members, m)
+	}
+	recs, _ := e.kv.List(groupChainPre + gid + "/")
+	return members, len(recs)
 }
