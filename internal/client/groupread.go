@@ -556,6 +556,12 @@ func (e *Engine) receiveGroupMsgLocked(b *batch, gs *groupState, secret, data []
 	if err != nil {
 		return nil, err
 	}
+	if gs.ownChain(sm.ChainID) {
+		// Our own, read back: it is in our conversation already. Kept
+		// aside as waiting for its chain, our messages filled the
+		// bounded queue of held ones (maxHeldPerGroup).
+		return nil, nil
+	}
 	ck := chainKey(gs.meta.ID, sm.ChainID.String())
 	var rec peerChainRec
 	if ok, err := e.d.getJSON(ck, &rec); err != nil {
@@ -606,7 +612,7 @@ func (e *Engine) retryHeldLocked(gs *groupState) {
 			continue
 		}
 		sm, err := senderkey.ParseMessage(h.Data)
-		if err != nil {
+		if err != nil || gs.ownChain(sm.ChainID) {
 			e.kv.Delete(k)
 			continue
 		}

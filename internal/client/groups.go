@@ -108,6 +108,14 @@ type groupMeta struct {
 	Boxes []groupBox `json:"boxes"`
 	// OwnOp is the op whose secret our current chain belongs to.
 	OwnOp string `json:"own_op,omitempty"`
+	// OwnChains are the IDs of our chains, newest first (a few): what
+	// we read back from the group's mailbox under them is our own.
+	OwnChains []string `json:"own_chains,omitempty"`
+}
+
+// ownChain reports whether id is one of our chains in the group.
+func (gs *groupState) ownChain(id senderkey.ChainID) bool {
+	return (gs.own != nil && gs.own.ChainID() == id) || slices.Contains(gs.meta.OwnChains, id.String())
 }
 
 type groupBox struct {
@@ -379,6 +387,10 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 			return nil, false, err
 		}
 		gs.own, gs.meta.OwnOp = own, gs.meta.Boxes[0].Op
+		gs.meta.OwnChains = append([]string{own.ChainID().String()}, gs.meta.OwnChains...)
+		if len(gs.meta.OwnChains) > maxChainsPerMember {
+			gs.meta.OwnChains = gs.meta.OwnChains[:maxChainsPerMember]
+		}
 	}
 	if err := e.dropFormerChains(gs, st); err != nil {
 		return nil, false, err

@@ -48,3 +48,32 @@ func TestGroupDropsFormerMembersChains(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupOwnMessagesNotHeld: a sender reads its own messages back from
+// the group's mailbox; it must not keep them aside as messages whose chain
+// has not come (they would fill the bounded queue of held messages, and
+// then messages of others that come before their chains would be lost).
+func TestGroupOwnMessagesNotHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob := n.newUser("alice"), n.newUser("bob")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		befriend(t, alice, bob)
+		g, err := alice.e.CreateGroup(ctx, "club", "", []string{bob.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range []string{"one", "two", "three"} {
+			sendGroupWhenReady(t, ctx, alice, g.ID, text)
+		}
+		waitFor(t, time.Minute, "bob to read alice's texts", func() bool { return hasText(t, bob, g.ID, alice.id, "three") })
+		time.Sleep(time.Minute) // every read of the mailbox done
+		if k := alice.e.GroupHeld(g.ID); k != 0 {
+			t.Fatalf("alice keeps %d of her own group messages aside, waiting for a chain", k)
+		}
+		if k := bob.e.GroupHeld(g.ID); k != 0 {
+			t.Fatalf("bob keeps %d group messages aside after reading them all", k)
+		}
+	})
+}

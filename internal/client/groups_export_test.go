@@ -40,3 +40,10 @@ func (e *Engine) GroupChains(gid string) (members []string, records int) {
 	recs, _ := e.kv.List(groupChainPre + gid + "/")
 	return members, len(recs)
 }
+
+// GroupHeld is how many group messages this engine keeps aside until their
+// chains come (for tests).
+func (e *Engine) GroupHeld(gid string) int {
+	keys, _ := e.kv.List(groupHeldPre + gid + "/")
+	return len(keys)
+}
