@@ -572,7 +572,7 @@ func (e *Engine) sendGroupContent(gid string, c *envelope.Content, m *Message, t
 		delete(e.groups, gid)
 		return err
 	}
-	if err := e.saveGroupTo(&b, gs); err != nil {
+	if err := e.saveOwnTo(&b, gs); err != nil {
 		delete(e.groups, gid)
 		return err
 	}

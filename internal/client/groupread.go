@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,16 @@ const (
 	groupSweepEvery = 30 * time.Second
 	groupFastSweep  = 3 * time.Second
 	groupFastFor    = 2 * time.Minute
+)
+
+// A fresh secret can overtake the invitation to its group (they come on
+// different pairwise sessions, from different admins): it is kept, at
+// most maxControlsKept of them for groupControlWait, and tried again.
+var errGroupNotYet = errors.New("a secret for a group we are not in (yet)")
+
+const (
+	groupControlWait = time.Hour
+	maxControlsKept  = 64
 )
 
 // heldMsg is a group message whose chain has not been handed out to us
@@ -87,10 +98,16 @@ func (e *Engine) drainGroupIn() {
 	if err != nil {
 		return
 	}
+	kept := 0
 	for _, k := range keys {
 		var in groupIn
 		if ok, err := e.d.getJSON(k, &in); err == nil && ok {
-			if err := e.handleControl(in.From, in.Body); err != nil {
+			err := e.handleControl(in.From, in.Body)
+			if errors.Is(err, errGroupNotYet) && e.now().Sub(in.At) < groupControlWait && kept < maxControlsKept {
+				kept++ // the invitation may come after it, on another session
+				continue
+			}
+			if err != nil {
 				e.log.Warn("ignored a group control", "from", short(in.From), "err", err)
 			}
 		}
@@ -122,7 +139,7 @@ func (e *Engine) handleControl(from string, body []byte) error {
 	fresh := gs == nil
 	if fresh {
 		if ctl.Type != ctlInvite {
-			return errors.New("a secret for a group we are not in")
+			return errGroupNotYet
 		}
 		if n, _ := e.kv.List(groupPrefix); len(n) >= maxGroups*3 {
 			return errors.New("too many groups")
@@ -221,7 +238,10 @@ func (e *Engine) handleControl(from string, body []byte) error {
 }
 
 // drainGroupOut puts the controls we owe into the outbox, one recipient
-// at a time, each in the same transaction as the progress mark.
+// at a time, each in the same transaction as the progress mark. The mark
+// is a key of its own (groupqd/ID), not the control's record: that holds
+// every recipient and the body (for an invitation, the whole log), and
+// writing it again for each of a thousand members wrote O(N^2) bytes.
 func (e *Engine) drainGroupOut(ctx context.Context) {
 	if e.net == nil {
 		return
@@ -237,9 +257,18 @@ func (e *Engine) drainGroupOut(ctx context.Context) {
 		if ok, err := e.d.getJSON(k, &out); err != nil || !ok {
 			continue
 		}
-		for out.Done < len(out.To) && ctx.Err() == nil {
-			to := out.To[out.Done]
-			out.Done++
+		dk := groupOutDonePre + strings.TrimPrefix(k, groupOutPrefix)
+		done := out.Done
+		if v, ok, err := e.kv.Get(dk); err != nil {
+			continue
+		} else if ok {
+			if n, err := strconv.Atoi(string(v)); err == nil && n > done {
+				done = n
+			}
+		}
+		for done < len(out.To) && ctx.Err() == nil {
+			to := out.To[done]
+			done++
 			aid, err := identity.ParseAccountID(to)
 			if err != nil {
 				continue
@@ -248,18 +277,21 @@ func (e *Engine) drainGroupOut(ctx context.Context) {
 			if err != nil {
 				break
 			}
-			next := out
+			mark := []byte(strconv.Itoa(done))
 			cctx, cancel := groupCtx(ctx)
-			err = e.enqueueWith(cctx, aid, c, nil, enqueueOpts{then: func(b *batch) error { return putJSON(b, k, next) }})
+			err = e.enqueueWith(cctx, aid, c, nil, enqueueOpts{then: func(b *batch) error { b.Put(dk, mark); return nil }})
 			cancel()
 			if err != nil {
 				e.log.Info("group control: will retry", "to", short(to), "err", err)
-				out.Done--
+				done--
 				break
 			}
 		}
-		if out.Done >= len(out.To) {
+		if done >= len(out.To) {
 			if err := e.kv.Delete(k); err != nil {
+				e.log.Error("group control", "err", err)
+			}
+			if err := e.kv.Delete(dk); err != nil {
 				e.log.Error("group control", "err", err)
 			}
 		}
@@ -423,7 +455,7 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 	var b batch
 	var events []Event
 	owed := map[string][]string{}
-	changed, newChain := false, false
+	changed, newChain, sawOp := false, false, false
 	for _, m := range msgs {
 		if _, seen, _ := e.kv.Get(seenKey(m.Hash)); seen {
 			continue
@@ -444,6 +476,7 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 		}
 		switch rec.Kind {
 		case recOp:
+			sawOp = true
 			ch, evs, err := e.applyGroupOpLocked(&b, gs, rec.Data)
 			if err != nil {
 				e.log.Debug("group op", "err", err)
@@ -471,8 +504,14 @@ func (e *Engine) processGroupMsgs(rk groupReadKey, secret []byte, msgs []swarmcl
 			e.log.Warn("group refresh", "err", err)
 		}
 		events, rekey = append(events, more...), rk2
-	} else if err := e.saveGroupTo(&b, gs); err != nil {
-		e.log.Warn("group save", "err", err)
+	} else if sawOp {
+		// An op that changed nothing visible may still be pending or
+		// rejected: keep the log and meta as they are now. Distributions
+		// and messages change neither (nor our chain), so a batch of
+		// those writes no group state.
+		if err := e.saveGroupTo(&b, gs); err != nil {
+			e.log.Warn("group save", "err", err)
+		}
 	}
 	err = e.commitGroupLocked(&b, gs)
 	e.mu.Unlock()
@@ -512,7 +551,7 @@ func (e *Engine) receiveDistLocked(b *batch, gs *groupState, rec *groupRecord) (
 	if author == e.acct.ID() {
 		return false, nil
 	}
-	if _, in := gs.log.State().Members[author]; !in {
+	if gs.log.Role(author) == 0 { // not State(): it copies the member list
 		return false, errors.New("a distribution by a non-member")
 	}
 	d, err := senderkey.ParseDistribution(rec.Data)
@@ -558,6 +597,12 @@ func (e *Engine) receiveGroupMsgLocked(b *batch, gs *groupState, secret, data []
 	sm, err := senderkey.ParseMessage(data)
 	if err != nil {
 		return nil, err
+	}
+	if gs.ownChain(sm.ChainID) {
+		// Our own, read back: it is in our conversation already. Kept
+		// aside as waiting for its chain, our messages filled the
+		// bounded queue of held ones (maxHeldPerGroup).
+		return nil, nil
 	}
 	cands, err := e.kv.List(chainKey(gs.meta.ID, sm.ChainID.String()) + "/")
 	if err != nil {
@@ -641,7 +686,7 @@ func (e *Engine) retryHeldLocked(gs *groupState) {
 			continue
 		}
 		sm, err := senderkey.ParseMessage(h.Data)
-		if err != nil {
+		if err != nil || gs.ownChain(sm.ChainID) {
 			e.kv.Delete(k)
 			continue
 		}

@@ -50,6 +50,7 @@ const (
 	groupHeldPre    = "gheld/"
 	groupInPrefix   = "groupin/"
 	groupOutPrefix  = "groupq/"
+	groupOutDonePre = "groupqd/" // groupqd/ID: how many of groupq/ID's recipients are queued
 	groupRcptPrefix = "grcpt/"
 	groupPeerPrefix = "group:"
 	// groupPeriod is the time epoch of group mailboxes: the same for
@@ -110,6 +111,14 @@ type groupMeta struct {
 	Boxes []groupBox `json:"boxes"`
 	// OwnOp is the op whose secret our current chain belongs to.
 	OwnOp string `json:"own_op,omitempty"`
+	// OwnChains are the IDs of our chains, newest first (a few): what
+	// we read back from the group's mailbox under them is our own.
+	OwnChains []string `json:"own_chains,omitempty"`
+}
+
+// ownChain reports whether id is one of our chains in the group.
+func (gs *groupState) ownChain(id senderkey.ChainID) bool {
+	return (gs.own != nil && gs.own.ChainID() == id) || slices.Contains(gs.meta.OwnChains, id.String())
 }
 
 type groupBox struct {
@@ -265,6 +274,21 @@ func (e *Engine) saveGroupTo(b *batch, gs *groupState) error {
 	return putJSON(b, groupKey(gs.meta.ID, "meta"), gs.meta)
 }
 
+// saveOwnTo writes our chain alone to b: all that a send changes. (The
+// log of a large group is tens of KiB: saveGroupTo on every message wrote
+// it again each time.)
+func (e *Engine) saveOwnTo(b *batch, gs *groupState) error {
+	if gs.own == nil {
+		return errors.New("no chain to save")
+	}
+	ob, err := gs.own.Marshal()
+	if err != nil {
+		return err
+	}
+	b.Put(groupKey(gs.meta.ID, "own"), ob)
+	return nil
+}
+
 // commitGroup writes b and, on failure, drops the cached group so that the
 // next use reloads what is on disk.
 func (e *Engine) commitGroupLocked(b *batch, gs *groupState) error {
@@ -375,6 +399,10 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 			return nil, false, err
 		}
 		gs.own, gs.meta.OwnOp = own, gs.meta.Boxes[0].Op
+		gs.meta.OwnChains = append([]string{own.ChainID().String()}, gs.meta.OwnChains...)
+		if len(gs.meta.OwnChains) > maxChainsPerMember {
+			gs.meta.OwnChains = gs.meta.OwnChains[:maxChainsPerMember]
+		}
 	}
 	if err := e.dropFormerChains(gs, st); err != nil {
 		return nil, false, err
