@@ -404,7 +404,7 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 			gs.meta.OwnChains = gs.meta.OwnChains[:maxChainsPerMember]
 		}
 	}
-	if err := e.dropFormerChains(gs, st); err != nil {
+	if err := e.dropFormerChains(gs, st, now); err != nil {
 		return nil, false, err
 	}
 	if err := e.saveGroupTo(b, gs); err != nil {
@@ -424,13 +424,12 @@ func (e *Engine) refreshLocked(b *batch, gs *groupState) (events []Event, rekey 
 // goes by the index of chains by member (gchain/m/GROUP/MEMBER/…), whose
 // names say whose each chain is, so a change costs no read of every
 // member's chain.
-func (e *Engine) dropFormerChains(gs *groupState, st membership.State) error {
+func (e *Engine) dropFormerChains(gs *groupState, st membership.State, now time.Time) error {
 	idx := groupChainPre + "m/" + gs.meta.ID + "/"
 	keys, err := e.kv.List(idx)
 	if err != nil {
 		return err
 	}
-	now := e.now()
 	for _, k := range keys {
 		member, _, _ := strings.Cut(strings.TrimPrefix(k, idx), "/")
 		aid, err := identity.ParseAccountID(member)

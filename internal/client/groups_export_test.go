@@ -2,6 +2,7 @@ package client
 
 import (
 	"strings"
+	"time"
 
 	"github.com/umbra-im/umbra/internal/mailbox"
 )
@@ -46,4 +47,16 @@ func (e *Engine) GroupChains(gid string) (members []string, records int) {
 func (e *Engine) GroupHeld(gid string) int {
 	keys, _ := e.kv.List(groupHeldPre + gid + "/")
 	return len(keys)
+}
+
+// DropFormerChainsAt runs the clean-up of former members' chains as if
+// it were at (for tests: the 48 h a former member's chain is kept).
+func (e *Engine) DropFormerChainsAt(gid string, at time.Time) error {
+	e.gmu.Lock()
+	defer e.gmu.Unlock()
+	gs, err := e.loadGroupLocked(gid)
+	if err != nil || gs == nil {
+		return err
+	}
+	return e.dropFormerChains(gs, gs.log.State(), at)
 }
