@@ -391,21 +391,12 @@ func checkGroupAvatar(b []byte) (string, error) { return CheckAvatar(b) }
 
 // groupInfo is a copy of the group's current info.
 func (e *Engine) groupInfo(ref string) (*membership.Info, error) {
-	gid, err := e.resolveGroup(ref)
-	if err != nil {
-		return nil, err
-	}
-	e.gmu.Lock()
-	defer e.gmu.Unlock()
-	gs, err := e.loadGroupLocked(gid)
-	if err != nil {
-		return nil, err
-	}
-	if gs == nil {
-		return nil, ErrNoGroup
-	}
-	info := gs.log.State().Info
-	return &info, nil
+	var info membership.Info
+	err := e.withGroup(ref, func(gs *groupState) error {
+		info = gs.log.State().Info
+		return nil
+	})
+	return &info, err
 }
 
 // LeaveGroup leaves a group: the others are told, an admin gives them a
@@ -422,68 +413,50 @@ func cmpErr(err error, msg string) error {
 }
 
 // AcceptGroup accepts an invitation: we hand out our chain and take part.
-func (e *Engine) AcceptGroup(ctx context.Context, ref string) (*Group, error) {
-	gid, err := e.resolveGroup(ref)
-	if err != nil {
-		return nil, err
-	}
-	e.gmu.Lock()
-	defer e.gmu.Unlock()
-	gs, err := e.loadGroupLocked(gid)
-	if err != nil {
-		return nil, err
-	}
-	if gs == nil {
-		return nil, ErrNoGroup
-	}
-	if gs.meta.Status != GroupInvited {
-		return nil, fmt.Errorf("there is no invitation to accept (you are %s)", gs.meta.Status)
-	}
-	gs.meta.Status = GroupJoined
-	var b batch
-	events, _, err := e.refreshLocked(&b, gs)
-	if err != nil {
-		delete(e.groups, gid)
-		return nil, err
-	}
-	if err := e.commitGroupLocked(&b, gs); err != nil {
-		return nil, err
-	}
-	e.publishAll(events)
-	e.kickGroups()
-	return e.groupView(gs)
+func (e *Engine) AcceptGroup(ctx context.Context, ref string) (g *Group, err error) {
+	err = e.withGroup(ref, func(gs *groupState) error {
+		if gs.meta.Status != GroupInvited {
+			return fmt.Errorf("there is no invitation to accept (you are %s)", gs.meta.Status)
+		}
+		gs.meta.Status = GroupJoined
+		var b batch
+		events, _, err := e.refreshLocked(&b, gs)
+		if err != nil {
+			delete(e.groups, gs.meta.ID)
+			return err
+		}
+		if err := e.commitGroupLocked(&b, gs); err != nil {
+			return err
+		}
+		e.publishAll(events)
+		e.kickGroups()
+		g, err = e.groupView(gs)
+		return err
+	})
+	return g, err
 }
 
 // DeclineGroup declines an invitation: we leave the group at once.
-func (e *Engine) DeclineGroup(ctx context.Context, ref string) (*Group, error) {
-	gid, err := e.resolveGroup(ref)
-	if err != nil {
-		return nil, err
-	}
-	e.gmu.Lock()
-	defer e.gmu.Unlock()
-	gs, err := e.loadGroupLocked(gid)
-	if err != nil {
-		return nil, err
-	}
-	if gs == nil {
-		return nil, ErrNoGroup
-	}
-	if gs.meta.Status != GroupInvited {
-		return nil, fmt.Errorf("there is no invitation to decline (you are %s)", gs.meta.Status)
-	}
-	if _, err := e.changeLocked(gs, membership.Change{Kind: membership.OpLeave}); err != nil {
-		return nil, err
-	}
-	gs.meta.Status = GroupDeclined
-	var b batch
-	if err := e.saveGroupTo(&b, gs); err != nil {
-		return nil, err
-	}
-	if err := e.commitGroupLocked(&b, gs); err != nil {
-		return nil, err
-	}
-	return e.groupView(gs)
+func (e *Engine) DeclineGroup(ctx context.Context, ref string) (g *Group, err error) {
+	err = e.withGroup(ref, func(gs *groupState) error {
+		if gs.meta.Status != GroupInvited {
+			return fmt.Errorf("there is no invitation to decline (you are %s)", gs.meta.Status)
+		}
+		if _, err := e.changeLocked(gs, membership.Change{Kind: membership.OpLeave}); err != nil {
+			return err
+		}
+		gs.meta.Status = GroupDeclined
+		var b batch
+		if err := e.saveGroupTo(&b, gs); err != nil {
+			return err
+		}
+		if err := e.commitGroupLocked(&b, gs); err != nil {
+			return err
+		}
+		g, err = e.groupView(gs)
+		return err
+	})
+	return g, err
 }
 
 // SendGroup sends a text to a group: one encryption with our chain, one

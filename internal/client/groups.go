@@ -652,21 +652,30 @@ func mustHex(s string) []byte {
 
 // FindGroup returns the group whose ID is ref or starts with ref (at
 // least 8 hex characters), or whose name is ref (when only one has it).
-func (e *Engine) FindGroup(ref string) (*Group, error) {
-	gid, err := e.resolveGroup(ref)
+func (e *Engine) FindGroup(ref string) (g *Group, err error) {
+	err = e.withGroup(ref, func(gs *groupState) error {
+		g, err = e.groupView(gs)
+		return err
+	})
+	return g, err
+}
+
+// withGroup runs f on group ref (ID, prefix or name) under the group lock.
+func (e *Engine) withGroup(ref string, f func(gs *groupState) error) error {
+	gid, err := e.resolveGroup(ref) // takes the lock itself
 	if err != nil {
-		return nil, err
+		return err
 	}
 	e.gmu.Lock()
 	defer e.gmu.Unlock()
 	gs, err := e.loadGroupLocked(gid)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if gs == nil {
-		return nil, ErrNoGroup
+		return ErrNoGroup
 	}
-	return e.groupView(gs)
+	return f(gs)
 }
 
 func (e *Engine) resolveGroup(ref string) (string, error) {
