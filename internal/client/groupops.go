@@ -567,34 +567,7 @@ func (e *Engine) sendGroupContent(gid string, c *envelope.Content, m *Message, t
 // receipts for them (posted to the group, batched; none when the user
 // turned read receipts off).
 func (e *Engine) MarkGroupRead(ctx context.Context, ref string) (int, error) {
-	gid, err := e.resolveGroup(ref)
-	if err != nil {
-		return 0, err
-	}
-	e.mu.Lock()
-	msgs, err := e.d.messages(groupPeer(gid))
-	if err != nil {
-		e.mu.Unlock()
-		return 0, err
-	}
-	var ids []string
-	for i := range msgs {
-		m := &msgs[i]
-		if !m.Outgoing && m.State == StateReceived {
-			m.State = StateRead
-			if err := e.d.saveMessage(m); err != nil {
-				e.mu.Unlock()
-				return 0, err
-			}
-			if m.Kind == "" {
-				ids = append(ids, m.ID)
-			}
-			e.bus.publish(Event{Type: EventState, Message: m})
-		}
-	}
-	e.mu.Unlock()
-	e.oweReceipts(groupPeer(gid), envelope.KindReceiptRead, ids)
-	return len(ids), nil
+	return e.MarkRead(ctx, groupPeerPrefix+ref)
 }
 
 // sendGroupReceipt posts a receipt for group messages to the group.

@@ -588,12 +588,12 @@ func (e *Engine) incomingIDsLocked(peer string) []string {
 
 // MarkRead marks every incoming message from peer as read and owes read
 // receipts for them (none when the user turned them off: Settings).
+// peer may be "group:" and a group (MarkGroupRead).
 func (e *Engine) MarkRead(ctx context.Context, peer string) (int, error) {
-	aid, err := identity.ParseAccountID(peer)
+	peer, err := e.conversation(peer)
 	if err != nil {
 		return 0, err
 	}
-	peer = aid.String()
 	e.mu.Lock()
 	msgs, err := e.d.messages(peer)
 	if err != nil {
