@@ -323,7 +323,7 @@ group (see 'umbra groups').`,
 				if err := c.Do(ctx, http.MethodPost, "/api/v1/messages", map[string]string{"to": to, "text": text, "reply_to": replyTo}, &m); err != nil {
 					return err
 				}
-				if m.State, err = sentState(ctx, m); err != nil {
+				if m.State, err = sentState(ctx, m, nil); err != nil {
 					return err
 				}
 				if asJSON {

@@ -454,7 +454,7 @@ func sendToGroup(cmd *cobra.Command, ref, text, replyTo string, asJSON bool) err
 		if err := c.Do(ctx, http.MethodPost, groupPath(g.ID, "/messages"), map[string]string{"text": text, "reply_to": replyTo}, &m); err != nil {
 			return err
 		}
-		if m.State, err = groupSentState(ctx, g.ID, m); err != nil {
+		if m.State, err = sentState(ctx, m, func(e *client.Engine) ([]client.Message, error) { return e.GroupMessages(g.ID) }); err != nil {
 			return err
 		}
 		if asJSON {
@@ -463,30 +463,6 @@ func sendToGroup(cmd *cobra.Command, ref, text, replyTo string, asJSON bool) err
 		fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", m.ID, m.State)
 		return nil
 	})
-}
-
-// groupSentState is sentState for a group message.
-func groupSentState(ctx context.Context, gid string, m client.Message) (string, error) {
-	e := localEngine(ctx)
-	if e == nil || !e.Online() {
-		return m.State, nil
-	}
-	fctx, cancel := context.WithTimeout(ctx, flushWait)
-	defer cancel()
-	e.Flush(fctx, true)
-	ms, err := e.GroupMessages(gid)
-	if err != nil {
-		return m.State, nil
-	}
-	for _, x := range ms {
-		if x.ID == m.ID && x.State == client.StateFailed {
-			return x.State, fmt.Errorf("message %s failed: %s", x.ID, x.Error)
-		}
-		if x.ID == m.ID {
-			return x.State, nil
-		}
-	}
-	return m.State, nil
 }
 
 // groupMessages lists a group's conversation ('messages --group').

@@ -85,7 +85,8 @@ func plural(n int, what string) string {
 
 // sentState is the state to print for m, just queued by 'send': without a
 // daemon, the command's engine first tries to send it (flushWait at most).
-func sentState(ctx context.Context, m client.Message) (string, error) {
+// list gives m's conversation (nil: the 1:1 conversation with m.To).
+func sentState(ctx context.Context, m client.Message, list func(*client.Engine) ([]client.Message, error)) (string, error) {
 	e := localEngine(ctx)
 	if e == nil || !e.Online() {
 		return m.State, nil
@@ -93,7 +94,10 @@ func sentState(ctx context.Context, m client.Message) (string, error) {
 	fctx, cancel := context.WithTimeout(ctx, flushWait)
 	defer cancel()
 	e.Flush(fctx, true)
-	ms, err := e.Messages(m.To)
+	if list == nil {
+		list = func(e *client.Engine) ([]client.Message, error) { return e.Messages(m.To) }
+	}
+	ms, err := list(e)
 	if err != nil {
 		return m.State, nil
 	}

@@ -448,15 +448,18 @@ func (e *Engine) sendItem(ctx context.Context, key string, it *outboxItem) bool 
 	return true
 }
 
-// finishItem removes an item from the outbox and moves its message on.
+// finishItem moves an item's message on, then removes the item from the
+// outbox. In this order, whoever sees the outbox empty (Flush, then the
+// 'send' command printing the state) sees the new state too; a crash
+// between the two sends the item again, which the swarm stores once, and
+// a state never moves back.
 func (e *Engine) finishItem(key string, it *outboxItem, state, errText string) {
+	if it.MsgID != "" {
+		e.setState(it.MsgID, state, errText)
+	}
 	if err := e.kv.Delete(key); err != nil {
 		e.log.Error("outbox", "err", err)
 	}
-	if it.MsgID == "" {
-		return
-	}
-	e.setState(it.MsgID, state, errText)
 }
 
 // setState advances an outgoing message's state, never backwards: a
