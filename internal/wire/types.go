@@ -40,6 +40,10 @@ const (
 	KindPublicResp
 	KindDropReq
 	KindDropResp
+	KindSharePutReq
+	KindSharePutResp
+	KindShareGetReq
+	KindShareGetResp
 )
 
 var kindNames = map[Kind]string{
@@ -53,6 +57,8 @@ var kindNames = map[Kind]string{
 	KindMembersPush: "members-push", KindSyncReq: "sync-req", KindSyncResp: "sync-resp",
 	KindOnion: "onion", KindPublicReq: "public-req", KindPublicResp: "public-resp",
 	KindDropReq: "drop-req", KindDropResp: "drop-resp",
+	KindSharePutReq: "share-put-req", KindSharePutResp: "share-put-resp",
+	KindShareGetReq: "share-get-req", KindShareGetResp: "share-get-resp",
 }
 
 func (k Kind) String() string {
@@ -435,6 +441,38 @@ type PublicReq struct {
 // PublicResp returns them, newest last.
 type PublicResp struct {
 	Messages []Message `cbor:"1,keyasint"`
+}
+
+// SharePutReq asks the node it reaches (the onion exit) to keep one file
+// share until Expiry (Unix ms, at most files.MaxShareTTL ahead). Addr
+// must be files.AddressOf(Data), and Work a proof of the work the node
+// asks (files.ShareWork, over files.WorkPrefix(Addr, Expiry)); a node
+// that wants more refuses with CodeRateLimited and the bits in WorkBits.
+// Storing a share the node holds already extends its expiry.
+type SharePutReq struct {
+	Addr   []byte `cbor:"1,keyasint"`
+	Expiry int64  `cbor:"2,keyasint"`
+	Work   uint64 `cbor:"3,keyasint"`
+	Data   []byte `cbor:"4,keyasint"`
+}
+
+// SharePutResp acknowledges a share on disk: Sig is the node's signature
+// over files.ReceiptMessage(Addr, Expiry).
+type SharePutResp struct {
+	Expiry int64  `cbor:"1,keyasint"`
+	Sig    []byte `cbor:"2,keyasint"`
+}
+
+// ShareGetReq reads one share by its address; no authentication (the
+// address is the hash of the encrypted share: who has it may read it).
+type ShareGetReq struct {
+	Addr []byte `cbor:"1,keyasint"`
+}
+
+// ShareGetResp is the share (the reader checks it against its address);
+// a share the node does not hold is an error with code CodeGone.
+type ShareGetResp struct {
+	Data []byte `cbor:"1,keyasint"`
 }
 
 // Session protocols carry requests pipelined with request ids on one
