@@ -19,7 +19,7 @@ func testManifest(t testing.TB, size int64, nodes int) *Manifest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Manifest{Version: 1, Size: size, Key: make([]byte, KeySize), Params: p, Expires: 1 << 40}
+	m := &Manifest{Version: 1, Size: size, Key: make([]byte, KeySize), Params: p, Expiry: 1 << 40}
 	rand.Read(m.Key)
 	for i := range nodes {
 		m.Nodes = append(m.Nodes, []byte{byte(i), 'n', 'o', 'd', 'e'})

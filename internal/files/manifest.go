@@ -30,8 +30,8 @@ type Manifest struct {
 	// index in Nodes of the node that holds Shares[j].
 	Nodes [][]byte `cbor:"6,keyasint"`
 	Where []uint16 `cbor:"7,keyasint"`
-	// Expires is when the nodes may drop the shares (Unix ms).
-	Expires int64 `cbor:"8,keyasint"`
+	// Expiry is when the nodes may drop the shares (Unix ms).
+	Expiry int64 `cbor:"8,keyasint"`
 }
 
 // Stripe returns the addresses of stripe i's shares.
