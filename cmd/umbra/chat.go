@@ -274,9 +274,10 @@ func sendCmd() *cobra.Command {
 		asJSON  bool
 		replyTo string
 		group   string
+		file    string
 	)
 	cmd := &cobra.Command{
-		Use:   "send ID|NAME TEXT|- | send --group GROUP TEXT|-",
+		Use:   "send ID|NAME TEXT|- | send --group GROUP TEXT|- | send ID|NAME --file PATH [CAPTION]",
 		Short: "Send a message to a contact or a group",
 		Long: `Encrypt TEXT for a contact and send it; print its ID and state.
 
@@ -292,12 +293,26 @@ is dropped). A message holds at most ` + maxTextText + `; a longer one is refuse
 With --reply MSGID, the message quotes that message of the conversation
 (its ID as 'umbra messages' shows it, or its first 6 or more characters).
 With --group GROUP (its ID, ID prefix or name), the message goes to the
-group (see 'umbra groups').`,
+group (see 'umbra groups').
+
+With --file PATH, the message carries that file (up to 100 MiB; TEXT, if
+given, is its caption). The file is encrypted, erasure-coded and stored on
+the network's nodes, with a progress bar; the message goes once it is
+stored. Without a daemon the command waits for that (Ctrl-C stops it; the
+next command or daemon goes on where it stopped); through a daemon it
+returns once the daemon has the file.`,
 		Example: `  umbra send --home /tmp/alice "$BOB" "hello bob"
   umbra send bob "yes, 8 it is" --reply 3f9a1c
   umbra send --home /tmp/alice "$BOB" - < letter.txt
-  umbra send --group club "who's in for Friday?"`,
+  umbra send --group club "who's in for Friday?"
+  umbra send bob --file holiday.jpg "the beach"`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				if group != "" {
+					return cobra.RangeArgs(0, 1)(cmd, args)
+				}
+				return cobra.RangeArgs(1, 2)(cmd, args)
+			}
 			if group != "" {
 				if len(args) != 1 {
 					return fmt.Errorf("with --group, want TEXT|- only, got %d arguments", len(args))
@@ -307,6 +322,9 @@ group (see 'umbra groups').`,
 			return cobra.ExactArgs(2)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				return sendFileCmd(cmd, args, group, file, replyTo, asJSON)
+			}
 			text, err := messageText(args[len(args)-1], cmd.InOrStdin())
 			if err != nil {
 				return err
@@ -338,6 +356,7 @@ group (see 'umbra groups').`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id": ..., "state": ...}`)
 	cmd.Flags().StringVar(&replyTo, "reply", "", "quote this message (its ID or first 6+ characters)")
 	cmd.Flags().StringVar(&group, "group", "", "send to this group (its ID, ID prefix or name)")
+	cmd.Flags().StringVar(&file, "file", "", "send this file (up to 100 MiB); TEXT is then its caption")
 	return cmd
 }
 

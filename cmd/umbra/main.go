@@ -62,7 +62,7 @@ UMBRA_POW_BITS). Repeatable flags take a comma-separated list.`,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(initCmd(), idCmd(), contactsCmd(), requestsCmd(), sendCmd(), messagesCmd(), searchCmd(), reactCmd(), editCmd(), deleteCmd(), readCmd(), chatsCmd(), settingsCmd(), daemonCmd(),
-		profileCmd(), timerCmd(), backupCmd(), passphraseCmd(), phraseCmd(), groupsCmd(),
+		profileCmd(), timerCmd(), backupCmd(), passphraseCmd(), phraseCmd(), groupsCmd(), filesCmd(),
 		nodeCmd(), devnetCmd(), mailboxCmd(), demoCmd(), benchCmd(), networkCmd())
 	return root
 }

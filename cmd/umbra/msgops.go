@@ -203,6 +203,12 @@ func messageBody(m client.Message, who func(string) string, me string) string {
 	case m.Deleted:
 		b.WriteString("(This message was deleted)")
 	default:
+		if m.File != nil {
+			b.WriteString(fileLine(m))
+			if m.Text != "" {
+				b.WriteString(" ")
+			}
+		}
 		b.WriteString(m.Text)
 		if m.Edited {
 			b.WriteString(" (edited)")

@@ -68,39 +68,68 @@ func loopbackURL(u string) bool {
 // into out (if not nil). An error answer becomes an error with its text.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
+	typ := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd, typ = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	return c.DoRaw(ctx, method, path, typ, rd, out)
+}
+
+// DoRaw sends a request with body of type typ (none if nil) and decodes
+// the JSON answer into out (if not nil).
+func (c *Client) DoRaw(ctx context.Context, method, path, typ string, body io.Reader, out any) error {
+	resp, err := c.send(ctx, method, path, typ, body)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("daemon unreachable: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("daemon answered %s", resp.Status)
-	}
 	if out != nil {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// Open sends a GET and returns the answer's body, to be closed, with its
+// headers.
+func (c *Client) Open(ctx context.Context, path string) (io.ReadCloser, http.Header, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp.Body, resp.Header, nil
+}
+
+// send makes a request; an answer other than 200 becomes an error with
+// its text.
+func (c *Client) send(ctx context.Context, method, path, typ string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if typ != "" {
+		req.Header.Set("Content-Type", typ)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon unreachable: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	return resp, nil
 }

@@ -274,6 +274,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.trustRoutes(api)
 	s.profileRoutes(api)
 	s.groupRoutes(api)
+	s.fileRoutes(api)
 	mux.HandleFunc("GET /api/v1/events", s.auth(s.events))
 	// Unknown API paths answer JSON, not the UI's page.
 	mux.HandleFunc("/api/", s.auth(func(w http.ResponseWriter, r *http.Request) {

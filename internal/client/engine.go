@@ -89,6 +89,9 @@ type Engine struct {
 	// gfastUntil: the replaced mailboxes are read often until then.
 	gfastUntil time.Time
 
+	fkick    [2]chan struct{} // wake the file runners, uploads and downloads (files.go)
+	fsending sync.Map         // IDs of files SendFile is reading in
+
 	exp        expirer      // disappearing messages, see timer.go
 	search     *searchIndex // see search.go; made on first use
 	searchOnce sync.Once
@@ -147,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, lock: lock, sessions: map[string]*sessionRecord{},
-		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1), gkick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), republish: make(chan struct{}, 1), gkick: make(chan struct{}, 1), fkick: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}}
 	e.bus.hook = e.searchHook
 	ok := false
 	defer func() {
@@ -207,6 +210,7 @@ func (e *Engine) Start() {
 	e.goLoop(e.receiptLoop)
 	e.goLoop(e.expireLoop)
 	e.goLoop(e.groupLoop)
+	e.goLoop(e.fileLoop)
 }
 
 func (e *Engine) goLoop(f func(context.Context)) {

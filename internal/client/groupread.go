@@ -745,6 +745,9 @@ func (e *Engine) receiveGroupContentLocked(b *batch, gs *groupState, from string
 		}
 		m := &Message{ID: idOf(c), Group: gid, From: from, To: groupPeer(gid), Text: string(c.Body),
 			SentAt: time.UnixMilli(c.SentAt), ReceivedAt: e.now(), State: StateReceived, ReplyTo: replyOf(c)}
+		if err := e.receiveFileLocked(b, c, m); err != nil {
+			return nil, err
+		}
 		e.textTimerLocked(b, from, c, m)
 		if err := e.applyPendingLocked(b, m); err != nil {
 			return nil, err

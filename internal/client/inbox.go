@@ -558,6 +558,9 @@ func (e *Engine) receiveTextLocked(b *batch, from string, c *envelope.Content, r
 	}
 	m := &Message{ID: idOf(c), From: from, To: e.AccountID(), Text: string(c.Body), SentAt: time.UnixMilli(c.SentAt),
 		ReceivedAt: e.now(), State: StateReceived, ReplyTo: replyOf(c)}
+	if err := e.receiveFileLocked(b, c, m); err != nil {
+		return nil, err
+	}
 	events = append(events, e.textTimerLocked(b, from, c, m)...)
 	if err := e.applyPendingLocked(b, m); err != nil { // actions that came first
 		return nil, err

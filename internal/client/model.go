@@ -92,6 +92,9 @@ type Message struct {
 	Group          string `json:"group,omitempty"`
 	DeliveredCount int    `json:"delivered_count,omitempty"`
 	ReadCount      int    `json:"read_count,omitempty"`
+	// File is the file the message carries (files.go); Text is then its
+	// caption.
+	File *Attachment `json:"file,omitempty"`
 }
 
 // Peer is the other side of a message: the conversation it belongs to.

@@ -26,10 +26,14 @@ type Pending struct {
 	// Group counts group controls (invitations, new keys) not yet
 	// encrypted for all their recipients, and received ones not applied.
 	Group int `json:"group,omitempty"`
+	// Files counts files still uploading (their messages wait for them).
+	Files int `json:"files,omitempty"`
 }
 
 // Empty reports whether nothing waits.
-func (p Pending) Empty() bool { return p.Outbox == 0 && p.Receipts == 0 && p.Group == 0 }
+func (p Pending) Empty() bool {
+	return p.Outbox == 0 && p.Receipts == 0 && p.Group == 0 && p.Files == 0
+}
 
 // Pending counts what waits to leave.
 func (e *Engine) Pending() Pending {
@@ -44,6 +48,9 @@ func (e *Engine) Pending() Pending {
 		if keys, err := e.kv.List(pre); err == nil {
 			p.Group += len(keys)
 		}
+	}
+	if keys, err := e.kv.List(fileUpPrefix); err == nil {
+		p.Files = len(keys)
 	}
 	return p
 }
@@ -70,7 +77,7 @@ func (e *Engine) Flush(ctx context.Context, receipts bool) Pending {
 		default:
 		}
 		e.kickGroups()
-		if p := e.Pending(); p.Outbox == 0 && p.Group == 0 {
+		if p := e.Pending(); p.Outbox == 0 && p.Group == 0 && p.Files == 0 {
 			return p
 		}
 		t := time.NewTimer(50 * time.Millisecond)

@@ -114,6 +114,11 @@ type Content struct {
 	// as the sender knows it (0: off). A text carries it so both sides
 	// delete the message after the same time; a KindTimer sets it.
 	Expire uint32 `cbor:"8,keyasint,omitempty"`
+	// File, on a KindText, is the attachment the message carries (the
+	// client defines it: a file's manifest, name, type and thumbnail);
+	// Body is then its caption. Body and File together are at most
+	// MaxBodySize bytes.
+	File []byte `cbor:"9,keyasint,omitempty"`
 }
 
 // NewContent makes a Content with a fresh random ID (from rnd, crypto/rand
@@ -170,8 +175,8 @@ func (c *Content) check() error {
 		return fmt.Errorf("%w: content version %d", ErrMalformed, c.Version)
 	case len(c.ID) != len(MessageID{}):
 		return fmt.Errorf("%w: message ID is %d bytes", ErrMalformed, len(c.ID))
-	case len(c.Body) > MaxBodySize:
-		return fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, len(c.Body), MaxBodySize)
+	case len(c.Body)+len(c.File) > MaxBodySize:
+		return fmt.Errorf("%w: body and file of %d bytes, limit %d", ErrTooLarge, len(c.Body)+len(c.File), MaxBodySize)
 	case len(c.Refs) > MaxRefs:
 		return fmt.Errorf("%w: %d referenced messages, limit %d", ErrTooLarge, len(c.Refs), MaxRefs)
 	case c.Expire > MaxExpire:

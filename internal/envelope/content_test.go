@@ -51,6 +51,7 @@ func TestContentRejects(t *testing.T) {
 		"bad ref":  func(c *Content) { c.Refs = [][]byte{make([]byte, 17)} },
 		"refs":     func(c *Content) { c.Refs = make([][]byte, MaxRefs+1) },
 		"body":     func(c *Content) { c.Body = make([]byte, MaxBodySize+1) },
+		"file":     func(c *Content) { c.Body, c.File = make([]byte, MaxBodySize/2+1), make([]byte, MaxBodySize/2) },
 	}
 	for name, mut := range cases {
 		c := *good

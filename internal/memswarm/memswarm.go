@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umbra-im/umbra/internal/files"
 	"github.com/umbra-im/umbra/internal/mailbox"
 	"github.com/umbra-im/umbra/internal/node"
 	"github.com/umbra-im/umbra/internal/store"
@@ -44,6 +45,8 @@ const (
 	OpReadPublic Op = "readpublic"
 	OpReadDrop   Op = "readdrop"
 	OpRefresh    Op = "refresh"
+	OpPutShare   Op = "putshare"
+	OpGetShare   Op = "getshare"
 )
 
 // Options configures a Swarm. Zero values are the nodes' defaults.
@@ -59,6 +62,9 @@ type Options struct {
 	PublicQuota        store.Quota
 	RequestQuota       store.Quota
 	DropQuota          store.Quota
+	// ShareNodes is the number of nodes that store file shares (12 if
+	// zero): Swarm.Shares.
+	ShareNodes int
 }
 
 // Seen is one request as a node of the mailbox's swarm sees it: what it
@@ -104,6 +110,10 @@ type Swarm struct {
 	counts   map[Op]int
 	seen     []Seen
 	watchers []func(Seen)
+
+	// Shares are the nodes that hold file shares (tests take them down
+	// or make them lie).
+	Shares *files.MemNet
 }
 
 // New makes an empty swarm.
@@ -127,7 +137,11 @@ func New(opts Options) *Swarm {
 	if opts.DropQuota.Messages <= 0 || opts.DropQuota.Bytes <= 0 {
 		opts.DropQuota = d.DropQuota
 	}
-	return &Swarm{opts: opts, boxes: map[mailbox.ID]*box{}, counts: map[Op]int{}}
+	if opts.ShareNodes <= 0 {
+		opts.ShareNodes = 12
+	}
+	shares, _ := files.NewMemNet(opts.ShareNodes)
+	return &Swarm{opts: opts, boxes: map[mailbox.ID]*box{}, counts: map[Op]int{}, Shares: shares}
 }
 
 // Client is one network client on the swarm (one engine's): it implements
@@ -618,4 +632,28 @@ func (s *Swarm) Messages(mb mailbox.ID) map[int32]int {
 		}
 	}
 	return out
+}
+
+// ShareNodes is the IDs of the share nodes.
+func (c *Client) ShareNodes() [][]byte { return c.s.Shares.ShareNodes() }
+
+// PutShare stores a share on a share node.
+func (c *Client) PutShare(ctx context.Context, node []byte, req *wire.SharePutReq) (*wire.SharePutResp, error) {
+	if err := c.begin(OpPutShare); err != nil {
+		return nil, err
+	}
+	return c.s.Shares.PutShare(ctx, node, req)
+}
+
+// GetShare reads a share from a share node.
+func (c *Client) GetShare(ctx context.Context, node []byte, a files.Address) ([]byte, error) {
+	if err := c.begin(OpGetShare); err != nil {
+		return nil, err
+	}
+	return c.s.Shares.GetShare(ctx, node, a)
+}
+
+// VerifyReceipt checks a share node's receipt.
+func (c *Client) VerifyReceipt(node []byte, a files.Address, expiry int64, sig []byte) bool {
+	return c.s.Shares.VerifyReceipt(node, a, expiry, sig)
 }
