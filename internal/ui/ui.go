@@ -3,7 +3,10 @@
 // loopback API address. The page itself is public; it reads the daemon's
 // token from its URL's fragment (#token=..., which browsers never send to a
 // server), keeps it for the tab and sends it as an Authorization header on
-// every /api call and as a subprotocol entry on the events WebSocket.
+// every /api call and as a subprotocol entry on the events WebSocket. For
+// what an element loads itself (pictures, audio and video of messages:
+// <img src>, which cannot carry a header) it asks the daemon for its
+// same-origin session cookie (POST /api/v1/session).
 package ui
 
 import (
@@ -72,14 +75,16 @@ func serveIndex(w http.ResponseWriter, r *http.Request, files fs.FS) {
 	_, _ = w.Write(b)
 }
 
-// csp allows the page's own scripts, styles and images, and connections
+// csp allows the page's own scripts, styles, images and media, and connections
 // back to the host it was loaded from (its API and events WebSocket).
 func csp(host string) string {
 	connect := "'self'"
 	if validHost(host) {
 		connect += " ws://" + host
 	}
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	// media-src blob: lets the composer read a video's or audio's
+	// duration and poster frame before sending it (files.js).
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
 		"connect-src " + connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }
 

@@ -10,6 +10,7 @@ import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing 
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
 import { searchBox } from './search.js';
+import { attachUI, fileEls, fileLabel, ensureSession } from './files.js';
 import {
   groupKey, groupOfKey, groupName, groupItem, groupHeadParts, groupBanner, groupLine, senderEl, receiptCount,
   showNewGroup, showGroupInfo, acceptGroup, declineGroup, usersIcon,
@@ -151,6 +152,7 @@ function mountMain(acct) {
   // The warning stays at the top while the account has no passphrase.
   if (acct.unprotected) shell.prepend(unprotectedBanner(() => {}));
   root.replaceChildren(shell);
+  ensureSession(); // for pictures and voice notes (files.js)
   showView('welcome');
   S.events = new Events(onEvent, onStatus);
   S.events.start();
@@ -277,7 +279,7 @@ function preview(c) {
   if (c.last.deleted) return 'This message was deleted';
   if (c.last.notice) return 'Session reset: verify the safety number';
   if (c.last.kind === 'timer') return 'Disappearing messages: ' + (c.last.expire ? 'on' : 'off');
-  return (c.last.outgoing ? 'You: ' : '') + c.last.text.replace(/\s+/g, ' ');
+  return (c.last.outgoing ? 'You: ' : '') + ((c.last.file && !c.last.text) ? fileLabel(c.last) : c.last.text.replace(/\s+/g, ' '));
 }
 
 function convItem(c) {
@@ -410,15 +412,16 @@ function renderChat(peer, backBtn) {
   if (compose) compose.stopTyping();
   compose = new Composer(composer, banner, nameOf);
   compose.open(peer);
-  const form = h('form', { class: 'composer', 'aria-label': 'Write a message' },
-    banner, h('label', { class: 'sr-only', for: 'composer', text: 'Message' }), composer, sendBtn);
+  const form = h('form', { class: 'composer', 'aria-label': 'Write a message' });
+  const section = h('section', { class: 'chat', 'data-peer': peer, 'data-group': groupOfKey(peer) || false, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
+  const att = attachUI({ form, section, textarea: composer, target: () => (S.open === peer ? peer : ''), sent: (m) => { upsert(m); refreshConvsSoon(); } });
+  form.append(att.status, banner, att.input, att.attachBtn, h('label', { class: 'sr-only', for: 'composer', text: 'Message' }), composer, att.micBtn, sendBtn);
   form.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
   composer.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); send(); }
   });
   composer.addEventListener('input', autoGrow);
   composer.addEventListener('input', () => compose.typed());
-  const section = h('section', { class: 'chat', 'data-peer': peer, 'data-group': groupOfKey(peer) || false, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
   chatHead.append(backBtn);
   mainPane.replaceChildren(section);
   updateChatHead(c);
@@ -575,7 +578,8 @@ function messageEl(m) {
     h('div', { class: 'bubble' },
       m.group && !m.outgoing ? senderEl(m, nameOf) : null,
       quoteEl(m, ms, nameOf, showMessage),
-      bodyEls(m),
+      m.file && !m.deleted ? fileEls(m, upsert) : null,
+      !m.file || m.text || m.deleted ? bodyEls(m) : null,
       h('span', { class: 'meta' },
         editedMark(m),
         timerMark(m),
