@@ -20,9 +20,8 @@ package api
 // Cookies are not isolated by port: the browser also sends the cookie to
 // other servers on 127.0.0.1. A request authenticated by the cookie is
 // therefore refused when the browser marks it as coming from another page
-// (Sec-Fetch-Site other than same-origin or none). The web app itself
-// uses the header and the subprotocol for its calls, and the cookie only
-// for what its elements load (a message's picture, audio or video).
+// (Sec-Fetch-Site other than same-origin or none), and the web app itself
+// uses the header and the subprotocol, not the cookie.
 
 import (
 	"crypto/subtle"

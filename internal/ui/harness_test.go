@@ -238,7 +238,8 @@ type browser struct {
 	faults []string // JavaScript exceptions, CSP violations, off-host requests
 }
 
-func newBrowser(t *testing.T) *browser {
+// newBrowser starts Chromium; extra adds flags (a fake microphone).
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -250,6 +251,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("lang", "en-US"),
 		chromedp.WindowSize(1280, 800),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

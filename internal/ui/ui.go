@@ -3,10 +3,9 @@
 // loopback API address. The page itself is public; it reads the daemon's
 // token from its URL's fragment (#token=..., which browsers never send to a
 // server), keeps it for the tab and sends it as an Authorization header on
-// every /api call and as a subprotocol entry on the events WebSocket. For
-// what an element loads itself (pictures, audio and video of messages:
-// <img src>, which cannot carry a header) it asks the daemon for its
-// same-origin session cookie (POST /api/v1/session).
+// every /api call and as a subprotocol entry on the events WebSocket.
+// Messages' files are read the same way into blob: URLs for <img>,
+// <audio> and <video>.
 package ui
 
 import (
@@ -82,9 +81,9 @@ func csp(host string) string {
 	if validHost(host) {
 		connect += " ws://" + host
 	}
-	// media-src blob: lets the composer read a video's or audio's
-	// duration and poster frame before sending it (files.js).
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
+	// blob: URLs are made by the page itself, of files it read with its
+	// token (files.js).
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src blob:; " +
 		"connect-src " + connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }
 

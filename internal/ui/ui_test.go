@@ -44,7 +44,7 @@ func TestHandlerServesTheApp(t *testing.T) {
 func TestHandlerHeaders(t *testing.T) {
 	rec := get(t, http.MethodGet, "/")
 	csp := rec.Header().Get("Content-Security-Policy")
-	for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self' ws://127.0.0.1:7070", "media-src 'self' blob:", "frame-ancestors 'none'"} {
+	for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self' ws://127.0.0.1:7070", "img-src 'self' data: blob:", "media-src blob:", "frame-ancestors 'none'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}

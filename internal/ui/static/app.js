@@ -10,7 +10,7 @@ import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing 
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
 import { searchBox } from './search.js';
-import { attachUI, fileEls, fileLabel, ensureSession } from './files.js';
+import { attachUI, fileEls, fileLabel } from './files.js';
 import {
   groupKey, groupOfKey, groupName, groupItem, groupHeadParts, groupBanner, groupLine, senderEl, receiptCount,
   showNewGroup, showGroupInfo, acceptGroup, declineGroup, usersIcon,
@@ -152,7 +152,6 @@ function mountMain(acct) {
   // The warning stays at the top while the account has no passphrase.
   if (acct.unprotected) shell.prepend(unprotectedBanner(() => {}));
   root.replaceChildren(shell);
-  ensureSession(); // for pictures and voice notes (files.js)
   showView('welcome');
   S.events = new Events(onEvent, onStatus);
   S.events.start();

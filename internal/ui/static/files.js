@@ -2,12 +2,12 @@
 // buttons, drag-and-drop and paste, and how a message's file shows.
 //
 // A file is sent as multipart/form-data to POST /api/v1/files (the part
-// "file" last); its progress then comes as ordinary message events. Media
-// (<img>, <audio>, <video>) load GET /api/v1/messages/{id}/file with the
-// session cookie: an element's request cannot carry the Authorization
-// header, so the app asks the daemon for the cookie (HttpOnly,
-// SameSite=Strict) once it runs; the daemon accepts it only on requests
-// from the app's own origin.
+// "file" last); its progress then comes as ordinary message events. A
+// file on this device is read from GET /api/v1/messages/{id}/file with the
+// Authorization header, like every call, into a blob: URL that <img>,
+// <audio>, <video> and the Save link use. The app does not use the
+// daemon's session cookie: the browser would send it to every server on
+// 127.0.0.1, whatever its port (see docs/ui.md).
 
 import { api, token, ApiError } from './api.js';
 import { h, icon, toast } from './dom.js';
@@ -16,24 +16,74 @@ export const MAX_FILE = 100 * 1024 * 1024; // files.MaxFileSize
 const MAX_THUMB = 32 * 1024; // client.MaxThumb
 const THUMB_SIDE = 320;
 
-// ---- session cookie ----
-
-let sessionReady = null;
-
-// ensureSession asks the daemon for the session cookie, once per page.
-export function ensureSession() {
-  if (!sessionReady) {
-    sessionReady = api('POST', '/api/v1/session').then(() => true, (e) => {
-      sessionReady = null;
-      toast('Pictures and voice notes may not show: ' + e.message, 'error');
-      return false;
-    });
-  }
-  return sessionReady;
-}
+// ---- a file's bytes, as a blob: URL ----
 
 export function fileURL(id, download) {
   return '/api/v1/messages/' + encodeURIComponent(id) + '/file' + (download ? '?download=1' : '');
+}
+
+// Blobs read from the daemon, by message ID, with the elements that show
+// them: kept across re-renders of the chat (which rebuild every message),
+// so a playing voice note or a loaded picture stays as it is. The oldest
+// go (and their URLs are revoked) past MAX_HELD bytes.
+const MAX_HELD = 256 * 1024 * 1024;
+const held = new Map(); // message ID -> { url: Promise<string>, size, els: Map }
+let heldBytes = 0;
+
+// blobURL reads a message's file once and gives its blob: URL.
+function blobURL(id, size) {
+  let e = held.get(id);
+  if (!e) {
+    e = { size: size || 0, els: new Map() };
+    e.url = fetch(fileURL(id), { headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error('the daemon answered ' + r.status))))
+      .then((b) => URL.createObjectURL(b));
+    e.url.catch(() => { if (held.get(id) === e) forget(id); });
+    held.set(id, e);
+    heldBytes += e.size;
+    for (const [old] of held) {
+      if (heldBytes <= MAX_HELD || old === id) break;
+      forget(old);
+    }
+  }
+  return e;
+}
+
+function forget(id) {
+  const e = held.get(id);
+  if (!e) return;
+  held.delete(id);
+  heldBytes -= e.size;
+  e.url.then((u) => URL.revokeObjectURL(u), () => {});
+}
+
+// keep gives the element of kind for a message, made once by make and
+// given its source when the file is read.
+function keep(m, kind, make, attr) {
+  const e = blobURL(m.id, m.file.size);
+  let el = e.els.get(kind);
+  if (!el) {
+    el = make();
+    const media = attr ? el.querySelector(attr) || el : el;
+    media.dataset.src = fileURL(m.id); // what it shows (the tests look)
+    e.url.then((u) => { media.src = u; }, (err) => { el.dataset.error = err.message; });
+    e.els.set(kind, el);
+  }
+  return el;
+}
+
+// saveFile saves a message's file with its name (an <a download> click
+// on its blob: URL).
+async function saveFile(m) {
+  try {
+    const url = await blobURL(m.id, m.file.size).url;
+    const a = h('a', { href: url, download: m.file.name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  } catch (e) {
+    toast('Could not read the file: ' + e.message, 'error');
+  }
 }
 
 // ---- formatting ----
@@ -370,20 +420,6 @@ function voiceName(d, ext) {
 
 // ---- showing a message's file ----
 
-// Media elements are kept across re-renders of the chat (which rebuild
-// every message): a playing voice note or a loaded picture stays as it is.
-const media = new Map(); // message ID + src -> element
-
-function keep(key, make) {
-  let el = media.get(key);
-  if (!el) {
-    el = make();
-    media.set(key, el);
-    if (media.size > 400) media.delete(media.keys().next().value);
-  }
-  return el;
-}
-
 // onHere: the file is on this device (received whole, or ours and not failed).
 function onHere(m) {
   const f = m.file;
@@ -400,11 +436,11 @@ export function fileEls(m, update) {
   const here = onHere(m);
   const box = h('div', { class: 'file file-' + k + (isVoice(f) ? ' file-voice' : ''), 'data-state': f.state, 'data-kind': k });
   if (k === 'image' && (here || f.thumb)) box.append(imageEl(m, here));
-  else if (k === 'video' && here) box.append(keep(m.id + ':video', () => h('video', { class: 'file-video', controls: true, preload: 'metadata', src: fileURL(m.id), poster: thumbURL(f) || false, width: f.width || false, height: f.height || false })));
+  else if (k === 'video' && here) box.append(keep(m, 'video', () => h('video', { class: 'file-video', controls: true, preload: 'metadata', poster: thumbURL(f) || false, width: f.width || false, height: f.height || false })));
   else if (k === 'audio' && here) {
     box.append(h('div', { class: 'file-audio-row' },
       isVoice(f) ? h('span', { class: 'file-voice-label', text: '🎤 ' + durationText(f.duration_ms) }) : h('span', { class: 'file-name', text: f.name }),
-      keep(m.id + ':audio', () => h('audio', { class: 'file-audio', controls: true, preload: 'metadata', src: fileURL(m.id) }))));
+      keep(m, 'audio', () => h('audio', { class: 'file-audio', controls: true, preload: 'metadata' }))));
   } else box.append(cardEl(m, update));
   box.append(progressEl(m), errorEl(m));
   return box;
@@ -415,23 +451,25 @@ function imageEl(m, here) {
   const dims = { width: f.width || false, height: f.height || false };
   if (!here) return h('img', Object.assign({ class: 'file-img file-thumb', alt: f.name, src: thumbURL(f) }, dims));
   const thumb = thumbURL(f);
-  return keep(m.id + ':img', () => {
-    const img = h('img', Object.assign({ class: 'file-img', alt: f.name, src: fileURL(m.id), loading: 'lazy', decoding: 'async' }, dims));
+  return keep(m, 'img', () => {
+    const img = h('img', Object.assign({ class: 'file-img', alt: f.name, decoding: 'async' }, dims));
     // The thumbnail shows until the picture has loaded.
     if (thumb) img.style.backgroundImage = 'url("' + thumb + '")';
     img.addEventListener('load', () => { img.style.backgroundImage = ''; });
     const btn = h('button', { class: 'file-img-btn', type: 'button', 'aria-label': 'Show ' + f.name + ' full size', title: 'Show full size', onclick: () => showFull(m) }, img);
     return btn;
-  });
+  }, 'img');
 }
 
 // showFull shows a picture full size in a dialog.
-function showFull(m) {
+async function showFull(m) {
+  let url;
+  try { url = await blobURL(m.id, m.file.size).url; } catch (e) { toast(e.message, 'error'); return; }
   const d = h('dialog', { class: 'lightbox', 'aria-label': m.file.name },
-    h('img', { src: fileURL(m.id), alt: m.file.name }),
+    h('img', { src: url, alt: m.file.name }),
     h('div', { class: 'lightbox-bar' },
       h('span', { class: 'file-name', text: m.file.name + ' · ' + sizeText(m.file.size) }),
-      h('a', { class: 'btn sm ghost', href: fileURL(m.id, true), download: m.file.name, text: 'Save' }),
+      h('button', { class: 'btn sm ghost', type: 'button', text: 'Save', onclick: () => saveFile(m) }),
       h('button', { class: 'btn sm primary', type: 'button', text: 'Close', onclick: () => d.close() })));
   d.addEventListener('close', () => d.remove());
   d.addEventListener('click', (ev) => { if (ev.target === d) d.close(); });
@@ -444,7 +482,7 @@ function cardEl(m, update) {
   const f = m.file;
   let action = null;
   if (onHere(m)) {
-    action = h('a', { class: 'btn sm file-save', href: fileURL(m.id, true), download: f.name, text: 'Save' });
+    action = h('button', { class: 'btn sm file-save', type: 'button', 'data-src': fileURL(m.id, true), text: 'Save', onclick: () => saveFile(m) });
   } else if (!m.outgoing && (f.state === 'ready' || f.state === 'failed')) {
     action = h('button', { class: 'btn sm file-download', type: 'button', text: f.state === 'failed' ? 'Try again' : 'Download', onclick: (ev) => download(m, ev.currentTarget, update) });
   }

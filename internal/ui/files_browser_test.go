@@ -1,0 +1,170 @@
+package ui_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"image"
+	"image/color"
+	_ "image/jpeg" // the thumbnail
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/umbra-im/umbra/internal/client"
+)
+
+// TestBrowserFiles sends files through the web UI over a real devnet:
+// alice attaches a picture (the file input, as the attach button's picker
+// fills it) and a 3 MB binary file to bob. The page makes the picture's
+// thumbnail (bob's daemon has it, at most 32 KiB, with the picture's size);
+// bob's tab shows the picture inline (read from the daemon's file URL into
+// a blob: URL) and the binary file as a card; bob clicks Download, and the
+// bytes his page then reads back are the ones alice sent. A file over
+// 100 MB is refused in the page with a clear message. Alice records a
+// 2-second voice note (Chromium's fake microphone); bob's tab gets an
+// <audio> player whose source loads.
+func TestBrowserFiles(t *testing.T) {
+	chromiumPath(t)
+	start := time.Now()
+	bin := buildUmbra(t)
+	net := startNetwork(t, bin, 6)
+	alice := startDaemon(t, bin, "alice", net.BootstrapFile())
+	bob := startDaemon(t, bin, "bob", net.BootstrapFile())
+	ids := newAccounts(t, alice, bob)
+	aliceID, bobID := ids[0], ids[1]
+	alice.do(t, http.MethodPost, "/api/v1/contacts", map[string]string{"id": bobID, "name": "Bob"}, nil)
+	bob.do(t, http.MethodPost, "/api/v1/contacts", map[string]string{"id": aliceID, "name": "Alice"}, nil)
+	t.Logf("network and accounts in %.1fs", time.Since(start).Seconds())
+
+	// The files alice sends.
+	dir := t.TempDir()
+	picPath := filepath.Join(dir, "photo.png")
+	writePicture(t, picPath, 640, 480)
+	blob := make([]byte, 3<<20+12345)
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	blobPath := filepath.Join(dir, "data.bin")
+	if err := os.WriteFile(blobPath, blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blobSum := sha256.Sum256(blob)
+	hugePath := filepath.Join(dir, "huge.bin") // sparse: costs no disk
+	if f, err := os.Create(hugePath); err != nil {
+		t.Fatal(err)
+	} else if err := f.Truncate(100<<20 + 1); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Close()
+	}
+
+	b := newBrowser(t, chromedp.Flag("use-fake-ui-for-media-stream", true), chromedp.Flag("use-fake-device-for-media-stream", true))
+	at := b.openTab("alice", true, 1280, 800, 1)
+	bt := b.openTab("bob", false, 1024, 760, 1)
+	at.do("open alice's chat with bob", 30*time.Second, chromedp.Navigate(alice.uiURL()),
+		chromedp.Click(css(`#conv-list button[data-peer="`+bobID+`"]`)), chromedp.WaitVisible(css("#attach-btn")))
+	bt.do("open bob's chat with alice", 30*time.Second, chromedp.Navigate(bob.uiURL()),
+		chromedp.Click(css(`#conv-list button[data-peer="`+aliceID+`"]`)), chromedp.WaitVisible(css("#attach-btn")))
+
+	// Too large: refused in the page, nothing sent.
+	at.do("pick a file over 100 MB", 10*time.Second, chromedp.SetUploadFiles(css("#file-input"), []string{hugePath}))
+	at.waitJS("the size error", 10*time.Second, `document.querySelector('#file-status:not([hidden]) .file-error')?.textContent.includes('at most 100 MB')`)
+	at.shot("files-01-too-large")
+
+	// The picture, with a caption typed first.
+	at.do("attach the picture", 10*time.Second, chromedp.SendKeys(css("#composer"), "The view"),
+		chromedp.SetUploadFiles(css("#file-input"), []string{picPath}))
+	outPic := `document.querySelector('.msg.out .file[data-kind="image"]')`
+	at.waitJS("the picture in alice's chat", 30*time.Second, outPic+`?.closest('.msg').querySelector('.text')?.textContent === 'The view' &&
+		`+outPic+`.querySelector('img.file-img')?.naturalWidth === 640`)
+	picID := eval[string](at, "the picture's message", outPic+`.closest('.msg').dataset.id`)
+
+	// The 3 MB file.
+	at.do("attach the binary file", 10*time.Second, chromedp.SetUploadFiles(css("#file-input"), []string{blobPath}))
+	outBin := `[...document.querySelectorAll('.msg.out .file[data-kind="file"]')].find(f => f.querySelector('.file-name')?.textContent === 'data.bin')`
+	at.waitJS("the file card in alice's chat", 60*time.Second, outBin)
+	binID := eval[string](at, "the file's message", outBin+`.closest('.msg').dataset.id`)
+	at.shot("files-02-alice-sending")
+
+	// Bob: the picture inline (the daemon fetched it on arrival), from the
+	// file's URL, and the thumbnail alice's page made.
+	inPic := `document.querySelector('.msg.in[data-id="` + picID + `"] img.file-img')`
+	bt.waitJS("the picture at bob", 240*time.Second, inPic+` && `+inPic+`.naturalWidth === 640 && `+
+		inPic+`.dataset.src === '/api/v1/messages/`+picID+`/file' && `+inPic+`.src.startsWith('blob:')`)
+	var pic client.Message
+	bob.do(t, http.MethodGet, "/api/v1/messages/"+picID, nil, &pic)
+	if pic.File == nil || pic.File.Name != "photo.png" || pic.File.Type != "image/png" || pic.File.Width != 640 || pic.File.Height != 480 ||
+		len(pic.File.Thumb) == 0 || len(pic.File.Thumb) > client.MaxThumb || pic.Text != "The view" {
+		t.Fatalf("bob's picture message: %+v", pic.File)
+	}
+	thumb, _, err := image.Decode(bytes.NewReader(pic.File.Thumb))
+	if err != nil {
+		t.Fatalf("the thumbnail is no picture: %v", err)
+	}
+	if tb := thumb.Bounds(); tb.Dx() != 320 || tb.Dy() != 240 {
+		t.Errorf("thumbnail of %v, want 320×240", tb)
+	}
+
+	// Bob: the file as a card; Download, then its bytes are alice's.
+	inBin := `document.querySelector('.msg.in[data-id="` + binID + `"] .file[data-kind="file"]')`
+	bt.waitJS("the file card at bob", 240*time.Second, inBin+`?.querySelector('.file-download') && `+
+		inBin+`.querySelector('.file-sub').textContent.startsWith('3.0 MB')`)
+	bt.shot("files-03-bob-picture-and-card")
+	bt.do("download", 10*time.Second, chromedp.Click(css(`.msg.in[data-id="`+binID+`"] .file-download`)))
+	bt.waitJS("the download done", 240*time.Second, inBin+`?.querySelector('.file-save[data-src="/api/v1/messages/`+binID+`/file?download=1"]')`)
+	eval[bool](bt, "read the file back", `(window.__got = null, fetch('/api/v1/messages/`+binID+`/file?download=1',
+		{ headers: { Authorization: 'Bearer ' + sessionStorage.getItem('umbra-token') } }).then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
+		.then(b => crypto.subtle.digest('SHA-256', b).then(d => { window.__got = b.byteLength + ':' + [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''); }))
+		.catch(e => { window.__got = 'error ' + e; }), true)`)
+	bt.waitJS("the file's bytes", 30*time.Second, `window.__got`)
+	want := strconv.Itoa(len(blob)) + ":" + hex.EncodeToString(blobSum[:])
+	if got := eval[string](bt, "the file's bytes", `window.__got`); got != want {
+		t.Fatalf("bob's page read %q, want %q", got, want)
+	}
+
+	// A voice note of about 2 s.
+	at.do("record", 10*time.Second, chromedp.Click(css("#mic-btn")), chromedp.WaitVisible(css("#rec-time")))
+	at.waitJS("2 s recorded", 10*time.Second, `document.querySelector('#rec-time')?.textContent === '0:02'`)
+	at.shot("files-04-recording")
+	at.do("send the voice note", 10*time.Second, chromedp.Click(css("#rec-send")))
+	at.waitJS("the voice note in alice's chat", 30*time.Second, `document.querySelector('.msg.out .file-voice audio')`)
+	voiceID := eval[string](at, "the voice note's message", `document.querySelector('.msg.out .file-voice').closest('.msg').dataset.id`)
+	inVoice := `document.querySelector('.msg.in[data-id="` + voiceID + `"] .file-voice audio')`
+	bt.waitJS("the voice note at bob", 240*time.Second, inVoice+` && (`+inVoice+`.readyState >= 1 || `+inVoice+`.duration > 0)`)
+	var voice client.Message
+	bob.do(t, http.MethodGet, "/api/v1/messages/"+voiceID, nil, &voice)
+	if f := voice.File; f == nil || !strings.HasPrefix(f.Name, "voice-") || !strings.HasPrefix(f.Type, "audio/") || f.Duration < 1500 || f.Duration > 10000 || f.Size == 0 {
+		t.Fatalf("bob's voice note: %+v", voice.File)
+	}
+	bt.shot("files-05-bob-voice")
+	b.checkFaults()
+	t.Logf("done in %.1fs", time.Since(start).Seconds())
+}
+
+// writePicture writes a w×h PNG of colour bands.
+func writePicture(t *testing.T, path string, w, h int) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Set(x, y, color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), uint8((x + y) % 256), 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
