@@ -662,6 +662,15 @@ function onChatAction(peer, action) {
 
 // ---- events ----
 
+// firstSight reports whether the page sees a message's event the first time.
+const seen = new Set();
+function firstSight(id) {
+  if (seen.has(id)) return false;
+  if (seen.size > 2000) seen.clear();
+  seen.add(id);
+  return true;
+}
+
 function onEvent(ev) {
   if (ev.type === 'typing') {
     S.typing.event(ev);
@@ -671,15 +680,19 @@ function onEvent(ev) {
     upsertGroup(ev.group);
     return;
   }
-  if (ev.type === 'message' && ev.message && ev.message.group) {
-    const m = ev.message;
+  // A file's progress comes as more events of its message: one
+  // notification a message.
+  const fresh = ev.type === 'message' && ev.message && firstSight(ev.message.id);
+  const shown = fresh && ev.message.file && !ev.message.text ? { ...ev.message, text: fileLabel(ev.message) } : ev.message;
+  if (fresh && ev.message.group) {
+    const m = shown;
     const g = groupOf(m.group);
     // As the group's conversation: the notification names the group and
     // opens its chat.
     if (m.kind !== 'group' && (!g || g.status === 'member')) {
       notifyIncoming({ ...m, from: groupKey(m.group), text: nameOf(m.from) + ': ' + m.text }, { name: groupName(g), state: 'contact' }, S.open, (p) => showView('chat', p));
     }
-  } else if (ev.type === 'message' && ev.message) notifyIncoming(ev.message, convOf(ev.message.from), S.open, (p) => showView('chat', p));
+  } else if (fresh) notifyIncoming(shown, convOf(shown.from), S.open, (p) => showView('chat', p));
   if (ev.type === 'cleared' && ev.contact) {
     S.msgs.set(ev.contact.id, []);
     if (S.open === ev.contact.id) renderMessages(ev.contact.id);

@@ -402,7 +402,10 @@ class VoiceRecorder {
       h('button', { class: 'btn sm primary', type: 'button', id: 'rec-send', text: 'Send', onclick: () => this.stop(true) }));
     this.status.dataset.kind = 'recording';
     this.status.hidden = false;
-    this.timer = setInterval(() => { clock.textContent = durationText(Date.now() - started); }, 250);
+    this.timer = setInterval(() => {
+      if (!this.status.isConnected) this.stop(false); // the chat was left
+      clock.textContent = durationText(Date.now() - started);
+    }, 250);
   }
 
   // stop ends the recording; keep sends it.

@@ -4,6 +4,7 @@
 
 import { api } from './api.js';
 import { h, toast } from './dom.js';
+import { fileLabel } from './files.js';
 
 // The reactions the picker offers.
 export const PICKS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
@@ -20,7 +21,7 @@ export function quoteEl(m, ms, nameOf, onClick) {
   if (!m.reply_to) return null;
   const q = ms.find((x) => x.id === m.reply_to);
   const who = !q ? '' : q.outgoing ? 'You' : nameOf(q.from);
-  const text = !q ? 'Original message not found' : q.deleted ? 'This message was deleted' : firstLine(q.text);
+  const text = !q ? 'Original message not found' : q.deleted ? 'This message was deleted' : firstLine(q.text || fileLabel(q));
   return h('button', {
     class: 'quote', type: 'button', 'data-quote': m.reply_to, title: 'Show the quoted message',
     onclick: () => q && onClick(q.id),
