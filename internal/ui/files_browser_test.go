@@ -119,7 +119,10 @@ func TestBrowserFiles(t *testing.T) {
 	bt.waitJS("the file card at bob", 240*time.Second, inBin+`?.querySelector('.file-download') && `+
 		inBin+`.querySelector('.file-sub').textContent.startsWith('3.0 MB')`)
 	bt.shot("files-03-bob-picture-and-card")
-	bt.do("download", 10*time.Second, chromedp.Click(css(`.msg.in[data-id="`+binID+`"] .file-download`)))
+	// One evaluation finds and clicks: a re-render between two steps cannot
+	// leave a stale node.
+	bt.waitJS("click Download", 10*time.Second, `(() => { const b = document.querySelector('.msg.in[data-id="`+binID+`"] .file-download');
+		if (!b) return false; b.click(); return true; })()`)
 	bt.waitJS("the download done", 240*time.Second, inBin+`?.querySelector('.file-save[data-src="/api/v1/messages/`+binID+`/file?download=1"]')`)
 	eval[bool](bt, "read the file back", `(window.__got = null, fetch('/api/v1/messages/`+binID+`/file?download=1',
 		{ headers: { Authorization: 'Bearer ' + sessionStorage.getItem('umbra-token') } }).then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))

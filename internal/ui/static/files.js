@@ -131,7 +131,7 @@ export function fileLabel(m) {
 // daemon. It returns the new message.
 export async function sendFile(to, file, caption, extra, onProgress) {
   if (file.size > MAX_FILE) throw new ApiError(file.name + ' is ' + sizeText(file.size) + ': files can be at most 100 MB.', 413);
-  const meta = Object.assign(await mediaMeta(file), extra || {});
+  const meta = Object.assign(extra && extra.duration ? {} : await mediaMeta(file), extra || {}); // a voice note's length is known
   const fd = new FormData();
   fd.append('to', to);
   if (caption) fd.append('caption', caption);

@@ -141,7 +141,7 @@ export class Composer {
 
   replyTo(m) {
     this.mode = { kind: 'reply', m };
-    this.show('Replying to ' + (m.outgoing ? 'yourself' : this.nameOf(m.from)), m.text);
+    this.show('Replying to ' + (m.outgoing ? 'yourself' : this.nameOf(m.from)), m.text || fileLabel(m));
     this.ta.focus();
   }
 
