@@ -413,7 +413,7 @@ function renderChat(peer, backBtn) {
   compose.open(peer);
   const form = h('form', { class: 'composer', 'aria-label': 'Write a message' });
   const section = h('section', { class: 'chat', 'data-peer': peer, 'data-group': groupOfKey(peer) || false, 'aria-labelledby': 'chat-title' }, chatHead, msgBox, form);
-  const att = attachUI({ form, section, textarea: composer, target: () => (S.open === peer ? peer : ''), sent: (m) => { upsert(m); refreshConvsSoon(); } });
+  const att = attachUI({ form, section, textarea: composer, target: () => (S.open === peer ? peer : ''), canCaption: () => !(compose.mode && compose.mode.kind === 'edit'), sent: (m) => { upsert(m); refreshConvsSoon(); } });
   form.append(att.status, banner, att.input, att.attachBtn, h('label', { class: 'sr-only', for: 'composer', text: 'Message' }), composer, att.micBtn, sendBtn);
   form.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
   composer.addEventListener('keydown', (ev) => {

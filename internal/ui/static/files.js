@@ -241,7 +241,8 @@ function avMeta(file, k) {
 // attachUI adds file sending to a chat: opts.form (the composer form),
 // opts.section (where files may be dropped), opts.textarea (paste; its
 // text becomes the first file's caption), opts.target() (the open
-// conversation) and opts.sent(m) (a message the daemon took).
+// conversation), opts.sent(m) (a message the daemon took) and
+// opts.canCaption() (false while the composer edits a message).
 export function attachUI(opts) {
   const input = h('input', { type: 'file', id: 'file-input', multiple: true, hidden: true, tabindex: '-1' });
   const attachBtn = h('button', { class: 'icon-btn attach-btn', type: 'button', id: 'attach-btn', 'aria-label': 'Attach a file', title: 'Attach a file', onclick: () => input.click() }, clipIcon());
@@ -266,7 +267,7 @@ export function attachUI(opts) {
       }
     }
     let caption = '';
-    if (!voice && opts.textarea.value.trim()) {
+    if (!voice && opts.textarea.value.trim() && (!opts.canCaption || opts.canCaption())) {
       caption = opts.textarea.value.trim();
       opts.textarea.value = '';
       opts.textarea.dispatchEvent(new Event('input'));
