@@ -132,6 +132,8 @@ type Status struct {
 	Tombstones     int64    `json:"tombstones"`
 	DeletionBytes  int64    `json:"deletion_bytes"` // signed deletions kept for the tombstones
 	PendingNodes   int      `json:"pending_nodes"`  // records waiting for their reachability probe
+	StoredShares   int64    `json:"stored_shares"`  // file shares on disk
+	ShareBytes     int64    `json:"share_bytes"`    // their bytes, counted against the share quota
 	UptimeSeconds  int64    `json:"uptime_seconds"`
 	// Private networks: the allow-list version held, and the live nodes.
 	AllowVersion uint64   `json:"allow_version,omitempty"`
@@ -147,6 +149,7 @@ func (n *Node) Status() Status {
 		LiveNodes: len(n.table.Live()), KnownNodes: n.table.Len(),
 		StoredMessages: stats.Messages, StoredBytes: stats.Bytes, Mailboxes: stats.Mailboxes,
 		Tombstones: stats.Tombstones, DeletionBytes: stats.DeletionBytes, PendingNodes: n.table.PendingLen(),
+		StoredShares: n.shares.Count(), ShareBytes: n.shares.Used(),
 		UptimeSeconds: int64(n.cfg.Now().Sub(n.started).Seconds()),
 		AllowVersion:  n.AllowVersion(),
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,14 @@ var storeProto = p2p.Proto{ID: wire.ProtoStoreSession, MaxReq: wire.MaxClientReq
 // and a client session to it.
 func shareNode(t *testing.T, quota int64) (*node.Node, *p2p.Session) {
 	t.Helper()
-	tn := startNetCfg(t, 1, func(_ int, c *node.Config) { c.ShareQuota = quota })
+	return shareNodeCfg(t, func(c *node.Config) { c.ShareQuota = quota })
+}
+
+// shareNodeCfg starts one node, its config changed by mod, and a client
+// session to it.
+func shareNodeCfg(t *testing.T, mod func(c *node.Config)) (*node.Node, *p2p.Session) {
+	t.Helper()
+	tn := startNetCfg(t, 1, func(_ int, c *node.Config) { mod(c) })
 	nd := tn.nodes[0]
 	h, err := p2p.NewClientHost()
 	if err != nil {
@@ -388,5 +396,58 @@ func TestShareSurvivesRestart(t *testing.T) {
 	resp, werr := nd2.GetShare(ctx, &wire.ShareGetReq{Addr: a[:]})
 	if werr != nil || !bytes.Equal(resp.Data, data) {
 		t.Fatalf("get after a restart: %v", werr)
+	}
+}
+
+// TestShareMetrics: the share counters and gauges, and /status, count
+// what the node did.
+func TestShareMetrics(t *testing.T) {
+	nd, s := shareNodeCfg(t, func(c *node.Config) {
+		c.ShareQuota = 8192
+		c.Admin = "127.0.0.1:0"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data, a := testShare(12, 1024)
+	if _, err := put(ctx, s, sharePut(t, data, time.Hour, workFor(nd, len(data)))); err != nil {
+		t.Fatal(err)
+	}
+	bad := sharePut(t, data, time.Hour, 0)
+	bad.Data = bytes.Repeat([]byte{1}, 1024)
+	if _, err := put(ctx, s, bad); wireCode(err) != wire.CodeBadRequest {
+		t.Fatalf("mismatched put: %v", err)
+	}
+	d2, a2 := testShare(13, 64)
+	weak := sharePut(t, d2, time.Hour, 0)
+	weak.Work = weakShareWork(t, a2, weak.Expiry, 1, workFor(nd, len(d2)))
+	if _, err := put(ctx, s, weak); wireCode(err) != wire.CodeRateLimited {
+		t.Fatalf("put without work: %v", err)
+	}
+	if _, err := get(ctx, s, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(ctx, s, a2); wireCode(err) != wire.CodeGone {
+		t.Fatalf("get of a refused share: %v", err)
+	}
+	code, body := adminGet(t, nd, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		"umbra_share_puts_total 1",
+		`umbra_share_puts_refused_total{reason="address"} 1`,
+		`umbra_share_puts_refused_total{reason="work"} 1`,
+		`umbra_share_puts_refused_total{reason="full"} 0`,
+		`umbra_share_gets_total{result="served"} 1`,
+		`umbra_share_gets_total{result="missing"} 1`,
+		"umbra_share_stored_bytes 1024",
+		"umbra_share_quota_bytes 8192",
+	} {
+		if !strings.Contains(body, "\n"+want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if st := nd.Status(); st.StoredShares != 1 || st.ShareBytes != 1024 {
+		t.Errorf("status: %d shares, %d bytes; want 1 and 1024", st.StoredShares, st.ShareBytes)
 	}
 }
