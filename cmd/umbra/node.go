@@ -110,6 +110,7 @@ acknowledged message is on disk, so even kill -9 loses none.`,
 	f.DurationVar(&cfg.SyncSettle, "sync-settle", cfg.SyncSettle, "mailboxes written this recently wait for the next anti-entropy round")
 	f.DurationVar(&cfg.ProbeInterval, "probe-interval", cfg.ProbeInterval, "how often unreachable nodes are probed (after 30s down, the wait doubles up to 5 times this)")
 	f.Int64Var(&cfg.MaxStoreBytes, "max-store-bytes", cfg.MaxStoreBytes, "refuse new messages once this many bytes (messages, tombstones and signed deletions) are stored")
+	f.Int64Var(&cfg.ShareQuota, "share-quota", cfg.ShareQuota, "bytes of file shares (attachments) this node keeps, in shares.db in the data directory; new shares are refused past it, and past half of it each share asks for more proof-of-work")
 	f.DurationVar(&clockSkew, "test-clock-offset", 0, "tests only: run the node's clock this far off the system clock (UMBRA_TEST_CLOCK_OFFSET)")
 	_ = f.MarkHidden("test-clock-offset")
 	f.BoolVar(&cfg.DialFromListenAddr, "test-dial-from-listen-addr", false, "tests only: dial from the listen address and port (a loopback devnet's nodes are told apart by their 127.x addresses)")

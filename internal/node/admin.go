@@ -45,6 +45,10 @@ type metrics struct {
 	probesFailed prometheus.Counter
 	workRefused  prometheus.Counter
 	liveMisses   prometheus.Counter
+
+	sharesStored  prometheus.Counter
+	sharesRefused *prometheus.CounterVec // by reason (shares.go)
+	shareGets     *prometheus.CounterVec // served, missing
 }
 
 func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
@@ -81,7 +85,21 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		workRefused:  f("first_contact_work_refused_total", "First-contact messages refused for too little proof-of-work."),
 		liveMisses:   f("liveness_misses_total", "Liveness pings not answered in time (the connection was closed and the node probed)."),
 	}
-	reg.MustRegister(m.storeLatency, m.syncSeconds)
+	m.sharesStored = f("share_puts_total", "File shares accepted and stored (or their expiry extended).")
+	m.sharesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "umbra", Name: "share_puts_refused_total",
+		Help: "File share puts refused, by reason: bad_request, address, work, full, error."}, []string{"reason"})
+	m.shareGets = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "umbra", Name: "share_gets_total",
+		Help: "File share reads, by result: served, missing (not held or expired)."}, []string{"result"})
+	for _, r := range []string{refusedBadRequest, refusedAddress, refusedWork, refusedFull, refusedError} {
+		m.sharesRefused.WithLabelValues(r)
+	}
+	m.shareGets.WithLabelValues("served")
+	m.shareGets.WithLabelValues("missing")
+	reg.MustRegister(m.storeLatency, m.syncSeconds, m.sharesRefused, m.shareGets)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "share_stored_bytes",
+		Help: "Bytes of file shares held on disk, counted against --share-quota."}, func() float64 { return float64(n.shares.Used()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "share_quota_bytes",
+		Help: "The file share limit (--share-quota); new shares are refused past it."}, func() float64 { return float64(n.cfg.ShareQuota) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "live_nodes",
 		Help: "Live nodes in this node's view, itself included."}, func() float64 { return float64(len(n.table.Live())) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "umbra", Name: "stored_messages",
@@ -114,6 +132,8 @@ type Status struct {
 	Tombstones     int64    `json:"tombstones"`
 	DeletionBytes  int64    `json:"deletion_bytes"` // signed deletions kept for the tombstones
 	PendingNodes   int      `json:"pending_nodes"`  // records waiting for their reachability probe
+	StoredShares   int64    `json:"stored_shares"`  // file shares on disk
+	ShareBytes     int64    `json:"share_bytes"`    // their bytes, counted against the share quota
 	UptimeSeconds  int64    `json:"uptime_seconds"`
 	// Private networks: the allow-list version held, and the live nodes.
 	AllowVersion uint64   `json:"allow_version,omitempty"`
@@ -129,6 +149,7 @@ func (n *Node) Status() Status {
 		LiveNodes: len(n.table.Live()), KnownNodes: n.table.Len(),
 		StoredMessages: stats.Messages, StoredBytes: stats.Bytes, Mailboxes: stats.Mailboxes,
 		Tombstones: stats.Tombstones, DeletionBytes: stats.DeletionBytes, PendingNodes: n.table.PendingLen(),
+		StoredShares: n.shares.Count(), ShareBytes: n.shares.Used(),
 		UptimeSeconds: int64(n.cfg.Now().Sub(n.started).Seconds()),
 		AllowVersion:  n.AllowVersion(),
 	}
@@ -212,7 +233,7 @@ func registerPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
-// maintainLoop deletes expired messages periodically.
+// maintainLoop deletes expired messages and file shares periodically.
 func (n *Node) maintainLoop(ctx context.Context) {
 	tick := time.NewTicker(n.cfg.ExpireInterval)
 	defer tick.Stop()
@@ -226,6 +247,11 @@ func (n *Node) maintainLoop(ctx context.Context) {
 				n.log.Error("expire messages", "err", err)
 			} else if k > 0 {
 				n.log.Info("expired messages deleted", "count", k)
+			}
+			if k, err := n.shares.Expire(); err != nil {
+				n.log.Error("expire shares", "err", err)
+			} else if k > 0 {
+				n.log.Info("expired shares deleted", "count", k)
 			}
 		}
 	}

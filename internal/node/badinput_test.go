@@ -242,6 +242,15 @@ func TestBadInput(t *testing.T) {
 		{"drop read: short cursor", wire.ProtoStoreSession, sframe(t, wire.KindDropReq, &wire.DropReq{Mailbox: mb[:], After: []byte{1}}), wire.CodeBadRequest, "cursor"},
 		{"drop read: no auth needed", wire.ProtoStoreSession, sframe(t, wire.KindDropReq, &wire.DropReq{Mailbox: mb[:], Limit: -5}), ok, ""},
 		{"drop store: no work", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Namespace: wire.DropNamespace, Data: []byte("no nonce")}), wire.CodeRateLimited, "proof-of-work"},
+		{"share put: body not CBOR", wire.ProtoStoreSession, rawSFrame(byte(wire.KindSharePutReq), []byte{0xff, 0xff}), wire.CodeBadRequest, "decode"},
+		{"share put: 31-byte address", wire.ProtoStoreSession, sframe(t, wire.KindSharePutReq, &wire.SharePutReq{Addr: mb[:31], Expiry: time.Now().Add(time.Hour).UnixMilli(), Data: make([]byte, 64)}), wire.CodeBadRequest, "address"},
+		{"share put: size not a multiple of 64", wire.ProtoStoreSession, sframe(t, wire.KindSharePutReq, &wire.SharePutReq{Addr: mb[:], Expiry: time.Now().Add(time.Hour).UnixMilli(), Data: make([]byte, 100)}), wire.CodeBadRequest, "multiple"},
+		{"share put: expiry far ahead", wire.ProtoStoreSession, sframe(t, wire.KindSharePutReq, &wire.SharePutReq{Addr: mb[:], Expiry: time.Now().Add(40 * 24 * time.Hour).UnixMilli(), Data: make([]byte, 64)}), wire.CodeBadRequest, "ahead"},
+		{"share put: data not matching its address", wire.ProtoStoreSession, sframe(t, wire.KindSharePutReq, &wire.SharePutReq{Addr: mb[:], Expiry: time.Now().Add(time.Hour).UnixMilli(), Data: make([]byte, 64)}), wire.CodeBadRequest, "address"},
+		{"share get: body not CBOR", wire.ProtoStoreSession, rawSFrame(byte(wire.KindShareGetReq), []byte{0x5f}), wire.CodeBadRequest, "decode"},
+		{"share get: 33-byte address", wire.ProtoStoreSession, sframe(t, wire.KindShareGetReq, &wire.ShareGetReq{Addr: append(mb[:], 0)}), wire.CodeBadRequest, "address"},
+		{"share get: not held", wire.ProtoStoreSession, sframe(t, wire.KindShareGetReq, &wire.ShareGetReq{Addr: mb[:]}), wire.CodeGone, "share"},
+		{"share put: response kind as request", wire.ProtoStoreSession, sframe(t, wire.KindSharePutResp, &wire.SharePutResp{}), wire.CodeBadRequest, "unsupported"},
 		{"drop store: TTL above the drop cap", wire.ProtoStoreSession, sframe(t, wire.KindStoreReq, &wire.StoreReq{Mailbox: mb[:], Namespace: wire.DropNamespace, TTL: wire.MaxDropTTL + 60_000, Data: []byte("x")}), wire.CodeBadRequest, "TTL"},
 
 		// node protocols: a peer that is not in the node table is refused

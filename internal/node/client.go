@@ -41,7 +41,7 @@ func (n *Node) serveClient(ctx context.Context, _ peer.ID, kind wire.Kind, body 
 }
 
 // handleClient answers a client request (store, retrieve, delete, node
-// list), from a direct stream or from an onion exit. maxBytes bounds the
+// list, drop and public reads, file shares), from a direct stream or from an onion exit. maxBytes bounds the
 // data of a retrieve answer.
 func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, maxBytes int) (wire.Kind, any) {
 	bad := func(err error) (wire.Kind, any) { return fail(wire.Errorf(wire.CodeBadRequest, "%v", err)) }
@@ -103,6 +103,26 @@ func (n *Node) handleClient(ctx context.Context, kind wire.Kind, body []byte, ma
 			return fail(werr)
 		}
 		return wire.KindPublicResp, resp
+	case wire.KindSharePutReq:
+		var req wire.SharePutReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		resp, werr := n.PutShare(ctx, &req)
+		if werr != nil {
+			return fail(werr)
+		}
+		return wire.KindSharePutResp, resp
+	case wire.KindShareGetReq:
+		var req wire.ShareGetReq
+		if err := wire.Unmarshal(body, &req); err != nil {
+			return bad(err)
+		}
+		resp, werr := n.GetShare(ctx, &req)
+		if werr != nil {
+			return fail(werr)
+		}
+		return wire.KindShareGetResp, resp
 	default:
 		return fail(wire.Errorf(wire.CodeBadRequest, "unsupported request %s", kind))
 	}

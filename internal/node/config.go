@@ -14,6 +14,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/umbra-im/umbra/internal/member"
+	"github.com/umbra-im/umbra/internal/sharestore"
 	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/swarm"
 	"github.com/umbra-im/umbra/internal/wire"
@@ -93,6 +94,10 @@ type Config struct {
 	MaxMailboxMessages int
 	MaxMailboxBytes    int64
 	MaxStoreBytes      int64
+	// ShareQuota bounds the bytes of file shares this node keeps (in
+	// DataDir/shares.db, apart from the messages); past half of it the
+	// proof-of-work of a share rises (files.ShareWork).
+	ShareQuota int64
 	// PublicQuota, RequestQuota and DropQuota bound a mailbox's public
 	// namespace (prekey bundles), first-contact namespace and drop
 	// namespace (shared request buckets), each on its own.
@@ -136,6 +141,7 @@ func DefaultConfig() Config {
 		MaxMailboxMessages: 10000,
 		MaxMailboxBytes:    64 << 20,
 		MaxStoreBytes:      8 << 30,
+		ShareQuota:         sharestore.DefaultConfig().QuotaBytes,
 		PublicQuota:        store.Quota{Messages: 64, Bytes: 4 << 20},
 		RequestQuota:       store.Quota{Messages: 10000, Bytes: 64 << 20},
 		DropQuota:          store.Quota{Messages: 10000, Bytes: 64 << 20},
@@ -184,6 +190,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxStoreBytes <= 0 {
 		c.MaxStoreBytes = d.MaxStoreBytes
+	}
+	if c.ShareQuota <= 0 {
+		c.ShareQuota = d.ShareQuota
 	}
 	if c.PublicQuota.Messages <= 0 || c.PublicQuota.Bytes <= 0 {
 		c.PublicQuota = d.PublicQuota

@@ -27,6 +27,7 @@ import (
 	"github.com/umbra-im/umbra/internal/member"
 	"github.com/umbra-im/umbra/internal/p2p"
 	"github.com/umbra-im/umbra/internal/replay"
+	"github.com/umbra-im/umbra/internal/sharestore"
 	"github.com/umbra-im/umbra/internal/store"
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -42,6 +43,7 @@ type Node struct {
 	okeys   *onionKeys
 	pow     uint64
 	store   *store.Store
+	shares  *sharestore.Store // file shares, a database of their own
 	table   *member.Table
 	seen    *replay.Cache // mailbox request signatures
 	obudget *onionBudget  // bytes of onion work held
@@ -115,6 +117,15 @@ func New(cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	n.shares, err = sharestore.Open(sharestore.Config{
+		Path:       filepath.Join(cfg.DataDir, shareDBName),
+		QuotaBytes: cfg.ShareQuota,
+		Now:        cfg.Now,
+		Logger:     cfg.Logger.With("sub", "shares"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: open share store: %w", err)
 	}
 	if n.priv, err = LoadIdentity(filepath.Join(cfg.DataDir, "identity.key")); err != nil {
 		return nil, err
@@ -237,6 +248,10 @@ func (n *Node) closeResources() error {
 		err = errors.Join(err, n.store.Close())
 		n.store = nil
 	}
+	if n.shares != nil {
+		err = errors.Join(err, n.shares.Close())
+		n.shares = nil
+	}
 	if n.lock != nil {
 		n.lock.Close()
 		n.lock = nil
@@ -255,6 +270,9 @@ func (n *Node) Table() *member.Table { return n.table }
 
 // MessageStore is the node's message store.
 func (n *Node) MessageStore() *store.Store { return n.store }
+
+// ShareStore is the node's store of file shares.
+func (n *Node) ShareStore() *sharestore.Store { return n.shares }
 
 // Addrs are the node's full dialable multiaddrs, each ending in /p2p/<id>.
 func (n *Node) Addrs() []string {

@@ -64,22 +64,12 @@ func (c *Client) GetShare(ctx context.Context, node []byte, a files.Address) ([]
 	return resp.Data, nil
 }
 
-// VerifyReceipt checks node's signature over files.ReceiptMessage.
+// VerifyReceipt checks node's signature over files.ReceiptMessage
+// (VerifyShareReceipt).
 func (c *Client) VerifyReceipt(node []byte, a files.Address, expiry int64, sig []byte) bool {
-	return VerifyShareReceipt(node, a, expiry, sig)
-}
-
-// VerifyShareReceipt checks that sig is the signature of the node whose
-// peer ID bytes are node over files.ReceiptMessage(a, expiry).
-func VerifyShareReceipt(node []byte, a files.Address, expiry int64, sig []byte) bool {
 	id, err := peer.IDFromBytes(node)
 	if err != nil {
 		return false
 	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return false
-	}
-	ok, err := pub.Verify(files.ReceiptMessage(a, expiry), sig)
-	return err == nil && ok
+	return VerifyShareReceipt(id, a, expiry, sig) == nil
 }

@@ -55,6 +55,10 @@ func samples() []sample {
 		{wire.KindPublicResp, &wire.PublicResp{Messages: []wire.Message{msg}}, func() any { return new(wire.PublicResp) }},
 		{wire.KindDropReq, &wire.DropReq{Mailbox: b32(30), After: b32(31), Limit: 100, WaitMs: 20000}, func() any { return new(wire.DropReq) }},
 		{wire.KindDropResp, &wire.DropResp{Messages: []wire.Message{msg, msg}, More: true}, func() any { return new(wire.DropResp) }},
+		{wire.KindSharePutReq, &wire.SharePutReq{Addr: b32(32), Expiry: 1700000060000, Work: 1 << 40, Data: bytes.Repeat([]byte{7}, 64)}, func() any { return new(wire.SharePutReq) }},
+		{wire.KindSharePutResp, &wire.SharePutResp{Expiry: 1700000060000, Sig: bytes.Repeat([]byte{8}, 64)}, func() any { return new(wire.SharePutResp) }},
+		{wire.KindShareGetReq, &wire.ShareGetReq{Addr: b32(33)}, func() any { return new(wire.ShareGetReq) }},
+		{wire.KindShareGetResp, &wire.ShareGetResp{Data: bytes.Repeat([]byte{9}, 128)}, func() any { return new(wire.ShareGetResp) }},
 	}
 }
 
@@ -63,7 +67,7 @@ func TestSamplesCoverEveryKind(t *testing.T) {
 	for _, s := range samples() {
 		seen[s.kind] = true
 	}
-	for k := wire.KindError; k <= wire.KindDropResp; k++ {
+	for k := wire.KindError; k <= wire.KindShareGetResp; k++ {
 		if !seen[k] {
 			t.Errorf("no round-trip sample for %s", k)
 		}
