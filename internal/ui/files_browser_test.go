@@ -118,6 +118,12 @@ func TestBrowserFiles(t *testing.T) {
 	inBin := `document.querySelector('.msg.in[data-id="` + binID + `"] .file[data-kind="file"]')`
 	bt.waitJS("the file card at bob", 240*time.Second, inBin+`?.querySelector('.file-download') && `+
 		inBin+`.querySelector('.file-sub').textContent.startsWith('3.0 MB')`)
+	// No caption, no text: the bubble shows the card and the time only.
+	if txt := eval[string](bt, "the card's bubble", inBin+`.closest('.bubble').innerText`); strings.Contains(txt, "null") ||
+		eval[bool](bt, "the card's caption", inBin+`.closest('.bubble').querySelector('.text') !== null`) {
+		t.Errorf("bob's file message shows text besides its card: %q", txt)
+	}
+	bt.waitJS("the file named in the chat list", 10*time.Second, `document.querySelector('#conv-list button[data-peer="`+aliceID+`"] .conv-last')?.textContent === 'File: data.bin'`)
 	bt.shot("files-03-bob-picture-and-card")
 	// One evaluation finds and clicks: a re-render between two steps cannot
 	// leave a stale node.

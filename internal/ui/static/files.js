@@ -118,9 +118,9 @@ function isVoice(f) { return kindOf(f) === 'audio' && /^voice-\d{8}-\d{6}\./.tes
 export function fileLabel(m) {
   const f = m.file;
   if (!f) return '';
-  if (isVoice(f)) return '🎤 Voice message (' + durationText(f.duration_ms) + ')';
+  if (isVoice(f)) return 'Voice message (' + durationText(f.duration_ms) + ')';
   const k = kindOf(f);
-  return (k === 'image' ? '🖼 ' : k === 'video' ? '🎞 ' : k === 'audio' ? '🎵 ' : '📎 ') + f.name;
+  return (k === 'image' ? 'Picture: ' : k === 'video' ? 'Video: ' : k === 'audio' ? 'Audio: ' : 'File: ') + f.name;
 }
 
 // ---- sending ----
@@ -443,10 +443,10 @@ export function fileEls(m, update) {
   else if (k === 'video' && here) box.append(keep(m, 'video', () => h('video', { class: 'file-video', controls: true, preload: 'metadata', poster: thumbURL(f) || false, width: f.width || false, height: f.height || false })));
   else if (k === 'audio' && here) {
     box.append(h('div', { class: 'file-audio-row' },
-      isVoice(f) ? h('span', { class: 'file-voice-label', text: '🎤 ' + durationText(f.duration_ms) }) : h('span', { class: 'file-name', text: f.name }),
+      isVoice(f) ? h('span', { class: 'file-voice-label', title: 'Voice message' }, micIcon(), durationText(f.duration_ms)) : h('span', { class: 'file-name', text: f.name }),
       keep(m, 'audio', () => h('audio', { class: 'file-audio', controls: true, preload: 'metadata' }))));
   } else box.append(cardEl(m, update));
-  box.append(progressEl(m), errorEl(m));
+  for (const el of [progressEl(m), errorEl(m)]) if (el) box.append(el);
   return box;
 }
 
