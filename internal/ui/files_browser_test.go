@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg" // the thumbnail
@@ -155,6 +156,45 @@ func TestBrowserFiles(t *testing.T) {
 		t.Fatalf("bob's voice note: %+v", voice.File)
 	}
 	bt.shot("files-05-bob-voice")
+
+	// A refused microphone (as a browser refuses it) says so on the page.
+	eval[bool](at, "refuse the microphone", `(navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError')), true)`)
+	at.do("record again", 10*time.Second, chromedp.Click(css("#mic-btn")))
+	at.waitJS("the microphone message", 10*time.Second, `document.querySelector('#file-status:not([hidden]) .file-error')?.textContent.includes('may not use the microphone') &&
+		!document.querySelector('#mic-btn.recording')`)
+	at.shot("files-06-microphone-refused")
+
+	// A picture pasted into the composer.
+	eval[bool](at, "paste a picture", `(() => { const c = document.createElement('canvas'); c.width = 200; c.height = 100;
+		const x = c.getContext('2d'); x.fillStyle = '#3a7'; x.fillRect(0, 0, 200, 100);
+		c.toBlob((b) => { const dt = new DataTransfer(); dt.items.add(new File([b], 'pasted.png', { type: 'image/png' }));
+			document.querySelector('#composer').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true })); }, 'image/png');
+		return true; })()`)
+	pasted := `[...document.querySelectorAll('.msg.%s img.file-img')].some(i => i.alt === 'pasted.png' && i.naturalWidth === 200)`
+	at.waitJS("the pasted picture at alice", 30*time.Second, fmt.Sprintf(pasted, "out"))
+	bt.waitJS("the pasted picture at bob", 240*time.Second, fmt.Sprintf(pasted, "in"))
+
+	// A group: alice drops a file onto the conversation.
+	var g client.Group
+	alice.do(t, http.MethodPost, "/api/v1/groups", map[string]any{"name": "Files", "members": []string{bobID}}, &g)
+	groupBtn := `#group-list button[data-group="` + g.ID + `"]`
+	at.do("open the group at alice", 30*time.Second, chromedp.Click(css(groupBtn)), chromedp.WaitVisible(css(".chat[data-group] #attach-btn")))
+	bt.waitJS("the group at bob", 90*time.Second, `document.querySelector('`+groupBtn+`[data-status="member"]')`)
+	bt.do("open the group at bob", 10*time.Second, chromedp.Click(css(groupBtn)), chromedp.WaitVisible(css(".chat[data-group] #attach-btn")))
+	eval[bool](at, "drop a file", `(() => { const dt = new DataTransfer(); dt.items.add(new File(['notes for the group'], 'notes.txt', { type: 'text/plain' }));
+		const s = document.querySelector('.chat[data-group]');
+		for (const type of ['dragenter', 'dragover', 'drop']) s.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+		return true; })()`)
+	dropped := `[...document.querySelectorAll('.msg.in .file[data-kind="file"]')].find(f => f.querySelector('.file-name').textContent === 'notes.txt')`
+	bt.waitJS("the dropped file at bob", 240*time.Second, dropped+`?.closest('.msg').querySelector('.msg-sender')?.textContent === 'Alice' &&
+		`+dropped+`.querySelector('.file-sub').textContent === '19 B · text/plain'`)
+	bt.waitJS("the file in bob's group list", 10*time.Second, `document.querySelector('`+groupBtn+`').textContent.includes('Alice: File: notes.txt')`)
+	// The sender's name and the card stack in the bubble: the card is inside it.
+	if !eval[bool](bt, "the group file's bubble", `(() => { const f = `+dropped+`; const a = f.getBoundingClientRect(), b = f.closest('.bubble').getBoundingClientRect();
+		return a.top >= b.top && a.bottom <= b.bottom && a.height > 20; })()`) {
+		t.Error("the file card overflows its bubble in the group")
+	}
+	bt.shot("files-07-group-file")
 	b.checkFaults()
 	t.Logf("done in %.1fs", time.Since(start).Seconds())
 }

@@ -6,6 +6,7 @@
 // "group:" + its ID, the "with" the message actions take.
 
 import { api } from './api.js';
+import { fileLabel } from './files.js';
 import { h, svg, icon, avatar, shortID, listTime, toast } from './dom.js';
 import { confirmDialog } from './panels.js';
 
@@ -85,7 +86,7 @@ function lineText(m) {
 function lastText(m, nameOf) {
   if (m.deleted) return 'This message was deleted';
   if (m.kind === 'group') return lineText(m);
-  return (m.outgoing ? 'You: ' : nameOf(m.from) + ': ') + m.text.replace(/\s+/g, ' ');
+  return (m.outgoing ? 'You: ' : nameOf(m.from) + ': ') + (m.file && !m.text ? fileLabel(m) : m.text.replace(/\s+/g, ' '));
 }
 
 // ---- actions ----
