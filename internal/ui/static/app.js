@@ -10,7 +10,7 @@ import { quoteEl, reactionsEl, actionsEl, bodyEls, editedMark, Composer, Typing 
 import { chatMenu, showVerify, verifiedBadge, mutedMark, noticeEl, blockedBanner, notifyIncoming, notificationCard } from './trust.js';
 import { loadMe, displayName, avatarOf, myAvatar, setTitle, timerLine, timerMark, timerButton, me as myProfile } from './profile.js';
 import { searchBox } from './search.js';
-import { attachUI, fileEls, fileLabel } from './files.js';
+import { attachUI, fileEls, fileLabel, forgetFile } from './files.js';
 import {
   groupKey, groupOfKey, groupName, groupItem, groupHeadParts, groupBanner, groupLine, senderEl, receiptCount,
   showNewGroup, showGroupInfo, acceptGroup, declineGroup, usersIcon,
@@ -511,6 +511,7 @@ function sortMsgs(ms) {
 // upsert adds, updates or (removed) drops a message in its conversation.
 function upsert(m, removed) {
   const peer = convKey(m);
+  if (m.file && (removed || m.deleted)) forgetFile(m.id);
   if (!removed) noteGroupLast(m);
   const ms = S.msgs.get(peer);
   if (!ms) return;
@@ -700,6 +701,7 @@ function onEvent(ev) {
   if (ev.type === 'profile') { loadMe(S.me); return; } // changed elsewhere (CLI, another tab)
   if (ev.type === 'expired' && ev.message) { // a disappearing message's time is up
     const peer = convKey(ev.message);
+    forgetFile(ev.message.id);
     const ms = S.msgs.get(peer);
     if (ms) S.msgs.set(peer, ms.filter((x) => x.id !== ev.message.id));
     if (S.open === peer) renderMessages(peer);

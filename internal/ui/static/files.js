@@ -49,6 +49,10 @@ function blobURL(id, size) {
   return e;
 }
 
+// forgetFile lets a message's file go from the page (the message was
+// deleted or its time is up).
+export function forgetFile(id) { forget(id); }
+
 function forget(id) {
   const e = held.get(id);
   if (!e) return;
