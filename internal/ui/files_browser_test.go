@@ -71,10 +71,11 @@ func TestBrowserFiles(t *testing.T) {
 	b := newBrowser(t, chromedp.Flag("use-fake-ui-for-media-stream", true), chromedp.Flag("use-fake-device-for-media-stream", true))
 	at := b.openTab("alice", true, 1280, 800, 1)
 	bt := b.openTab("bob", false, 1024, 760, 1)
-	at.do("open alice's chat with bob", 30*time.Second, chromedp.Navigate(alice.uiURL()),
-		chromedp.Click(css(`#conv-list button[data-peer="`+bobID+`"]`)), chromedp.WaitVisible(css("#attach-btn")))
-	bt.do("open bob's chat with alice", 30*time.Second, chromedp.Navigate(bob.uiURL()),
-		chromedp.Click(css(`#conv-list button[data-peer="`+aliceID+`"]`)), chromedp.WaitVisible(css("#attach-btn")))
+	// The lists re-render as events come: find and click in one evaluation.
+	at.do("open alice's app", 30*time.Second, chromedp.Navigate(alice.uiURL()))
+	at.waitJS("alice's chat with bob", 30*time.Second, `document.querySelector('#attach-btn') || (`+clickJS(`#conv-list button[data-peer="`+bobID+`"]`)+`, false)`)
+	bt.do("open bob's app", 30*time.Second, chromedp.Navigate(bob.uiURL()))
+	bt.waitJS("bob's chat with alice", 30*time.Second, `document.querySelector('#attach-btn') || (`+clickJS(`#conv-list button[data-peer="`+aliceID+`"]`)+`, false)`)
 
 	// Too large: refused in the page, nothing sent.
 	at.do("pick a file over 100 MB", 10*time.Second, chromedp.SetUploadFiles(css("#file-input"), []string{hugePath}))
@@ -128,8 +129,7 @@ func TestBrowserFiles(t *testing.T) {
 	bt.shot("files-03-bob-picture-and-card")
 	// One evaluation finds and clicks: a re-render between two steps cannot
 	// leave a stale node.
-	bt.waitJS("click Download", 10*time.Second, `(() => { const b = document.querySelector('.msg.in[data-id="`+binID+`"] .file-download');
-		if (!b) return false; b.click(); return true; })()`)
+	bt.waitJS("click Download", 10*time.Second, clickJS(`.msg.in[data-id="`+binID+`"] .file-download`))
 	bt.waitJS("the download done", 240*time.Second, inBin+`?.querySelector('.file-save[data-src="/api/v1/messages/`+binID+`/file?download=1"]')`)
 	eval[bool](bt, "read the file back", `(window.__got = null, fetch('/api/v1/messages/`+binID+`/file?download=1',
 		{ headers: { Authorization: 'Bearer ' + sessionStorage.getItem('umbra-token') } }).then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
@@ -178,9 +178,9 @@ func TestBrowserFiles(t *testing.T) {
 	var g client.Group
 	alice.do(t, http.MethodPost, "/api/v1/groups", map[string]any{"name": "Files", "members": []string{bobID}}, &g)
 	groupBtn := `#group-list button[data-group="` + g.ID + `"]`
-	at.do("open the group at alice", 30*time.Second, chromedp.Click(css(groupBtn)), chromedp.WaitVisible(css(".chat[data-group] #attach-btn")))
-	bt.waitJS("the group at bob", 90*time.Second, `document.querySelector('`+groupBtn+`[data-status="member"]')`)
-	bt.do("open the group at bob", 10*time.Second, chromedp.Click(css(groupBtn)), chromedp.WaitVisible(css(".chat[data-group] #attach-btn")))
+	at.waitJS("open the group at alice", 30*time.Second, `document.querySelector('.chat[data-group] #attach-btn') || (`+clickJS(groupBtn)+`, false)`)
+	bt.waitJS("open the group at bob", 90*time.Second, `document.querySelector('`+groupBtn+`[data-status="member"]') && (`+clickJS(groupBtn)+`, true) &&
+		document.querySelector('.chat[data-group] #attach-btn')`)
 	eval[bool](at, "drop a file", `(() => { const dt = new DataTransfer(); dt.items.add(new File(['notes for the group'], 'notes.txt', { type: 'text/plain' }));
 		const s = document.querySelector('.chat[data-group]');
 		for (const type of ['dragenter', 'dragover', 'drop']) s.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
@@ -216,4 +216,10 @@ func writePicture(t *testing.T, path string, w, h int) {
 	if err := png.Encode(f, img); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// clickJS is a JavaScript expression that clicks the element sel finds,
+// true if there was one.
+func clickJS(sel string) string {
+	return `((b) => { if (!b) return false; b.click(); return true; })(document.querySelector(` + jsString(sel) + `))`
 }

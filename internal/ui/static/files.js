@@ -24,8 +24,9 @@ export function fileURL(id, download) {
 
 // Blobs read from the daemon, by message ID, with the elements that show
 // them: kept across re-renders of the chat (which rebuild every message),
-// so a playing voice note or a loaded picture stays as it is. The oldest
-// go (and their URLs are revoked) past MAX_HELD bytes.
+// so a playing voice note or a loaded picture stays as it is. Past
+// MAX_HELD bytes the oldest not shown in the last 10 s go (their URLs
+// revoked).
 const MAX_HELD = 256 * 1024 * 1024;
 const held = new Map(); // message ID -> { url: Promise<string>, size, els: Map }
 let heldBytes = 0;
@@ -38,14 +39,17 @@ function blobURL(id, size) {
     e.url = fetch(fileURL(id), { headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' })
       .then((r) => (r.ok ? r.blob() : Promise.reject(new Error('the daemon answered ' + r.status))))
       .then((b) => URL.createObjectURL(b));
-    e.url.catch(() => { if (held.get(id) === e) forget(id); });
+    // A failed read is tried again at a render 5 s on.
+    e.url.catch(() => setTimeout(() => { if (held.get(id) === e) forget(id); }, 5000));
     held.set(id, e);
     heldBytes += e.size;
-    for (const [old] of held) {
-      if (heldBytes <= MAX_HELD || old === id) break;
-      forget(old);
+    const now = Date.now();
+    for (const [old, o] of held) { // not what the chat showed just now
+      if (heldBytes <= MAX_HELD) break;
+      if (old !== id && now - o.used > 10000) forget(old);
     }
   }
+  e.used = Date.now();
   return e;
 }
 
