@@ -195,6 +195,17 @@ func TestBrowserFiles(t *testing.T) {
 		t.Error("the file card overflows its bubble in the group")
 	}
 	bt.shot("files-07-group-file")
+
+	// At phone width the composer keeps its four controls on one row.
+	bt.do("phone width", 10*time.Second, chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2)))
+	bt.waitJS("bob's 1:1 chat at phone width", 30*time.Second, `document.querySelector('.chat:not([data-group]) #attach-btn') || (`+
+		clickJS(`#conv-list button[data-peer="`+aliceID+`"]`)+`, false)`)
+	if !eval[bool](bt, "the composer's row", `(() => { const r = (s) => document.querySelector(s).getBoundingClientRect();
+		const a = r('#attach-btn'), c = r('#composer'), m = r('#mic-btn'), s = r('.send-btn');
+		return a.right <= c.left && c.right <= m.left && m.right <= s.left && s.right <= 360 && c.width >= 120 && Math.abs(a.bottom - s.bottom) < 2; })()`) {
+		t.Error("the composer's controls do not fit one row at 360 px")
+	}
+	bt.shot("files-08-phone")
 	b.checkFaults()
 	t.Logf("done in %.1fs", time.Since(start).Seconds())
 }
