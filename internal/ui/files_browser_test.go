@@ -73,9 +73,9 @@ func TestBrowserFiles(t *testing.T) {
 	bt := b.openTab("bob", false, 1024, 760, 1)
 	// The lists re-render as events come: find and click in one evaluation.
 	at.do("open alice's app", 30*time.Second, chromedp.Navigate(alice.uiURL()))
-	at.waitJS("alice's chat with bob", 30*time.Second, `document.querySelector('#attach-btn') || (`+clickJS(`#conv-list button[data-peer="`+bobID+`"]`)+`, false)`)
+	at.waitJS("alice's chat with bob", 30*time.Second, `document.querySelector('#attach-btn') || (`+clickExpr(`#conv-list button[data-peer="`+bobID+`"]`)+`, false)`)
 	bt.do("open bob's app", 30*time.Second, chromedp.Navigate(bob.uiURL()))
-	bt.waitJS("bob's chat with alice", 30*time.Second, `document.querySelector('#attach-btn') || (`+clickJS(`#conv-list button[data-peer="`+aliceID+`"]`)+`, false)`)
+	bt.waitJS("bob's chat with alice", 30*time.Second, `document.querySelector('#attach-btn') || (`+clickExpr(`#conv-list button[data-peer="`+aliceID+`"]`)+`, false)`)
 
 	// Too large: refused in the page, nothing sent.
 	at.do("pick a file over 100 MB", 10*time.Second, chromedp.SetUploadFiles(css("#file-input"), []string{hugePath}))
@@ -129,7 +129,7 @@ func TestBrowserFiles(t *testing.T) {
 	bt.shot("files-03-bob-picture-and-card")
 	// One evaluation finds and clicks: a re-render between two steps cannot
 	// leave a stale node.
-	bt.waitJS("click Download", 10*time.Second, clickJS(`.msg.in[data-id="`+binID+`"] .file-download`))
+	bt.waitJS("click Download", 10*time.Second, clickExpr(`.msg.in[data-id="`+binID+`"] .file-download`))
 	bt.waitJS("the download done", 240*time.Second, inBin+`?.querySelector('.file-save[data-src="/api/v1/messages/`+binID+`/file?download=1"]')`)
 	eval[bool](bt, "read the file back", `(window.__got = null, fetch('/api/v1/messages/`+binID+`/file?download=1',
 		{ headers: { Authorization: 'Bearer ' + sessionStorage.getItem('umbra-token') } }).then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
@@ -178,8 +178,8 @@ func TestBrowserFiles(t *testing.T) {
 	var g client.Group
 	alice.do(t, http.MethodPost, "/api/v1/groups", map[string]any{"name": "Files", "members": []string{bobID}}, &g)
 	groupBtn := `#group-list button[data-group="` + g.ID + `"]`
-	at.waitJS("open the group at alice", 30*time.Second, `document.querySelector('.chat[data-group] #attach-btn') || (`+clickJS(groupBtn)+`, false)`)
-	bt.waitJS("open the group at bob", 90*time.Second, `document.querySelector('`+groupBtn+`[data-status="member"]') && (`+clickJS(groupBtn)+`, true) &&
+	at.waitJS("open the group at alice", 30*time.Second, `document.querySelector('.chat[data-group] #attach-btn') || (`+clickExpr(groupBtn)+`, false)`)
+	bt.waitJS("open the group at bob", 90*time.Second, `document.querySelector('`+groupBtn+`[data-status="member"]') && (`+clickExpr(groupBtn)+`, true) &&
 		document.querySelector('.chat[data-group] #attach-btn')`)
 	eval[bool](at, "drop a file", `(() => { const dt = new DataTransfer(); dt.items.add(new File(['notes for the group'], 'notes.txt', { type: 'text/plain' }));
 		const s = document.querySelector('.chat[data-group]');
@@ -199,7 +199,7 @@ func TestBrowserFiles(t *testing.T) {
 	// At phone width the composer keeps its four controls on one row.
 	bt.do("phone width", 10*time.Second, chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2)))
 	bt.waitJS("bob's 1:1 chat at phone width", 30*time.Second, `document.querySelector('.chat:not([data-group]) #attach-btn') || (`+
-		clickJS(`#conv-list button[data-peer="`+aliceID+`"]`)+`, false)`)
+		clickExpr(`#conv-list button[data-peer="`+aliceID+`"]`)+`, false)`)
 	if !eval[bool](bt, "the composer's row", `(() => { const r = (s) => document.querySelector(s).getBoundingClientRect();
 		const a = r('#attach-btn'), c = r('#composer'), m = r('#mic-btn'), s = r('.send-btn');
 		return a.right <= c.left && c.right <= m.left && m.right <= s.left && s.right <= 360 && c.width >= 120 && Math.abs(a.bottom - s.bottom) < 2; })()`) {
@@ -229,8 +229,8 @@ func writePicture(t *testing.T, path string, w, h int) {
 	}
 }
 
-// clickJS is a JavaScript expression that clicks the element sel finds,
+// clickExpr is a JavaScript expression that clicks the element sel finds,
 // true if there was one.
-func clickJS(sel string) string {
+func clickExpr(sel string) string {
 	return `((b) => { if (!b) return false; b.click(); return true; })(document.querySelector(` + jsString(sel) + `))`
 }
