@@ -26,7 +26,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure the network: latency percentiles and throughput",
 	}
-	cmd.AddCommand(benchStoreCmd(), benchE2ECmd())
+	cmd.AddCommand(benchStoreCmd(), benchE2ECmd(), benchFilesCmd())
 	return cmd
 }
 

@@ -393,7 +393,7 @@ func (n engineNet) VerifyReceipt(node []byte, a files.Address, expiry int64, sig
 	return n.sn.VerifyReceipt(node, a, expiry, sig)
 }
 
-// progress publishes a file's progress at most every 250 ms.
+// progress saves and publishes a file's progress, at most every 250 ms.
 func (e *Engine) progress(id string) func(done, total int64) {
 	var last time.Time
 	return func(done, total int64) {
@@ -401,13 +401,12 @@ func (e *Engine) progress(id string) func(done, total int64) {
 			return
 		}
 		last = time.Now()
-		e.updateFile(id, func(a *Attachment) { a.Done = done }, false)
+		e.updateFile(id, func(a *Attachment) { a.Done = done })
 	}
 }
 
-// updateFile changes message id's attachment and publishes it; with save,
-// it is written to the database too.
-func (e *Engine) updateFile(id string, f func(*Attachment), save bool) *Message {
+// updateFile changes message id's attachment, saves and publishes it.
+func (e *Engine) updateFile(id string, f func(*Attachment)) *Message {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.d.message(id)
@@ -415,10 +414,8 @@ func (e *Engine) updateFile(id string, f func(*Attachment), save bool) *Message 
 		return nil
 	}
 	f(m.File)
-	if save {
-		if err := e.d.saveMessage(m); err != nil {
-			e.log.Error("save message", "err", err)
-		}
+	if err := e.d.saveMessage(m); err != nil {
+		e.log.Error("save message", "err", err)
 	}
 	e.bus.publish(Event{Type: EventMessage, Message: m})
 	return m
@@ -546,7 +543,7 @@ func (e *Engine) runDownload(ctx context.Context, sn shareNetwork, id string) er
 	}
 	fail := func(err error) error {
 		e.kv.Delete(fileDownPrefix + id)
-		e.updateFile(id, func(a *Attachment) { a.State, a.Error = FileFailed, err.Error() }, true)
+		e.updateFile(id, func(a *Attachment) { a.State, a.Error = FileFailed, err.Error() })
 		return err
 	}
 	if !ok {
@@ -576,6 +573,6 @@ func (e *Engine) runDownload(ctx context.Context, sn shareNetwork, id string) er
 		return err
 	}
 	e.kv.Delete(fileDownPrefix + id)
-	e.updateFile(id, func(a *Attachment) { a.State, a.Done, a.Error = FileDone, a.Size, "" }, true)
+	e.updateFile(id, func(a *Attachment) { a.State, a.Done, a.Error = FileDone, a.Size, "" })
 	return nil
 }
