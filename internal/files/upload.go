@@ -215,11 +215,21 @@ func (u *Upload) storeStripe(ctx context.Context, shares [][]byte, bad *nodeSet,
 	return where, nil
 }
 
-// put stores one share on node, paying the work it asks, and checks the
-// node's receipt.
+// MaxExtraWork is the most work above the base price an uploader pays a
+// node (16 times the base: a node past 5/8 of its quota): a node that
+// asks more is skipped like a failing one, so a hostile node cannot make
+// uploads burn minutes of CPU, and full nodes get no new shares.
+const MaxExtraWork = 4
+
+// ErrTooDear is returned when a node asks more work than MaxExtraWork.
+var ErrTooDear = errors.New("files: the node asks too much work")
+
+// put stores one share on node, paying the work it asks (within
+// MaxExtraWork), and checks the node's receipt.
 func (u *Upload) put(ctx context.Context, node int, a Address, share []byte, net Net) error {
 	id := u.Nodes[node]
-	bits := ShareWork(len(share), 0, 0)
+	base := ShareWork(len(share), 0, 0)
+	bits := base
 	for range 3 {
 		nonce, err := SolveWork(a, u.Expiry, bits, ctx.Done())
 		if err != nil {
@@ -227,7 +237,10 @@ func (u *Upload) put(ctx context.Context, node int, a Address, share []byte, net
 		}
 		resp, err := net.PutShare(ctx, id, &wire.SharePutReq{Addr: a[:], Expiry: u.Expiry, Work: nonce, Data: share})
 		var we *wire.Error
-		if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > bits && we.WorkBits <= MaxShareWork {
+		if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > bits {
+			if we.WorkBits > base+MaxExtraWork {
+				return fmt.Errorf("%w: %d bits", ErrTooDear, we.WorkBits)
+			}
 			bits = we.WorkBits // a busy node: pay its price
 			continue
 		}
