@@ -167,7 +167,7 @@ starts its own devnet of --nodes processes.`,
 	cmd.Flags().Lookup("network").Usage = "network file (default: start a devnet)"
 	cmd.Flags().IntVar(&nodes, "nodes", 12, "devnet size when no --network is given")
 	cmd.Flags().IntVar(&sizeMiB, "size", 100, "file size in MiB (at most 100)")
-	cmd.Flags().IntVar(&parallel, "parallel", 16, "requests in flight")
+	cmd.Flags().IntVar(&parallel, "parallel", 32, "requests in flight")
 	return cmd
 }
 
