@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +24,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure the network: latency percentiles and throughput",
 	}
-	cmd.AddCommand(benchStoreCmd(), benchE2ECmd())
+	cmd.AddCommand(benchStoreCmd(), benchE2ECmd(), benchFilesCmd())
 	return cmd
 }
 
@@ -128,35 +126,18 @@ idle memory first).`,
 
 func runStores(ctx context.Context, c *swarmclient.Client, keys []mailbox.ID, data []byte, n, conc int) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				t := time.Now()
-				_, err := c.Put(ctx, keys[i%len(keys)], 0, time.Hour, data)
-				lat[i] = time.Since(t)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	err := inParallel(ctx, n, conc, func(i int) error {
+		t := time.Now()
+		_, err := c.Put(ctx, keys[i%len(keys)], 0, time.Hour, data)
+		lat[i] = time.Since(t)
+		return err
+	})
 	el := time.Since(start)
-	if e := firstErr.Load(); e != nil {
-		return nil, 0, fmt.Errorf("store failed during benchmark: %w", e.(error))
+	if err != nil {
+		return nil, 0, fmt.Errorf("store failed during benchmark: %w", err)
 	}
-	return lat, el, ctx.Err()
+	return lat, el, nil
 }
 
 // runGets times single retrieve requests (one node, one round trip) of a

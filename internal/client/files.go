@@ -210,7 +210,7 @@ func (e *Engine) OpenFile(id string) (*io.SectionReader, *Attachment, error) {
 	if m.File.State != FileDone && !(m.Outgoing && m.File.State != FileFailed) {
 		return nil, m.File, fmt.Errorf("the file is %s, not on this device yet", m.File.State)
 	}
-	return io.NewSectionReader(&blob{kv: e.kv, id: id, size: m.File.Size}, 0, m.File.Size), m.File, nil
+	return io.NewSectionReader(openBlob(e.kv, id, m.File.Size), 0, m.File.Size), m.File, nil
 }
 
 // receiveFileLocked gives an incoming text its attachment, if it carries
@@ -393,7 +393,7 @@ func (n engineNet) VerifyReceipt(node []byte, a files.Address, expiry int64, sig
 	return n.sn.VerifyReceipt(node, a, expiry, sig)
 }
 
-// progress publishes a file's progress at most every 250 ms.
+// progress saves and publishes a file's progress, at most every 250 ms.
 func (e *Engine) progress(id string) func(done, total int64) {
 	var last time.Time
 	return func(done, total int64) {
@@ -401,13 +401,12 @@ func (e *Engine) progress(id string) func(done, total int64) {
 			return
 		}
 		last = time.Now()
-		e.updateFile(id, func(a *Attachment) { a.Done = done }, false)
+		e.updateFile(id, func(a *Attachment) { a.Done = done })
 	}
 }
 
-// updateFile changes message id's attachment and publishes it; with save,
-// it is written to the database too.
-func (e *Engine) updateFile(id string, f func(*Attachment), save bool) *Message {
+// updateFile changes message id's attachment, saves and publishes it.
+func (e *Engine) updateFile(id string, f func(*Attachment)) *Message {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, err := e.d.message(id)
@@ -415,10 +414,8 @@ func (e *Engine) updateFile(id string, f func(*Attachment), save bool) *Message 
 		return nil
 	}
 	f(m.File)
-	if save {
-		if err := e.d.saveMessage(m); err != nil {
-			e.log.Error("save message", "err", err)
-		}
+	if err := e.d.saveMessage(m); err != nil {
+		e.log.Error("save message", "err", err)
 	}
 	e.bus.publish(Event{Type: EventMessage, Message: m})
 	return m
@@ -451,7 +448,8 @@ func (e *Engine) runUpload(ctx context.Context, sn shareNetwork, id string) erro
 			return err
 		}
 	}
-	src := &blob{kv: e.kv, id: id, size: job.Size}
+	src := openBlob(e.kv, id, job.Size)
+	start := time.Now()
 	t := &files.Transfer{Net: engineNet{e, sn}, Progress: e.progress(id), Checkpoint: func(int) error { return save() }}
 	if err := job.Upload.Run(ctx, src, t); err != nil {
 		if ctx.Err() != nil {
@@ -476,6 +474,7 @@ func (e *Engine) runUpload(ctx context.Context, sn shareNetwork, id string) erro
 		return e.failUpload(id, err)
 	}
 	c.File = body
+	e.log.Info("file uploaded", "msg", id, "size", job.Size, "took", time.Since(start).Round(time.Millisecond))
 	if err := e.sendFileMessage(ctx, job.Peer, id, c); err != nil {
 		if job.Attempts++; job.Attempts >= maxAttempts {
 			return e.failUpload(id, err)
@@ -546,7 +545,7 @@ func (e *Engine) runDownload(ctx context.Context, sn shareNetwork, id string) er
 	}
 	fail := func(err error) error {
 		e.kv.Delete(fileDownPrefix + id)
-		e.updateFile(id, func(a *Attachment) { a.State, a.Error = FileFailed, err.Error() }, true)
+		e.updateFile(id, func(a *Attachment) { a.State, a.Error = FileFailed, err.Error() })
 		return err
 	}
 	if !ok {
@@ -560,11 +559,22 @@ func (e *Engine) runDownload(ctx context.Context, sn shareNetwork, id string) er
 	for _, i := range job.Done {
 		done[i] = true
 	}
-	dst := &blob{kv: e.kv, id: id, size: man.Size}
+	dst := openBlob(e.kv, id, man.Size)
+	if len(job.Done) == 0 {
+		// A piece per stripe: each stripe is one write (up to 4 MiB
+		// pieces; past that, stripes are many pieces anyway).
+		if d := int64(man.Params.StripeData()); d <= 4<<20 {
+			if err := dst.setPiece(d); err != nil {
+				return err
+			}
+		}
+	}
 	t := &files.Transfer{Net: engineNet{e, sn}, Progress: e.progress(id), Checkpoint: func(i int) error {
 		job.Done = append(job.Done, i)
 		return putJSON(e.kv, fileDownPrefix+id, job)
 	}}
+	start := time.Now()
+	e.log.Debug("file download", "msg", id, "size", man.Size, "stripes_done", len(done))
 	if err := files.Download(ctx, man, dst, func(i int) bool { return done[i] }, t); err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -576,6 +586,7 @@ func (e *Engine) runDownload(ctx context.Context, sn shareNetwork, id string) er
 		return err
 	}
 	e.kv.Delete(fileDownPrefix + id)
-	e.updateFile(id, func(a *Attachment) { a.State, a.Done, a.Error = FileDone, a.Size, "" }, true)
+	e.updateFile(id, func(a *Attachment) { a.State, a.Done, a.Error = FileDone, a.Size, "" })
+	e.log.Info("file downloaded", "msg", id, "size", man.Size, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -15,10 +15,11 @@ import (
 // fileOf is the file of message id in u's conversation with peer.
 func fileOf(t *testing.T, u *user, peer, id string) *client.Attachment {
 	t.Helper()
-	if m := msgOf(t, u.e, peer, id); m != nil {
-		return m.File
+	m, err := u.e.Message(peer, id)
+	if err != nil || m == nil {
+		return nil
 	}
-	return nil
+	return m.File
 }
 
 // readFile reads message id's file from u's home.
@@ -146,6 +147,48 @@ func TestFileDownloadResumes(t *testing.T) {
 		waitFor(t, 10*time.Minute, "the download after a restart", func() bool { return fileOf(t, bob, alice.id, m.ID).State == client.FileDone })
 		if got := readFile(t, bob, m.ID); !bytes.Equal(got, data) {
 			t.Fatal("the file differs")
+		}
+	})
+}
+
+// TestFileToGroup: a file sent to a group reaches every member, each
+// fetching it from the nodes.
+func TestFileToGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newMemNet(t)
+		alice, bob, carol := n.newUser("alice"), n.newUser("bob"), n.newUser("carol")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		befriend(t, alice, bob)
+		befriend(t, alice, carol)
+		g, err := alice.e.CreateGroup(ctx, "club", "", []string{bob.id, carol.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []*user{bob, carol} {
+			waitFor(t, 5*time.Minute, "members join", func() bool {
+				g := groupOf(t, u, g.ID)
+				return g != nil && g.Status == client.GroupJoined
+			})
+		}
+		sendGroupWhenReady(t, ctx, alice, g.ID, "hello")
+		data := make([]byte, 500<<10)
+		rand.Read(data)
+		m, err := alice.e.SendFile(ctx, "group:"+g.ID, bytes.NewReader(data), client.FileMeta{Name: "song.ogg"}, "listen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Group != g.ID {
+			t.Fatalf("the file's message is in group %q", m.Group)
+		}
+		for _, u := range []*user{bob, carol} {
+			waitFor(t, 10*time.Minute, "the voice note plays at each member's (fetched on arrival)", func() bool {
+				f := fileOf(t, u, "group:"+g.ID, m.ID)
+				return f != nil && f.State == client.FileDone && f.Type == "audio/ogg"
+			})
+			if got := readFile(t, u, m.ID); !bytes.Equal(got, data) {
+				t.Fatal("the file differs")
+			}
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -170,26 +171,56 @@ func media(typ string) bool {
 // the home's database.
 const blobChunk = 1 << 20
 
-// blob is a file kept in the KV in blobChunk pieces (so it is encrypted
-// at rest like everything else), read and written at any offset.
+// blob is a file kept in the KV in pieces of blobChunk bytes, or of the
+// size recorded under its piece key (a download's stripe size, so that
+// each stripe is written as one piece, with no read-modify-write), so it
+// is encrypted at rest like everything else; read and written at any
+// offset.
 type blob struct {
-	kv   KV
-	id   string
-	size int64
+	kv    KV
+	id    string
+	size  int64
+	piece int64 // 0: blobChunk
 }
 
 func blobPrefix(id string) string { return "fblob/" + id + "/" }
 
 func (b *blob) key(i int64) string { return fmt.Sprintf("%s%06d", blobPrefix(b.id), i) }
 
+func pieceKey(id string) string { return blobPrefix(id) + "piece" }
+
+// openBlob is the blob of file id, of size bytes, with its piece size.
+func openBlob(kv KV, id string, size int64) *blob {
+	b := &blob{kv: kv, id: id, size: size}
+	if v, ok, err := kv.Get(pieceKey(id)); err == nil && ok {
+		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n > 0 {
+			b.piece = n
+		}
+	}
+	return b
+}
+
+// setPiece records a piece size for a blob not written yet.
+func (b *blob) setPiece(n int64) error {
+	b.piece = n
+	return b.kv.Put(pieceKey(b.id), []byte(strconv.FormatInt(n, 10)))
+}
+
+func (b *blob) pieceSize() int64 {
+	if b.piece > 0 {
+		return b.piece
+	}
+	return blobChunk
+}
+
 // ReadAt reads from the pieces; a missing piece reads as an error.
 func (b *blob) ReadAt(p []byte, off int64) (int, error) {
 	if off >= b.size {
 		return 0, io.EOF
 	}
-	n := 0
+	n, ps := 0, b.pieceSize()
 	for n < len(p) && off < b.size {
-		i, at := off/blobChunk, off%blobChunk
+		i, at := off/ps, off%ps
 		v, ok, err := b.kv.Get(b.key(i))
 		if err != nil {
 			return n, err
@@ -210,15 +241,15 @@ func (b *blob) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt writes into the pieces (reading back a piece it fills in
 // part).
 func (b *blob) WriteAt(p []byte, off int64) (int, error) {
-	n := 0
+	n, ps := 0, b.pieceSize()
 	for n < len(p) {
-		i, at := off/blobChunk, off%blobChunk
-		end := min(blobChunk, at+int64(len(p)-n), b.size-i*blobChunk)
+		i, at := off/ps, off%ps
+		end := min(ps, at+int64(len(p)-n), b.size-i*ps)
 		if end <= at {
 			return n, fmt.Errorf("file %s: write past its size", b.id)
 		}
 		piece := make([]byte, end)
-		if at > 0 || end < min(blobChunk, b.size-i*blobChunk) {
+		if at > 0 || end < min(ps, b.size-i*ps) {
 			if v, ok, err := b.kv.Get(b.key(i)); err != nil {
 				return n, err
 			} else if ok {

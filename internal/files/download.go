@@ -4,15 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Download fetches the stripes of m that done does not report as done
 // (nil: all), writing each stripe's plaintext at its place in dst, and
 // returns when all are written or one cannot be rebuilt. For each stripe
 // it asks K shares (the data shares first: no decoding when all come),
-// t.Parallel at a time, and one more for each that fails; a node that
-// fails, or serves a share that does not match its address, is treated
-// as down for the rest of the download.
+// and one more for each that fails; a node that fails, or serves a share
+// that does not match its address, is treated as down for the rest of the
+// download. Several stripes are fetched at once (t.Parallel requests in
+// all); writes, Progress and Checkpoint are serialized.
 func Download(ctx context.Context, m *Manifest, dst io.WriterAt, done func(stripe int) bool, t *Transfer) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -22,31 +24,72 @@ func Download(ctx context.Context, m *Manifest, dst io.WriterAt, done func(strip
 		return err
 	}
 	down := newNodeSet()
-	var written int64
+	var (
+		mu      sync.Mutex
+		written int64
+		fail    error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := func(err error) {
+		if fail == nil {
+			fail = err
+			cancel()
+		}
+	}
+	sem := make(chan struct{}, max(1, t.parallel()/m.Params.K))
+	var wg sync.WaitGroup
 	for i := range c.Stripes() {
 		off, n := c.Span(i)
 		if done != nil && done(i) {
+			mu.Lock()
 			written += n
+			mu.Unlock()
 			continue
 		}
-		plain, err := fetchStripe(ctx, c, m, i, down, t)
-		if err != nil {
-			return err
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		if _, err := dst.WriteAt(plain, off); err != nil {
-			return fmt.Errorf("files: write stripe %d: %w", i, err)
+		if ctx.Err() != nil {
+			break
 		}
-		written += n
-		if t.Progress != nil {
-			t.Progress(written, m.Size)
-		}
-		if t.Checkpoint != nil {
-			if err := t.Checkpoint(i); err != nil {
-				return err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			plain, err := fetchStripe(ctx, c, m, i, down, t)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				stop(err)
+				return
 			}
-		}
+			if fail != nil {
+				return
+			}
+			if _, err := dst.WriteAt(plain, off); err != nil {
+				stop(fmt.Errorf("files: write stripe %d: %w", i, err))
+				return
+			}
+			written += n
+			if t.Progress != nil {
+				t.Progress(written, m.Size)
+			}
+			if t.Checkpoint != nil {
+				if err := t.Checkpoint(i); err != nil {
+					stop(err)
+				}
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	return ctx.Err()
 }
 
 // fetchStripe gathers K good shares of stripe i and rebuilds it.

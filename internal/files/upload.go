@@ -67,8 +67,8 @@ func NewUpload(size int64, nodes [][]byte, expiry int64) (*Upload, error) {
 // Transfer says how an upload or download runs.
 type Transfer struct {
 	Net Net
-	// Parallel is the number of requests in flight (default 8): several
-	// onion paths at once.
+	// Parallel is the number of requests in flight (default 32): several
+	// onion paths, and several stripes, at once.
 	Parallel int
 	// Progress, if set, is told the bytes of the file done so far.
 	Progress func(done, total int64)
@@ -83,7 +83,7 @@ func (t *Transfer) parallel() int {
 	if t.Parallel > 0 {
 		return t.Parallel
 	}
-	return 8
+	return 32
 }
 
 func (t *Transfer) attempts() int {
@@ -100,42 +100,110 @@ var ErrNoNode = errors.New("files: no node would store a share")
 // reading each from src, and returns when all are, or on the first
 // share no node would take. A node that fails or refuses a share is
 // left out for the rest of the upload and the share goes to the next
-// node in its rendezvous order that the stripe does not use.
+// node in its rendezvous order that the stripe does not use. Several
+// stripes are in flight at once (t.Parallel requests in all), so the
+// upload is not bound by one request's latency; they are recorded (and
+// checkpointed) in order, so a resumed upload repeats at most those that
+// were in flight.
 func (u *Upload) Run(ctx context.Context, src io.ReaderAt, t *Transfer) error {
 	c, err := NewCoder(u.Key, u.Params, u.Size)
 	if err != nil {
 		return err
 	}
 	bad := newNodeSet()
-	for i := u.Stripes(); i < c.Stripes(); i++ {
-		off, n := c.Span(i)
-		plain := make([]byte, n)
-		if _, err := src.ReadAt(plain, off); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
-			return fmt.Errorf("files: read stripe %d: %w", i, err)
-		}
-		shares, err := c.Seal(i, plain)
-		if err != nil {
-			return err
-		}
-		where, err := u.storeStripe(ctx, shares, bad, t)
-		if err != nil {
-			return fmt.Errorf("files: stripe %d: %w", i, err)
-		}
-		for j, sh := range shares {
-			a := AddressOf(sh)
-			u.Shares = append(u.Shares, a[:])
-			u.Where = append(u.Where, uint16(where[j]))
-		}
-		if t.Progress != nil {
-			t.Progress(off+n, u.Size)
-		}
-		if t.Checkpoint != nil {
-			if err := t.Checkpoint(i); err != nil {
-				return err
-			}
+	type stored struct {
+		addrs []Address
+		where []int
+	}
+	var (
+		mu    sync.Mutex
+		ready = map[int]stored{}
+		next  = u.Stripes() // the next stripe to record
+		fail  error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := func(err error) {
+		if fail == nil {
+			fail = err
+			cancel()
 		}
 	}
-	return nil
+	// record appends the stripes finished in order, under mu.
+	record := func() {
+		for fail == nil {
+			st, ok := ready[next]
+			if !ok {
+				return
+			}
+			delete(ready, next)
+			for j, a := range st.addrs {
+				u.Shares = append(u.Shares, a[:])
+				u.Where = append(u.Where, uint16(st.where[j]))
+			}
+			off, n := c.Span(next)
+			if t.Progress != nil {
+				t.Progress(off+n, u.Size)
+			}
+			if t.Checkpoint != nil {
+				if err := t.Checkpoint(next); err != nil {
+					stop(err)
+					return
+				}
+			}
+			next++
+		}
+	}
+	sem := make(chan struct{}, max(1, t.parallel()/u.Params.N))
+	var wg sync.WaitGroup
+	for i := u.Stripes(); i < c.Stripes() && ctx.Err() == nil; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := func() error {
+				off, n := c.Span(i)
+				plain := make([]byte, n)
+				if _, err := src.ReadAt(plain, off); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+					return fmt.Errorf("files: read stripe %d: %w", i, err)
+				}
+				shares, err := c.Seal(i, plain)
+				if err != nil {
+					return err
+				}
+				where, err := u.storeStripe(ctx, shares, bad, t)
+				if err != nil {
+					return fmt.Errorf("files: stripe %d: %w", i, err)
+				}
+				addrs := make([]Address, len(shares))
+				for j, sh := range shares {
+					addrs[j] = AddressOf(sh)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ready[i] = stored{addrs, where}
+				record()
+				return nil
+			}()
+			if err != nil {
+				mu.Lock()
+				stop(err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	return ctx.Err()
 }
 
 // storeStripe puts one stripe's shares, t.Parallel at a time, and
@@ -215,11 +283,21 @@ func (u *Upload) storeStripe(ctx context.Context, shares [][]byte, bad *nodeSet,
 	return where, nil
 }
 
-// put stores one share on node, paying the work it asks, and checks the
-// node's receipt.
+// MaxExtraWork is the most work above the base price an uploader pays a
+// node (16 times the base: a node past 5/8 of its quota): a node that
+// asks more is skipped like a failing one, so a hostile node cannot make
+// uploads burn minutes of CPU, and full nodes get no new shares.
+const MaxExtraWork = 4
+
+// ErrTooDear is returned when a node asks more work than MaxExtraWork.
+var ErrTooDear = errors.New("files: the node asks too much work")
+
+// put stores one share on node, paying the work it asks (within
+// MaxExtraWork), and checks the node's receipt.
 func (u *Upload) put(ctx context.Context, node int, a Address, share []byte, net Net) error {
 	id := u.Nodes[node]
-	bits := ShareWork(len(share), 0, 0)
+	base := ShareWork(len(share), 0, 0)
+	bits := base
 	for range 3 {
 		nonce, err := SolveWork(a, u.Expiry, bits, ctx.Done())
 		if err != nil {
@@ -227,7 +305,10 @@ func (u *Upload) put(ctx context.Context, node int, a Address, share []byte, net
 		}
 		resp, err := net.PutShare(ctx, id, &wire.SharePutReq{Addr: a[:], Expiry: u.Expiry, Work: nonce, Data: share})
 		var we *wire.Error
-		if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > bits && we.WorkBits <= MaxShareWork {
+		if errors.As(err, &we) && we.Code == wire.CodeRateLimited && we.WorkBits > bits {
+			if we.WorkBits > base+MaxExtraWork {
+				return fmt.Errorf("%w: %d bits", ErrTooDear, we.WorkBits)
+			}
 			bits = we.WorkBits // a busy node: pay its price
 			continue
 		}

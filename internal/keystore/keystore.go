@@ -30,6 +30,8 @@ import (
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/umbra-im/umbra/internal/sqlitedsn"
 )
 
 // Errors.
@@ -111,12 +113,8 @@ func Open(path, passphrase string, opts ...Option) (*Store, error) {
 }
 
 func dsn(path string) string {
-	q := url.Values{}
-	for _, p := range []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)"} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	return sqlitedsn.DSN(path, url.Values{"_txlock": {"immediate"}},
+		"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)")
 }
 
 // Unprotected reports whether the store was opened with an empty

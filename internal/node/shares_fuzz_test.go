@@ -49,7 +49,11 @@ func FuzzShareRequest(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		start := time.Now()
 		rk, resp := n.handleClient(ctx, k, body, maxOnionRetrieveBytes)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("answered after %s", d)
+		}
 		switch r := resp.(type) {
 		case *wire.SharePutResp:
 			var req wire.SharePutReq

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/umbra-im/umbra/internal/files"
 	"github.com/umbra-im/umbra/internal/wire"
 )
 
@@ -245,5 +246,23 @@ func TestReplySizeField(t *testing.T) {
 	q[lenPrefix+int(binary.BigEndian.Uint32(p))-aeadOver-1] ^= 0x01 // inside {..., 3: 8192}, after the request
 	if _, err := Peel([]*ecdh.PrivateKey{r.key}, q); err == nil {
 		t.Fatal("a packet with a changed reply size was peeled")
+	}
+}
+
+// TestShareFitsClass: a request storing the largest file share
+// (files.MaxShareSize, with its address, expiry and work) goes in the
+// 128 KiB class through 3 hops, not in the 1280 KiB one.
+func TestShareFitsClass(t *testing.T) {
+	hops := hopsOf(newRelays(t, 3))
+	req, err := wire.EncodeMsg(wire.KindSharePutReq, &wire.SharePutReq{Addr: make([]byte, 32), Expiry: 1 << 50, Work: 1 << 60, Data: make([]byte, files.MaxShareSize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := BuildWith(hops, req, ClientOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != Classes[1] {
+		t.Fatalf("a %d-byte share request takes a %d-byte packet, want %d", len(req), len(p), Classes[1])
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/umbra-im/umbra/internal/files"
+	"github.com/umbra-im/umbra/internal/sqlitedsn"
 )
 
 // Config configures Open. DefaultConfig gives the defaults; in a Config
@@ -114,14 +114,8 @@ CREATE TABLE IF NOT EXISTS shares (
 CREATE INDEX IF NOT EXISTS shares_expiry ON shares(expiry);
 `
 
-// dsn builds a modernc.org/sqlite DSN for path with the given pragmas.
-func dsn(path string, pragmas ...string) string {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-}
+// dsn is the DSN of the database at path with the pragmas.
+func dsn(path string, pragmas ...string) string { return sqlitedsn.DSN(path, nil, pragmas...) }
 
 // writerPragmas: synchronous=FULL makes every COMMIT fsync the WAL, so an
 // acknowledged share survives power loss.

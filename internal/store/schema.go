@@ -4,7 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
+
+	"github.com/umbra-im/umbra/internal/sqlitedsn"
 )
 
 // migrations is the ordered list of schema versions. migrations[i] upgrades a
@@ -57,15 +58,8 @@ CREATE INDEX messages_mailbox_ns_seq ON messages(mailbox, namespace, seq);
 `,
 }
 
-// dsn builds a modernc.org/sqlite DSN for path with the given pragmas.
-func dsn(path string, pragmas ...string) string {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	// url.Values.Encode escapes the parentheses, which the driver decodes again.
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-}
+// dsn is the DSN of the database at path with the pragmas.
+func dsn(path string, pragmas ...string) string { return sqlitedsn.DSN(path, nil, pragmas...) }
 
 // writerPragmas apply to the single writer connection. journal_mode is
 // persistent in the file; synchronous=FULL makes every COMMIT fsync the WAL so

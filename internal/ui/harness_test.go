@@ -373,6 +373,25 @@ func (tb *tab) waitJS(what string, d time.Duration, expr string) {
 	}
 }
 
+// clickJS clicks the element sel finds, in one page evaluation (tried
+// again until it is there): chromedp's Click resolves a node and clicks it
+// in two steps, and a list re-rendered between them (an event came) fails
+// with "Could not find node".
+func (tb *tab) clickJS(what string, d time.Duration, sel string) {
+	tb.b.t.Helper()
+	tb.waitJS(what, d, `(() => { const e = document.querySelector(`+jsString(sel)+`); if (!e) return false; e.click(); return true; })()`)
+}
+
+// react picks emoji on message msg (a selector): opens its picker and
+// clicks the emoji in one evaluation (see clickJS).
+func (tb *tab) react(what string, d time.Duration, msg, emoji string) {
+	tb.b.t.Helper()
+	pick := msg + ` .pick[data-emoji="` + emoji + `"]`
+	tb.waitJS(what, d, `(() => { let p = document.querySelector(`+jsString(pick)+`);
+		if (!p) { document.querySelector(`+jsString(msg+" .act-react")+`)?.click(); p = document.querySelector(`+jsString(pick)+`); }
+		if (!p) return false; p.click(); return true; })()`)
+}
+
 // fail ends the test with a screenshot and the page's text for diagnosis.
 func (tb *tab) fail(what string, err error) {
 	tb.b.t.Helper()

@@ -71,7 +71,8 @@ func TestBrowserMessageActions(t *testing.T) {
 	bt.waitJS("alice's message at bob", 60*time.Second, `document.querySelector('`+msg+`')`)
 
 	// Reply.
-	bt.do("reply", 10*time.Second, chromedp.Click(css(msg+" .act-reply")), chromedp.WaitVisible(css(`#compose-banner[data-mode="reply"]`)),
+	bt.clickJS("reply", 10*time.Second, msg+" .act-reply")
+	bt.do("reply", 10*time.Second, chromedp.WaitVisible(css(`#compose-banner[data-mode="reply"]`)),
 		chromedp.SendKeys(css("#composer"), "8 is better"), pressEnter())
 	bt.waitJS("the banner to go", 10*time.Second, `document.querySelector('#compose-banner').hidden`)
 	at.waitJS("the reply with its quote at alice", 60*time.Second, `[...document.querySelectorAll('.msg.in')].some(m =>
@@ -80,14 +81,15 @@ func TestBrowserMessageActions(t *testing.T) {
 	at.shot("msgops-01-reply-desktop")
 
 	// React from the picker.
-	bt.do("react", 10*time.Second, chromedp.Click(css(msg+" .act-react")), chromedp.Click(css(msg+` .pick[data-emoji="👍"]`)))
+	bt.react("react", 10*time.Second, msg, "👍")
 	bt.waitJS("bob's own reaction", 20*time.Second, `document.querySelector('`+msg+` .reaction.mine[data-emoji="👍"]')`)
 	at.waitJS("bob's reaction at alice", 60*time.Second, `document.querySelector('`+msg+` .reaction[data-emoji="👍"]')`)
-	at.do("react too", 10*time.Second, chromedp.Click(css(msg+" .act-react")), chromedp.Click(css(msg+` .pick[data-emoji="👍"]`)))
+	at.react("react too", 10*time.Second, msg, "👍")
 	bt.waitJS("two reactions counted at bob", 60*time.Second, `document.querySelector('`+msg+` .reaction[data-emoji="👍"]')?.dataset.count === '2'`)
 
 	// Edit.
-	at.do("edit", 10*time.Second, chromedp.Click(css(msg+" .act-edit")), chromedp.WaitVisible(css(`#compose-banner[data-mode="edit"]`)),
+	at.clickJS("edit", 10*time.Second, msg+" .act-edit")
+	at.do("edit", 10*time.Second, chromedp.WaitVisible(css(`#compose-banner[data-mode="edit"]`)),
 		clearField("#composer"), chromedp.SendKeys(css("#composer"), "dinner at 8?"), pressEnter())
 	at.waitJS("the edit at alice", 20*time.Second, `document.querySelector('`+msg+` .text').textContent === 'dinner at 8?' && document.querySelector('`+msg+` .edited')`)
 	bt.waitJS("the edit at bob", 60*time.Second, `document.querySelector('`+msg+` .text').textContent === 'dinner at 8?' && document.querySelector('`+msg+` .edited')`)
@@ -102,7 +104,8 @@ func TestBrowserMessageActions(t *testing.T) {
 	bt.waitJS("typing to go at bob", 30*time.Second, `document.querySelector('#typing-indicator').hidden`)
 
 	// Delete for everyone.
-	at.do("delete", 10*time.Second, chromedp.Click(css(msg+" .act-delete")), chromedp.Click(css("#delete-for-everyone")))
+	at.clickJS("delete", 10*time.Second, msg+" .act-delete")
+	at.do("delete", 10*time.Second, chromedp.Click(css("#delete-for-everyone")))
 	for _, tb := range []*tab{at, bt} {
 		tb.waitJS("the deleted mark", 60*time.Second, `document.querySelector('`+msg+` .text.deleted')?.textContent === 'This message was deleted' &&
 			!document.querySelector('`+msg+` .reaction') && !document.querySelector('`+msg+` .edited') &&
