@@ -25,7 +25,7 @@ import (
 
 // TestBrowserFiles sends files through the web UI over a real devnet:
 // alice attaches a picture (the file input, as the attach button's picker
-// fills it) and a 3 MB binary file to bob. The page makes the picture's
+// fills it) and a 100 MB binary file to bob. The page makes the picture's
 // thumbnail (bob's daemon has it, at most 32 KiB, with the picture's size);
 // bob's tab shows the picture inline (read from the daemon's file URL into
 // a blob: URL) and the binary file as a card; bob clicks Download, and the
@@ -50,7 +50,7 @@ func TestBrowserFiles(t *testing.T) {
 	dir := t.TempDir()
 	picPath := filepath.Join(dir, "photo.png")
 	writePicture(t, picPath, 640, 480)
-	blob := make([]byte, 3<<20+12345)
+	blob := make([]byte, 100<<20) // the largest file
 	if _, err := rand.Read(blob); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestBrowserFiles(t *testing.T) {
 		`+outPic+`.querySelector('img.file-img')?.naturalWidth === 640`)
 	picID := eval[string](at, "the picture's message", outPic+`.closest('.msg').dataset.id`)
 
-	// The 3 MB file.
+	// The 100 MB file.
 	at.do("attach the binary file", 10*time.Second, chromedp.SetUploadFiles(css("#file-input"), []string{blobPath}))
 	outBin := `[...document.querySelectorAll('.msg.out .file[data-kind="file"]')].find(f => f.querySelector('.file-name')?.textContent === 'data.bin')`
 	at.waitJS("the file card in alice's chat", 60*time.Second, outBin)
@@ -119,7 +119,7 @@ func TestBrowserFiles(t *testing.T) {
 	// Bob: the file as a card; Download, then its bytes are alice's.
 	inBin := `document.querySelector('.msg.in[data-id="` + binID + `"] .file[data-kind="file"]')`
 	bt.waitJS("the file card at bob", 240*time.Second, inBin+`?.querySelector('.file-download') && `+
-		inBin+`.querySelector('.file-sub').textContent.startsWith('3.0 MB')`)
+		inBin+`.querySelector('.file-sub').textContent.startsWith('100 MB')`)
 	// No caption, no text: the bubble shows the card and the time only.
 	if txt := eval[string](bt, "the card's bubble", inBin+`.closest('.bubble').innerText`); strings.Contains(txt, "null") ||
 		eval[bool](bt, "the card's caption", inBin+`.closest('.bubble').querySelector('.text') !== null`) {
