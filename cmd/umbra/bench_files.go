@@ -19,6 +19,7 @@ import (
 	"github.com/umbra-im/umbra/internal/devnet"
 	"github.com/umbra-im/umbra/internal/files"
 	"github.com/umbra-im/umbra/internal/mailbox"
+	"github.com/umbra-im/umbra/internal/swarmclient"
 )
 
 func benchFilesCmd() *cobra.Command {
@@ -150,7 +151,17 @@ starts its own devnet of --nodes processes.`,
 			var rawFirst time.Duration
 			var once sync.Once
 			if err := inParallel(ctx, n, parallel, func(i int) error {
-				ms, err := c.Get(ctx, keys[i], 0)
+				// The put's acknowledgement came with a write quorum; the
+				// fan-out to the rest of the swarm goes on behind it, so a
+				// read may find none yet: read again, a few times.
+				var ms []swarmclient.Message
+				var err error
+				for try := 0; try < 5; try++ {
+					if ms, err = c.Get(ctx, keys[i], 0); err != nil || len(ms) > 0 {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
 				if err == nil && (len(ms) != 1 || !bytes.Equal(ms[0].Data, piece(i))) {
 					err = fmt.Errorf("mailbox %d: %d messages", i, len(ms))
 				}
