@@ -117,8 +117,7 @@ func (e *Engine) SendFile(ctx context.Context, peer string, r io.Reader, meta Fi
 		b.remove()
 		return nil, err
 	}
-	e.bus.publish(Event{Type: EventMessage, Message: m})
-	e.kickFiles()
+	e.bus.publish(Event{Type: EventMessage, Message: m}) // wakes the file worker
 	return m, nil
 }
 
@@ -180,8 +179,7 @@ func (e *Engine) Download(id string) (*Message, error) {
 	if err := e.kv.PutMany(b.entries); err != nil {
 		return nil, err
 	}
-	e.bus.publish(Event{Type: EventMessage, Message: m})
-	e.kickFiles()
+	e.bus.publish(Event{Type: EventMessage, Message: m}) // wakes the file worker
 	return m, nil
 }
 
@@ -465,7 +463,11 @@ func (e *Engine) runUpload(ctx context.Context, sn shareNetwork, id string) erro
 	if err != nil {
 		return e.failUpload(id, err)
 	}
-	body, err := encodeFileBody(man, job.Meta)
+	raw, err := man.Marshal()
+	if err != nil {
+		return e.failUpload(id, err)
+	}
+	body, err := encodeFileBody(raw, job.Meta)
 	if err != nil {
 		return e.failUpload(id, err)
 	}
@@ -475,7 +477,7 @@ func (e *Engine) runUpload(ctx context.Context, sn shareNetwork, id string) erro
 	}
 	c.File = body
 	e.log.Info("file uploaded", "msg", id, "size", job.Size, "took", time.Since(start).Round(time.Millisecond))
-	if err := e.sendFileMessage(ctx, job.Peer, id, c); err != nil {
+	if err := e.sendFileMessage(ctx, job.Peer, id, c, raw); err != nil {
 		if job.Attempts++; job.Attempts >= maxAttempts {
 			return e.failUpload(id, err)
 		}
@@ -487,18 +489,16 @@ func (e *Engine) runUpload(ctx context.Context, sn shareNetwork, id string) erro
 
 // sendFileMessage queues the message of an uploaded file, writing its
 // manifest and removing the upload job in the same transaction.
-func (e *Engine) sendFileMessage(ctx context.Context, peer, id string, c *envelope.Content) error {
+func (e *Engine) sendFileMessage(ctx context.Context, peer, id string, c *envelope.Content, manifest []byte) error {
 	m, err := e.d.message(id)
 	if err != nil || m == nil {
 		return fmt.Errorf("the message of file %s is gone", id)
 	}
 	m.File.State, m.File.Done = FileDone, m.File.Size
-	man, _, _ := parseFileBody(c.File)
-	raw, _ := man.Marshal()
 	// The message, now "done", goes out with its manifest in one
 	// transaction; the job is removed after (runUpload skips a job whose
 	// message is done: one a crash left behind).
-	then := func(b *batch) error { return b.Put(fileManPrefix+id, raw) }
+	then := func(b *batch) error { return b.Put(fileManPrefix+id, manifest) }
 	if gid, ok := strings.CutPrefix(peer, groupPeerPrefix); ok {
 		err = e.sendGroupContent(gid, c, m, then)
 	} else {

@@ -121,13 +121,10 @@ func isASCII(s string) bool {
 	return true
 }
 
-// encodeFileBody encodes a file's body for Content.File.
-func encodeFileBody(m *files.Manifest, meta FileMeta) ([]byte, error) {
-	mb, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return wire.Marshal(&fileBody{Manifest: mb, Name: meta.Name, Type: meta.Type, Thumb: meta.Thumb,
+// encodeFileBody encodes a file's body for Content.File, from its encoded
+// manifest.
+func encodeFileBody(manifest []byte, meta FileMeta) ([]byte, error) {
+	return wire.Marshal(&fileBody{Manifest: manifest, Name: meta.Name, Type: meta.Type, Thumb: meta.Thumb,
 		Width: meta.Width, Height: meta.Height, Duration: meta.Duration})
 }
 

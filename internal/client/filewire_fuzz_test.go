@@ -28,7 +28,11 @@ func FuzzFileBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, meta := range []FileMeta{{Name: "cat.png", Thumb: []byte("t"), Width: 3, Height: 4}, {Name: "../../etc/passwd", Type: "text/plain"}} {
-		b, err := encodeFileBody(man, meta)
+		raw, err := man.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := encodeFileBody(raw, meta)
 		if err != nil {
 			f.Fatal(err)
 		}

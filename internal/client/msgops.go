@@ -359,7 +359,7 @@ func applyEdit(m *Message, text string, at int64) {
 
 func applyDelete(m *Message) {
 	m.Text, m.Deleted, m.Edited, m.ReplyTo, m.Reactions, m.OpsAt = "", true, false, "", nil, nil
-	m.File = nil // its pieces go at the file worker's next sweep
+	m.File = nil // its pieces go at the file worker's next sweep (sweepFiles)
 }
 
 // Delete deletes a message of the conversation with peer: on this device
@@ -397,7 +397,6 @@ func (e *Engine) Delete(ctx context.Context, peer, id string, everyone bool) (*M
 	if err != nil {
 		return nil, err
 	}
-	e.kickFiles() // its file, if any, goes too
 	e.bus.publish(Event{Type: EventRemoved, Message: m})
 	return m, nil
 }

@@ -328,9 +328,6 @@ func (e *Engine) expireOne(key, id string) {
 	e.kv.Delete(key)
 	e.mu.Unlock()
 	if m != nil {
-		if m.File != nil {
-			e.kickFiles() // its file goes too
-		}
 		e.bus.publish(Event{Type: EventExpired, Message: m})
 	}
 }

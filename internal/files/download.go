@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Download fetches the stripes of m that done does not report as done
@@ -25,20 +27,11 @@ func Download(ctx context.Context, m *Manifest, dst io.WriterAt, done func(strip
 	}
 	down := newNodeSet()
 	var (
-		mu      sync.Mutex
+		mu      sync.Mutex // serializes writes, Progress and Checkpoint
 		written int64
-		fail    error
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := func(err error) {
-		if fail == nil {
-			fail = err
-			cancel()
-		}
-	}
-	sem := make(chan struct{}, max(1, t.parallel()/m.Params.K))
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx) // the first error stops the rest
+	g.SetLimit(max(1, t.parallel()/m.Params.K))
 	for i := range c.Stripes() {
 		off, n := c.Span(i)
 		if done != nil && done(i) {
@@ -47,47 +40,34 @@ func Download(ctx context.Context, m *Manifest, dst io.WriterAt, done func(strip
 			mu.Unlock()
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			plain, err := fetchStripe(ctx, c, m, i, down, t)
+		g.Go(func() error {
+			plain, err := fetchStripe(gctx, c, m, i, down, t)
+			if err != nil {
+				return err
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				stop(err)
-				return
-			}
-			if fail != nil {
-				return
+			if err := gctx.Err(); err != nil { // another stripe failed
+				return err
 			}
 			if _, err := dst.WriteAt(plain, off); err != nil {
-				stop(fmt.Errorf("files: write stripe %d: %w", i, err))
-				return
+				return fmt.Errorf("files: write stripe %d: %w", i, err)
 			}
 			written += n
 			if t.Progress != nil {
 				t.Progress(written, m.Size)
 			}
 			if t.Checkpoint != nil {
-				if err := t.Checkpoint(i); err != nil {
-					stop(err)
-				}
+				return t.Checkpoint(i)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if fail != nil {
-		return fail
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

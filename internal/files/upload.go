@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/umbra-im/umbra/internal/wire"
 )
@@ -116,25 +117,17 @@ func (u *Upload) Run(ctx context.Context, src io.ReaderAt, t *Transfer) error {
 		where []int
 	}
 	var (
-		mu    sync.Mutex
+		mu    sync.Mutex // guards ready, next and u's lists
 		ready = map[int]stored{}
 		next  = u.Stripes() // the next stripe to record
-		fail  error
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := func(err error) {
-		if fail == nil {
-			fail = err
-			cancel()
-		}
-	}
+	g, gctx := errgroup.WithContext(ctx) // the first error stops the rest
 	// record appends the stripes finished in order, under mu.
-	record := func() {
-		for fail == nil {
+	record := func() error {
+		for gctx.Err() == nil {
 			st, ok := ready[next]
 			if !ok {
-				return
+				return nil
 			}
 			delete(ready, next)
 			for j, a := range st.addrs {
@@ -147,72 +140,48 @@ func (u *Upload) Run(ctx context.Context, src io.ReaderAt, t *Transfer) error {
 			}
 			if t.Checkpoint != nil {
 				if err := t.Checkpoint(next); err != nil {
-					stop(err)
-					return
+					return err
 				}
 			}
 			next++
 		}
+		return gctx.Err()
 	}
-	sem := make(chan struct{}, max(1, t.parallel()/u.Params.N))
-	var wg sync.WaitGroup
-	for i := u.Stripes(); i < c.Stripes() && ctx.Err() == nil; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			err := func() error {
-				off, n := c.Span(i)
-				plain := make([]byte, n)
-				if _, err := src.ReadAt(plain, off); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
-					return fmt.Errorf("files: read stripe %d: %w", i, err)
-				}
-				shares, err := c.Seal(i, plain)
-				if err != nil {
-					return err
-				}
-				where, err := u.storeStripe(ctx, shares, bad, t)
-				if err != nil {
-					return fmt.Errorf("files: stripe %d: %w", i, err)
-				}
-				addrs := make([]Address, len(shares))
-				for j, sh := range shares {
-					addrs[j] = AddressOf(sh)
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				ready[i] = stored{addrs, where}
-				record()
-				return nil
-			}()
-			if err != nil {
-				mu.Lock()
-				stop(err)
-				mu.Unlock()
+	g.SetLimit(max(1, t.parallel()/u.Params.N))
+	for i := u.Stripes(); i < c.Stripes() && gctx.Err() == nil; i++ {
+		g.Go(func() error {
+			off, n := c.Span(i)
+			plain := make([]byte, n)
+			if _, err := src.ReadAt(plain, off); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+				return fmt.Errorf("files: read stripe %d: %w", i, err)
 			}
-		}()
+			shares, err := c.Seal(i, plain)
+			if err != nil {
+				return err
+			}
+			addrs := make([]Address, len(shares))
+			for j, sh := range shares {
+				addrs[j] = AddressOf(sh)
+			}
+			where, err := u.storeStripe(gctx, shares, addrs, bad, t)
+			if err != nil {
+				return fmt.Errorf("files: stripe %d: %w", i, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ready[i] = stored{addrs, where}
+			return record()
+		})
 	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if fail != nil {
-		return fail
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
 
-// storeStripe puts one stripe's shares, t.Parallel at a time, and
-// returns the node of each.
-func (u *Upload) storeStripe(ctx context.Context, shares [][]byte, bad *nodeSet, t *Transfer) ([]int, error) {
-	addrs := make([]Address, len(shares))
-	for j, sh := range shares {
-		addrs[j] = AddressOf(sh)
-	}
+// storeStripe puts one stripe's shares (with their addresses), t.Parallel
+// at a time, and returns the node of each.
+func (u *Upload) storeStripe(ctx context.Context, shares [][]byte, addrs []Address, bad *nodeSet, t *Transfer) ([]int, error) {
 	var mu sync.Mutex // guards where
 	where := Place(addrs, u.Nodes, bad.has)
 	// pick is the node for share j: its placed node while that one is
@@ -246,38 +215,27 @@ func (u *Upload) storeStripe(ctx context.Context, shares [][]byte, bad *nodeSet,
 		where[j] = fallback
 		return fallback
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, t.parallel())
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(t.parallel())
 	for j := range shares {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			for range t.attempts() {
 				node := pick(j)
 				if node < 0 {
 					break
 				}
-				if u.put(ctx, node, addrs[j], shares[j], t.Net) == nil {
-					return
+				if u.put(gctx, node, addrs[j], shares[j], t.Net) == nil {
+					return nil
 				}
-				if ctx.Err() != nil {
-					return
+				if err := gctx.Err(); err != nil {
+					return err
 				}
 				bad.add(node)
 			}
-			cancel(fmt.Errorf("%w (share %d of the stripe)", ErrNoNode, j))
-		}()
+			return fmt.Errorf("%w (share %d of the stripe)", ErrNoNode, j)
+		})
 	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return where, nil
@@ -326,20 +284,19 @@ func (u *Upload) put(ctx context.Context, node int, a Address, share []byte, net
 // nodeSet is a set of node indexes, safe for concurrent use.
 type nodeSet struct {
 	mu sync.Mutex
-	m  map[int]time.Time
+	m  map[int]bool
 }
 
-func newNodeSet() *nodeSet { return &nodeSet{m: map[int]time.Time{}} }
+func newNodeSet() *nodeSet { return &nodeSet{m: map[int]bool{}} }
 
 func (s *nodeSet) add(i int) {
 	s.mu.Lock()
-	s.m[i] = time.Now()
+	s.m[i] = true
 	s.mu.Unlock()
 }
 
 func (s *nodeSet) has(i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.m[i]
-	return ok
+	return s.m[i]
 }
